@@ -1,0 +1,315 @@
+"""Typed, lenient models of the midjourney-proxy wire format.
+
+Every server of the API family (Java OSS, Plus, trueai, new-api relays, openai-hk) speaks a
+slightly different dialect; these parsers accept all of them and never raise on an unknown
+status, action or extra field. Logic keys on numeric codes, statuses and customIds only, never
+on human-readable text (see reference/mj-api.md §0, §14).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    NOT_START = "NOT_START"
+    SUBMITTED = "SUBMITTED"
+    MODAL = "MODAL"
+    IN_PROGRESS = "IN_PROGRESS"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    CANCEL = "CANCEL"
+    UNKNOWN = "UNKNOWN"
+
+    @classmethod
+    def parse(cls, value: Any) -> Status:
+        try:
+            return cls(str(value).upper())
+        except ValueError:
+            return cls.UNKNOWN
+
+    @property
+    def is_final(self) -> bool:
+        return self in (Status.SUCCESS, Status.FAILURE, Status.CANCEL)
+
+    @property
+    def rank(self) -> int:
+        """Merge rank: a task only ever moves to a higher rank (mj-api.md §6.3)."""
+        return _RANK[self]
+
+
+_RANK = {
+    Status.UNKNOWN: -1,
+    Status.MODAL: 0,
+    Status.NOT_START: 0,
+    Status.SUBMITTED: 1,
+    Status.IN_PROGRESS: 3,
+    Status.FAILURE: 5,
+    Status.CANCEL: 5,
+    Status.SUCCESS: 5,
+}
+
+
+class Action(StrEnum):
+    IMAGINE = "IMAGINE"
+    UPSCALE = "UPSCALE"
+    UPSCALE_HD = "UPSCALE_HD"
+    VARIATION = "VARIATION"
+    REROLL = "REROLL"
+    DESCRIBE = "DESCRIBE"
+    BLEND = "BLEND"
+    SHORTEN = "SHORTEN"
+    ZOOM = "ZOOM"
+    PAN = "PAN"
+    SWAP_FACE = "SWAP_FACE"
+    VIDEO = "VIDEO"
+    EDIT = "EDIT"
+    OTHER = "OTHER"
+
+    @classmethod
+    def parse(cls, value: Any) -> Action:
+        text = str(value or "").upper()
+        text = {
+            "EDITS": "EDIT",
+            "CUSTOM_ZOOM": "ZOOM",
+            "OUTPAINT": "ZOOM",
+            "INPAINT": "VARIATION",
+            "HIGH_VARIATION": "VARIATION",
+            "LOW_VARIATION": "VARIATION",
+            "PIC_READER": "IMAGINE",
+            "VIDEO_EXTEND": "VIDEO",
+        }.get(text, text)
+        try:
+            return cls(text)
+        except ValueError:
+            return cls.OTHER
+
+
+def _str(value: Any) -> str:
+    """Coerce ids and texts to str; numbers become their decimal form (never floats)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _ms(value: Any) -> int | None:
+    """Epoch milliseconds; 0, null and junk all mean 'not reached yet' (P14)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number or None
+
+
+_PERCENT = re.compile(r"(\d{1,3})(?:\.\d+)?\s*%?")
+
+
+def parse_progress(value: Any) -> int:
+    """'46%' -> 46; null, '' and non-numeric text -> 0 (P5, §6.6)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return max(0, min(100, int(value)))
+    match = _PERCENT.search(_str(value))
+    return max(0, min(100, int(match.group(1)))) if match else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """One button of a finished task, exactly as the API returned it."""
+
+    custom_id: str
+    label: str = ""
+    emoji: str = ""
+    style: int = 2
+
+    @classmethod
+    def from_json(cls, data: Any) -> Button | None:
+        if not isinstance(data, dict):
+            return None
+        custom_id = _str(data.get("customId") or data.get("custom_id")).strip()
+        if not custom_id:  # link buttons (style 5) carry no customId: nothing to press
+            return None
+        try:
+            style = int(data.get("style") or 2)
+        except (TypeError, ValueError):
+            style = 2
+        return cls(custom_id, _str(data.get("label")), _str(data.get("emoji")), style)
+
+
+def _urls(value: Any) -> tuple[str, ...]:
+    """imageUrls / videoUrls come as strings or as [{url, thumbnail}] objects."""
+    if not isinstance(value, list):
+        return ()
+    urls = []
+    for item in value:
+        url = item.get("url") if isinstance(item, dict) else item
+        if isinstance(url, str) and url:
+            urls.append(url)
+    return tuple(urls)
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A task as fetched, listed or called back. Unknown fields stay in ``raw``."""
+
+    id: str
+    action: Action = Action.OTHER
+    status: Status = Status.UNKNOWN
+    progress: int = 0
+    prompt: str = ""
+    prompt_en: str = ""
+    description: str = ""
+    state: str = ""
+    image_url: str = ""
+    fail_reason: str = ""
+    submit_time: int | None = None
+    start_time: int | None = None
+    finish_time: int | None = None
+    final_prompt: str = ""
+    message_hash: str = ""
+    mode: str = ""
+    buttons: tuple[Button, ...] = ()
+    image_urls: tuple[str, ...] = ()
+    video_url: str = ""
+    video_urls: tuple[str, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Task | None:
+        """Parse one task object; None when it has no id (empty or foreign bodies)."""
+        if not isinstance(data, dict):
+            return None
+        task_id = _str(data.get("id")).strip()
+        if not task_id:
+            return None
+        props = data.get("properties") if isinstance(data.get("properties"), dict) else {}
+        status = Status.parse(data.get("status"))
+        buttons = tuple(
+            b for b in (Button.from_json(item) for item in data.get("buttons") or []) if b
+        )
+        progress = parse_progress(data.get("progress"))
+        if status is Status.SUCCESS:
+            progress = 100
+        video_urls = _urls(data.get("videoUrls"))
+        return cls(
+            id=task_id,
+            action=Action.parse(data.get("action")),
+            status=status,
+            progress=progress,
+            prompt=_str(data.get("prompt")),
+            prompt_en=_str(data.get("promptEn")),
+            description=_str(data.get("description")),
+            state=_str(data.get("state")),
+            image_url=_str(data.get("imageUrl")),
+            fail_reason=_str(data.get("failReason")),
+            submit_time=_ms(data.get("submitTime")),
+            start_time=_ms(data.get("startTime")),
+            finish_time=_ms(data.get("finishTime")),
+            final_prompt=_str(props.get("finalPrompt")),
+            message_hash=_str(props.get("messageHash") or data.get("jobId")),
+            mode=_str(data.get("mode")).upper(),
+            buttons=buttons,
+            image_urls=_urls(data.get("imageUrls")),
+            video_url=_str(data.get("videoUrl")) or (video_urls[0] if video_urls else ""),
+            video_urls=video_urls,
+            raw=data,
+        )
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        """(status rank, progress): the order the merge never goes back on."""
+        return (self.status.rank, self.progress)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status.is_final
+
+    @property
+    def display_prompt(self) -> str:
+        """The prompt to show and prefill: MJ's normalised version when present (P16)."""
+        return self.final_prompt or self.prompt_en or self.prompt
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"  # code 1
+    QUEUED = "queued"  # code 22
+    MODAL = "modal"  # code 21 on Plus/trueai: a MODAL task waits for /submit/modal
+    EXISTS = "exists"  # code 21 on old Java OSS: the same job already exists
+    QUEUE_FULL = "queue_full"  # code 23 (or 9 with that meaning, per provider)
+    BANNED = "banned"  # code 24
+    INVALID = "invalid"  # code 4 and friends
+    NOT_FOUND = "not_found"  # code 3
+    FAILED = "failed"  # code 9, 5, -1 and anything else
+
+    @property
+    def is_accepted(self) -> bool:
+        return self in (Outcome.ACCEPTED, Outcome.QUEUED, Outcome.MODAL, Outcome.EXISTS)
+
+
+_CODE_OUTCOME = {
+    1: Outcome.ACCEPTED,
+    22: Outcome.QUEUED,
+    23: Outcome.QUEUE_FULL,
+    24: Outcome.BANNED,
+    4: Outcome.INVALID,
+    3: Outcome.NOT_FOUND,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """The envelope a submit answers with, classified by its numeric code."""
+
+    code: int
+    outcome: Outcome
+    task_id: str = ""
+    description: str = ""
+    queue_position: int | None = None
+    banned_word: str = ""
+    final_prompt: str = ""
+    result: Any = None
+    properties: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Submission:
+        """Parse an envelope ({code, description, result}) or trueai's {success, message}."""
+        if not isinstance(data, dict):
+            return cls(code=-1, outcome=Outcome.FAILED, description=_str(data)[:500])
+        try:
+            code = int(data.get("code", -1))
+        except (TypeError, ValueError):
+            code = -1
+        props = data.get("properties") if isinstance(data.get("properties"), dict) else {}
+        description = _str(data.get("description") or data.get("message"))
+        outcome = _CODE_OUTCOME.get(code, Outcome.FAILED)
+        if code == 21:
+            # P2: old Java OSS answers 21 "already exists" with the existing task's status.
+            outcome = Outcome.EXISTS if "status" in props else Outcome.MODAL
+        result = data.get("result")
+        queue = _str(props.get("numberOfQueues"))
+        submission = cls(
+            code=code,
+            outcome=outcome,
+            description=description,
+            queue_position=int(queue) if queue.isdigit() else None,
+            banned_word=_str(props.get("bannedWord")),
+            final_prompt=_str(props.get("finalPrompt")),
+            result=result,
+            properties=props,
+        )
+        ids = submission.task_ids
+        return replace(submission, task_id=ids[0] if ids else "")
+
+    @property
+    def task_ids(self) -> tuple[str, ...]:
+        """All ids in ``result`` (PicReader::all returns several, comma-joined)."""
+        if isinstance(self.result, list):
+            return tuple(_str(item) for item in self.result if _str(item))
+        text = _str(self.result)
+        return tuple(part.strip() for part in text.split(",") if part.strip())
