@@ -1,0 +1,81 @@
+"""The Telegram adapter: python-telegram-bot in, TelegramPort out."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import BotCommand, Update
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.config import TelegramConfig
+from bot.i18n import LANGUAGES, t
+from bot.service import Service
+
+from . import handlers
+from .port import PLATFORM, TelegramPort
+
+__all__ = ["PLATFORM", "TelegramAdapter", "TelegramPort"]
+
+log = logging.getLogger("adapters.telegram")
+
+COMMANDS = ("imagine", "help")
+
+
+class TelegramAdapter:
+    """Owns the PTB Application: long polling, handlers and the ChatPort."""
+
+    platform = PLATFORM
+
+    def __init__(self, config: TelegramConfig) -> None:
+        self.config = config
+        self.app: Application = (
+            ApplicationBuilder()
+            .token(config.token.reveal())
+            .base_url(config.api_base_url)
+            .base_file_url(config.file_base_url)
+            .concurrent_updates(True)
+            .get_updates_read_timeout(40)
+            .build()
+        )
+        self.port = TelegramPort(self.app.bot)
+
+    def attach(self, service: Service) -> None:
+        app = self.app
+        app.bot_data["service"] = service
+        app.add_handler(CommandHandler(["start", "help"], handlers.start))
+        app.add_handler(CommandHandler("imagine", handlers.imagine))
+        app.add_handler(CallbackQueryHandler(handlers.press))
+        app.add_handler(
+            MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND, handlers.reply)
+        )
+        app.add_error_handler(handlers.error)
+
+    async def start(self) -> None:
+        await self.app.initialize()
+        await self._register_commands()
+        await self.app.start()
+        assert self.app.updater is not None
+        await self.app.updater.start_polling(
+            allowed_updates=Update.ALL_TYPES, drop_pending_updates=False, timeout=30
+        )
+        log.info("telegram polling as @%s", self.app.bot.username)
+
+    async def _register_commands(self) -> None:
+        for lang in LANGUAGES:
+            commands = [BotCommand(name, t(f"cmd.{name}", lang)) for name in COMMANDS]
+            code = None if lang == "en" else lang
+            await self.app.bot.set_my_commands(commands, language_code=code)
+
+    async def stop(self) -> None:
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()

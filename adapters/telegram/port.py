@@ -1,0 +1,147 @@
+"""Rendering out: the ChatPort for Telegram, turning Views into Bot API calls."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import (
+    Bot,
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    Message,
+    ReplyParameters,
+    WebAppInfo,
+)
+from telegram.error import BadRequest, RetryAfter
+
+from bot.chat import MessageGone, MessageRef, RateLimited
+from bot.views import View
+
+log = logging.getLogger("adapters.telegram")
+
+PLATFORM = "telegram"
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+PLACEHOLDER_LIMIT = 64
+
+
+def keyboard(view: View) -> InlineKeyboardMarkup | None:
+    if not view.rows:
+        return None
+    rows = []
+    for row in view.rows:
+        buttons = []
+        for choice in row:
+            if choice.webapp and choice.url:
+                buttons.append(InlineKeyboardButton(choice.label, web_app=WebAppInfo(choice.url)))
+            elif choice.url:
+                buttons.append(InlineKeyboardButton(choice.label, url=choice.url))
+            else:
+                buttons.append(InlineKeyboardButton(choice.label, callback_data=choice.token))
+        rows.append(buttons)
+    return InlineKeyboardMarkup(rows)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _ref(message: Message, kind: str) -> MessageRef:
+    return MessageRef(PLATFORM, str(message.chat_id), str(message.message_id), kind)
+
+
+class TelegramPort:
+    platform = PLATFORM
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send(
+        self, chat_id: str, view: View, reply_to: MessageRef | None = None
+    ) -> MessageRef:
+        reply = (
+            ReplyParameters(int(reply_to.message_id), allow_sending_without_reply=True)
+            if reply_to and reply_to.chat_id == chat_id
+            else None
+        )
+        markup = keyboard(view)
+        with _translated_errors():
+            if view.ask is not None:
+                placeholder = _clip(view.ask.placeholder, PLACEHOLDER_LIMIT)
+                markup = ForceReply(selective=True, input_field_placeholder=placeholder)
+            photo = view.photo
+            if photo is not None:
+                message = await self.bot.send_photo(
+                    int(chat_id),
+                    photo.data,
+                    caption=_clip(view.text, CAPTION_LIMIT),
+                    reply_markup=markup,
+                    reply_parameters=reply,
+                )
+                return _ref(message, "photo")
+            message = await self.bot.send_message(
+                int(chat_id),
+                _clip(view.text, TEXT_LIMIT),
+                reply_markup=markup,
+                reply_parameters=reply,
+            )
+            return _ref(message, "text")
+
+    async def edit(self, ref: MessageRef, view: View) -> MessageRef:
+        chat_id, message_id = int(ref.chat_id), int(ref.message_id)
+        markup = keyboard(view)
+        photo = view.photo
+        with _translated_errors():
+            if photo is not None:
+                # Bot API 10.1: editMessageMedia also turns a text message into a photo.
+                await self.bot.edit_message_media(
+                    InputMediaPhoto(photo.data, caption=_clip(view.text, CAPTION_LIMIT)),
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    reply_markup=markup,
+                )
+                return MessageRef(ref.platform, ref.chat_id, ref.message_id, "photo")
+            if ref.kind == "text":
+                await self.bot.edit_message_text(
+                    _clip(view.text, TEXT_LIMIT),
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    reply_markup=markup,
+                )
+            else:
+                await self.bot.edit_message_caption(
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    caption=_clip(view.text, CAPTION_LIMIT),
+                    reply_markup=markup,
+                )
+        return ref
+
+    async def delete(self, ref: MessageRef) -> None:
+        try:
+            with _translated_errors():
+                await self.bot.delete_message(int(ref.chat_id), int(ref.message_id))
+        except MessageGone:
+            pass
+
+
+class _translated_errors:
+    """Map PTB's errors to the port's: RetryAfter -> RateLimited, vanished -> MessageGone."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if isinstance(exc, RetryAfter):
+            retry = exc.retry_after
+            seconds = retry.total_seconds() if hasattr(retry, "total_seconds") else float(retry)
+            raise RateLimited(seconds) from exc
+        if isinstance(exc, BadRequest):
+            text = str(exc).lower()
+            if "not modified" in text:
+                return True  # the same content is already there: nothing to do
+            if "not found" in text or "can't be edited" in text or "can't be deleted" in text:
+                raise MessageGone(str(exc)) from exc
+        return False

@@ -1,0 +1,144 @@
+"""Short button tokens and the layout of a task's buttons.
+
+MJ customIds are 55-77 bytes, over Telegram's 64-byte ``callback_data``; the keyboard carries
+``m1:<task key>:<slot>`` instead (about 16 bytes, also fine for Discord's 100-char custom_id),
+and the store resolves it. ``slot`` is the index into the task's ``buttons`` as the API
+returned them, or a verb of our own (seed, retry, ...). Rows follow the official bot: one row
+per family (U + 🔄, V, upscale, vary, zoom, pan, animate), never a hard-coded set.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from bot.i18n import t
+from bot.mj.models import Button
+from bot.views import Choice, Style
+
+VERSION = "m1"
+_TOKEN = re.compile(r"^m1:([a-z2-9]{10}):([0-9]{1,2}|[a-z]{1,8})$")
+MAX_PER_ROW = 5  # Discord's limit; Telegram allows 8 but five reads better on a phone
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    key: str
+    slot: str
+
+    @property
+    def index(self) -> int | None:
+        return int(self.slot) if self.slot.isdigit() else None
+
+    def encode(self) -> str:
+        return f"{VERSION}:{self.key}:{self.slot}"
+
+
+def encode(key: str, slot: int | str) -> str:
+    return Token(key, str(slot)).encode()
+
+
+def decode(data: str | None) -> Token | None:
+    """Parse a token; anything forged, foreign or from another version is None."""
+    match = _TOKEN.match(data or "")
+    return Token(match.group(1), match.group(2)) if match else None
+
+
+# Families by customId prefix, in the official bot's row order (mj-api.md §7.8).
+_FAMILIES: tuple[tuple[str, str], ...] = (
+    ("MJ::JOB::upsample::", "u"),
+    ("MJ::JOB::reroll::", "u"),
+    ("MJ::JOB::variation::", "v"),
+    ("MJ::JOB::video_virtual_upscale::", "u"),
+    ("MJ::JOB::upsample_", "hd"),
+    ("MJ::JOB::low_variation::", "vary"),
+    ("MJ::JOB::high_variation::", "vary"),
+    ("MJ::Inpaint::", "vary"),
+    ("MJ::Outpaint::", "zoom"),
+    ("MJ::CustomZoom::", "zoom"),
+    ("MJ::JOB::pan_", "pan"),
+    ("MJ::JOB::animate_", "animate"),
+    ("MJ::Job::PicReader::", "pick"),
+    ("MJ::Job::PromptAnalyzer::", "pick"),
+    ("MJ::Picread::", "pick"),
+)
+
+# Derived names for buttons that come with neither label nor emoji (§7.8).
+_NAMES: tuple[tuple[str, str], ...] = (
+    ("MJ::JOB::reroll::", "btn.reroll"),
+    ("MJ::JOB::pan_left::", "btn.pan_left"),
+    ("MJ::JOB::pan_right::", "btn.pan_right"),
+    ("MJ::JOB::pan_up::", "btn.pan_up"),
+    ("MJ::JOB::pan_down::", "btn.pan_down"),
+    ("MJ::CustomZoom::", "btn.custom_zoom"),
+    ("MJ::Inpaint::", "btn.vary_region"),
+    ("MJ::BOOKMARK::", "btn.like"),
+    ("MJ::Picread::Retry", "btn.reroll"),
+)
+
+# MJ's English labels we translate; anything else is shown as the API sent it.
+_LABEL_KEYS = {
+    "Upscale (Subtle)": "btn.upscale_subtle",
+    "Upscale (Creative)": "btn.upscale_creative",
+    "Upscale (2x)": "btn.upscale_2x",
+    "Upscale (4x)": "btn.upscale_4x",
+    "Vary (Subtle)": "btn.vary_subtle",
+    "Vary (Strong)": "btn.vary_strong",
+    "Vary (Region)": "btn.vary_region",
+    "Zoom Out 2x": "btn.zoom_2x",
+    "Zoom Out 1.5x": "btn.zoom_15x",
+    "Custom Zoom": "btn.custom_zoom",
+    "Animate (High motion)": "btn.animate_high",
+    "Animate (Low motion)": "btn.animate_low",
+    "Extend (High motion)": "btn.extend_high",
+    "Extend (Low motion)": "btn.extend_low",
+    "Imagine all": "btn.imagine_all",
+    "Make Square": "btn.make_square",
+}
+
+
+def family(custom_id: str) -> str:
+    return next((name for prefix, name in _FAMILIES if custom_id.startswith(prefix)), "other")
+
+
+def _is_unicode_emoji(text: str) -> bool:
+    # Custom Discord emoji arrive by name ("upscale_1"): not displayable outside Discord.
+    return bool(text) and not text.isascii()
+
+
+def label(button: Button, lang: str) -> str:
+    """Label if present (translated when we know it), else emoji, else a derived name."""
+    emoji = button.emoji if _is_unicode_emoji(button.emoji) else ""
+    text = button.label.strip()
+    if text in _LABEL_KEYS:
+        text = t(_LABEL_KEYS[text], lang)
+    if not text and not emoji:
+        key = next((k for p, k in _NAMES if button.custom_id.startswith(p)), "")
+        text = t(key, lang) if key else button.custom_id.split("::")[-1][:20] or "?"
+    return f"{emoji} {text}".strip() if text else emoji
+
+
+def _style(button: Button) -> Style:
+    return Style.PRIMARY if button.style == 1 else Style.DEFAULT
+
+
+def layout(
+    key: str, buttons: Sequence[Button], lang: str, hidden: Iterable[str] = ()
+) -> tuple[tuple[Choice, ...], ...]:
+    """Rows of Choices for a task's buttons, grouped by family in the API's order.
+
+    ``hidden`` lists customId prefixes the provider cannot do (they are left out).
+    """
+    hidden = tuple(hidden)
+    groups: dict[str, list[Choice]] = {}
+    for index, button in enumerate(buttons):
+        if hidden and button.custom_id.startswith(hidden):
+            continue
+        choice = Choice(label(button, lang), encode(key, index), style=_style(button))
+        groups.setdefault(family(button.custom_id), []).append(choice)
+    rows: list[tuple[Choice, ...]] = []
+    for choices in groups.values():
+        for start in range(0, len(choices), MAX_PER_ROW):
+            rows.append(tuple(choices[start : start + MAX_PER_ROW]))
+    return tuple(rows)

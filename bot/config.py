@@ -1,0 +1,222 @@
+"""Configuration: a TOML file, overridden by ``MJBOT_<SECTION>__<KEY>`` environment variables.
+
+Every section is a frozen dataclass; every field has a default except the secrets a deployment
+must supply. Loading fails with ``ConfigError`` naming the key, so the CLI can print one clear
+line instead of a traceback. Secrets are ``Secret`` values whose repr is masked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A missing or invalid setting; the message names the key."""
+
+
+class Secret(str):
+    """A string that never shows itself in logs, reprs or f-strings of containers."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+NO_SECRET = Secret("")
+AUTH_SCHEMES = ("bearer", "raw-authorization", "mj-api-secret")
+
+
+@dataclass(frozen=True)
+class MidjourneyConfig:
+    base_url: str = "simulator"  # "simulator" runs the built-in simulator in-process
+    api_key: Secret = NO_SECRET
+    auth_header: str = "bearer"  # bearer | raw-authorization | mj-api-secret
+    mode: str = ""  # "" | "fast" | "relax" | any path prefix such as "/mj-fast"
+    timeout_s: float = 30.0
+
+    def validate(self) -> None:
+        if self.auth_header not in AUTH_SCHEMES:
+            raise ConfigError(
+                f"midjourney.auth_header must be one of {', '.join(AUTH_SCHEMES)}, "
+                f"not {self.auth_header!r}"
+            )
+        if self.base_url != "simulator" and not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError("midjourney.base_url must be an http(s) URL or 'simulator'")
+        if self.timeout_s <= 0:
+            raise ConfigError("midjourney.timeout_s must be positive")
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    token: Secret = NO_SECRET
+    api_base_url: str = "https://api.telegram.org/bot"
+    file_base_url: str = "https://api.telegram.org/file/bot"
+    webapp_url: str = ""  # public HTTPS URL of the mask editor Mini App (optional)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token)
+
+
+@dataclass(frozen=True)
+class DiscordConfig:
+    token: Secret = NO_SECRET
+    api_base_url: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg/"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    poll_interval_s: float = 4.0
+    webhook_public_url: str = ""  # when set, every submit carries notifyHook=<url>/<secret path>
+    listen: str = "127.0.0.1:8090"  # where the notifyHook receiver listens
+    edit_interval_s: float = 2.5  # at most one progress edit per chat per this many seconds
+    timeout_fast_s: float = 900.0  # give up on a task after this long (fast / turbo / default)
+    timeout_relax_s: float = 3600.0  # relax jobs queue for a long time on busy accounts
+
+    def validate(self) -> None:
+        if self.poll_interval_s <= 0:
+            raise ConfigError("tracking.poll_interval_s must be positive")
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError("tracking.listen must look like HOST:PORT")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    path: str = "data/mjbot.db"
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    time_scale: float = 1.0  # only used when midjourney.base_url = "simulator"
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Config:
+    midjourney: MidjourneyConfig = field(default_factory=MidjourneyConfig)
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    discord: DiscordConfig = field(default_factory=DiscordConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def validate(self, *, need_chat: bool = True) -> None:
+        self.midjourney.validate()
+        self.tracking.validate()
+        if self.midjourney.base_url != "simulator" and not self.midjourney.api_key:
+            raise ConfigError("midjourney.api_key is required for a real API")
+        if need_chat and not (self.telegram.enabled or self.discord.enabled):
+            raise ConfigError("telegram.token (or discord.token) is required")
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for log redaction."""
+        return [
+            s.reveal()
+            for s in (self.midjourney.api_key, self.telegram.token, self.discord.token)
+            if s
+        ]
+
+
+ENV_PREFIX = "MJBOT_"
+
+
+def load(path: str | Path | None = None, env: typing.Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (optional), apply environment overrides, convert and validate types."""
+    env = os.environ if env is None else env
+    data: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        data.setdefault(section, {})[key] = value
+    return _build(Config, data, "")
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where.rstrip('.') or 'config'} must be a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"unknown setting {where}{key}")
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        kind = hints[f.name]
+        key = f"{where}{f.name}"
+        if dataclasses.is_dataclass(kind):
+            values[f.name] = _build(kind, data[f.name], key + ".")
+        else:
+            values[f.name] = _convert(kind, data[f.name], key)
+    return cls(**values)
+
+
+def _convert(kind: Any, value: Any, key: str) -> Any:
+    if isinstance(kind, types.UnionType):
+        kind = next(k for k in typing.get_args(kind) if k is not type(None))
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(value)
+                return value.lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind is Secret:
+            if not isinstance(value, str):
+                raise ValueError("not a string")
+            return Secret(value.strip())
+        if kind is str:
+            if not isinstance(value, str):
+                raise ValueError("not a string")
+            return value
+        if typing.get_origin(kind) is tuple:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            inner = typing.get_args(kind)[0]
+            return tuple(
+                _convert(inner, item.strip() if isinstance(item, str) else item, key)
+                for item in items
+                if item != ""
+            )
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} has an invalid value") from None
+    raise ConfigError(f"{key}: unsupported type {kind}")

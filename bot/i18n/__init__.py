@@ -1,0 +1,31 @@
+"""User-facing text in English and Simplified Chinese: ``t(key, lang, **fields)``.
+
+Catalogs are flat JSON files beside this module (``en.json``, ``zh.json``); a test checks that
+both have the same keys and placeholders. Unknown languages fall back to English.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+
+LANGUAGES = ("en", "zh")
+DEFAULT = "en"
+
+
+@cache
+def catalog(lang: str) -> dict[str, str]:
+    text = resources.files(__package__).joinpath(f"{lang}.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def normalize(code: str | None) -> str:
+    """Map a client language tag (``zh-hans``, ``zh-CN``, ``en-US``...) to a catalog."""
+    tag = (code or "").lower().replace("_", "-")
+    return "zh" if tag.startswith("zh") else DEFAULT
+
+
+def t(key: str, lang: str = DEFAULT, **fields: object) -> str:
+    text = catalog(normalize(lang)).get(key) or catalog(DEFAULT).get(key, key)
+    return text.format(**fields) if fields else text

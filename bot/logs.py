@@ -1,0 +1,46 @@
+"""Logging set up once: secrets redacted from every record, token-bearing URLs kept out.
+
+httpx logs each request URL at INFO, and Telegram URLs carry the bot token
+(``.../bot<token>/sendMessage``), so httpx and httpcore are raised to WARNING; the redaction
+filter is the second line of defence for anything else that formats a secret into a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+
+
+class Redact(logging.Filter):
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        message = record.getMessage()
+        redacted = message
+        for secret in self.secrets:
+            redacted = redacted.replace(secret, "***")
+        if record.exc_info and record.exc_info[1] is not None:
+            text = logging.Formatter().formatException(record.exc_info)
+            for secret in self.secrets:
+                text = text.replace(secret, "***")
+            record.exc_text = text
+            record.exc_info = None
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def setup(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(Redact(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpcore", "telegram.ext.Updater", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

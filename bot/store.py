@@ -1,0 +1,357 @@
+"""Persistence: one aiosqlite connection, WAL, numbered migrations by ``user_version``.
+
+Everything a restart must not lose lives here: tasks and their message refs, button snapshots
+(through the task JSON), pending modals, presses and settings. Writes that decide something
+(claim a delivery, claim a press, answer a modal) are single transactions, so two concurrent
+updates can never both win.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.chat import MessageRef
+from bot.mj.models import Task
+
+# Statuses of our own, beside the API's: the submit is in flight / the API refused it.
+SUBMITTING = "SUBMITTING"
+REJECTED = "REJECTED"
+FINAL_STATUSES = ("SUCCESS", "FAILURE", "CANCEL", REJECTED, "TIMEOUT")
+
+_KEY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
+
+
+def new_key() -> str:
+    """A short random task key: 10 chars of a 32-letter alphabet (50 bits)."""
+    return "".join(secrets.choice(_KEY_ALPHABET) for _ in range(10))
+
+
+@dataclass
+class TaskRow:
+    key: str
+    platform: str
+    chat_id: str
+    user_id: str
+    kind: str
+    status: str = SUBMITTING
+    lang: str = "en"
+    label: str = ""
+    prompt: str = ""
+    mode: str = ""
+    task_id: str | None = None
+    parent_key: str | None = None
+    progress: int = 0
+    snapshot: str | None = None
+    error: str | None = None
+    request_ref: str | None = None
+    progress_ref: str | None = None
+    result_ref: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    finished_at: float | None = None
+    delivered_at: float | None = None
+
+    @property
+    def task(self) -> Task | None:
+        return Task.from_json(json.loads(self.snapshot)) if self.snapshot else None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def ref(self, name: str) -> MessageRef | None:
+        return MessageRef.decode(getattr(self, f"{name}_ref"))
+
+
+_COLUMNS = [f.name for f in fields(TaskRow)]
+
+
+@dataclass
+class ModalRow:
+    key: str
+    kind: str
+    prefill: str
+    ask_chat: str | None
+    ask_message: str | None
+    created_at: float
+    answered_at: float | None
+
+
+class Store:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Store:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            "busy_timeout=5000",
+        ):
+            await db.execute(f"PRAGMA {pragma}")
+        store = cls(db)
+        await store._migrate()
+        return store
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _migrate(self) -> None:
+        async with self._db.execute("PRAGMA user_version") as cur:
+            (version,) = await cur.fetchone()
+        scripts = sorted(
+            (int(p.name[:4]), p)
+            for p in resources.files("bot.migrations").iterdir()
+            if re.match(r"\d{4}_.*\.sql$", p.name)
+        )
+        for number, script in scripts:
+            if number <= version:
+                continue
+            # Statements run one by one inside the transaction: executescript() would commit.
+            async with self.transaction() as db:
+                for statement in _statements(script.read_text("utf-8")):
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version={number}")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, serialised: the unit of every decision."""
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _one(self, sql: str, *args: Any) -> aiosqlite.Row | None:
+        async with self._db.execute(sql, args) as cur:
+            return await cur.fetchone()
+
+    async def _all(self, sql: str, *args: Any) -> list[aiosqlite.Row]:
+        async with self._db.execute(sql, args) as cur:
+            return list(await cur.fetchall())
+
+    # --- tasks -------------------------------------------------------------------------------
+
+    async def add_task(self, row: TaskRow) -> TaskRow:
+        row.created_at = row.updated_at = time.time()
+        async with self.transaction() as db:
+            await _insert(db, row)
+        return row
+
+    async def task(self, key: str) -> TaskRow | None:
+        row = await self._one("SELECT * FROM tasks WHERE key = ?", key)
+        return TaskRow(**dict(row)) if row else None
+
+    async def task_by_id(self, task_id: str) -> TaskRow | None:
+        row = await self._one("SELECT * FROM tasks WHERE task_id = ?", task_id)
+        return TaskRow(**dict(row)) if row else None
+
+    async def update(self, key: str, **values: Any) -> None:
+        """Set columns of one task (refs may be given as MessageRef)."""
+        values = {k: v.encode() if isinstance(v, MessageRef) else v for k, v in values.items()}
+        values["updated_at"] = time.time()
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        async with self.transaction() as db:
+            await db.execute(
+                f"UPDATE tasks SET {assignments} WHERE key = ?", [*values.values(), key]
+            )
+
+    async def merge(self, key: str, task: Task) -> TaskRow | None:
+        """Apply an API update if it moves the task forward; return the new row, else None.
+
+        The merge only moves forward by (status rank, progress), so duplicate, stale and
+        out-of-order updates (webhook or poll) change nothing.
+        """
+        async with self.transaction() as db:
+            async with db.execute("SELECT * FROM tasks WHERE key = ?", (key,)) as cur:
+                found = await cur.fetchone()
+            if found is None:
+                return None
+            row = TaskRow(**dict(found))
+            if row.is_final:
+                return None
+            current = row.task
+            if current is not None and task.rank <= current.rank:
+                # Same rank may still bring a new preview image; anything lower is stale.
+                if task.rank < current.rank or task.image_url == current.image_url:
+                    return None
+            now = time.time()
+            row.snapshot = json.dumps(task.raw, ensure_ascii=False)
+            row.status = task.status.value
+            row.progress = task.progress
+            row.updated_at = now
+            if task.is_final:
+                row.finished_at = now
+            await db.execute(
+                "UPDATE tasks SET snapshot = ?, status = ?, progress = ?, updated_at = ?,"
+                " finished_at = ? WHERE key = ?",
+                (row.snapshot, row.status, row.progress, now, row.finished_at, key),
+            )
+            return row
+
+    async def live_tasks(self) -> list[TaskRow]:
+        """Tasks the API is still working on (accepted, not final, not a waiting modal)."""
+        rows = await self._all(
+            "SELECT * FROM tasks WHERE task_id IS NOT NULL AND status NOT IN"
+            f" ({', '.join('?' for _ in FINAL_STATUSES)}, 'MODAL') ORDER BY created_at",
+            *FINAL_STATUSES,
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
+    async def undelivered(self) -> list[TaskRow]:
+        """Final tasks whose result never reached the chat (e.g. killed while sending)."""
+        rows = await self._all(
+            "SELECT * FROM tasks WHERE delivered_at IS NULL AND status IN"
+            f" ({', '.join('?' for _ in FINAL_STATUSES)}) ORDER BY created_at",
+            *FINAL_STATUSES,
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
+    async def claim_delivery(self, key: str) -> bool:
+        """True exactly once per task: whoever gets True posts the result."""
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "UPDATE tasks SET delivered_at = ? WHERE key = ? AND delivered_at IS NULL",
+                (time.time(), key),
+            )
+            return cur.rowcount == 1
+
+    async def release_delivery(self, key: str) -> None:
+        """Give a claimed delivery back after a failure to send, so it is retried."""
+        await self.update(key, delivered_at=None)
+
+    async def recent_tasks(self, platform: str, user_id: str, limit: int = 10) -> list[TaskRow]:
+        rows = await self._all(
+            "SELECT * FROM tasks WHERE platform = ? AND user_id = ?"
+            " ORDER BY created_at DESC LIMIT ?",
+            platform,
+            user_id,
+            limit,
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
+    # --- presses -----------------------------------------------------------------------------
+
+    async def add_child(self, row: TaskRow, parent_key: str, button: str) -> str | None:
+        """Insert the task a button press creates, unless that button already has a live one.
+
+        Returns the key of the live child when there is one (nothing inserted). One
+        transaction: ten simultaneous presses produce exactly one child and one submit.
+        """
+        now = time.time()
+        row.created_at = row.updated_at = now
+        async with self.transaction() as db:
+            async with db.execute(
+                "SELECT p.child_key, t.status FROM presses p JOIN tasks t"
+                " ON t.key = p.child_key WHERE p.parent_key = ? AND p.button = ?",
+                (parent_key, button),
+            ) as cur:
+                found = await cur.fetchone()
+            if found and found["status"] not in FINAL_STATUSES:
+                return found["child_key"]
+            await _insert(db, row)
+            await db.execute(
+                "INSERT OR REPLACE INTO presses (parent_key, button, child_key, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (parent_key, button, row.key, now),
+            )
+            return None
+
+    # --- modals ------------------------------------------------------------------------------
+
+    async def add_modal(self, key: str, kind: str, prefill: str) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO modals (key, kind, prefill, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (key, kind, prefill, time.time()),
+            )
+
+    async def set_modal_ask(self, key: str, ref: MessageRef) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE modals SET ask_chat = ?, ask_message = ? WHERE key = ?",
+                (f"{ref.platform}:{ref.chat_id}", ref.message_id, key),
+            )
+
+    async def modal(self, key: str) -> ModalRow | None:
+        row = await self._one("SELECT * FROM modals WHERE key = ?", key)
+        return ModalRow(**dict(row)) if row else None
+
+    async def modal_for_reply(
+        self, platform: str, chat_id: str, message_id: str
+    ) -> ModalRow | None:
+        row = await self._one(
+            "SELECT * FROM modals WHERE ask_chat = ? AND ask_message = ?",
+            f"{platform}:{chat_id}",
+            message_id,
+        )
+        return ModalRow(**dict(row)) if row else None
+
+    async def claim_modal(self, key: str) -> bool:
+        """True exactly once per modal: the answer that wins is the one submitted."""
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "UPDATE modals SET answered_at = ? WHERE key = ? AND answered_at IS NULL",
+                (time.time(), key),
+            )
+            return cur.rowcount == 1
+
+    async def pending_modals(self) -> list[ModalRow]:
+        rows = await self._all("SELECT * FROM modals WHERE answered_at IS NULL")
+        return [ModalRow(**dict(r)) for r in rows]
+
+    # --- settings ----------------------------------------------------------------------------
+
+    async def settings(self, scope: str) -> dict[str, Any]:
+        row = await self._one("SELECT data FROM settings WHERE scope = ?", scope)
+        return json.loads(row["data"]) if row else {}
+
+    async def set_setting(self, scope: str, name: str, value: Any) -> dict[str, Any]:
+        async with self.transaction() as db:
+            async with db.execute("SELECT data FROM settings WHERE scope = ?", (scope,)) as cur:
+                row = await cur.fetchone()
+            data = json.loads(row["data"]) if row else {}
+            if value is None:
+                data.pop(name, None)
+            else:
+                data[name] = value
+            await db.execute(
+                "INSERT OR REPLACE INTO settings (scope, data) VALUES (?, ?)",
+                (scope, json.dumps(data, ensure_ascii=False)),
+            )
+            return data
+
+
+def _statements(script: str) -> list[str]:
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+async def _insert(db: aiosqlite.Connection, row: TaskRow) -> None:
+    marks = ", ".join("?" for _ in _COLUMNS)
+    await db.execute(
+        f"INSERT INTO tasks ({', '.join(_COLUMNS)}) VALUES ({marks})",
+        [getattr(row, c) for c in _COLUMNS],
+    )
