@@ -311,5 +311,8 @@ class Submission:
         """All ids in ``result`` (PicReader::all returns several, comma-joined)."""
         if isinstance(self.result, list):
             return tuple(_str(item) for item in self.result if _str(item))
+        if isinstance(self.result, dict):  # relays that put the task object in ``result``
+            task_id = _str(self.result.get("id")).strip()
+            return (task_id,) if task_id else ()
         text = _str(self.result)
         return tuple(part.strip() for part in text.split(",") if part.strip())

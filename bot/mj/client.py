@@ -1,0 +1,536 @@
+"""The only module that speaks HTTP to a midjourney-proxy-compatible API.
+
+One small class over an injected (or owned) ``httpx.AsyncClient``. It knows the three auth header
+schemes, the speed-mode path prefix, which calls may be retried and how every error shape of the
+API family maps to either a :class:`Submission` (the server answered in its own words) or an
+:class:`MjError` (it did not). See reference/mj-api.md §2, §3, §5 and §15.
+
+Money is spent on every accepted submit, so submits are never retried once the request may have
+reached the server; only reads (fetch, list, seed) are retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import re
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+
+from bot.mj.models import Submission, Task
+
+log = logging.getLogger("bot.mj")
+
+_AUTH_SCHEMES = ("bearer", "raw-authorization", "mj-api-secret")
+_MODE_RE = re.compile(r"^[A-Za-z0-9_.\-/]*$")
+_SEED_TIMEOUT_S = 90.0  # trueai blocks up to ~60 s asking Discord for the seed (§3.14, P23)
+_DETAIL_MAX = 500
+
+
+class ErrorKind(StrEnum):
+    """Why a call produced no answer the API family defines (an envelope or a task)."""
+
+    UNREACHABLE = "unreachable"  # no HTTP answer; for a ConnectError the request was never sent
+    TIMEOUT = "timeout"  # sent, no answer in time: a submit may or may not have been accepted
+    SERVER = "server"  # 5xx without an envelope
+    AUTH = "auth"  # 401/403: the key (or the account behind it) is refused
+    RATE_LIMITED = "rate_limited"  # 429
+    NOT_FOUND = "not_found"  # 404 without an envelope: usually a wrong base URL or mode prefix
+    BAD_RESPONSE = "bad_response"  # non-JSON, empty or foreign body; unexpected status
+
+
+class MjError(Exception):
+    """The API gave no usable answer. ``detail`` is for logs and admins, never holds the key."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        detail: str = "",
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.kind = kind
+        self.status = status
+        self.detail = detail
+        self.retry_after = retry_after
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        head = self.kind.value if self.status is None else f"{self.kind.value} (HTTP {self.status})"
+        return f"{head}: {self.detail}" if self.detail else head
+
+    def __repr__(self) -> str:
+        return f"MjError({self.kind.value!r}, status={self.status!r}, detail={self.detail!r})"
+
+
+def _is_envelope(body: Any) -> bool:
+    """The API's own answer: {code, description, ...} or trueai's {success, code, message}."""
+    if not isinstance(body, dict):
+        return False
+    return "code" in body or ("success" in body and ("message" in body or "description" in body))
+
+
+def _body_text(body: Any, text: str) -> str:
+    """The human part of an error body: description, message, OpenAI-style error.message, text."""
+    if isinstance(body, dict):
+        for key in ("description", "message"):
+            if isinstance(body.get(key), str) and body[key]:
+                return body[key]
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"]
+        if isinstance(error, str) and error:
+            return error
+    return text.strip()
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: delta-seconds or an HTTP date; None when absent or junk."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value.strip()))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _mode_prefix(mode: str) -> str:
+    """'' -> '', 'fast' -> '/fast', '/mj-fast/' -> '/mj-fast' (§2.1)."""
+    mode = mode.strip()
+    if not _MODE_RE.match(mode) or ".." in mode:
+        raise ValueError(f"invalid mode prefix: {mode!r}")
+    mode = mode.strip("/")
+    return f"/{mode}" if mode else ""
+
+
+class MjClient:
+    """A midjourney-proxy client: base URL + auth scheme + mode prefix, lenient replies."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str = "",
+        *,
+        auth_header: str = "bearer",
+        mode: str = "",
+        timeout_s: float = 30.0,
+        read_retries: int = 2,
+        http: httpx.AsyncClient | None = None,
+        retry_delay_s: float = 0.5,
+    ) -> None:
+        """Validate the settings now so a bad config fails at start, not at the first /imagine."""
+        base = base_url.strip().rstrip("/")
+        if not base.lower().startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        scheme = auth_header.strip().lower()
+        if scheme not in _AUTH_SCHEMES:
+            raise ValueError(f"auth_header must be one of {_AUTH_SCHEMES}, got {auth_header!r}")
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+        self._base = base
+        self._key = api_key.strip()
+        self._scheme = scheme
+        self._mode = mode
+        self._prefix = _mode_prefix(mode)
+        self._timeout_s = float(timeout_s)
+        self._read_retries = max(0, int(read_retries))
+        self._retry_delay_s = max(0.0, float(retry_delay_s))
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.AsyncClient(follow_redirects=False)
+
+    @property
+    def base_url(self) -> str:
+        return self._base
+
+    @property
+    def mode(self) -> str:
+        """The default speed-mode prefix used by task routes and submits without ``mode``."""
+        return self._mode
+
+    async def aclose(self) -> None:
+        """Close the connection pool only if we created it: an injected one is the caller's."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def path(self, route: str, mode: str | None = None) -> str:
+        """The request path for ``route`` ('/mj/...') under a speed-mode prefix (§2.1, §2.3)."""
+        prefix = self._prefix if mode is None else _mode_prefix(mode)
+        route = route if route.startswith("/") else f"/{route}"
+        return f"{prefix}{route}"
+
+    # ---------------------------------------------------------------- submits (never retried)
+
+    async def imagine(
+        self,
+        prompt: str,
+        images: Sequence[str] = (),
+        *,
+        mode: str | None = None,
+        notify_hook: str = "",
+        state: str = "",
+    ) -> Submission:
+        """Start a grid; ``images`` are data URIs the server uploads and prepends (§3.1)."""
+        body: dict[str, Any] = {"prompt": prompt}
+        if images:
+            body["base64Array"] = list(images)
+        return await self._submit("/mj/submit/imagine", body, mode, notify_hook, state)
+
+    async def action(
+        self,
+        task_id: str,
+        custom_id: str,
+        *,
+        mode: str | None = None,
+        notify_hook: str = "",
+        state: str = "",
+        enable_remix: bool = False,
+    ) -> Submission:
+        """Press a button of a finished task; code 21 means a modal must follow (§3.2, §8)."""
+        body: dict[str, Any] = {"taskId": task_id, "customId": custom_id}
+        if enable_remix:
+            body["enableRemix"] = True
+        return await self._submit("/mj/submit/action", body, mode, notify_hook, state)
+
+    async def modal(
+        self,
+        task_id: str,
+        prompt: str = "",
+        *,
+        mask_base64: str = "",
+        mode: str | None = None,
+    ) -> Submission:
+        """Confirm a MODAL task; an empty prompt lets the server reuse the parent's (§3.3)."""
+        body: dict[str, Any] = {"taskId": task_id}
+        if prompt:
+            body["prompt"] = prompt
+        if mask_base64:
+            body["maskBase64"] = mask_base64
+        return await self._submit("/mj/submit/modal", body, mode, "", "")
+
+    async def blend(
+        self,
+        images: Sequence[str],
+        dimensions: str = "SQUARE",
+        *,
+        mode: str | None = None,
+        notify_hook: str = "",
+        state: str = "",
+    ) -> Submission:
+        """Blend 2–5 data-URI images; dimensions PORTRAIT | SQUARE | LANDSCAPE (§3.4)."""
+        body: dict[str, Any] = {"base64Array": list(images), "dimensions": dimensions}
+        return await self._submit("/mj/submit/blend", body, mode, notify_hook, state)
+
+    async def describe(
+        self,
+        image: str,
+        *,
+        mode: str | None = None,
+        notify_hook: str = "",
+        state: str = "",
+    ) -> Submission:
+        """Ask for four prompts describing a data-URI image (§3.5)."""
+        return await self._submit(
+            "/mj/submit/describe", {"base64": image}, mode, notify_hook, state
+        )
+
+    async def shorten(
+        self,
+        prompt: str,
+        *,
+        mode: str | None = None,
+        notify_hook: str = "",
+        state: str = "",
+    ) -> Submission:
+        """Ask MJ to analyse and shorten a prompt (§3.6)."""
+        return await self._submit(
+            "/mj/submit/shorten", {"prompt": prompt}, mode, notify_hook, state
+        )
+
+    async def swap_face(
+        self,
+        source: str,
+        target: str,
+        *,
+        mode: str | None = None,
+        notify_hook: str = "",
+        state: str = "",
+    ) -> Submission:
+        """Put the face of ``source`` onto ``target`` (both data URIs) (§3.11)."""
+        body = {"sourceBase64": source, "targetBase64": target}
+        return await self._submit("/mj/insight-face/swap", body, mode, notify_hook, state)
+
+    async def video(
+        self,
+        prompt: str,
+        image: str,
+        *,
+        motion: str = "low",
+        mode: str | None = None,
+        notify_hook: str = "",
+        state: str = "",
+    ) -> Submission:
+        """Animate ``image`` (URL or data URI, the first frame); motion low | high (§3.8)."""
+        body = {"prompt": prompt, "image": image, "motion": motion}
+        return await self._submit("/mj/submit/video", body, mode, notify_hook, state)
+
+    async def edits(
+        self,
+        prompt: str,
+        image: str,
+        *,
+        mode: str | None = None,
+        notify_hook: str = "",
+        state: str = "",
+    ) -> Submission:
+        """Edit an image with a prompt (trueai shape; provider-specific, §3.9)."""
+        body = {"prompt": prompt, "image": image}
+        return await self._submit("/mj/submit/edits", body, mode, notify_hook, state)
+
+    async def change(
+        self,
+        task_id: str,
+        action: str,
+        index: int | None = None,
+        *,
+        mode: str | None = None,
+        notify_hook: str = "",
+        state: str = "",
+    ) -> Submission:
+        """Legacy U/V/R for Java OSS, which has no /action (§3.7, P8)."""
+        body: dict[str, Any] = {"taskId": task_id, "action": action}
+        if index is not None:
+            body["index"] = index
+        return await self._submit("/mj/submit/change", body, mode, notify_hook, state)
+
+    # ---------------------------------------------------------------- reads (retried)
+
+    async def fetch(self, task_id: str) -> Task | None:
+        """One task, or None when the server does not know the id (empty 200, 204, envelope)."""
+        response = await self._send(
+            "GET", self.path(f"/mj/task/{_seg(task_id)}/fetch"), idempotent=True
+        )
+        body = self._decode(response, envelope_on_5xx=False)
+        if not response.is_success:
+            return None  # a 4xx envelope: unknown id on aggregators (§3.12)
+        if _is_envelope(body) and isinstance(body.get("result"), dict):
+            return Task.from_json(body["result"])  # relays that wrap the task
+        return Task.from_json(body)
+
+    async def list_by_condition(self, ids: Sequence[str]) -> list[Task]:
+        """Many tasks in one request (the poller's call); unknown ids are simply absent (§3.13)."""
+        wanted = [str(task_id) for task_id in ids if str(task_id)]
+        if not wanted:
+            return []
+        response = await self._send(
+            "POST",
+            self.path("/mj/task/list-by-condition"),
+            body={"ids": wanted},
+            idempotent=True,
+        )
+        body = self._decode(response, envelope_on_5xx=False)
+        if body is None:
+            return []
+        if _is_envelope(body) and isinstance(body.get("result"), list):
+            body = body["result"]
+        if not isinstance(body, list):
+            raise self._error(
+                ErrorKind.BAD_RESPONSE,
+                f"list-by-condition answered {_body_text(body, '')!r} instead of a list",
+                status=response.status_code,
+            )
+        return [task for task in (Task.from_json(item) for item in body) if task is not None]
+
+    async def image_seed(self, task_id: str) -> Submission:
+        """The seed of a finished task (result = seed string). Slow: keep it off chat handlers."""
+        response = await self._send(
+            "GET",
+            self.path(f"/mj/task/{_seg(task_id)}/image-seed"),
+            idempotent=True,
+            timeout_s=max(self._timeout_s, _SEED_TIMEOUT_S),
+            retry_timeouts=False,  # the server already waited ~60 s; asking again repeats that
+        )
+        return self._submission(response)
+
+    # ---------------------------------------------------------------- plumbing
+
+    async def _submit(
+        self,
+        route: str,
+        body: dict[str, Any],
+        mode: str | None,
+        notify_hook: str,
+        state: str,
+    ) -> Submission:
+        if notify_hook:
+            body["notifyHook"] = notify_hook
+        if state:
+            body["state"] = state
+        response = await self._send("POST", self.path(route, mode), body=body, idempotent=False)
+        return self._submission(response)
+
+    def _submission(self, response: httpx.Response) -> Submission:
+        body = self._decode(response, envelope_on_5xx=True)
+        if not _is_envelope(body):
+            what = "an empty body" if body is None else json.dumps(body, ensure_ascii=False)
+            raise self._error(
+                ErrorKind.BAD_RESPONSE,
+                f"expected a submit envelope, got {what}",
+                status=response.status_code,
+            )
+        return Submission.from_json(body)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self._key:
+            if self._scheme == "bearer":
+                headers["Authorization"] = f"Bearer {self._key}"
+            elif self._scheme == "raw-authorization":
+                headers["Authorization"] = self._key
+            else:
+                headers["mj-api-secret"] = self._key
+        return headers
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        idempotent: bool,
+        timeout_s: float | None = None,
+        retry_timeouts: bool = True,
+    ) -> httpx.Response:
+        """One request with the retry policy; transport failures become MjError here.
+
+        Reads retry connect errors, timeouts, other transport errors and 5xx. A submit is
+        repeated only after ``httpx.ConnectError`` (the request never left), and only once.
+        """
+        retries = self._read_retries if idempotent else 0
+        connect_retries = self._read_retries if idempotent else 1
+        url = f"{self._base}{path}"
+        timeout = timeout_s if timeout_s is not None else self._timeout_s
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            try:
+                response = await self._http.request(
+                    method, url, json=body, headers=self._headers(), timeout=timeout
+                )
+            except httpx.ConnectError as exc:
+                error = self._error(ErrorKind.UNREACHABLE, f"{method} {path}: {exc}")
+                allowed = connect_retries
+            except httpx.TimeoutException as exc:
+                name = type(exc).__name__
+                error = self._error(ErrorKind.TIMEOUT, f"{method} {path}: {name} after {timeout}s")
+                allowed = retries if retry_timeouts else 0
+            except httpx.TransportError as exc:
+                name = type(exc).__name__
+                error = self._error(ErrorKind.UNREACHABLE, f"{method} {path}: {name}: {exc}")
+                allowed = retries
+            else:
+                elapsed_ms = (time.monotonic() - started) * 1000
+                log.debug("%s %s -> %s in %.0f ms", method, path, response.status_code, elapsed_ms)
+                if not (idempotent and response.status_code >= 500 and attempt <= retries):
+                    return response
+                error = self._error(
+                    ErrorKind.SERVER, f"{method} {path}", status=response.status_code
+                )
+                allowed = retries
+            if attempt > allowed:
+                log.debug("%s %s failed: %s", method, path, error)
+                raise error
+            delay = self._retry_delay_s * 2 ** (attempt - 1)
+            log.info("%s %s failed (%s); retry %d in %.1fs", method, path, error, attempt, delay)
+            if delay:
+                await asyncio.sleep(delay)
+
+    def _decode(self, response: httpx.Response, *, envelope_on_5xx: bool) -> Any:
+        """The one place where HTTP status and body shape become a value or an MjError.
+
+        Returns the parsed JSON body (None when empty) for 2xx, and the envelope for 4xx (and
+        for 5xx when ``envelope_on_5xx``); raises MjError for everything else (§5).
+        """
+        status = response.status_code
+        # lstrip: some hosts prefix a UTF-8 BOM, which json.loads refuses
+        text = response.text.lstrip("\ufeff") if response.content else ""
+        body: Any = None
+        valid = True
+        if text.strip():
+            try:
+                body = json.loads(text)
+            except ValueError:
+                valid = False
+        snippet = _body_text(body, text)  # _error masks the key first, then shortens
+        where = f"{response.request.method} {response.request.url.path}"
+        if status in (401, 403):
+            # new-api answers bad tokens with 401 + envelope: still a key problem, not a verdict
+            raise self._error(ErrorKind.AUTH, f"{where}: {snippet or 'refused'}", status=status)
+        if status == 429:
+            raise self._error(
+                ErrorKind.RATE_LIMITED,
+                f"{where}: {snippet or 'too many requests'}",
+                status=status,
+                retry_after=_retry_after(response.headers.get("Retry-After")),
+            )
+        if _is_envelope(body) and (status < 500 or envelope_on_5xx):
+            return body
+        if status >= 500:
+            raise self._error(ErrorKind.SERVER, f"{where}: {snippet or 'no body'}", status=status)
+        if 200 <= status < 300:
+            if not valid:
+                raise self._error(
+                    ErrorKind.BAD_RESPONSE, f"{where}: not JSON: {snippet}", status=status
+                )
+            return body
+        if status == 404:
+            raise self._error(
+                ErrorKind.NOT_FOUND, f"{where}: {snippet or 'no body'}", status=status
+            )
+        location = response.headers.get("Location", "")
+        extra = f" (redirect to {location})" if location else ""
+        raise self._error(
+            ErrorKind.BAD_RESPONSE, f"{where}: {snippet or 'no body'}{extra}", status=status
+        )
+
+    def _error(
+        self,
+        kind: ErrorKind,
+        detail: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> MjError:
+        """Build an MjError whose text can go to logs and admin chats: the key is masked."""
+        if self._key:
+            detail = detail.replace(self._key, "***")
+        if len(detail) > _DETAIL_MAX:
+            detail = detail[: _DETAIL_MAX - 1] + "…"
+        return MjError(kind, detail, status=status, retry_after=retry_after)
+
+
+def _seg(task_id: str) -> str:
+    """A task id as one path segment: ids are digits, but never let one escape its segment."""
+    return quote(str(task_id), safe="")

@@ -1,0 +1,113 @@
+import asyncio
+import sqlite3
+
+import pytest
+
+from bot.chat import MessageRef
+from bot.mj.models import Task
+from bot.store import Store, TaskRow, new_key
+
+
+@pytest.fixture
+async def store(tmp_path):
+    store = await Store.open(tmp_path / "db" / "mjbot.db")
+    yield store
+    await store.close()
+
+
+def row(**kw) -> TaskRow:
+    values = {
+        "key": new_key(),
+        "platform": "telegram",
+        "chat_id": "-1",
+        "user_id": "7",
+        "kind": "imagine",
+        "prompt": "a fox",
+    }
+    values.update(kw)
+    return TaskRow(**values)
+
+
+def task(status: str, progress: str = "", **kw) -> Task:
+    data = {"id": "1712205491372224", "status": status, "progress": progress, **kw}
+    parsed = Task.from_json(data)
+    assert parsed is not None
+    return parsed
+
+
+async def test_migrations_set_user_version_and_wal(tmp_path):
+    path = tmp_path / "m.db"
+    store = await Store.open(path)
+    await store.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+    store = await Store.open(path)  # reopening applies nothing twice
+    await store.close()
+
+
+async def test_merge_only_moves_forward(store):
+    r = await store.add_task(row(task_id="1712205491372224", status="NOT_START"))
+    assert await store.merge(r.key, task("IN_PROGRESS", "46%", imageUrl="http://p/1")) is not None
+    assert await store.merge(r.key, task("IN_PROGRESS", "31%", imageUrl="http://p/0")) is None
+    assert await store.merge(r.key, task("SUBMITTED", "0%")) is None
+    assert await store.merge(r.key, task("IN_PROGRESS", "46%", imageUrl="http://p/1")) is None
+    # same rank with a new preview image is still news
+    assert await store.merge(r.key, task("IN_PROGRESS", "46%", imageUrl="http://p/2")) is not None
+    done = await store.merge(r.key, task("SUCCESS", "100%"))
+    assert done is not None and done.status == "SUCCESS" and done.finished_at
+    assert await store.merge(r.key, task("FAILURE")) is None  # final stays final
+    stored = await store.task(r.key)
+    assert stored is not None and stored.status == "SUCCESS" and stored.progress == 100
+
+
+async def test_delivery_is_claimed_once(store):
+    r = await store.add_task(row(task_id="1", status="SUCCESS"))
+    results = await asyncio.gather(*(store.claim_delivery(r.key) for _ in range(10)))
+    assert results.count(True) == 1
+    assert await store.undelivered() == []
+    await store.release_delivery(r.key)
+    assert [u.key for u in await store.undelivered()] == [r.key]
+
+
+async def test_ten_presses_make_one_child(store):
+    parent = await store.add_task(row(task_id="1", status="SUCCESS"))
+    children = [row(kind="action", parent_key=parent.key) for _ in range(10)]
+    answers = await asyncio.gather(*(store.add_child(c, parent.key, "1") for c in children))
+    winners = [c for c, a in zip(children, answers, strict=True) if a is None]
+    assert len(winners) == 1
+    assert {a for a in answers if a is not None} == {winners[0].key}
+    # once the child is final, the same button may be pressed again
+    await store.update(winners[0].key, status="SUCCESS")
+    assert await store.add_child(row(kind="action"), parent.key, "1") is None
+
+
+async def test_live_tasks_and_refs(store):
+    live = await store.add_task(row(task_id="1", status="IN_PROGRESS"))
+    await store.add_task(row(task_id="2", status="SUCCESS"))
+    await store.add_task(row(task_id="3", status="MODAL"))
+    await store.add_task(row(status="SUBMITTING"))
+    ref = MessageRef("telegram", "-1", "42", "photo")
+    await store.update(live.key, progress_ref=ref)
+    rows = await store.live_tasks()
+    assert [r.key for r in rows] == [live.key]
+    assert rows[0].ref("progress") == ref
+
+
+async def test_modal_answer_is_claimed_once(store):
+    r = await store.add_task(row(task_id="9", status="MODAL"))
+    await store.add_modal(r.key, "zoom", "a fox --zoom 2")
+    await store.set_modal_ask(r.key, MessageRef("telegram", "-1", "77"))
+    found = await store.modal_for_reply("telegram", "-1", "77")
+    assert found is not None and found.prefill == "a fox --zoom 2"
+    assert await store.modal_for_reply("telegram", "-2", "77") is None
+    assert [await store.claim_modal(r.key) for _ in range(3)] == [True, False, False]
+
+
+async def test_settings_merge(store):
+    await store.set_setting("user:telegram:7", "mode", "relax")
+    await store.set_setting("user:telegram:7", "lang", "zh")
+    assert await store.settings("user:telegram:7") == {"mode": "relax", "lang": "zh"}
+    await store.set_setting("user:telegram:7", "mode", None)
+    assert await store.settings("user:telegram:7") == {"lang": "zh"}
