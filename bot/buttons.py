@@ -142,3 +142,16 @@ def layout(
         for start in range(0, len(choices), MAX_PER_ROW):
             rows.append(tuple(choices[start : start + MAX_PER_ROW]))
     return tuple(rows)
+
+
+_SETTING = re.compile(r"^s1:([a-z]{1,12}):([a-z0-9_-]{1,16})$")
+
+
+def setting(name: str, value: str) -> str:
+    """A settings-menu button: ``s1:<name>:<value>`` (no task behind it)."""
+    return f"s1:{name}:{value}"
+
+
+def decode_setting(data: str | None) -> tuple[str, str] | None:
+    match = _SETTING.match(data or "")
+    return (match.group(1), match.group(2)) if match else None

@@ -50,6 +50,7 @@ class Requester:
     user_name: str = ""
     is_private: bool = False
     message: MessageRef | None = None  # the user's message, to reply to
+    replied: MessageRef | None = None  # the message the user's message replies to, if any
 
     @property
     def user_key(self) -> str:

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import io
 import logging
+from pathlib import Path
 
 import httpx
 from PIL import Image, ImageOps
@@ -149,3 +150,20 @@ def _encode_png(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
+
+
+class MediaCache:
+    """Result originals on disk, by task key: CDN links expire, buttons and /task do not."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{key}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(self.folder / key)  # atomic: a reader never sees half a file
+
+    def get(self, key: str) -> bytes | None:
+        path = self.folder / key
+        return path.read_bytes() if path.is_file() else None

@@ -1,37 +1,52 @@
 """Use cases: what a user can ask of mjbot, independent of any chat platform.
 
-Adapters call ``imagine``, ``press`` and ``answer`` with a ``Requester``; the tracker calls
-``on_task`` with every forward step of a task. The service decides, stores, submits and
-answers through the ``Outbox`` (which talks to the adapters' ChatPorts).
+Adapters call the command methods (``imagine``, ``describe``, ``blend``...), ``press`` and
+``answer`` with a ``Requester``; the tracker calls ``on_task`` with every forward step of a
+task. The service decides, stores, submits, and answers through the ``Outbox`` (which talks to
+the adapters' ChatPorts). Rendering of finished tasks lives in ``bot.results``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import re
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
-from bot import buttons, media
+from bot import buttons, mask, media, results
 from bot.buttons import Token
 from bot.chat import MessageRef, Requester
-from bot.i18n import t
+from bot.i18n import normalize, t
 from bot.mj.client import MjClient, MjError
-from bot.mj.models import Button, Outcome, Status, Submission, Task
+from bot.mj.models import Action, Button, Outcome, Status, Submission, Task
 from bot.outbox import Outbox
 from bot.store import REJECTED, Store, TaskRow, new_key
-from bot.views import Ask, Media, View, clip, headline, progress_view, result_caption
+from bot.views import Ask, Choice, Media, View, clip, headline, progress_view
 
 log = logging.getLogger("bot.service")
 
-MAX_PROMPT = 4000  # longer prompts are refused by MJ; say so before spending anything
-MODAL_KINDS = {"MJ::CustomZoom::": "zoom", "MJ::Inpaint::": "region"}
+MAX_PROMPT = 4000  # MJ refuses longer prompts; say so before spending anything
+MODAL_KINDS = (
+    ("MJ::CustomZoom::", "zoom"),
+    ("MJ::Inpaint::", "region"),
+    ("MJ::Job::PicReader::", "pick"),
+    ("MJ::Job::PromptAnalyzer::", "pick"),
+)
+BLEND_DIMENSIONS = {"portrait": "PORTRAIT", "square": "SQUARE", "landscape": "LANDSCAPE"}
+MODES = ("fast", "relax")
+_QUEUE_FULL = re.compile(r"队列已满|queue (is )?full", re.I)
+PHOTO_COMMANDS = ("imagine", "describe", "blend", "swap", "video", "edit")
+
+Submit = Callable[[], Awaitable[Submission]]
 
 
 @dataclass(frozen=True)
 class Notice:
-    """A short answer to a button press (a toast), optionally linking to a message."""
+    """A short answer to a button press (a toast)."""
 
     text: str
     alert: bool = False
@@ -45,19 +60,23 @@ class Service:
         outbox: Outbox,
         downloader: media.Downloader,
         *,
+        cache: media.MediaCache | None = None,
         notify_hook: str = "",
         default_mode: str = "",
+        webapp_url: str = "",
     ) -> None:
         self.store = store
         self.client = client
         self.outbox = outbox
         self.downloader = downloader
+        self.cache = cache
         self.notify_hook = notify_hook
         self.default_mode = default_mode
+        self.webapp_url = webapp_url
         self._previews: dict[str, tuple[str, bytes]] = {}  # key -> (url, jpeg)
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
 
-    def spawn(self, coro) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run work after answering the user (a press is acknowledged before the submit)."""
         task = asyncio.create_task(coro)
         self._background.add(task)
@@ -66,53 +85,344 @@ class Service:
     async def close(self) -> None:
         await asyncio.gather(*self._background, return_exceptions=True)
 
-    # --- commands ----------------------------------------------------------------------------
+    # --- who is asking -------------------------------------------------------------------------
 
-    def help(self, req: Requester) -> View:
-        return View(t("help", req.language))
+    async def who(self, req: Requester) -> Requester:
+        """The requester with their language setting applied (the client language otherwise)."""
+        lang = (await self.user_settings(req)).get("lang")
+        return replace(req, language=normalize(lang)) if lang else req
+
+    async def user_settings(self, req: Requester) -> dict[str, Any]:
+        return await self.store.settings(f"user:{req.user_key}")
 
     async def reply(self, req: Requester, view: View) -> MessageRef:
         return await self.outbox.send(req.platform, req.chat_id, view, req.message)
 
-    async def imagine(self, req: Requester, prompt: str, images: Sequence[str] = ()) -> None:
+    def help(self, req: Requester) -> View:
+        return View(t("help", req.language))
+
+    # --- commands that submit ------------------------------------------------------------------
+
+    async def imagine(self, req: Requester, prompt: str, images: Sequence[bytes] = ()) -> None:
         """/imagine: validate, submit, show progress; the tracker does the rest."""
-        prompt = " ".join(prompt.split())
+        req = await self.who(req)
+        settings = await self.user_settings(req)
+        prompt = _clean(prompt)
+        if not await self._prompt_ok(req, prompt):
+            return
+        suffix = settings.get("suffix", "")
+        if suffix and suffix not in prompt:
+            prompt = f"{prompt} {suffix}"
+        uris = await self._uploads(req, images, "imagine", prompt, least=0, most=5)
+        if uris is None:
+            return
+        await self._start(
+            req,
+            "imagine",
+            prompt,
+            lambda key, mode: self.client.imagine(
+                prompt, uris, mode=mode, notify_hook=self.notify_hook, state=key
+            ),
+        )
+
+    async def describe(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
+        """/describe: four prompts Midjourney would write for a photo."""
+        req = await self.who(req)
+        uris = await self._uploads(req, images, "describe", args, least=1, most=1)
+        if uris is None:
+            return
+        await self._start(
+            req,
+            "describe",
+            "",
+            lambda key, mode: self.client.describe(
+                uris[0], mode=mode, notify_hook=self.notify_hook, state=key
+            ),
+        )
+
+    async def blend(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
+        """/blend [portrait|square|landscape]: mix 2-5 photos into one grid."""
+        req = await self.who(req)
+        word = args.strip().lower()
+        if word and word not in BLEND_DIMENSIONS:
+            await self.reply(req, View(t("blend.dimensions", req.language)))
+            return
+        uris = await self._uploads(req, images, "blend", args, least=2, most=5)
+        if uris is None:
+            return
+        dimensions = BLEND_DIMENSIONS.get(word, "SQUARE")
+        await self._start(
+            req,
+            "blend",
+            "",
+            lambda key, mode: self.client.blend(
+                uris, dimensions, mode=mode, notify_hook=self.notify_hook, state=key
+            ),
+        )
+
+    async def swap(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
+        """/swap: put the face of the first photo onto the second."""
+        req = await self.who(req)
+        if len(images) == 2 and images[0] == images[1]:
+            await self.reply(req, View(t("swap.same", req.language)))
+            return
+        uris = await self._uploads(req, images, "swap", args, least=2, most=2)
+        if uris is None:
+            return
+        await self._start(
+            req,
+            "swap",
+            "",
+            lambda key, mode: self.client.swap_face(
+                uris[0], uris[1], mode=mode, notify_hook=self.notify_hook, state=key
+            ),
+        )
+
+    async def shorten(self, req: Requester, prompt: str) -> None:
+        """/shorten: which words of a prompt matter, and five shorter versions."""
+        req = await self.who(req)
+        prompt = _clean(prompt)
+        if not await self._prompt_ok(req, prompt, command="shorten"):
+            return
+        await self._start(
+            req,
+            "shorten",
+            prompt,
+            lambda key, mode: self.client.shorten(
+                prompt, mode=mode, notify_hook=self.notify_hook, state=key
+            ),
+        )
+
+    async def video(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
+        """/video [--motion high|low] <prompt> with a photo: four short videos."""
+        req = await self.who(req)
+        motion_match = re.search(r"--motion\s+(high|low)\b", args, re.I)
+        motion = motion_match.group(1).lower() if motion_match else "low"
+        prompt = _clean(re.sub(r"--motion\s+\S+", "", args))
+        if images and not await self._prompt_ok(req, prompt, command="video"):
+            return
+        uris = await self._uploads(req, images, "video", args, least=1, most=1)
+        if uris is None:
+            return
+        await self._start(
+            req,
+            "video",
+            prompt,
+            lambda key, mode: self.client.video(
+                prompt, uris[0], motion=motion, mode=mode, notify_hook=self.notify_hook, state=key
+            ),
+        )
+
+    async def edit(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
+        """/edit <prompt> with a photo: four edited versions of it."""
+        req = await self.who(req)
+        prompt = _clean(args)
+        if images and not await self._prompt_ok(req, prompt, command="edit"):
+            return
+        uris = await self._uploads(req, images, "edit", args, least=1, most=1)
+        if uris is None:
+            return
+        await self._start(
+            req,
+            "edit",
+            prompt,
+            lambda key, mode: self.client.edits(
+                prompt, uris[0], mode=mode, notify_hook=self.notify_hook, state=key
+            ),
+        )
+
+    async def _prompt_ok(self, req: Requester, prompt: str, command: str = "imagine") -> bool:
         if not prompt:
-            await self.reply(req, View(t("imagine.empty", req.language)))
-            return
+            await self.reply(req, View(t(f"{command}.empty", req.language)))
+            return False
         if len(prompt) > MAX_PROMPT:
-            await self.reply(req, View(t("imagine.too_long", req.language, limit=MAX_PROMPT)))
-            return
-        mode = await self.mode_for(req)
+            await self.reply(req, View(t("prompt.too_long", req.language, limit=MAX_PROMPT)))
+            return False
+        return True
+
+    async def _uploads(
+        self,
+        req: Requester,
+        images: Sequence[bytes],
+        command: str,
+        args: str,
+        *,
+        least: int,
+        most: int,
+    ) -> list[str] | None:
+        """Validated data URIs, or None after telling the user what is wrong.
+
+        No photo at all for a photo command starts a short conversation instead: the bot asks
+        for the photos with a ForceReply, which works in groups under privacy mode.
+        """
+        lang = req.language
+        if not images and least > 0:
+            ask = await self.reply(
+                req,
+                View(
+                    t(f"ask.{command}", lang),
+                    ask=Ask(t("ask.placeholder", lang), title=command),
+                ),
+            )
+            await self.store.add_ask(ask, req.user_id, command, args, lang)
+            return None
+        if len(images) < least or len(images) > most:
+            text = t("upload.count", lang, least=least, most=most, got=len(images))
+            await self.reply(req, View(text))
+            return None
+        try:
+            return [await asyncio.to_thread(media.upload_data_uri, data) for data in images]
+        except media.MediaError as exc:
+            await self.reply(req, View(t(f"upload.{exc.reason}", lang)))
+            return None
+
+    async def _start(
+        self,
+        req: Requester,
+        kind: str,
+        prompt: str,
+        call: Callable[[str, str], Awaitable[Submission]],
+    ) -> None:
+        mode = (await self.user_settings(req)).get("mode", self.default_mode)
         row = TaskRow(
             key=new_key(),
             platform=req.platform,
             chat_id=req.chat_id,
             user_id=req.user_id,
             lang=req.language,
-            kind="imagine",
-            label="Imagine",
+            kind=kind,
+            label=kind,
             prompt=prompt,
             mode=mode,
             request_ref=req.message.encode() if req.message else None,
         )
         await self.store.add_task(row)
-        await self._submit(
-            row,
-            lambda: self.client.imagine(
-                prompt, images, mode=mode, notify_hook=self.notify_hook, state=row.key
+        await self._submit(row, lambda: call(row.key, mode))
+
+    # --- settings, history, seed ---------------------------------------------------------------
+
+    async def settings_view(self, req: Requester) -> View:
+        req = await self.who(req)
+        lang = req.language
+        current = await self.user_settings(req)
+        mode = current.get("mode", self.default_mode) or "fast"
+        delivery = current.get("delivery", "photo")
+
+        def mark(on: bool, label: str) -> str:
+            return f"✅ {label}" if on else label
+
+        rows = (
+            tuple(
+                Choice(mark(mode == m, t(f"mode.{m}", lang)), buttons.setting("mode", m))
+                for m in MODES
             ),
+            tuple(
+                Choice(
+                    mark(delivery == d, t(f"settings.delivery.{d}", lang)),
+                    buttons.setting("delivery", d),
+                )
+                for d in ("photo", "file")
+            ),
+            (
+                Choice(mark(lang == "en", "English"), buttons.setting("lang", "en")),
+                Choice(mark(lang == "zh", "中文"), buttons.setting("lang", "zh")),
+            ),
+            (Choice(t("settings.suffix.clear", lang), buttons.setting("suffix", "-")),),
+        )
+        text = t(
+            "settings.text",
+            lang,
+            mode=t(f"mode.{mode}", lang) if mode in MODES else mode,
+            suffix=current.get("suffix") or "—",
+        )
+        return View(text, rows=rows)
+
+    async def set_mode(self, req: Requester, mode: str) -> None:
+        """/fast and /relax: the speed mode (the API path prefix) for this user's next jobs."""
+        req = await self.who(req)
+        await self.store.set_setting(f"user:{req.user_key}", "mode", mode)
+        await self.reply(
+            req, View(t("settings.mode_set", req.language, mode=t(f"mode.{mode}", req.language)))
         )
 
-    async def mode_for(self, req: Requester) -> str:
-        settings = await self.store.settings(f"user:{req.user_key}")
-        return settings.get("mode", self.default_mode)
+    async def set_suffix(self, req: Requester, suffix: str) -> None:
+        req = await self.who(req)
+        value = _clean(suffix)[:200] or None
+        await self.store.set_setting(f"user:{req.user_key}", "suffix", value)
+        await self.reply(req, View(t("settings.suffix_set", req.language, suffix=value or "—")))
 
-    # --- buttons -----------------------------------------------------------------------------
+    async def tasks_view(self, req: Requester) -> View:
+        """/tasks: the user's recent tasks, newest first."""
+        req = await self.who(req)
+        lang = req.language
+        rows = await self.store.recent_tasks(req.platform, req.user_id, limit=10)
+        if not rows:
+            return View(t("tasks.none", lang))
+        lines = [t("tasks.title", lang)]
+        for row in rows:
+            icon = {"SUCCESS": "✅", "FAILURE": "❌", REJECTED: "❌", "TIMEOUT": "⌛"}.get(
+                row.status, "⏳"
+            )
+            what = clip(row.prompt or row.label, 40)
+            lines.append(f"{icon} {self._title(row)} · {what}  /task {row.key}")
+        return View("\n".join(lines))
+
+    async def show(self, req: Requester, ref: str) -> None:
+        """/task <id>: post a finished task again, with working buttons (like MJ's /show)."""
+        req = await self.who(req)
+        ref = ref.strip()
+        row = await self.store.task(ref) or (await self.store.task_by_id(ref) if ref else None)
+        if row is None and req.replied is not None:
+            row = await self.store.task_by_message(req.replied)
+        if row is None or row.platform != req.platform or not row.is_final:
+            await self.reply(req, View(t("task.unknown", req.language)))
+            return
+        if row.chat_id != req.chat_id and row.user_id != req.user_id:
+            await self.reply(req, View(t("task.unknown", req.language)))
+            return
+        view = await results.final_view(self, row)
+        ref_ = await self.reply(req, view)
+        if row.chat_id == req.chat_id:
+            await self.store.update(row.key, result_ref=ref_)
+
+    async def seed(self, req: Requester, args: str = "") -> None:
+        """/seed: the seed of a result (asked in the background: it may take a minute)."""
+        req = await self.who(req)
+        target = args.strip()
+        row = await self.store.task(target) if target else None
+        if row is None and target:
+            row = await self.store.task_by_id(target)
+        if row is None and req.replied is not None:
+            row = await self.store.task_by_message(req.replied)
+        if row is None or not row.task_id or row.platform != req.platform:
+            await self.reply(req, View(t("seed.which", req.language)))
+            return
+        self.spawn(self._seed(req, row))
+
+    async def _seed(self, req: Requester, row: TaskRow) -> None:
+        lang = req.language
+        assert row.task_id
+        try:
+            submission = await self.client.image_seed(row.task_id)
+        except MjError as exc:
+            await self.reply(req, View(t(f"api.{exc.kind}", lang)))
+            return
+        if submission.outcome is Outcome.ACCEPTED and submission.task_id:
+            await self.reply(req, View(t("seed.value", lang, seed=submission.task_id)))
+        else:
+            await self.reply(
+                req, View(t("seed.none", lang, detail=clip(submission.description, 200)))
+            )
+
+    # --- buttons -------------------------------------------------------------------------------
 
     async def press(self, req: Requester, data: str) -> Notice:
-        """A button press: resolve the token, submit the action once, acknowledge at once."""
+        """A button press: resolve the token, act once, acknowledge at once."""
+        req = await self.who(req)
         lang = req.language
+        setting = buttons.decode_setting(data)
+        if setting is not None:
+            return await self._press_setting(req, *setting)
         token = buttons.decode(data)
         row = await self.store.task(token.key) if token else None
         if token is None or row is None or row.platform != req.platform:
@@ -121,14 +431,16 @@ class Service:
             return Notice(t("press.foreign", lang), alert=True)
         if row.user_id != req.user_id:
             return Notice(t("press.not_owner", lang), alert=True)
+        if token.index is None:
+            return await self._press_extra(req, row, token.slot)
         task = row.task
         button = _button(task, token)
         if task is None or task.status is not Status.SUCCESS or button is None:
             return Notice(t("press.expired", lang), alert=True)
-        return await self._press(req, row, task, token, button)
+        return await self._press(req, row, task, token.slot, button)
 
     async def _press(
-        self, req: Requester, parent: TaskRow, task: Task, token: Token, button: Button
+        self, req: Requester, parent: TaskRow, task: Task, slot: str, button: Button
     ) -> Notice:
         lang = req.language
         label = buttons.label(button, lang)
@@ -145,8 +457,7 @@ class Service:
             parent_key=parent.key,
             request_ref=parent.result_ref,
         )
-        running = await self.store.add_child(child, parent.key, token.slot)
-        if running is not None:
+        if await self.store.add_child(child, parent.key, slot) is not None:
             return Notice(t("press.running", lang))
         self.spawn(
             self._submit(
@@ -159,47 +470,177 @@ class Service:
                     state=child.key,
                 ),
                 modal_kind=_modal_kind(button.custom_id),
+                pick=_pick_text(task, button.custom_id),
             )
         )
         return Notice(t("press.submitted", lang, label=label))
 
-    # --- modals ------------------------------------------------------------------------------
-
-    async def answer(self, req: Requester, reply_to_message_id: str, text: str) -> bool:
-        """A reply to one of our questions (ForceReply); False when it answers nothing of ours."""
-        modal = await self.store.modal_for_reply(req.platform, req.chat_id, reply_to_message_id)
-        if modal is None:
-            return False
-        row = await self.store.task(modal.key)
+    async def _press_extra(self, req: Requester, row: TaskRow, verb: str) -> Notice:
+        """Our own buttons beside the API's: seed, original file, split grid, retry."""
         lang = req.language
-        if row is None or modal.answered_at is not None:
-            await self.reply(req, View(t("modal.expired", lang)))
+        match verb:
+            case "seed":
+                self.spawn(self._seed(req, row))
+                return Notice(t("seed.asking", lang))
+            case "file" | "split":
+                original = await results.original(self, row)
+                if original is None:
+                    return Notice(t("press.expired", lang), alert=True)
+                view = (
+                    results.file_view(row, original)
+                    if verb == "file"
+                    else await asyncio.to_thread(results.split_view, row, original)
+                )
+                self.spawn(self.outbox.send(row.platform, row.chat_id, view, row.ref("result")))
+                return Notice(t("press.sending", lang))
+            case "retry":
+                if row.kind != "imagine" or not row.prompt:
+                    return Notice(t("press.expired", lang), alert=True)
+                self.spawn(self.imagine(replace(req, message=row.ref("result")), row.prompt))
+                return Notice(t("press.submitted", lang, label="🔁"))
+        return Notice(t("press.expired", lang), alert=True)
+
+    async def _press_setting(self, req: Requester, name: str, value: str) -> Notice:
+        lang = req.language
+        scope = f"user:{req.user_key}"
+        if name == "suffix":
+            await self.store.set_setting(scope, "suffix", None)
+        elif name in ("mode", "delivery", "lang"):
+            await self.store.set_setting(scope, name, value)
+        else:
+            return Notice(t("press.expired", lang), alert=True)
+        req = await self.who(req)
+        self.spawn(self.reply(req, await self.settings_view(req)))
+        return Notice(t("settings.saved", req.language))
+
+    # --- answers to our questions --------------------------------------------------------------
+
+    async def answer(
+        self, req: Requester, reply_to_message_id: str, text: str, images: Sequence[bytes] = ()
+    ) -> bool:
+        """A reply to one of our questions; False when it answers nothing of ours."""
+        modal = await self.store.modal_for_reply(req.platform, req.chat_id, reply_to_message_id)
+        if modal is not None:
+            await self._answer_modal(await self.who(req), modal.key, text, images)
             return True
-        if row.user_id != req.user_id:
-            await self.reply(req, View(t("modal.not_owner", lang)))
+        ask = await self.store.ask(req.platform, req.chat_id, reply_to_message_id)
+        if ask is None:
+            return False
+        req = await self.who(req)
+        if ask["user_id"] != req.user_id:
+            await self.reply(req, View(t("modal.not_owner", req.language)))
             return True
-        prompt = " ".join(text.split())
-        if len(prompt) > MAX_PROMPT:
-            await self.reply(req, View(t("imagine.too_long", lang, limit=MAX_PROMPT)))
+        if not images:
+            await self.reply(req, View(t("ask.photo_needed", req.language)))
             return True
-        if not await self.store.claim_modal(modal.key):
-            await self.reply(req, View(t("modal.expired", lang)))
+        if not await self.store.claim_ask(req.platform, req.chat_id, reply_to_message_id):
+            await self.reply(req, View(t("modal.expired", req.language)))
             return True
-        await self.store.update(
-            row.key,
-            prompt=prompt or row.prompt,
-            request_ref=req.message.encode() if req.message else row.request_ref,
-            progress_ref=None,
-        )
-        row = await self.store.task(row.key)
-        assert row is not None and row.task_id
-        modal_id = row.task_id
-        await self._submit(row, lambda: self.client.modal(modal_id, prompt))
+        command = ask["command"]
+        args = text.strip() or ask["args"]
+        await getattr(self, command)(req, args, images)
         return True
 
-    # --- submitting --------------------------------------------------------------------------
+    async def _answer_modal(
+        self, req: Requester, key: str, text: str, images: Sequence[bytes] = ()
+    ) -> None:
+        modal = await self.store.modal(key)
+        row = await self.store.task(key)
+        lang = req.language
+        if modal is None or row is None or modal.answered_at is not None:
+            await self.reply(req, View(t("modal.expired", lang)))
+            return
+        if row.user_id != req.user_id:
+            await self.reply(req, View(t("modal.not_owner", lang)))
+            return
+        if modal.kind == "region":
+            await self._answer_region(req, row, modal.prefill, text, images)
+            return
+        prompt = _clean(text)
+        if len(prompt) > MAX_PROMPT:
+            await self.reply(req, View(t("prompt.too_long", lang, limit=MAX_PROMPT)))
+            return
+        await self._submit_modal(req, row, prompt or modal.prefill, "")
 
-    async def _submit(self, row: TaskRow, call, modal_kind: str = "") -> None:
+    async def _answer_region(
+        self, req: Requester, row: TaskRow, prefill: str, text: str, images: Sequence[bytes]
+    ) -> None:
+        lang = req.language
+        base = await self.region_image(row.key)
+        if base is None:
+            await self.reply(req, View(t("modal.expired", lang)))
+            return
+        size = await asyncio.to_thread(media.image_size, base)
+        if images:
+            try:
+                png = await asyncio.to_thread(mask.normalise_mask, images[0], size)
+            except Exception:
+                await self.reply(req, View(t("upload.not_image", lang)))
+                return
+            prompt = _clean(text) or prefill
+        else:
+            cells_text, prompt = mask.split_answer(text)
+            cells = mask.parse_cells(cells_text)
+            if not cells:
+                await self.reply(req, View(t("region.cells_needed", lang)))
+                return
+            png = await asyncio.to_thread(mask.cells_mask, size, cells)
+            prompt = prompt or prefill
+        await self.answer_mask(req, row.key, png, prompt)
+
+    async def answer_mask(self, req: Requester, ref: str, mask_png: bytes, prompt: str) -> bool:
+        """Vary (Region): submit the painted mask (white = repaint) with the prompt."""
+        req = await self.who(req)
+        lang = req.language
+        row = await self.store.task(ref)
+        modal = await self.store.modal(ref)
+        if row is None or modal is None or modal.kind != "region" or modal.answered_at:
+            await self.reply(req, View(t("modal.expired", lang)))
+            return False
+        if row.user_id != req.user_id or row.platform != req.platform:
+            await self.reply(req, View(t("modal.not_owner", lang)))
+            return False
+        base = await self.region_image(ref)
+        try:
+            size = await asyncio.to_thread(media.image_size, base) if base else None
+            png = await asyncio.to_thread(mask.normalise_mask, mask_png, size or (1024, 1024))
+        except Exception:
+            await self.reply(req, View(t("upload.not_image", lang)))
+            return False
+        if await asyncio.to_thread(mask.is_empty, png):
+            await self.reply(req, View(t("region.cells_needed", lang)))
+            return False
+        uri = "data:image/png;base64," + base64.b64encode(png).decode()
+        return await self._submit_modal(req, row, _clean(prompt) or modal.prefill, uri)
+
+    async def region_image(self, ref: str) -> bytes | None:
+        """The image a Vary (Region) modal repaints (the parent's result)."""
+        row = await self.store.task(ref)
+        if row is None or not row.parent_key:
+            return None
+        parent = await self.store.task(row.parent_key)
+        return await results.original(self, parent) if parent else None
+
+    async def _submit_modal(self, req: Requester, row: TaskRow, prompt: str, mask_uri: str) -> bool:
+        if not await self.store.claim_modal(row.key):
+            await self.reply(req, View(t("modal.expired", req.language)))
+            return False
+        await self.store.update(
+            row.key,
+            prompt=prompt,
+            request_ref=req.message.encode() if req.message else row.request_ref,
+        )
+        fresh = await self.store.task(row.key)
+        assert fresh is not None and fresh.task_id
+        modal_id = fresh.task_id
+        await self._submit(fresh, lambda: self.client.modal(modal_id, prompt, mask_base64=mask_uri))
+        return True
+
+    # --- submitting ----------------------------------------------------------------------------
+
+    async def _submit(
+        self, row: TaskRow, call: Submit, modal_kind: str = "", pick: str = ""
+    ) -> None:
         """Show the progress message, call the API once, record and show the outcome."""
         lang = row.lang
         title = self._title(row)
@@ -211,7 +652,7 @@ class Service:
         )
         await self.store.update(row.key, progress_ref=progress)
         try:
-            submission: Submission = await call()
+            submission = await call()
         except MjError as exc:
             log.warning("submit failed: %s (task %s)", exc.kind, row.key)
             await self._reject(row, progress, t(f"api.{exc.kind}", lang))
@@ -222,11 +663,12 @@ class Service:
             return
         outcome = submission.outcome
         if outcome is Outcome.MODAL and submission.task_id:
-            await self._ask_modal(row, progress, submission, modal_kind or "remix")
+            await self._ask_modal(row, progress, submission, modal_kind or "remix", pick)
             return
         if outcome.is_accepted and submission.task_id:
-            status = Status.NOT_START.value
-            await self.store.update(row.key, task_id=submission.task_id, status=status)
+            await self.store.update(
+                row.key, task_id=submission.task_id, status=Status.NOT_START.value
+            )
             if submission.queue_position:
                 view = progress_view(row.prompt, title, lang, queue=submission.queue_position)
                 await self.outbox.edit(progress, view)
@@ -249,37 +691,53 @@ class Service:
                 return t("refused.invalid", lang, detail=detail)
             case Outcome.NOT_FOUND:
                 return t("refused.not_found", lang)
-        if submission.code == 9 and ("队列已满" in detail or "queue full" in detail.lower()):
+        if submission.code == 9 and _QUEUE_FULL.search(submission.description):
+            # trueai says "queue full" with the generic failure code 9 (P3)
             return t("refused.queue_full", lang)
         return t("refused.failed", lang, detail=detail)
 
     async def _ask_modal(
-        self, row: TaskRow, progress: MessageRef, submission: Submission, kind: str
+        self, row: TaskRow, progress: MessageRef, submission: Submission, kind: str, pick: str
     ) -> None:
-        """Code 21: the API waits for a prompt (Custom Zoom, remix...): ask the user."""
-        lang = row.lang
-        prefill = submission.final_prompt or row.prompt
+        """Code 21: the API waits for an answer (Custom Zoom, remix, region, a pick): ask."""
+        prefill = submission.final_prompt or pick or row.prompt
         if kind == "zoom" and "--zoom" not in prefill:
             prefill = f"{prefill} --zoom 2".strip()
-        await self.store.update(row.key, task_id=submission.task_id, status=Status.MODAL.value)
+        await self.store.update(
+            row.key, task_id=submission.task_id, status=Status.MODAL.value, prompt=prefill
+        )
         await self.store.add_modal(row.key, kind, prefill)
         await self.outbox.delete(progress)
-        ask = await self.outbox.send(
-            row.platform,
-            row.chat_id,
-            View(
-                t(f"modal.ask.{kind}", lang, prompt=clip(prefill, 3000)),
-                ask=Ask(t(f"modal.placeholder.{kind}", lang), prefill=prefill, title=row.label),
-            ),
-            MessageRef.decode(row.request_ref),
-        )
+        view = await self._modal_view(row, kind, prefill)
+        ask = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
         await self.store.set_modal_ask(row.key, ask)
         await self.store.update(row.key, progress_ref=None)
+
+    async def _modal_view(self, row: TaskRow, kind: str, prefill: str) -> View:
+        lang = row.lang
+        text = t(f"modal.ask.{kind}", lang, prompt=clip(prefill, 3000))
+        ask = Ask(
+            t(f"modal.placeholder.{kind}", lang),
+            prefill=prefill,
+            title=row.label,
+            kind="mask" if kind == "region" else "text",
+            ref=row.key,
+        )
+        if kind != "region":
+            return View(text, ask=ask)
+        base = await self.region_image(row.key)
+        grid = await asyncio.to_thread(mask.labelled_grid, base) if base else None
+        rows: tuple[tuple[Choice, ...], ...] = ()
+        if self.webapp_url and row.platform == "telegram" and not row.chat_id.startswith("-"):
+            url = f"{self.webapp_url}?ref={row.key}"
+            rows = ((Choice(t("region.open_editor", lang), url=url, webapp=True),),)
+        photo = (Media("photo", grid, "grid.jpg"),) if grid else ()
+        return View(text, media=photo, rows=rows, ask=ask)
 
     def _title(self, row: TaskRow) -> str:
         return t(f"kind.{row.kind}", row.lang, label=row.label)
 
-    # --- following tasks ---------------------------------------------------------------------
+    # --- following tasks -----------------------------------------------------------------------
 
     async def on_task(self, task: Task) -> None:
         """One update from the API (poll or webhook): merge it, then show what changed."""
@@ -301,7 +759,12 @@ class Service:
         preview = await self._preview(row.key, task.image_url) if task.image_url else None
         percent = None if task.status in (Status.NOT_START, Status.MODAL) else task.progress
         view = progress_view(
-            row.prompt, self._title(row), row.lang, percent=percent, mode=row.mode, preview=preview
+            row.prompt,
+            self._title(row),
+            row.lang,
+            percent=percent,
+            mode=row.mode,
+            preview=preview,
         )
 
         async def remember(new_ref: MessageRef) -> None:
@@ -331,10 +794,8 @@ class Service:
         if progress:
             self.outbox.discard_edits(progress)
         try:
-            view = await self._final_view(row)
-            ref = await self.outbox.send(
-                row.platform, row.chat_id, view, MessageRef.decode(row.request_ref)
-            )
+            view = await results.final_view(self, row)
+            ref = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
         except Exception:
             log.exception("delivery failed (task %s); will retry", row.key)
             await self.store.release_delivery(row.key)
@@ -342,30 +803,14 @@ class Service:
         await self.store.update(row.key, result_ref=ref)
         if progress:
             await self.outbox.delete(progress)
-
-    async def _final_view(self, row: TaskRow) -> View:
-        task = row.task
-        lang = row.lang
-        if task is None or task.status is not Status.SUCCESS:
-            reason = describe_failure(task.fail_reason if task else row.error or "", lang)
-            return View(headline(f"❌ {reason}", row.prompt))
-        seconds = _elapsed(task, row)
-        caption = result_caption(
-            task.display_prompt or row.prompt,
-            self._title(row),
-            lang,
-            mode=row.mode or task.mode,
-            seconds=seconds,
-        )
-        rows = buttons.layout(row.key, task.buttons, lang)
-        try:
-            original = await self.downloader.get(task.image_url)
-            photo = await asyncio.to_thread(media.to_jpeg, original)
-        except media.MediaError as exc:
-            log.warning("result download failed (task %s): %s", row.key, exc.reason)
-            text = f"{caption}\n\n{t('result.link', lang, url=task.image_url)}"
-            return View(text, rows=rows)
-        return View(caption, media=(Media("photo", photo, f"{row.key}.jpg"),), rows=rows)
+        if row.status == "SUCCESS":
+            settings = await self.store.settings(f"user:{row.platform}:{row.user_id}")
+            if settings.get("delivery") == "file":
+                original = await results.original(self, row)
+                if original:
+                    await self.outbox.send(
+                        row.platform, row.chat_id, results.file_view(row, original), ref
+                    )
 
     async def time_out(self, row: TaskRow) -> None:
         """A task the API never finished: tell the user instead of leaving it dangling."""
@@ -380,6 +825,10 @@ class Service:
             await self.deliver(row)
 
 
+def _clean(text: str) -> str:
+    return " ".join((text or "").split())
+
+
 def _button(task: Task | None, token: Token) -> Button | None:
     index = token.index
     if task is None or index is None or index >= len(task.buttons):
@@ -388,27 +837,12 @@ def _button(task: Task | None, token: Token) -> Button | None:
 
 
 def _modal_kind(custom_id: str) -> str:
-    return next((kind for prefix, kind in MODAL_KINDS.items() if custom_id.startswith(prefix)), "")
+    return next((kind for prefix, kind in MODAL_KINDS if custom_id.startswith(prefix)), "")
 
 
-def _elapsed(task: Task, row: TaskRow) -> float:
-    if task.finish_time and task.submit_time:
-        return max(0.0, (task.finish_time - task.submit_time) / 1000)
-    return max(0.0, time.time() - row.created_at)
-
-
-_FAILURE_BUCKETS = (
-    ("moderation", ("banned prompt", "敏感词", "filters", "community standards", "违规")),
-    ("invalid", ("invalid",)),
-    ("timeout", ("超时", "timeout", "timed out")),
-    ("account", ("queue full", "队列已满", "subscription", "实例不可用", "blocked")),
-)
-
-
-def describe_failure(reason: str, lang: str) -> str:
-    """The failReason in the user's words: a bucket headline plus the raw text as detail."""
-    low = reason.lower()
-    bucket = next((b for b, words in _FAILURE_BUCKETS if any(w in low for w in words)), "generic")
-    text = t(f"failure.{bucket}", lang)
-    detail = clip(reason.strip(), 300)
-    return f"{text}\n{detail}" if detail and reason != "timeout" else text
+def _pick_text(task: Task, custom_id: str) -> str:
+    """For describe/shorten picks: the chosen suggestion, as a prefill when the API has none."""
+    match = re.match(r"MJ::Job::(?:PicReader|PromptAnalyzer)::(\d)$", custom_id)
+    if not match or task.action not in (Action.DESCRIBE, Action.SHORTEN):
+        return ""
+    return results.numbered_options(task.final_prompt).get(int(match.group(1)), "")

@@ -151,6 +151,12 @@ class Store:
         async with self._db.execute(sql, args) as cur:
             return list(await cur.fetchall())
 
+    async def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """A read-only query for reports (admin pages, status): rows as plain dicts."""
+        if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
+            raise ValueError("query() is for reads")
+        return [dict(row) for row in await self._all(sql, *args)]
+
     # --- tasks -------------------------------------------------------------------------------
 
     async def add_task(self, row: TaskRow) -> TaskRow:
@@ -321,6 +327,54 @@ class Store:
     async def pending_modals(self) -> list[ModalRow]:
         rows = await self._all("SELECT * FROM modals WHERE answered_at IS NULL")
         return [ModalRow(**dict(r)) for r in rows]
+
+    # --- asks (waiting for an upload) --------------------------------------------------------
+
+    async def add_ask(self, ref: MessageRef, user_id: str, command: str, args: str, lang: str):
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO asks (platform, chat_id, message_id, user_id, command,"
+                " args, lang, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ref.platform,
+                    ref.chat_id,
+                    ref.message_id,
+                    user_id,
+                    command,
+                    args,
+                    lang,
+                    time.time(),
+                ),
+            )
+
+    async def ask(self, platform: str, chat_id: str, message_id: str) -> dict[str, Any] | None:
+        row = await self._one(
+            "SELECT * FROM asks WHERE platform = ? AND chat_id = ? AND message_id = ?",
+            platform,
+            chat_id,
+            message_id,
+        )
+        return dict(row) if row else None
+
+    async def claim_ask(self, platform: str, chat_id: str, message_id: str) -> bool:
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "UPDATE asks SET answered_at = ? WHERE platform = ? AND chat_id = ?"
+                " AND message_id = ? AND answered_at IS NULL",
+                (time.time(), platform, chat_id, message_id),
+            )
+            return cur.rowcount == 1
+
+    async def task_by_message(self, ref: MessageRef) -> TaskRow | None:
+        """The task whose result (or progress) message this is: for /seed, /imagine replies."""
+        encoded = ref.encode().rsplit("|", 1)[0] + "|%"
+        row = await self._one(
+            "SELECT * FROM tasks WHERE result_ref LIKE ? OR progress_ref LIKE ?"
+            " ORDER BY created_at DESC LIMIT 1",
+            encoded,
+            encoded,
+        )
+        return TaskRow(**dict(row)) if row else None
 
     # --- settings ----------------------------------------------------------------------------
 

@@ -41,11 +41,15 @@ class Media:
 
 @dataclass(frozen=True, slots=True)
 class Ask:
-    """Ask the user for text: a ForceReply on Telegram, a modal on Discord, a dialog on the web."""
+    """Ask the user for an answer: a ForceReply on Telegram, a modal on Discord, a dialog on the
+    web. ``kind`` "mask" means a Vary (Region) mask is wanted (a mask editor where the platform
+    has one; a reply naming grid cells everywhere). ``ref`` goes back with the answer."""
 
     placeholder: str
     prefill: str = ""
     title: str = ""
+    kind: str = "text"  # "text" | "mask"
+    ref: str = ""
 
 
 @dataclass(frozen=True, slots=True)

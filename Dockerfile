@@ -1,0 +1,15 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+RUN useradd --create-home --uid 10001 mjbot
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY adapters ./adapters
+RUN pip install . && mkdir -p /data /config && chown mjbot /data
+
+USER mjbot
+VOLUME ["/data"]
+ENV MJBOT_STORAGE__PATH=/data/mjbot.db
+# Mount your config at /config/config.toml (secrets may come from MJBOT_* variables instead).
+CMD ["mjbot", "run", "--config", "/config/config.toml"]

@@ -1,0 +1,175 @@
+"""Finished tasks as Views: images, videos, describe/shorten texts, failures.
+
+Result media is downloaded right after success (CDN links expire), cached on disk by task key
+(so /task, 📎 and Vary (Region) keep working), and re-encoded for chat apps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+import time
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from bot import buttons, media
+from bot.i18n import t
+from bot.mj.models import Action, Status, Task
+from bot.store import TaskRow
+from bot.views import Choice, Media, View, clip, headline, result_caption
+
+if TYPE_CHECKING:
+    from bot.service import Service
+
+log = logging.getLogger("bot.results")
+
+TEXT_ACTIONS = (Action.DESCRIBE, Action.SHORTEN)
+GRID_ACTIONS = (
+    Action.IMAGINE,
+    Action.VARIATION,
+    Action.REROLL,
+    Action.BLEND,
+    Action.PAN,
+    Action.ZOOM,
+    Action.EDIT,
+)
+_OPTION = re.compile(r"^\s*([1-5])\ufe0f?\u20e3\s*(.+)$", re.M)
+
+
+def numbered_options(text: str) -> dict[int, str]:
+    """The numbered suggestions (1️⃣ ... 5️⃣) of a describe or shorten result."""
+    return {int(n): body.strip() for n, body in _OPTION.findall(text or "")}
+
+
+async def original(service: Service, row: TaskRow) -> bytes | None:
+    """The result image's original bytes: from the cache, else downloaded (and cached)."""
+    if service.cache is not None:
+        cached = await asyncio.to_thread(service.cache.get, row.key)
+        if cached:
+            return cached
+    task = row.task
+    if task is None or not task.image_url:
+        return None
+    try:
+        data = await service.downloader.get(task.image_url)
+    except media.MediaError:
+        return None
+    if service.cache is not None:
+        await asyncio.to_thread(service.cache.put, row.key, data)
+    return data
+
+
+async def final_view(service: Service, row: TaskRow) -> View:
+    task = row.task
+    lang = row.lang
+    if task is None or task.status is not Status.SUCCESS:
+        reason = describe_failure(task.fail_reason if task else row.error or "", lang)
+        rows = ()
+        if row.kind == "imagine" and row.prompt:
+            rows = ((Choice(t("btn.retry", lang), buttons.encode(row.key, "retry")),),)
+        return View(headline(f"❌ {reason}", row.prompt), rows=rows)
+    title = t(f"kind.{row.kind}", lang, label=row.label)
+    caption = result_caption(
+        task.display_prompt if task.action not in TEXT_ACTIONS else row.prompt,
+        title,
+        lang,
+        mode=row.mode or task.mode,
+        seconds=_elapsed(task, row),
+    )
+    rows = buttons.layout(row.key, task.buttons, lang)
+    if task.action in TEXT_ACTIONS:
+        text = f"{title}\n\n{clip(_plain(task.final_prompt), 3500)}"
+        return View(text, rows=rows)
+    if task.action is Action.VIDEO and (task.video_urls or task.video_url):
+        return await _video_view(service, row, task, caption, rows)
+    data = await original(service, row)
+    if data is None:
+        return View(f"{caption}\n\n{t('result.link', lang, url=task.image_url)}", rows=rows)
+    photo = await asyncio.to_thread(media.to_jpeg, data)
+    extras = [
+        Choice("🌱", buttons.encode(row.key, "seed")),
+        Choice("📎", buttons.encode(row.key, "file")),
+    ]
+    if task.action in GRID_ACTIONS:
+        extras.append(Choice("✂️", buttons.encode(row.key, "split")))
+    return View(
+        caption, media=(Media("photo", photo, f"{row.key}.jpg"),), rows=(*rows, tuple(extras))
+    )
+
+
+async def _video_view(
+    service: Service, row: TaskRow, task: Task, caption: str, rows: tuple
+) -> View:
+    urls = task.video_urls or (task.video_url,)
+    videos = []
+    for index, url in enumerate(urls[:4]):
+        try:
+            videos.append(
+                Media("video", await service.downloader.get(url), f"{row.key}_{index}.mp4")
+            )
+        except media.MediaError:
+            log.warning("video download failed (task %s)", row.key)
+    if not videos:
+        links = "\n".join(urls)
+        return View(f"{caption}\n\n{t('result.link', row.lang, url=links)}", rows=rows)
+    return View(caption, media=tuple(videos), rows=rows)
+
+
+def file_view(row: TaskRow, data: bytes) -> View:
+    kind = _extension(data)
+    return View(t("result.file", row.lang), media=(Media("document", data, f"{row.key}.{kind}"),))
+
+
+def split_view(row: TaskRow, data: bytes) -> View:
+    """A 2x2 grid as its four images (an album)."""
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    width, height = image.size
+    tiles = []
+    for index, (x, y) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1)), start=1):
+        box = (x * width // 2, y * height // 2, (x + 1) * width // 2, (y + 1) * height // 2)
+        out = io.BytesIO()
+        image.crop(box).save(out, "JPEG", quality=92)
+        tiles.append(Media("photo", out.getvalue(), f"{row.key}_{index}.jpg"))
+    return View(t("result.split", row.lang), media=tuple(tiles))
+
+
+def _extension(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "png"
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return "bin"
+
+
+def _plain(text: str) -> str:
+    """Shorten's markdown (**bold**, ~~struck~~, ## headings) as readable plain text."""
+    text = re.sub(r"^##\s*", "", text, flags=re.M)
+    return text.replace("**", "").replace("~~", "")
+
+
+def _elapsed(task: Task, row: TaskRow) -> float:
+    if task.finish_time and task.submit_time:
+        return max(0.0, (task.finish_time - task.submit_time) / 1000)
+    return max(0.0, time.time() - row.created_at)
+
+
+_FAILURE_BUCKETS = (
+    ("moderation", ("banned prompt", "敏感词", "filters", "community standards", "违规")),
+    ("invalid", ("invalid",)),
+    ("timeout", ("超时", "timeout", "timed out")),
+    ("account", ("queue full", "队列已满", "subscription", "实例不可用", "blocked")),
+)
+
+
+def describe_failure(reason: str, lang: str) -> str:
+    """The failReason in the user's words: a bucket headline plus the raw text as detail."""
+    low = reason.lower()
+    bucket = next((b for b, words in _FAILURE_BUCKETS if any(w in low for w in words)), "generic")
+    text = t(f"failure.{bucket}", lang)
+    detail = clip(reason.strip(), 300)
+    return f"{text}\n{detail}" if detail and reason != "timeout" else text
