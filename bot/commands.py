@@ -48,22 +48,14 @@ async def run(
 ) -> None:
     """Run one command with its text and attached images (in the order they came)."""
     match name:
-        case "imagine":
-            await service.imagine(req, args, images)
-        case "describe":
-            await service.describe(req, images)
-        case "blend":
-            await service.blend(req, images, args)
-        case "swap":
-            await service.swap(req, images)
+        case "imagine" | "describe" | "blend" | "swap" | "video" | "edit":
+            await getattr(service, name)(req, args, images)
         case "shorten":
             await service.shorten(req, args)
-        case "video":
-            await service.video(req, args, images)
-        case "edit":
-            await service.edit(req, args, images)
         case "seed":
             await service.seed(req, args)
+        case "settings" if args:
+            await service.set_suffix(req, args)
         case "settings":
             await service.reply(req, await service.settings_view(req))
         case "fast" | "relax":
