@@ -14,6 +14,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.commands import COMMANDS
 from bot.config import TelegramConfig
 from bot.i18n import LANGUAGES, t
 from bot.service import Service
@@ -24,8 +25,6 @@ from .port import PLATFORM, TelegramPort
 __all__ = ["PLATFORM", "TelegramAdapter", "TelegramPort"]
 
 log = logging.getLogger("adapters.telegram")
-
-COMMANDS = ("imagine", "help")
 
 
 class TelegramAdapter:
@@ -50,8 +49,9 @@ class TelegramAdapter:
         app = self.app
         app.bot_data["service"] = service
         app.add_handler(CommandHandler(["start", "help"], handlers.start))
-        app.add_handler(CommandHandler("imagine", handlers.imagine))
+        app.add_handler(CommandHandler([c for c in COMMANDS if c != "help"], handlers.command))
         app.add_handler(CallbackQueryHandler(handlers.press))
+        app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, handlers.media))
         app.add_handler(
             MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND, handlers.reply)
         )

@@ -2,30 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from telegram import Message, Update
+from telegram.constants import FileSizeLimit
 from telegram.ext import ContextTypes
 
+from bot import commands
 from bot.chat import MessageRef, Requester
-from bot.i18n import normalize
+from bot.i18n import normalize, t
 from bot.service import Service
+from bot.views import View
 
 from .port import PLATFORM
 
 log = logging.getLogger("adapters.telegram")
+
+ALBUM_WINDOW_S = 1.5  # the parts of an album arrive as separate updates within about a second
 
 
 def service_of(context: ContextTypes.DEFAULT_TYPE) -> Service:
     return context.application.bot_data["service"]
 
 
-def requester(update: Update) -> Requester:
+def _ref(message: Message) -> MessageRef:
+    kind = "photo" if message.photo else "text"
+    return MessageRef(PLATFORM, str(message.chat_id), str(message.message_id), kind)
+
+
+def requester(update: Update, message: Message | None = None) -> Requester:
     """Who asked: the user, the chat, their language and the message to reply to."""
-    message = update.effective_message
+    message = message or update.effective_message
     chat = update.effective_chat
     user = update.effective_user
     assert chat is not None and user is not None
+    replied = message.reply_to_message if message else None
     return Requester(
         platform=PLATFORM,
         chat_id=str(chat.id),
@@ -33,31 +47,131 @@ def requester(update: Update) -> Requester:
         language=normalize(user.language_code),
         user_name=user.full_name,
         is_private=chat.type == "private",
-        message=(
-            MessageRef(PLATFORM, str(chat.id), str(message.message_id), "text") if message else None
-        ),
+        message=_ref(message) if message else None,
+        replied=_ref(replied) if replied else None,
     )
 
 
 def command_text(message: Message) -> str:
     """Everything after the command word (``/imagine@BotName a fox`` -> ``a fox``)."""
-    text = message.text or message.caption or ""
-    parts = text.split(maxsplit=1)
-    return parts[1] if len(parts) > 1 else ""
+    parsed = commands.parse(message.text or message.caption or "")
+    return parsed[1] if parsed else ""
+
+
+async def download(message: Message) -> bytes | None:
+    """The photo (largest size) or image document of a message; None when there is none."""
+    if message.photo:
+        item = message.photo[-1]
+    elif message.document:
+        item = message.document
+    else:
+        return None
+    if item.file_size and item.file_size > FileSizeLimit.FILESIZE_DOWNLOAD:
+        raise TooBig()
+    file = await item.get_file()
+    return bytes(await file.download_as_bytearray())
+
+
+class TooBig(Exception):
+    """Over Telegram's 20 MB getFile limit: the bot cannot even download it."""
+
+
+# --- albums ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Album:
+    update: Update
+    messages: list[Message] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+
+async def _collect(update: Update, context: ContextTypes.DEFAULT_TYPE) -> list[Message] | None:
+    """Gather the parts of an album; the first caller after the window gets them all.
+
+    Returns None for every part but the one that completes the album.
+    """
+    message = update.effective_message
+    assert message is not None
+    group = message.media_group_id
+    if not group:
+        return [message]
+    albums: dict[str, _Album] = context.application.bot_data.setdefault("albums", {})
+    album = albums.setdefault(group, _Album(update))
+    album.messages.append(message)
+    count = len(album.messages)
+    await asyncio.sleep(ALBUM_WINDOW_S)
+    if len(album.messages) != count:
+        return None  # a later part arrived: it will finish the album
+    albums.pop(group, None)
+    return sorted(album.messages, key=lambda m: m.message_id)
+
+
+async def _images(service: Service, req: Requester, messages: Sequence[Message]) -> list[bytes]:
+    images = []
+    for message in messages:
+        try:
+            data = await download(message)
+        except TooBig:
+            await service.reply(req, View(t("upload.too_big", req.language)))
+            raise
+        if data is not None:
+            images.append(data)
+    return images
+
+
+# --- handlers -------------------------------------------------------------------------------
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/start and /help: what the bot can do."""
-    req = requester(update)
     service = service_of(context)
+    req = await service.who(requester(update))
     await service.reply(req, service.help(req))
 
 
-async def imagine(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/imagine <prompt>: submit and follow a new image."""
+async def command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A text command; a reply to a photo lends it that photo (``/describe`` on a picture)."""
     message = update.effective_message
     assert message is not None
-    await service_of(context).imagine(requester(update), command_text(message))
+    parsed = commands.parse(message.text or "")
+    if parsed is None:
+        return
+    name, args = parsed
+    service = service_of(context)
+    req = requester(update)
+    images: list[bytes] = []
+    replied = message.reply_to_message
+    if replied is not None and name in ("imagine", "describe", "blend", "swap", "video", "edit"):
+        try:
+            images = await _images(service, req, [replied])
+        except TooBig:
+            return
+    await commands.run(service, req, name, args, images)
+
+
+async def media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A photo or file: a captioned command, or the answer to one of our questions."""
+    messages = await _collect(update, context)
+    if not messages:
+        return
+    first = messages[0]
+    service = service_of(context)
+    req = requester(update, first)
+    caption = next((m.caption for m in messages if m.caption), "") or ""
+    replied = next((m.reply_to_message for m in messages if m.reply_to_message), None)
+    parsed = commands.parse(caption)
+    if parsed is None and replied is None:
+        return  # a photo for someone else in the group
+    try:
+        images = await _images(service, req, messages)
+    except TooBig:
+        return
+    if parsed is not None:
+        await commands.run(service, req, parsed[0], parsed[1], images)
+        return
+    assert replied is not None
+    await service.answer(req, str(replied.message_id), caption, images)
 
 
 async def press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -69,7 +183,7 @@ async def press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A text reply: the answer to one of our questions (Custom Zoom, remix...)."""
+    """A text reply: the answer to one of our questions (Custom Zoom, remix, region...)."""
     message = update.effective_message
     if message is None or message.reply_to_message is None:
         return

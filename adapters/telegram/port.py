@@ -9,7 +9,10 @@ from telegram import (
     ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
+    InputMediaDocument,
     InputMediaPhoto,
+    InputMediaVideo,
     Message,
     ReplyParameters,
     WebAppInfo,
@@ -66,28 +69,51 @@ class TelegramPort:
             if reply_to and reply_to.chat_id == chat_id
             else None
         )
-        markup = keyboard(view)
+        markup: InlineKeyboardMarkup | ForceReply | None = keyboard(view)
+        if view.ask is not None and markup is None:
+            placeholder = _clip(view.ask.placeholder, PLACEHOLDER_LIMIT)
+            markup = ForceReply(selective=True, input_field_placeholder=placeholder)
+        caption = _clip(view.text, CAPTION_LIMIT)
+        chat = int(chat_id)
         with _translated_errors():
-            if view.ask is not None:
-                placeholder = _clip(view.ask.placeholder, PLACEHOLDER_LIMIT)
-                markup = ForceReply(selective=True, input_field_placeholder=placeholder)
-            photo = view.photo
-            if photo is not None:
-                message = await self.bot.send_photo(
-                    int(chat_id),
-                    photo.data,
-                    caption=_clip(view.text, CAPTION_LIMIT),
-                    reply_markup=markup,
-                    reply_parameters=reply,
+            if len(view.media) > 1:
+                return await self._send_album(chat, view, markup, reply)
+            if view.media:
+                item = view.media[0]
+                send = {
+                    "photo": self.bot.send_photo,
+                    "video": self.bot.send_video,
+                    "document": self.bot.send_document,
+                }[item.kind]
+                file = InputFile(item.data, filename=item.filename)
+                message = await send(
+                    chat, file, caption=caption, reply_markup=markup, reply_parameters=reply
                 )
-                return _ref(message, "photo")
+                return _ref(message, item.kind)
             message = await self.bot.send_message(
-                int(chat_id),
-                _clip(view.text, TEXT_LIMIT),
-                reply_markup=markup,
-                reply_parameters=reply,
+                chat, _clip(view.text, TEXT_LIMIT), reply_markup=markup, reply_parameters=reply
             )
             return _ref(message, "text")
+
+    async def _send_album(self, chat: int, view: View, markup, reply) -> MessageRef:
+        """Up to ten photos/videos as one album; buttons follow in their own message (an album
+        cannot carry a keyboard)."""
+        kinds = {"photo": InputMediaPhoto, "video": InputMediaVideo}
+        items = [
+            kinds.get(m.kind, InputMediaDocument)(
+                InputFile(m.data, filename=m.filename),
+                caption=_clip(view.text, CAPTION_LIMIT) if i == 0 else None,
+            )
+            for i, m in enumerate(view.media[:10])
+        ]
+        messages = await self.bot.send_media_group(chat, items, reply_parameters=reply)
+        if markup is None:
+            return _ref(messages[-1], view.media[0].kind)
+        head = _clip(view.text.splitlines()[0] if view.text else "⬆️", TEXT_LIMIT)
+        message = await self.bot.send_message(
+            chat, f"⬆️ {head}", reply_markup=markup, reply_parameters=reply
+        )
+        return _ref(message, "text")
 
     async def edit(self, ref: MessageRef, view: View) -> MessageRef:
         chat_id, message_id = int(ref.chat_id), int(ref.message_id)
@@ -97,7 +123,10 @@ class TelegramPort:
             if photo is not None:
                 # Bot API 10.1: editMessageMedia also turns a text message into a photo.
                 await self.bot.edit_message_media(
-                    InputMediaPhoto(photo.data, caption=_clip(view.text, CAPTION_LIMIT)),
+                    InputMediaPhoto(
+                        InputFile(photo.data, filename=photo.filename),
+                        caption=_clip(view.text, CAPTION_LIMIT),
+                    ),
                     chat_id=chat_id,
                     message_id=message_id,
                     reply_markup=markup,
