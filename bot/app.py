@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 from typing import Any, Protocol
 
 from bot.config import Config
-from bot.media import Downloader
+from bot.media import Downloader, MediaCache
 from bot.mj.client import MjClient
 from bot.outbox import Outbox
 from bot.service import Service
@@ -75,13 +76,16 @@ class App:
         self.outbox = Outbox(
             {a.platform: a.port for a in self.adapters},
             edit_interval_s=config.tracking.edit_interval_s,
+            send_interval_s=config.tracking.send_interval_s,
         )
         self.service = Service(
             self.store,
             self.client,
             self.outbox,
             self.downloader,
+            cache=MediaCache(Path(config.storage.path).parent / "media"),
             default_mode=config.midjourney.mode,
+            webapp_url=config.telegram.webapp_url,
         )
         self.tracker = Tracker(
             self.store,

@@ -86,6 +86,7 @@ class TrackingConfig:
     webhook_public_url: str = ""  # when set, every submit carries notifyHook=<url>/<secret path>
     listen: str = "127.0.0.1:8090"  # where the notifyHook receiver listens
     edit_interval_s: float = 2.5  # at most one progress edit per chat per this many seconds
+    send_interval_s: float = 1.0  # at least this long between two messages to one chat
     timeout_fast_s: float = 900.0  # give up on a task after this long (fast / turbo / default)
     timeout_relax_s: float = 3600.0  # relax jobs queue for a long time on busy accounts
 

@@ -42,5 +42,5 @@ def setup(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "telegram.ext.Updater", "aiohttp.access"):
+    for noisy in ("httpx", "httpcore", "aiosqlite", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -101,7 +101,7 @@ class TelegramPort:
         kinds = {"photo": InputMediaPhoto, "video": InputMediaVideo}
         items = [
             kinds.get(m.kind, InputMediaDocument)(
-                InputFile(m.data, filename=m.filename),
+                InputFile(m.data, filename=m.filename, attach=True),
                 caption=_clip(view.text, CAPTION_LIMIT) if i == 0 else None,
             )
             for i, m in enumerate(view.media[:10])
@@ -124,7 +124,8 @@ class TelegramPort:
                 # Bot API 10.1: editMessageMedia also turns a text message into a photo.
                 await self.bot.edit_message_media(
                     InputMediaPhoto(
-                        InputFile(photo.data, filename=photo.filename),
+                        # attach=True: inside InputMedia a file travels as attach://<name>
+                        InputFile(photo.data, filename=photo.filename, attach=True),
                         caption=_clip(view.text, CAPTION_LIMIT),
                     ),
                     chat_id=chat_id,

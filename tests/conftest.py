@@ -1,0 +1,42 @@
+"""Shared fixtures: the simulator, the fake Telegram server and ``mjbot run`` between them."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.sim import SimConfig, Simulator
+from tests.fakes.telegram import FakeTelegram
+from tests.harness import API_KEY, TG_TOKEN, BotProcess
+
+GROUP = -100123
+ALICE = 7001
+BOB = 7002
+
+
+@pytest.fixture
+async def sim():
+    simulator = Simulator(SimConfig(api_key=API_KEY, time_scale=0.05))
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+@pytest.fixture
+async def tg():
+    async with FakeTelegram(token=TG_TOKEN) as fake:
+        fake.user(ALICE, "Alice", language_code="en")
+        fake.user(BOB, "Bob", language_code="zh-hans")
+        fake.group(GROUP, "Artists")
+        yield fake
+
+
+@pytest.fixture
+async def bot(tmp_path, sim, tg):
+    process = BotProcess(tmp_path, sim.base_url, tg.url)
+    process.start()
+    await tg.wait_for_call("deleteWebhook", timeout=30)
+    yield process
+    await process.stop()
+    # Secrets never reach a log line (the whole run was at DEBUG level).
+    log = process.log()
+    assert API_KEY not in log and TG_TOKEN not in log
