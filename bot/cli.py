@@ -1,4 +1,4 @@
-"""``mjbot run | sim | check``: the command line, and nothing else.
+"""``mjbot run | demo | sim | check``: the command line, and nothing else.
 
 Errors a user can fix (a missing key, a bad value) print one line and exit non-zero; only bugs
 produce tracebacks.
@@ -25,6 +25,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = commands.add_parser("run", help="run the bot with a config file")
     run.add_argument("--config", "-c", help="path to config.toml (env MJBOT_* overrides it)")
 
+    demo = commands.add_parser(
+        "demo", help="the local playground: simulator + web chat, no tokens needed"
+    )
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--config", "-c", help="use this config's Midjourney API, not the simulator")
+
     sim = commands.add_parser("sim", help="serve the Midjourney-proxy simulator alone")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8081)
@@ -39,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             cfg = _load(args.config, need_chat=True)
             return asyncio.run(_run(cfg))
+        if args.command == "demo":
+            cfg = _load(args.config, need_chat=False) if args.config else None
+            if cfg is None:
+                logs.setup("INFO")
+            return asyncio.run(_demo(args.host, args.port, cfg))
         if args.command == "sim":
             logs.setup("INFO", [args.api_key])
             return asyncio.run(_sim(args.host, args.port, args.time_scale, args.api_key))
@@ -48,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mjbot: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. the port is taken
+        print(f"mjbot: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 2
@@ -79,6 +94,20 @@ async def _run(cfg: Config) -> int:
         await _until_signal()
     finally:
         await app.stop()
+    return 0
+
+
+async def _demo(host: str, port: int, cfg: Config | None) -> int:
+    from adapters.web import run_demo
+
+    demo = asyncio.create_task(run_demo(host, port, cfg))
+    stop = asyncio.create_task(_until_signal())
+    done, _ = await asyncio.wait({demo, stop}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (demo, stop):
+        task.cancel()
+    await asyncio.gather(demo, stop, return_exceptions=True)
+    if demo in done and demo.exception() is not None:
+        raise demo.exception()  # type: ignore[misc]
     return 0
 
 
