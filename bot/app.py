@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
 from bot.config import Config
+from bot.hooks import HOOK_PATH, HookServer, hook_secret
 from bot.media import Downloader, MediaCache
 from bot.mj.client import MjClient
 from bot.outbox import Outbox
@@ -78,15 +80,19 @@ class App:
             edit_interval_s=config.tracking.edit_interval_s,
             send_interval_s=config.tracking.send_interval_s,
         )
+        secret = await hook_secret(self.store)
+        public = config.tracking.webhook_public_url.rstrip("/")
         self.service = Service(
             self.store,
             self.client,
             self.outbox,
             self.downloader,
             cache=MediaCache(Path(config.storage.path).parent / "media"),
+            notify_hook=f"{public}{HOOK_PATH}{secret}" if public else "",
             default_mode=config.midjourney.mode,
             webapp_url=config.telegram.webapp_url,
         )
+        self.hooks = HookServer(self.store, self.client, self.service, secret, self.status)
         self.tracker = Tracker(
             self.store,
             self.client,
@@ -94,7 +100,9 @@ class App:
             poll_interval_s=config.tracking.poll_interval_s,
             timeout_fast_s=config.tracking.timeout_fast_s,
             timeout_relax_s=config.tracking.timeout_relax_s,
+            hooks_flowing=lambda: self.hooks.flowing,
         )
+        await self.hooks.start(config.tracking.listen)
         for adapter in self.adapters:
             adapter.attach(self.service)
             await adapter.start()
@@ -111,6 +119,7 @@ class App:
                 await adapter.stop()
             except Exception:
                 log.exception("stopping %s failed", adapter.platform)
+        await self.hooks.stop()
         await self.service.close()
         await self.outbox.close()
         await self.client.aclose()
@@ -118,3 +127,19 @@ class App:
         await self.store.close()
         if self.simulator is not None:
             await self.simulator.stop()
+
+    async def status(self) -> dict[str, Any]:
+        """What `mjbot status` shows: tasks in flight, delivery sources, API health."""
+        live = await self.store.live_tasks()
+        now = time.time()
+        return {
+            "tasks_in_flight": len(live),
+            "oldest_task_age_s": round(now - min((r.created_at for r in live), default=now), 1),
+            "webhook": self.hooks.counters(),
+            "polls": self.tracker.polls,
+            "poll_errors": self.tracker.poll_errors,
+            "api_requests": self.client.requests,
+            "api_errors": dict(self.client.errors),
+            "rate_limited": self.outbox.rate_limited,
+            "adapters": [a.platform for a in self.adapters],
+        }

@@ -51,6 +51,7 @@ class Requester:
     is_private: bool = False
     message: MessageRef | None = None  # the user's message, to reply to
     replied: MessageRef | None = None  # the message the user's message replies to, if any
+    event: str = ""  # the platform's unique id of this update, to ignore redeliveries
 
     @property
     def user_key(self) -> str:

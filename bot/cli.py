@@ -1,4 +1,4 @@
-"""``mjbot run | demo | sim | check``: the command line, and nothing else.
+"""``mjbot run | demo | sim | check | status``: the command line, and nothing else.
 
 Errors a user can fix (a missing key, a bad value) print one line and exit non-zero; only bugs
 produce tracebacks.
@@ -41,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = commands.add_parser("check", help="reach the API with the configured key")
     check.add_argument("--config", "-c", help="path to config.toml")
 
+    status = commands.add_parser("status", help="what a running bot is doing (or the database)")
+    status.add_argument("--config", "-c", help="path to config.toml")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -54,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sim":
             logs.setup("INFO", [args.api_key])
             return asyncio.run(_sim(args.host, args.port, args.time_scale, args.api_key))
+        if args.command == "status":
+            cfg = _load(args.config, need_chat=False)
+            return asyncio.run(_status(cfg))
         if args.command == "check":
             cfg = _load(args.config, need_chat=False)
             return asyncio.run(_check(cfg))
@@ -121,6 +127,32 @@ async def _sim(host: str, port: int, time_scale: float, api_key: str) -> int:
         await _until_signal()
     finally:
         await simulator.stop()
+    return 0
+
+
+async def _status(cfg: Config) -> int:
+    import json
+
+    import httpx
+
+    host, _, port = cfg.tracking.listen.rpartition(":")
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            document = (await http.get(f"http://{host}:{port}/status")).json()
+        source = "running bot"
+    except (httpx.HTTPError, ValueError):
+        from bot.store import Store
+
+        store = await Store.open(cfg.storage.path)
+        try:
+            live = await store.live_tasks()
+        finally:
+            await store.close()
+        document = {"tasks_in_flight": len(live), "note": "the bot is not running"}
+        source = "database"
+    print(f"mjbot status ({source}):")
+    print(json.dumps(document, indent=2, ensure_ascii=False))
     return 0
 
 

@@ -283,6 +283,9 @@ class Service:
         prompt: str,
         call: Callable[[str, str], Awaitable[Submission]],
     ) -> None:
+        if not await self.store.first_time(req.event):
+            log.info("ignoring a redelivered update %s", req.event)
+            return
         mode = (await self.user_settings(req)).get("mode", self.default_mode)
         row = TaskRow(
             key=new_key(),
@@ -431,6 +434,8 @@ class Service:
             return Notice(t("press.foreign", lang), alert=True)
         if row.user_id != req.user_id:
             return Notice(t("press.not_owner", lang), alert=True)
+        if not await self.store.first_time(req.event):
+            return Notice(t("press.running", lang))
         if token.index is None:
             return await self._press_extra(req, row, token.slot)
         task = row.task
@@ -677,8 +682,9 @@ class Service:
 
     async def _reject(self, row: TaskRow, progress: MessageRef, text: str) -> None:
         await self.store.update(row.key, status=REJECTED, error=text, finished_at=time.time())
-        await self.store.claim_delivery(row.key)
-        await self.outbox.edit(progress, View(headline(f"❌ {text}", row.prompt)))
+        shown = await self.outbox.edit(progress, View(headline(f"❌ {text}", row.prompt)))
+        await self.store.delivered(row.key, shown)
+        await self.store.update(row.key, progress_ref=None)
 
     def _refusal(self, submission: Submission, lang: str) -> str:
         detail = clip(submission.description, 300)
@@ -800,9 +806,10 @@ class Service:
             log.exception("delivery failed (task %s); will retry", row.key)
             await self.store.release_delivery(row.key)
             return
-        await self.store.update(row.key, result_ref=ref)
+        await self.store.delivered(row.key, ref)
         if progress:
             await self.outbox.delete(progress)
+            await self.store.update(row.key, progress_ref=None)
         if row.status == "SUCCESS":
             settings = await self.store.settings(f"user:{row.platform}:{row.user_id}")
             if settings.get("delivery") == "file":
@@ -820,9 +827,33 @@ class Service:
             await self.deliver(fresh)
 
     async def resume(self) -> None:
-        """After a restart: post every result that finished but never reached its chat."""
+        """After a restart: finish what the previous process left half done.
+
+        Results that finished but never reached their chat are posted (once); progress
+        messages of delivered tasks are removed; a submit cut off before the API answered is
+        reported with a retry button, since nobody can know whether it was accepted.
+        """
         for row in await self.store.undelivered():
             await self.deliver(row)
+        for row in await self.store.interrupted():
+            await self.store.update(
+                row.key, status=REJECTED, error="interrupted", finished_at=time.time()
+            )
+            progress = row.ref("progress")
+            text = headline(f"⚠️ {t('submit.interrupted', row.lang)}", row.prompt)
+            rows = ()
+            if row.kind == "imagine":
+                rows = ((Choice(t("btn.retry", row.lang), buttons.encode(row.key, "retry")),),)
+            view = View(text, rows=rows)
+            ref = await self.outbox.edit(progress, view) if progress else None
+            if ref is None:
+                ref = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
+            await self.store.delivered(row.key, ref)
+        for row in await self.store.stale_progress():
+            ref = row.ref("progress")
+            if ref is not None:
+                await self.outbox.delete(ref)
+            await self.store.update(row.key, progress_ref=None)
 
 
 def _clean(text: str) -> str:

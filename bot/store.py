@@ -62,6 +62,7 @@ class TaskRow:
     updated_at: float = 0.0
     finished_at: float | None = None
     delivered_at: float | None = None
+    delivering_at: float | None = None
 
     @property
     def task(self) -> Task | None:
@@ -93,6 +94,7 @@ class Store:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
         self._lock = asyncio.Lock()
+        self.started_at = time.time()
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
@@ -234,18 +236,53 @@ class Store:
         )
         return [TaskRow(**dict(r)) for r in rows]
 
+    async def interrupted(self) -> list[TaskRow]:
+        """Submits a previous process started but never saw answered."""
+        rows = await self._all(
+            "SELECT * FROM tasks WHERE status = ? AND created_at < ?", SUBMITTING, self.started_at
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
+    async def stale_progress(self) -> list[TaskRow]:
+        """Delivered tasks whose progress message is still there (killed before the cleanup)."""
+        rows = await self._all(
+            "SELECT * FROM tasks WHERE delivered_at IS NOT NULL AND progress_ref IS NOT NULL"
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
     async def claim_delivery(self, key: str) -> bool:
-        """True exactly once per task: whoever gets True posts the result."""
+        """True exactly once per task at a time: whoever gets True posts the result.
+
+        A claim made before this process started belongs to a process that died while
+        posting; it is taken over (the result is posted again rather than lost).
+        """
         async with self.transaction() as db:
             cur = await db.execute(
-                "UPDATE tasks SET delivered_at = ? WHERE key = ? AND delivered_at IS NULL",
-                (time.time(), key),
+                "UPDATE tasks SET delivering_at = ? WHERE key = ? AND delivered_at IS NULL"
+                " AND (delivering_at IS NULL OR delivering_at < ?)",
+                (time.time(), key, self.started_at),
             )
             return cur.rowcount == 1
 
+    async def delivered(self, key: str, result_ref: MessageRef | None) -> None:
+        """The result reached the chat: the claim becomes final."""
+        await self.update(
+            key, delivered_at=time.time(), result_ref=result_ref.encode() if result_ref else None
+        )
+
     async def release_delivery(self, key: str) -> None:
-        """Give a claimed delivery back after a failure to send, so it is retried."""
-        await self.update(key, delivered_at=None)
+        """Give a claim back after a failure to send, so the next round retries it."""
+        await self.update(key, delivering_at=None)
+
+    async def first_time(self, event: str) -> bool:
+        """True the first time an event (an update id) is seen: redeliveries do nothing."""
+        if not event:
+            return True
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "INSERT OR IGNORE INTO seen (event, seen_at) VALUES (?, ?)", (event, time.time())
+            )
+            return cur.rowcount == 1
 
     async def recent_tasks(self, platform: str, user_id: str, limit: int = 10) -> list[TaskRow]:
         rows = await self._all(

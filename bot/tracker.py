@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from bot.mj.client import MjClient, MjError
 from bot.service import Service
@@ -19,6 +20,7 @@ from bot.store import Store, TaskRow
 log = logging.getLogger("bot.tracker")
 
 BATCH = 100  # ids per list-by-condition request
+RECONCILE_FACTOR = 3  # poll this much slower while notifyHook callbacks are arriving
 
 
 class Tracker:
@@ -31,6 +33,7 @@ class Tracker:
         poll_interval_s: float = 4.0,
         timeout_fast_s: float = 900.0,
         timeout_relax_s: float = 3600.0,
+        hooks_flowing: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store = store
         self.client = client
@@ -38,6 +41,7 @@ class Tracker:
         self.poll_interval_s = poll_interval_s
         self.timeout_fast_s = timeout_fast_s
         self.timeout_relax_s = timeout_relax_s
+        self.hooks_flowing = hooks_flowing
         self.polls = 0
         self.poll_errors = 0
         self._wake = asyncio.Event()
@@ -52,8 +56,11 @@ class Tracker:
                 raise
             except Exception:
                 log.exception("poll failed")
+            # While callbacks flow, polling is only the safety net: a lost callback then
+            # costs a few intervals, not a task.
+            interval = self.poll_interval_s * (RECONCILE_FACTOR if self.hooks_flowing() else 1)
             try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                await asyncio.wait_for(self._wake.wait(), interval)
             except TimeoutError:
                 pass
             self._wake.clear()

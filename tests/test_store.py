@@ -40,7 +40,7 @@ async def test_migrations_set_user_version_and_wal(tmp_path):
     store = await Store.open(path)
     await store.close()
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
     store = await Store.open(path)  # reopening applies nothing twice
@@ -66,9 +66,32 @@ async def test_delivery_is_claimed_once(store):
     r = await store.add_task(row(task_id="1", status="SUCCESS"))
     results = await asyncio.gather(*(store.claim_delivery(r.key) for _ in range(10)))
     assert results.count(True) == 1
+    await store.release_delivery(r.key)  # sending failed: the next round may try again
+    assert await store.claim_delivery(r.key)
+    await store.delivered(r.key, MessageRef("telegram", "-1", "9", "photo"))
+    assert not await store.claim_delivery(r.key)
     assert await store.undelivered() == []
-    await store.release_delivery(r.key)
-    assert [u.key for u in await store.undelivered()] == [r.key]
+    assert (await store.task(r.key)).result_ref == "telegram|-1|9|photo"
+
+
+async def test_a_claim_of_a_dead_process_is_taken_over(tmp_path):
+    path = tmp_path / "t.db"
+    first = await Store.open(path)
+    r = await first.add_task(row(task_id="1", status="SUCCESS"))
+    assert await first.claim_delivery(r.key)
+    await first.close()  # killed while posting
+    await asyncio.sleep(0.01)
+    second = await Store.open(path)
+    assert [u.key for u in await second.undelivered()] == [r.key]
+    assert await second.claim_delivery(r.key)
+    assert not await second.claim_delivery(r.key)
+    await second.close()
+
+
+async def test_events_are_acted_on_once(store):
+    assert await store.first_time("telegram:u:41")
+    assert not await store.first_time("telegram:u:41")
+    assert await store.first_time("")
 
 
 async def test_ten_presses_make_one_child(store):

@@ -153,6 +153,9 @@ class MjClient:
         self._retry_delay_s = max(0.0, float(retry_delay_s))
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient(follow_redirects=False)
+        # For `mjbot status` and the benchmarks: every HTTP attempt, and failures by kind.
+        self.requests = 0
+        self.errors: dict[str, int] = {}
 
     @property
     def base_url(self) -> str:
@@ -434,6 +437,7 @@ class MjClient:
         attempt = 0
         while True:
             attempt += 1
+            self.requests += 1
             started = time.monotonic()
             try:
                 response = await self._http.request(
@@ -459,6 +463,7 @@ class MjClient:
                     ErrorKind.SERVER, f"{method} {path}", status=response.status_code
                 )
                 allowed = retries
+            self.errors[error.kind] = self.errors.get(error.kind, 0) + 1
             if attempt > allowed:
                 log.debug("%s %s failed: %s", method, path, error)
                 raise error

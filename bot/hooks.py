@@ -1,0 +1,133 @@
+"""The notifyHook receiver and the status endpoint, on ``tracking.listen``.
+
+A callback is only a hint: the API family sends them unauthenticated, lossy and out of order
+(mj-api.md §9). The URL carries an unguessable secret; unknown ids and wrong secrets are
+dropped and counted; the body size is bounded; and the state shown to users always comes from
+fetching the task, so a forged payload cannot put an image or a button in a chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import secrets
+import time
+from typing import Any
+
+from aiohttp import web
+
+from bot.mj.client import MjClient, MjError
+from bot.mj.models import Task
+from bot.service import Service
+from bot.store import Store
+
+log = logging.getLogger("bot.hooks")
+
+MAX_BODY = 256 * 1024  # a task JSON is a few KB; anything bigger is not a callback
+HOOK_PATH = "/mj/hook/"
+
+
+async def hook_secret(store: Store) -> str:
+    """The secret path segment, kept in the store so in-flight tasks keep a valid URL."""
+    scope = "system:hooks"
+    current = (await store.settings(scope)).get("secret")
+    if current:
+        return current
+    secret = secrets.token_urlsafe(24)
+    await store.set_setting(scope, "secret", secret)
+    return secret
+
+
+class HookServer:
+    def __init__(
+        self, store: Store, client: MjClient, service: Service, secret: str, stats: Any
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.service = service
+        self.secret = secret
+        self.stats = stats  # a callable returning the status document
+        self.received = 0
+        self.confirmed = 0
+        self.dropped_secret = 0
+        self.dropped_unknown = 0
+        self.dropped_invalid = 0
+        self.last_hook_at = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: web.AppRunner | None = None
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_post(HOOK_PATH + "{secret}", self._hook)
+        app.router.add_get("/status", self._status)
+        self.app = app
+
+    async def start(self, listen: str) -> None:
+        host, _, port = listen.rpartition(":")
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host.strip("[]"), int(port)).start()
+        log.info("hook receiver and status on %s", listen)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def flowing(self) -> bool:
+        """Callbacks arrived recently: the poller may slow down to reconciliation pace."""
+        return time.monotonic() - self.last_hook_at < 60
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        self.received += 1
+        if not hmac.compare_digest(request.match_info["secret"], self.secret):
+            self.dropped_secret += 1
+            return web.Response(status=404)
+        try:
+            body = await request.read()
+            task = Task.from_json(json.loads(body))
+        except (ValueError, web.HTTPRequestEntityTooLarge):
+            task = None
+        if task is None:
+            self.dropped_invalid += 1
+            return web.Response(status=400)
+        if await self.store.task_by_id(task.id) is None:
+            self.dropped_unknown += 1
+            return web.Response(status=200)  # not ours: say nothing useful to a prober
+        self.last_hook_at = time.monotonic()
+        # Answer at once; confirm by fetching after responding (the sender does not wait).
+        job = asyncio.create_task(self._confirm(task.id))
+        self._tasks.add(job)
+        job.add_done_callback(self._tasks.discard)
+        return web.Response(status=200)
+
+    async def _confirm(self, task_id: str) -> None:
+        try:
+            task = await self.client.fetch(task_id)
+        except MjError as exc:
+            log.info("confirming a callback failed (%s); the poller will catch up", exc.kind)
+            return
+        if task is None:
+            return
+        self.confirmed += 1
+        try:
+            await self.service.on_task(task)
+        except Exception:
+            log.exception("handling a confirmed callback failed (task id %s)", task_id)
+
+    async def _status(self, request: web.Request) -> web.Response:
+        if request.remote not in ("127.0.0.1", "::1"):
+            return web.Response(status=403)
+        return web.json_response(await self.stats())
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "received": self.received,
+            "confirmed": self.confirmed,
+            "dropped_secret": self.dropped_secret,
+            "dropped_unknown": self.dropped_unknown,
+            "dropped_invalid": self.dropped_invalid,
+        }
