@@ -49,6 +49,7 @@ def requester(update: Update, message: Message | None = None) -> Requester:
         is_private=chat.type == "private",
         message=_ref(message) if message else None,
         replied=_ref(replied) if replied else None,
+        event=f"{PLATFORM}:{update.update_id}",
     )
 
 

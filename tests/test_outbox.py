@@ -1,0 +1,71 @@
+import asyncio
+import itertools
+import time
+
+from bot.chat import MessageRef, RateLimited
+from bot.outbox import Outbox
+from bot.views import View
+
+
+class RecordingPort:
+    """A platform double that records calls and can throttle one chat, like Telegram does."""
+
+    platform = "t"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str, float]] = []
+        self.throttle: dict[str, int] = {}
+
+    async def send(self, chat_id, view, reply_to=None):
+        self._maybe_throttle(chat_id)
+        self.calls.append(("send", chat_id, view.text, time.monotonic()))
+        return MessageRef("t", chat_id, str(len(self.calls)))
+
+    async def edit(self, ref, view):
+        self._maybe_throttle(ref.chat_id)
+        self.calls.append(("edit", ref.chat_id, view.text, time.monotonic()))
+        return ref
+
+    async def delete(self, ref):
+        self.calls.append(("delete", ref.chat_id, "", time.monotonic()))
+
+    def _maybe_throttle(self, chat_id):
+        if self.throttle.get(chat_id):
+            self.throttle[chat_id] -= 1
+            raise RateLimited(0.3)
+
+
+async def test_edits_are_coalesced_latest_wins():
+    port = RecordingPort()
+    outbox = Outbox({"t": port}, edit_interval_s=0.2, send_interval_s=0)
+    ref = MessageRef("t", "1", "5")
+    for percent in range(10):
+        outbox.edit_later(ref, View(f"{percent}%"))
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.5)
+    edits = [c[2] for c in port.calls if c[0] == "edit"]
+    assert edits[-1] == "9%"
+    assert len(edits) <= 3
+    await outbox.close()
+
+
+async def test_retry_after_delays_only_that_chat():
+    port = RecordingPort()
+    port.throttle["slow"] = 1
+    outbox = Outbox({"t": port}, edit_interval_s=0, send_interval_s=0)
+    start = time.monotonic()
+    await asyncio.gather(outbox.send("t", "slow", View("a")), outbox.send("t", "fast", View("b")))
+    sent = {c[1]: c[3] - start for c in port.calls}
+    assert sent["fast"] < 0.2 <= sent["slow"]
+    assert outbox.rate_limited == 1
+    await outbox.close()
+
+
+async def test_sends_to_one_chat_keep_their_order_and_pace():
+    port = RecordingPort()
+    outbox = Outbox({"t": port}, send_interval_s=0.1)
+    await asyncio.gather(*(outbox.send("t", "1", View(str(i))) for i in range(4)))
+    assert [c[2] for c in port.calls] == ["0", "1", "2", "3"]
+    times = [c[3] for c in port.calls]
+    assert all(b - a >= 0.09 for a, b in itertools.pairwise(times))
+    await outbox.close()
