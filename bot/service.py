@@ -849,6 +849,7 @@ class Service:
             if ref is None:
                 ref = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
             await self.store.delivered(row.key, ref)
+            await self.store.update(row.key, progress_ref=None)  # it is the notice now
         for row in await self.store.stale_progress():
             ref = row.ref("progress")
             if ref is not None:

@@ -34,9 +34,28 @@ async def tg():
 async def bot(tmp_path, sim, tg):
     process = BotProcess(tmp_path, sim.base_url, tg.url)
     process.start()
-    await tg.wait_for_call("deleteWebhook", timeout=30)
-    yield process
-    await process.stop()
+    try:
+        await tg.wait_for_call("deleteWebhook", timeout=30)
+        yield process
+    finally:
+        await process.stop()
     # Secrets never reach a log line (the whole run was at DEBUG level).
     log = process.log()
     assert API_KEY not in log and TG_TOKEN not in log
+
+
+@pytest.fixture
+async def make_bot(tmp_path, sim, tg):
+    """Build ``mjbot run`` processes a test starts, stops and restarts itself; all are
+    stopped at the end even when the test fails half way."""
+    made: list[BotProcess] = []
+
+    def make(**overrides) -> BotProcess:
+        process = BotProcess(tmp_path, sim.base_url, tg.url, **overrides)
+        made.append(process)
+        return process
+
+    yield make
+    for process in made:
+        if process.proc is not None:
+            await process.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,12 @@ from typing import Any
 API_KEY = "sk-e2e-secret-0123456789"
 TG_TOKEN = "123456:E2E-SECRET-TOKEN"
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def toml_value(value: Any) -> str:
@@ -45,7 +52,12 @@ class BotProcess:
                 "api_base_url": f"{tg_url}/bot",
                 "file_base_url": f"{tg_url}/file/bot",
             },
-            "tracking": {"poll_interval_s": 0.3, "edit_interval_s": 0.4, "send_interval_s": 0.05},
+            "tracking": {
+                "poll_interval_s": 0.3,
+                "edit_interval_s": 0.4,
+                "send_interval_s": 0.05,
+                "listen": f"127.0.0.1:{free_port()}",
+            },
             "storage": {"path": str(tmp / "data" / "mjbot.db")},
             "logging": {"level": "DEBUG"},
         }
