@@ -1,0 +1,399 @@
+"""The simulator as an aiohttp application: routing, auth, faults, task routes and media."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from . import art, video
+from . import buttons as kinds
+from .clock import Clock
+from .config import MODE_PREFIXES, SimConfig
+from .faults import RESET, Faults
+from .hooks import HookDelivery, HookSender
+from .prompts import seed_for
+from .state import FINAL, MODAL, NOT_START, SUCCESS, SimTask, TaskBoard
+from .submit import BAD_STATUS, NOT_FOUND, Reply, Submitter, envelope
+
+log = logging.getLogger(__name__)
+
+_TASK_ROUTE = re.compile(r"^/mj/task/([^/]+)/(fetch|image-seed|cancel)$")
+_SUBMIT_ROUTE = re.compile(r"^/mj/submit/([\w-]+)$")
+_PREVIEW = re.compile(r"^preview_(\d{1,3})\.webp$")
+_INPUT = re.compile(r"^input_(\d)\.\w+$")
+_VIDEO = re.compile(r"^video_(\d)\.mp4$")
+_CACHE_ITEMS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One API request as the simulator received it."""
+
+    method: str
+    path: str  # without the mode prefix, e.g. "/mj/submit/imagine"
+    prefix: str  # "", "/fast", "/relax", "/mj-fast", "/mj-relax" or "/mj-turbo"
+    headers: dict[str, str]  # names lower-cased
+    body: Any  # parsed JSON, or None (no body / not JSON)
+    time: float  # time.time() on arrival
+
+
+def split_prefix(path: str) -> tuple[str, str] | None:
+    """("/fast", "/mj/submit/imagine") for "/fast/mj/submit/imagine"; None if not an API path."""
+    if path.startswith("/mj/"):
+        return "", path
+    head, sep, rest = path[1:].partition("/")
+    if sep and f"/{head}" in MODE_PREFIXES and rest.startswith("mj/"):
+        return f"/{head}", f"/{rest}"
+    return None
+
+
+class Simulator:
+    """A Midjourney-proxy-compatible server (Plus flavour) with simulated tasks.
+
+    Use ``await start()`` / ``await stop()`` (or ``async with``), or mount ``app`` in any aiohttp
+    runner. Tasks progress on a simulated clock (``SimConfig.time_scale``) driven by a background
+    loop; :meth:`advance` jumps it forward.
+    """
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        self.faults = Faults()
+        self.clock = Clock(self.config.time_scale)
+        self.board = TaskBoard(self.config, self.clock, self._changed)
+        self.tasks: dict[str, SimTask] = self.board.tasks
+        self.requests: list[RecordedRequest] = []
+        self.hooks = HookSender(self.faults)
+        self.hook_log: list[HookDelivery] = self.hooks.log
+        self.submitter = Submitter(self.board, self.config, self.faults, lambda: self.public_url)
+        self.base_url = ""
+        self._origin = ""
+        self._runner: web.AppRunner | None = None
+        self._media: OrderedDict[tuple[str, str], tuple[bytes, str]] = OrderedDict()
+        self._rendering: dict[tuple[str, str], asyncio.Future[tuple[bytes, str]]] = {}
+        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self.app.cleanup_ctx.append(self._lifecycle)
+
+    # public API --------------------------------------------------------------------------
+
+    @property
+    def public_url(self) -> str:
+        """Base of the URLs put into tasks: config.public_url, else the server's own address."""
+        return (self.config.public_url or self.base_url or self._origin).rstrip("/")
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen on host:port (0 = any free port); returns the base URL."""
+        runner = web.AppRunner(self.app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        bound = runner.addresses[0][1]
+        shown = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host
+        shown = f"[{shown}]" if ":" in shown else shown
+        self.base_url = f"http://{shown}:{bound}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def submits(self, route: str | None = None) -> list[RecordedRequest]:
+        """Recorded submit POSTs (/mj/submit/*, /mj/insight-face/swap), optionally by route."""
+        found = [
+            r
+            for r in self.requests
+            if r.method == "POST"
+            and (r.path.startswith("/mj/submit/") or r.path == "/mj/insight-face/swap")
+        ]
+        if route:
+            found = [r for r in found if r.path.endswith("/" + route.strip("/"))]
+        return found
+
+    def advance(self, seconds: float) -> None:
+        """Move simulated time forward at once and play everything that became due."""
+        self.clock.advance(seconds)
+        self.board.run_until(self.clock.now())
+
+    def task_json(self, task: SimTask) -> dict[str, Any]:
+        """The task exactly as fetch returns it."""
+        return task.to_json(
+            self.public_url, preview=self.config.preview, zero_times=self.faults.zero_times
+        )
+
+    # lifecycle ---------------------------------------------------------------------------
+
+    async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        await self.hooks.start()
+        ticker = asyncio.create_task(self._tick())
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            await self.hooks.stop()
+
+    def _tick_interval(self) -> float:
+        if self.clock.frozen:
+            return 0.05
+        return max(0.002, min(0.05, self.config.step_s * self.clock.time_scale / 2))
+
+    async def _tick(self) -> None:
+        interval = self._tick_interval()
+        while True:
+            try:
+                self.board.run_until(self.clock.now())
+            except Exception:  # a bug in one step must not stop the clock for everyone
+                log.exception("simulator tick failed")
+            await asyncio.sleep(interval)
+
+    def _changed(self, task: SimTask) -> None:
+        if task.notify_hook and task.status not in (NOT_START, MODAL):
+            self.hooks.send(task.notify_hook, self.task_json(task), task.final)
+
+    # HTTP --------------------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        if not self.base_url and not self._origin:
+            self._origin = str(request.url.origin())
+        if request.path.startswith("/sim/"):
+            return await self._media_route(request)
+        split = split_prefix(request.path)
+        if split is None:
+            return web.Response(status=404)
+        prefix, path = split
+        raw = await request.read() if request.can_read_body else b""
+        body: Any = None
+        bad_json = False
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                bad_json = True
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        self.requests.append(
+            RecordedRequest(request.method, path, prefix, headers, body, time.time())
+        )
+
+        if self.faults.down:
+            return web.Response(status=503)
+        if self.faults.hang_s > 0:
+            await asyncio.sleep(self.faults.hang_s)
+        rule = self.faults.take(path)
+        if rule is not None:
+            return self._fault_response(request, rule.status, rule.body)
+        if not self._authorized(request):
+            return web.Response(status=401)
+        if bad_json or (
+            request.method == "POST" and body is not None and not isinstance(body, dict)
+        ):
+            return self._respond(Reply(envelope(4, "参数错误"), 400))
+
+        self.board.run_until(self.clock.now())
+        mode = MODE_PREFIXES[prefix]
+        reply = await self._api(request.method, path, body or {}, mode)
+        return self._respond(reply)
+
+    def _authorized(self, request: web.Request) -> bool:
+        key = self.config.api_key
+        if not key:
+            return True
+        auth = request.headers.get("Authorization", "").strip()
+        offered = {auth, request.headers.get("mj-api-secret", "").strip()}
+        if auth[:7].lower() == "bearer ":
+            offered.add(auth[7:].strip())
+        return key in offered
+
+    def _fault_response(self, request: web.Request, status: int, body: Any) -> web.StreamResponse:
+        if status == RESET:
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)  # never reaches the client: the socket is gone
+        if body is None:
+            return web.Response(status=status)
+        if isinstance(body, bytes):
+            return web.Response(status=status, body=body)
+        if isinstance(body, str):
+            return web.Response(status=status, text=body)
+        return web.json_response(body, status=status, dumps=_dumps)
+
+    def _respond(self, reply: Reply) -> web.Response:
+        if reply.body is None:
+            return web.Response(status=reply.status)
+        return web.json_response(reply.body, status=reply.status, dumps=_dumps)
+
+    async def _api(self, method: str, path: str, body: dict[str, Any], mode: str) -> Reply:
+        submit = _SUBMIT_ROUTE.match(path)
+        if submit or path == "/mj/insight-face/swap":
+            if method != "POST":
+                return Reply(None, 405)
+            return self.submitter.handle(submit.group(1) if submit else "swap", body, mode)
+        task_route = _TASK_ROUTE.match(path)
+        if task_route:
+            task_id, what = task_route.groups()
+            if what == "fetch" and method == "GET":
+                task = self.tasks.get(task_id)
+                return Reply(self.task_json(task) if task else None)
+            if what == "image-seed" and method == "GET":
+                return await self._image_seed(task_id)
+            if what == "cancel" and method == "POST":
+                return self._cancel(task_id)
+            return Reply(None, 405)
+        if path in ("/mj/task/list-by-condition", "/mj/task/list-by-ids") and method == "POST":
+            ids = body.get("ids")
+            wanted = [str(i) for i in ids] if isinstance(ids, list) else []
+            found = [self.tasks[i] for i in dict.fromkeys(wanted) if i in self.tasks]
+            return Reply([self.task_json(t) for t in found])
+        if path == "/mj/task/list" and method == "GET":
+            newest = sorted(
+                self.tasks.values(), key=lambda t: (t.submit_time or 0, t.id), reverse=True
+            )
+            return Reply([self.task_json(t) for t in newest])
+        if path == "/mj/task/queue" and method == "GET":
+            live = [t for t in self.tasks.values() if t.status not in FINAL and t.status != MODAL]
+            return Reply([self.task_json(t) for t in live])
+        return Reply(None, 404)
+
+    async def _image_seed(self, task_id: str) -> Reply:
+        task = self.tasks.get(task_id)
+        if task is None:
+            return Reply(envelope(3, NOT_FOUND), 404)
+        if task.status != SUCCESS:
+            return Reply(envelope(4, BAD_STATUS), 400)
+        # MJ answers the seed DM after a while (advance() does not shorten a wait in progress)
+        await asyncio.sleep(self.clock.real_seconds(2 * self.config.step_s))
+        return Reply(envelope(1, "成功", seed_for(task.message_hash)))
+
+    def _cancel(self, task_id: str) -> Reply:
+        task = self.tasks.get(task_id)
+        if task is None:
+            return Reply(envelope(3, NOT_FOUND))
+        if task.final:
+            return Reply(envelope(4, BAD_STATUS))
+        self.board.cancel(task)
+        return Reply(envelope(1, "成功", task_id))
+
+    # media -------------------------------------------------------------------------------
+
+    async def _media_route(self, request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(status=405)
+        parts = request.path.strip("/").split("/")
+        if parts == ["sim", "status"]:
+            return web.json_response(self.status())
+        if len(parts) == 3 and parts[1] == "uploads":
+            upload = self.submitter.uploads.get(parts[2])
+            if upload is None:
+                return web.Response(status=404)
+            return web.Response(body=upload.data, content_type=upload.mime)
+        if len(parts) != 4 or parts[1] != "images":
+            return web.Response(status=404)
+        self.board.run_until(self.clock.now())
+        task = self.tasks.get(parts[2])
+        if task is None or self._expired(task):
+            return web.Response(status=404)
+        key = (task.id, parts[3])
+        cached = self._media.get(key)
+        if cached is None:
+            job = self._rendering.get(key)
+            if job is None:
+                made = self._media_job(task, parts[3])
+                if made is None:
+                    return web.Response(status=404)
+                job = asyncio.ensure_future(asyncio.to_thread(made))
+                self._rendering[key] = job
+                job.add_done_callback(lambda _: self._rendering.pop(key, None))
+            cached = await asyncio.shield(job)
+            self._media[key] = cached
+            while len(self._media) > _CACHE_ITEMS:
+                self._media.popitem(last=False)
+        else:
+            self._media.move_to_end(key)
+        data, content_type = cached
+        return web.Response(
+            body=data, content_type=content_type, headers={"Cache-Control": "max-age=86400"}
+        )
+
+    def _expired(self, task: SimTask) -> bool:
+        ttl = self.faults.image_ttl_s
+        if ttl is None or task.finished_at is None:
+            return False
+        return self.clock.now() > task.finished_at + ttl
+
+    def _media_job(self, task: SimTask, name: str) -> Any:
+        """A no-argument function producing (bytes, content type), or None when not served."""
+        size = self.config.image_size
+        spec = task.art or art.ArtSpec(task.id, task.prompt)
+        if name == "image.png" and task.status == SUCCESS:
+            if task.kind == kinds.SWAP and len(task.inputs) == 2:
+                face, target = task.inputs[0].data, task.inputs[1].data
+                return lambda: (art.swap_png(face, target, spec, size), "image/png")
+            return lambda: (art.result_png(spec, size), "image/png")
+        preview = _PREVIEW.match(name)
+        if preview and int(preview.group(1)) <= 100:
+            percent = int(preview.group(1))
+            return lambda: (art.preview_webp(spec, size, percent), "image/webp")
+        upload = _INPUT.match(name)
+        if upload and 1 <= int(upload.group(1)) <= len(task.inputs):
+            item = task.inputs[int(upload.group(1)) - 1]
+            return lambda: (item.data, item.mime)
+        clip = _VIDEO.match(name)
+        if clip and task.status == SUCCESS and 1 <= int(clip.group(1)) <= task.video_count:
+            index = spec.tile if spec.layout == art.SINGLE else int(clip.group(1))
+
+            def render_video() -> tuple[bytes, str]:
+                frame_size = video.video_size(spec.ratio)
+                still = art.tile_of(spec, index, frame_size, caption=False)
+                return video.mp4(video.animate(still)), "video/mp4"
+
+            return render_video
+        return None
+
+    def status(self) -> dict[str, Any]:
+        """A small summary (GET /sim/status): counts per status, queue, config."""
+        counts: dict[str, int] = {}
+        for task in self.tasks.values():
+            counts[task.status] = counts.get(task.status, 0) + 1
+        return {
+            "tasks": counts,
+            "running": self.board.active,
+            "waiting": len(self.board.waiting),
+            "requests": len(self.requests),
+            "hooks": len(self.hook_log),
+            "timeScale": self.config.time_scale,
+            "auth": bool(self.config.api_key),
+        }
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+async def serve(host: str, port: int, config: SimConfig) -> None:
+    """Run a simulator on host:port until cancelled (``mjbot sim``)."""
+    simulator = Simulator(config)
+    url = await simulator.start(host, port)
+    log.info("Midjourney-proxy simulator listening on %s (API under %s/mj/...)", url, url)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await simulator.stop()

@@ -1,0 +1,75 @@
+"""Fault injection: what a flaky provider does to a client (§16 "Fault injection")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+RESET = 0  # pass as ``status`` to fail_next: the connection is closed without an answer
+
+
+@dataclass
+class FailRule:
+    route_suffix: str
+    status: int
+    body: bytes | dict[str, Any] | list[Any] | str | None
+    times: int
+
+
+@dataclass
+class Faults:
+    """Switches a test flips on a running simulator; every field applies from the next request.
+
+    - ``down``: every API request answers HTTP 503 with an empty body.
+    - ``hang_s``: every API answer is delayed by this many real seconds.
+    - ``drop_hooks`` / ``duplicate_hooks`` / ``reorder_hooks``: notifyHook deliveries are lost,
+      sent twice, or swapped in pairs (a task's later update arrives before the earlier one).
+    - ``hook_delay_s``: every delivery waits this many real seconds first.
+    - ``image_ttl_s``: result images answer 404 this many simulated seconds after the task
+      finished (expiring CDN links, P7); None = never.
+    - ``numeric_ids``: submit envelopes carry ``result`` as a JSON number (reseller style, P15).
+    - ``zero_times``: tasks carry 0 / "" instead of null (new-api DTO, P14).
+    - :meth:`fail_next`: the next ``times`` API requests whose path ends with ``route_suffix``
+      answer ``status`` with ``body`` instead (``status=RESET`` closes the connection).
+    """
+
+    down: bool = False
+    hang_s: float = 0.0
+    drop_hooks: bool = False
+    duplicate_hooks: bool = False
+    reorder_hooks: bool = False
+    hook_delay_s: float = 0.0
+    image_ttl_s: float | None = None
+    numeric_ids: bool = False
+    zero_times: bool = False
+    rules: list[FailRule] = field(default_factory=list)
+
+    def fail_next(
+        self,
+        route_suffix: str = "",
+        status: int = 500,
+        body: bytes | dict[str, Any] | list[Any] | str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Make the next ``times`` requests to a route fail ("" matches every API route).
+
+        ``body``: None = empty, bytes/str = sent as is, dict/list = JSON. For trueai's
+        exception shape pass ``{"success": False, "code": -1, "message": "操作失败"}``.
+        """
+        self.rules.append(FailRule(route_suffix, status, body, max(1, times)))
+
+    def take(self, path: str) -> FailRule | None:
+        """The rule that applies to a request for ``path``, consuming one use of it."""
+        for rule in self.rules:
+            if path.endswith(rule.route_suffix):
+                rule.times -= 1
+                if rule.times <= 0:
+                    self.rules.remove(rule)
+                return rule
+        return None
+
+    def reset(self) -> None:
+        """Everything back to normal."""
+        fresh = Faults()
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(fresh, name))

@@ -1,0 +1,587 @@
+"""The submit routes (/mj/submit/*, /mj/insight-face/swap): validation, envelopes, new tasks.
+
+Validation texts and codes follow reference/mj-api.md §3 and §4 ("plus" flavour): code 4 for bad
+input, 3 for an unknown parent, 24 for a banned word, 23 when the queue is full, 21 when a modal
+is needed, 1 or 22 when accepted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from . import buttons as kinds
+from .art import GRID, SINGLE, ArtSpec, image_ratio
+from .buttons import Press, parse_press
+from .config import INSTANCE_ID, SimConfig
+from .faults import Faults
+from .prompts import (
+    aspect,
+    describe_prompts,
+    describe_text,
+    find_word,
+    mode_flag,
+    param,
+    shorten,
+    strip_params,
+)
+from .state import INVALID_VALUE, MODAL, NOT_START, SUCCESS, QueueFull, SimTask, TaskBoard
+from .uploads import BadBase64, Upload, parse_data_uri, parse_lenient
+
+SUBMIT_OK = "提交成功"
+NOT_FOUND = "关联任务不存在或已失效"
+BAD_STATUS = "关联任务状态错误"
+BAD_BASE64 = "base64格式错误"
+UNKNOWN_ACTION = "未知的 Action 类型"
+BLEND_RATIOS = {"PORTRAIT": (2, 3), "SQUARE": (1, 1), "LANDSCAPE": (3, 2)}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An HTTP answer: ``body`` None = empty body, else JSON."""
+
+    body: Any = None
+    status: int = 200
+
+
+class Rejected(Exception):
+    """Answer with this envelope instead (validation failed)."""
+
+    def __init__(self, code: int, description: str, **properties: Any) -> None:
+        super().__init__(description)
+        self.reply = Reply(envelope(code, description, None, properties))
+
+
+def envelope(code: int, description: str, result: Any = None, properties: Any = None) -> dict:
+    return {
+        "code": code,
+        "description": description,
+        "result": result,
+        "properties": dict(properties or {}),
+    }
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _upload(value: Any, lenient: bool = False) -> Upload:
+    try:
+        return parse_lenient(value) if lenient else parse_data_uri(value)
+    except BadBase64:
+        raise Rejected(4, BAD_BASE64) from None
+
+
+class Submitter:
+    """Turns submit bodies into tasks on the board, answering like a Plus server."""
+
+    def __init__(
+        self,
+        board: TaskBoard,
+        config: SimConfig,
+        faults: Faults,
+        public_url: Callable[[], str],
+    ) -> None:
+        self.board = board
+        self.config = config
+        self.faults = faults
+        self.public_url = public_url
+        self.uploads: dict[str, Upload] = {}  # upload-discord-images, by file name
+
+    def handle(self, route: str, body: dict[str, Any], mode: str) -> Reply:
+        handler = {
+            "imagine": self.imagine,
+            "action": self.action,
+            "modal": self.modal,
+            "blend": self.blend,
+            "describe": self.describe,
+            "shorten": self.shorten,
+            "video": self.video,
+            "edits": self.edits,
+            "edit": self.edits,
+            "change": self.change,
+            "simple-change": self.simple_change,
+            "upload-discord-images": self.upload_images,
+            "swap": self.swap,
+        }.get(route)
+        if handler is None:
+            return Reply(None, 404)
+        try:
+            return handler(body, mode)
+        except Rejected as rejected:
+            return rejected.reply
+
+    # shared steps ---------------------------------------------------------------------
+
+    def _result(self, task_id: str) -> Any:
+        return int(task_id) if self.faults.numeric_ids else task_id
+
+    def _common(self, task: SimTask, body: dict[str, Any]) -> None:
+        state = body.get("state")
+        if state is not None:
+            state = str(state)
+            if len(state) > 255:
+                raise Rejected(4, "State参数过长，最大255字符")
+            task.state = state
+        hook = _text(body, "notifyHook")
+        if hook:
+            task.notify_hook = hook
+
+    def _check_words(self, prompt: str) -> None:
+        word = find_word(prompt, self.config.banned_words)
+        if word:
+            raise Rejected(24, "可能包含敏感词", promptEn=prompt, bannedWord=word)
+
+    def _fates(self, task: SimTask, prompt: str) -> None:
+        if find_word(prompt, self.config.fail_words):
+            task.planned_failure = INVALID_VALUE
+        if find_word(prompt, self.config.stall_words):
+            task.stall = True
+
+    def _need_room(self, count: int = 1) -> None:
+        if self.board.room() < count:
+            raise Rejected(23, "队列已满，请稍后尝试", discordInstanceId=INSTANCE_ID)
+
+    def _mode(self, mode: str, prompt: str = "") -> str:
+        return mode or mode_flag(prompt) or "FAST"
+
+    def _accept(self, task: SimTask) -> Reply:
+        """Queue the task and answer 1 (starts now) or 22 (waits behind others)."""
+        known = task.id in self.board.tasks
+        self.board.add(task)
+        try:
+            ahead = self.board.admit(task)
+        except QueueFull:
+            if not known:
+                self.board.tasks.pop(task.id, None)
+            raise Rejected(23, "队列已满，请稍后尝试", discordInstanceId=INSTANCE_ID) from None
+        result = self._result(task.id)
+        if not ahead:
+            return Reply(envelope(1, SUBMIT_OK, result, {"discordInstanceId": INSTANCE_ID}))
+        props = {"numberOfQueues": ahead, "discordInstanceId": INSTANCE_ID}
+        return Reply(envelope(22, f"排队中，前面还有{ahead}个任务", result, props))
+
+    def _new(self, action: str, kind: str, mode: str, **fields: Any) -> SimTask:
+        return SimTask(id=self.board.new_id(), action=action, kind=kind, mode=mode, **fields)
+
+    def _input_url(self, task_id: str, n: int, upload: Upload) -> str:
+        return f"{self.public_url().rstrip('/')}/sim/images/{task_id}/input_{n}.{upload.ext}"
+
+    # /mj/submit/imagine ---------------------------------------------------------------
+
+    def imagine(self, body: dict[str, Any], mode: str) -> Reply:
+        prompt = _text(body, "prompt")
+        if not prompt:
+            raise Rejected(4, "prompt不能为空")
+        raw_refs = body.get("base64Array")
+        if raw_refs is None and body.get("base64"):
+            raw_refs = [body["base64"]]
+        if raw_refs is not None and not isinstance(raw_refs, list):
+            raise Rejected(4, BAD_BASE64)
+        refs = [_upload(item) for item in raw_refs or []]
+        task = self._new("IMAGINE", kinds.GRID, self._mode(mode, prompt))
+        self._common(task, body)
+        self._check_words(prompt)
+        self._need_room()
+        urls = [self._input_url(task.id, n + 1, up) for n, up in enumerate(refs)]
+        full = " ".join([*urls, prompt])
+        task.prompt, task.prompt_en, task.final_prompt = prompt, full, full
+        task.description = f"/imagine {prompt}"
+        task.inputs = refs
+        key = " ".join([prompt, *(up.digest for up in refs)])
+        task.art = ArtSpec(key, strip_params(prompt), aspect(prompt))
+        if param(prompt, "video") is not None:  # trueai: --video makes it a VIDEO job
+            task.action, task.kind, task.video_count = "VIDEO", kinds.VIDEO, 4
+        self._fates(task, prompt)
+        return self._accept(task)
+
+    # /mj/submit/action ----------------------------------------------------------------
+
+    def action(self, body: dict[str, Any], mode: str) -> Reply:
+        task_id, custom_id = _text(body, "taskId"), _text(body, "customId")
+        if not task_id:
+            raise Rejected(4, "taskId不能为空")
+        if not custom_id:
+            raise Rejected(4, "customId不能为空")
+        parent = self.board.tasks.get(task_id)
+        if parent is None:
+            raise Rejected(3, NOT_FOUND)
+        if parent.status != SUCCESS:
+            raise Rejected(4, BAD_STATUS)
+        press = parse_press(custom_id)
+        if press is None or custom_id not in {b["customId"] for b in parent.buttons}:
+            raise Rejected(4, UNKNOWN_ACTION)
+        mode = mode or parent.mode
+        if press.special == "all":
+            return self._imagine_all(parent, body, mode)
+        remix = self.config.remix or body.get("enableRemix") is True
+        child = self._child(parent, press, custom_id, mode)
+        self._common(child, body)
+        if press.modal == "always" or (press.modal == "remix" and remix):
+            child.status = MODAL
+            child.modal = press.special or "remix"
+            if press.special == "zoom" and param(child.final_prompt, "zoom") is None:
+                child.final_prompt = f"{child.final_prompt} --zoom 2".strip()
+            self.board.add(child)
+            parent.children += 1
+            props = {"finalPrompt": child.final_prompt, "remix": True}
+            return Reply(envelope(21, "Waiting for window confirm", self._result(child.id), props))
+        self._need_room()
+        parent.children += 1
+        return self._accept(child)
+
+    def _parent_prompt(self, parent: SimTask) -> str:
+        return parent.final_prompt or parent.prompt_en or parent.prompt
+
+    def _child(self, parent: SimTask, press: Press, custom_id: str, mode: str) -> SimTask:
+        """The task a button press creates (before any modal input)."""
+        child = self._new(
+            press.action,
+            press.kind,
+            mode,
+            prompt=parent.prompt,
+            prompt_en=parent.prompt_en,
+            final_prompt=self._parent_prompt(parent),
+            description=f"/up {parent.id} {press.name}".strip(),
+            parent_id=parent.id,
+            custom_id=custom_id,
+        )
+        art = parent.art or ArtSpec(parent.id, parent.prompt)
+        single = art.layout == SINGLE
+        here = art.tile if single else press.index or 1
+        if press.special == "pick":
+            picks = parent.extra.get("picks") or []
+            pick = picks[press.index - 1] if 0 < press.index <= len(picks) else ""
+            child.prompt = child.prompt_en = child.final_prompt = pick
+            child.description = f"/imagine {pick}"
+            child.art = ArtSpec(pick, strip_params(pick), aspect(pick))
+        elif press.special == "retry":
+            child.inputs = list(parent.inputs)
+            child.extra.update({k: v for k, v in parent.extra.items() if k == "image_url"})
+            child.prompt = child.prompt_en = child.final_prompt = ""
+            seed = b"".join(up.data for up in parent.inputs) or parent.id.encode()
+            self._describe_result(child, seed + f"#retry{parent.children + 1}".encode())
+        elif press.kind in (kinds.UPSCALE, kinds.VIDEO_UPSCALE):
+            child.art = replace(art, layout=SINGLE, tile=press.index, label="")
+            if press.kind == kinds.VIDEO_UPSCALE:
+                child.video_count = 1
+        elif press.kind == kinds.UPSCALE_HD:
+            child.art = replace(art, label=press.name)
+        else:  # a new grid or video from this picture: same colours, new shapes
+            step = f"{press.name}#{parent.children + 1}" if press.action == "REROLL" else press.name
+            child.art = replace(
+                art,
+                layout=GRID,
+                variant=f"{art.variant}/{step}",
+                hue_tile=0 if press.action == "REROLL" else here,
+                label=press.name if press.action in ("PAN", "ZOOM", "VIDEO") else "",
+            )
+            if press.kind == kinds.VIDEO:
+                child.video_count = 4
+                motion = press.detail or "low"
+                video = f"{child.final_prompt} --video 1 --motion {motion}".strip()
+                child.final_prompt = child.prompt_en = video
+        return child
+
+    def _imagine_all(self, parent: SimTask, body: dict[str, Any], mode: str) -> Reply:
+        picks = parent.extra.get("picks") or []
+        self._need_room(len(picks))
+        ids = []
+        for pick in picks:
+            task = self._new("IMAGINE", kinds.GRID, mode, prompt=pick, prompt_en=pick)
+            task.final_prompt, task.description = pick, f"/imagine {pick}"
+            task.parent_id, task.custom_id = parent.id, "MJ::Job::PicReader::all"
+            task.art = ArtSpec(pick, strip_params(pick), aspect(pick))
+            self._common(task, body)
+            self._accept(task)
+            ids.append(task.id)
+        parent.children += 1
+        props = {"discordInstanceId": INSTANCE_ID}
+        return Reply(envelope(1, SUBMIT_OK, ",".join(ids), props))
+
+    # /mj/submit/modal -----------------------------------------------------------------
+
+    def modal(self, body: dict[str, Any], mode: str) -> Reply:
+        task_id = _text(body, "taskId")
+        if not task_id:
+            raise Rejected(4, "taskId不能为空")
+        task = self.board.tasks.get(task_id)
+        if task is None:
+            raise Rejected(3, NOT_FOUND)
+        if task.status != MODAL:
+            raise Rejected(4, BAD_STATUS)
+        parent = self.board.tasks.get(task.parent_id)
+        fallback = task.final_prompt or (self._parent_prompt(parent) if parent else "")
+        prompt = _text(body, "prompt") or fallback
+        if not prompt:
+            raise Rejected(4, "prompt不能为空")
+        mask = None
+        if task.modal == "inpaint":
+            if not body.get("maskBase64"):
+                raise Rejected(4, "maskBase64不能为空")
+            mask = _upload(body.get("maskBase64"), lenient=True)
+        self._check_words(prompt)
+        self._need_room()
+
+        task.prompt = task.prompt_en = task.final_prompt = prompt
+        art = task.art or ArtSpec(prompt, strip_params(prompt), aspect(prompt))
+        ratio = aspect(prompt) if param(prompt, "ar", "aspect") else art.ratio
+        if task.modal == "pick":
+            task.description = f"/imagine {prompt}"
+            art = ArtSpec(prompt, strip_params(prompt), aspect(prompt))
+        elif task.modal == "zoom":
+            zoom = param(prompt, "zoom")
+            try:
+                factor = float(zoom) if zoom else 2.0
+            except ValueError:
+                factor = 0.0
+            if not 1.0 <= factor <= 2.0:
+                task.planned_failure = INVALID_VALUE
+            art = replace(
+                art, ratio=ratio, label=f"Zoom {factor:g}x", variant=f"{art.variant}|{prompt}"
+            )
+        else:  # remix / inpaint: the new prompt changes the picture
+            art = replace(
+                art, caption=strip_params(prompt), ratio=ratio, variant=f"{art.variant}|{prompt}"
+            )
+        task.art = art
+        task.mask = mask
+        if mode:
+            task.mode = mode
+        self._fates(task, prompt)
+        task.status = NOT_START
+        task.submit_time = self.board.clock.epoch_ms()
+        return self._accept(task)
+
+    # /mj/submit/blend -----------------------------------------------------------------
+
+    def blend(self, body: dict[str, Any], mode: str) -> Reply:
+        images = body.get("base64Array")
+        if not isinstance(images, list) or not 2 <= len(images) <= 5:
+            raise Rejected(4, "base64List参数错误")
+        uploads = [_upload(item) for item in images]
+        dimensions = body.get("dimensions", "SQUARE")
+        ratio = BLEND_RATIOS.get(str(dimensions).upper()) if dimensions is not None else None
+        if ratio is None:
+            raise Rejected(4, "dimensions参数错误")
+        task = self._new("BLEND", kinds.GRID, self._mode(mode))
+        self._common(task, body)
+        self._need_room()
+        urls = [self._input_url(task.id, n + 1, up) for n, up in enumerate(uploads)]
+        task.final_prompt = " ".join([*urls, f"--ar {ratio[0]}:{ratio[1]}"])
+        task.description = f"/blend {task.id} {len(uploads)}"
+        task.inputs = uploads
+        key = "blend " + " ".join(up.digest for up in uploads)
+        task.art = ArtSpec(key, f"blend of {len(uploads)} images", ratio)
+        return self._accept(task)
+
+    # /mj/submit/describe --------------------------------------------------------------
+
+    def _describe_result(self, task: SimTask, seed: bytes) -> None:
+        ratio = image_ratio(task.inputs[0].data) if task.inputs else (1, 1)
+        picks = describe_prompts(seed, ratio)
+        task.extra["picks"] = picks
+        task.result_prompt = describe_text(picks)
+
+    def describe(self, body: dict[str, Any], mode: str) -> Reply:
+        raw, link = body.get("base64"), _text(body, "link")
+        if not raw and not link:
+            raise Rejected(4, "base64不能为空")
+        upload = _upload(raw) if raw else None
+        if upload is None and not re.match(r"^https?://", link):
+            raise Rejected(4, "链接格式错误")
+        task = self._new("DESCRIBE", kinds.DESCRIBE, self._mode(mode))
+        self._common(task, body)
+        self._need_room()
+        if upload is not None:
+            task.inputs = [upload]
+            task.description = f"/describe {task.id}.{upload.ext}"
+            self._describe_result(task, upload.data)
+        else:
+            task.extra["image_url"] = link
+            task.description = f"/describe {link}"
+            self._describe_result(task, link.encode())
+        return self._accept(task)
+
+    # /mj/submit/shorten ---------------------------------------------------------------
+
+    def shorten(self, body: dict[str, Any], mode: str) -> Reply:
+        prompt = _text(body, "prompt")
+        if not prompt:
+            raise Rejected(4, "prompt不能为空")
+        task = self._new("SHORTEN", kinds.SHORTEN, self._mode(mode, prompt))
+        self._common(task, body)
+        self._check_words(prompt)
+        self._need_room()
+        task.prompt = task.prompt_en = task.final_prompt = prompt
+        task.description = f"/shorten {prompt}"
+        task.result_prompt, task.extra["picks"] = shorten(prompt)
+        self._fates(task, prompt)
+        return self._accept(task)
+
+    # /mj/insight-face/swap ------------------------------------------------------------
+
+    def swap(self, body: dict[str, Any], mode: str) -> Reply:
+        source, target = body.get("sourceBase64"), body.get("targetBase64")
+        if not source:
+            raise Rejected(4, "人脸图片不能为空")
+        if not target:
+            raise Rejected(4, "目标图片不能为空")
+        face, image = _upload(source), _upload(target)
+        if face.data == image.data:
+            raise Rejected(4, "人脸图片和目标图片不能相同")
+        task = self._new("SWAP_FACE", kinds.SWAP, self._mode(mode), bot_type="INSIGHT_FACE")
+        self._common(task, body)
+        self._need_room()
+        task.description = f"/swap {task.id}"
+        task.inputs = [face, image]
+        task.art = ArtSpec(f"swap {face.digest} {image.digest}", "", (1, 1), SINGLE)
+        return self._accept(task)
+
+    # /mj/submit/video -----------------------------------------------------------------
+
+    def video(self, body: dict[str, Any], mode: str) -> Reply:
+        prompt = _text(body, "prompt")
+        kind = _text(body, "action").lower()
+        if kind or _text(body, "taskId"):
+            return self._extend(body, mode, prompt, kind)
+        if not prompt:
+            raise Rejected(4, "Prompt 不能为空")
+        image = body.get("image")
+        if not image:
+            raise Rejected(4, "image不能为空")
+        motion = (_text(body, "motion") or "low").lower()
+        if motion not in ("low", "high"):
+            raise Rejected(4, "参数错误")
+        task = self._new("VIDEO", kinds.VIDEO, self._mode(mode, prompt))
+        self._common(task, body)
+        self._check_words(prompt)
+        self._need_room()
+        if isinstance(image, str) and re.match(r"^https?://", image.strip()):
+            image_url, digest = image.strip(), image.strip()
+        else:
+            upload = _upload(image, lenient=True)
+            task.inputs = [upload]
+            image_url, digest = self._input_url(task.id, 1, upload), upload.digest
+        batch = body.get("batchSize")
+        task.video_count = batch if batch in (1, 2) else 4
+        task.prompt = prompt
+        task.prompt_en = task.final_prompt = f"{image_url} {prompt} --video 1 --motion {motion}"
+        task.description = f"/video {prompt}"
+        task.art = ArtSpec(f"video {prompt} {digest}", strip_params(prompt), (1, 1), label="video")
+        self._fates(task, prompt)
+        return self._accept(task)
+
+    def _extend(self, body: dict[str, Any], mode: str, prompt: str, kind: str) -> Reply:
+        if kind != "extend":
+            raise Rejected(4, "任务类型错误")
+        parent = self.board.tasks.get(_text(body, "taskId"))
+        if parent is None:
+            raise Rejected(3, NOT_FOUND)
+        if parent.status != SUCCESS:
+            raise Rejected(4, BAD_STATUS)
+        if parent.kind not in (kinds.VIDEO, kinds.VIDEO_UPSCALE):
+            raise Rejected(4, "任务类型错误")
+        motion = (_text(body, "motion") or "low").lower()
+        custom_id = f"MJ::JOB::animate_{motion}_extend::1::{parent.message_hash}"
+        press = parse_press(custom_id)
+        if press is None:
+            raise Rejected(4, "参数错误")
+        self._need_room()
+        child = self._child(parent, press, custom_id, mode or parent.mode)
+        if prompt:
+            self._check_words(prompt)
+            child.prompt = prompt
+            self._fates(child, prompt)
+        self._common(child, body)
+        parent.children += 1
+        return self._accept(child)
+
+    # /mj/submit/edits -----------------------------------------------------------------
+
+    def edits(self, body: dict[str, Any], mode: str) -> Reply:
+        prompt, image = _text(body, "prompt"), body.get("image")
+        if not image and isinstance(body.get("base64Array"), list) and body["base64Array"]:
+            image = body["base64Array"][0]  # the other reseller shape
+        if not prompt or not image:
+            raise Rejected(4, "image或prompt不能为空")
+        task = self._new("EDIT", kinds.EDIT, self._mode(mode, prompt))
+        self._common(task, body)
+        self._check_words(prompt)
+        self._need_room()
+        if isinstance(image, str) and re.match(r"^https?://", image.strip()):
+            digest = image.strip()
+        else:
+            upload = _upload(image, lenient=True)
+            task.inputs, digest = [upload], upload.digest
+        task.prompt = task.prompt_en = task.final_prompt = prompt
+        task.description = f"/edits {prompt}"
+        task.art = ArtSpec(
+            f"edit {prompt} {digest}", strip_params(prompt), aspect(prompt), label="edit"
+        )
+        self._fates(task, prompt)
+        return self._accept(task)
+
+    # /mj/submit/change and /simple-change (legacy Java OSS) ---------------------------
+
+    def change(self, body: dict[str, Any], mode: str) -> Reply:
+        task_id = _text(body, "taskId")
+        if not task_id:
+            raise Rejected(4, "taskId不能为空")
+        action = _text(body, "action").upper()
+        if action not in ("UPSCALE", "VARIATION", "REROLL"):
+            raise Rejected(4, "action参数错误")
+        index = body.get("index")
+        if action != "REROLL" and (not isinstance(index, int) or not 1 <= index <= 4):
+            raise Rejected(4, "index参数错误")
+        parent = self.board.tasks.get(task_id)
+        if parent is None:
+            raise Rejected(3, NOT_FOUND)
+        if parent.status != SUCCESS:
+            raise Rejected(4, BAD_STATUS)
+        if parent.action not in ("IMAGINE", "VARIATION", "REROLL", "BLEND"):
+            raise Rejected(4, "关联任务不允许执行变化")
+        h = parent.message_hash
+        custom_id = {
+            "UPSCALE": f"MJ::JOB::upsample::{index}::{h}",
+            "VARIATION": f"MJ::JOB::variation::{index}::{h}",
+            "REROLL": f"MJ::JOB::reroll::0::{h}::SOLO",
+        }[action]
+        press = parse_press(custom_id)
+        assert press is not None
+        self._need_room()
+        child = self._child(parent, press, custom_id, mode or parent.mode)
+        self._common(child, body)
+        parent.children += 1
+        return self._accept(child)
+
+    def simple_change(self, body: dict[str, Any], mode: str) -> Reply:
+        match = re.fullmatch(r"(\d+)\s+(?:([UV])([1-4])|R)", _text(body, "content"), re.I)
+        if not match:
+            raise Rejected(4, "content参数错误")
+        letter = (match.group(2) or "R").upper()
+        action = {"U": "UPSCALE", "V": "VARIATION", "R": "REROLL"}[letter]
+        index = int(match.group(3)) if match.group(3) else None
+        changed = {**body, "taskId": match.group(1), "action": action, "index": index}
+        return self.change(changed, mode)
+
+    # /mj/submit/upload-discord-images -------------------------------------------------
+
+    def upload_images(self, body: dict[str, Any], mode: str) -> Reply:
+        images = body.get("base64Array")
+        if not isinstance(images, list) or not images:
+            raise Rejected(4, "base64List参数错误")
+        urls = []
+        for item in images:
+            upload = _upload(item)
+            name = f"{upload.digest[:24]}.{upload.ext}"
+            self.uploads[name] = upload
+            urls.append(f"{self.public_url().rstrip('/')}/sim/uploads/{name}")
+        return Reply(envelope(1, SUBMIT_OK, urls, {}))
