@@ -72,6 +72,7 @@ class Simulator:
         self.board = TaskBoard(self.config, self.clock, self._changed)
         self.tasks: dict[str, SimTask] = self.board.tasks
         self.requests: list[RecordedRequest] = []
+        self.record_limit = 10_000  # oldest recorded requests are dropped beyond this
         self.hooks = HookSender(self.faults)
         self.hook_log: list[HookDelivery] = self.hooks.log
         self.submitter = Submitter(self.board, self.config, self.faults, lambda: self.public_url)
@@ -129,7 +130,8 @@ class Simulator:
         return found
 
     def advance(self, seconds: float) -> None:
-        """Move simulated time forward at once and play everything that became due."""
+        """Move simulated time forward by ``seconds`` (simulated, not scaled) and play every
+        step that became due, in order. Works with any time_scale; 0 freezes real time."""
         self.clock.advance(seconds)
         self.board.run_until(self.clock.now())
 
@@ -193,6 +195,8 @@ class Simulator:
         self.requests.append(
             RecordedRequest(request.method, path, prefix, headers, body, time.time())
         )
+        if len(self.requests) > self.record_limit:  # a long-running `mjbot sim` polls forever
+            del self.requests[: len(self.requests) - self.record_limit]
 
         if self.faults.down:
             return web.Response(status=503)

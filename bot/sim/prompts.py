@@ -160,7 +160,7 @@ def shorten(prompt: str) -> tuple[str, list[str]]:
     )
     options = []
     for step in range(5):
-        count = max(1, math.ceil(len(kept) * (1 - step * 0.2)))
+        count = max(1, round(len(kept) * (1 - step * 0.2)))
         chosen = sorted(ranked[:count])
         parts = []
         for i in chosen:
