@@ -18,6 +18,7 @@ from bot.hooks import HOOK_PATH, HookServer, hook_secret
 from bot.media import Downloader, MediaCache
 from bot.mj.client import MjClient
 from bot.outbox import Outbox
+from bot.policy import Policy
 from bot.service import Service
 from bot.store import Store
 from bot.tracker import Tracker
@@ -91,6 +92,7 @@ class App:
             notify_hook=f"{public}{HOOK_PATH}{secret}" if public else "",
             default_mode=config.midjourney.mode,
             webapp_url=config.telegram.webapp_url,
+            policy=Policy(self.store, config.access, config.quota),
         )
         self.hooks = HookServer(self.store, self.client, self.service, secret, self.status)
         self.tracker = Tracker(

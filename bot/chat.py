@@ -48,9 +48,11 @@ class Requester:
     user_id: str
     language: str = "en"
     user_name: str = ""
+    handle: str = ""  # the platform's @username, when it has one
     is_private: bool = False
     message: MessageRef | None = None  # the user's message, to reply to
     replied: MessageRef | None = None  # the message the user's message replies to, if any
+    replied_user: str = ""  # who wrote that message (admins name people by replying)
     event: str = ""  # the platform's unique id of this update, to ignore redeliveries
 
     @property

@@ -31,8 +31,11 @@ COMMANDS: tuple[str, ...] = (
     "relax",
     "tasks",
     "task",
+    "quota",
     "help",
 )
+# Not in the public menus: only admins may use them.
+ADMIN_COMMANDS: tuple[str, ...] = ("allow", "deny", "ban", "unban", "stats", "usage", "buttons")
 
 _COMMAND = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+|$)(.*)$", re.S)
 
@@ -47,6 +50,13 @@ async def run(
     service: Service, req: Requester, name: str, args: str, images: Sequence[bytes] = ()
 ) -> None:
     """Run one command with its text and attached images (in the order they came)."""
+    if name in ADMIN_COMMANDS:
+        await service.admin(req, name, args)
+        return
+    entered = await service.enter(req)
+    if entered is None:
+        return
+    req = entered
     match name:
         case "imagine" | "describe" | "blend" | "swap" | "video" | "edit":
             await getattr(service, name)(req, args, images)
@@ -64,6 +74,8 @@ async def run(
             await service.reply(req, await service.tasks_view(req))
         case "task" | "show":
             await service.show(req, args)
+        case "quota" | "info":
+            await service.reply(req, await service.quota_view(req))
         case "start" | "help":
             await service.reply(req, service.help(req))
         case _:

@@ -114,6 +114,65 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class AccessConfig:
+    admins: tuple[str, ...] = ()  # user ids ("123", or "telegram:123" for one platform)
+    mode: str = "everyone"  # everyone | allowlist | private_only
+    allowed_chats: tuple[str, ...] = ()  # with mode = "allowlist": chats where anyone may use it
+    allowed_users: tuple[str, ...] = ()  # with mode = "allowlist": users allowed anywhere
+    banned_users: tuple[str, ...] = ()
+    buttons: str = "owner"  # who may press a task's buttons: owner | chat
+
+    def validate(self) -> None:
+        if self.mode not in ("everyone", "allowlist", "private_only"):
+            raise ConfigError("access.mode must be everyone, allowlist or private_only")
+        if self.buttons not in ("owner", "chat"):
+            raise ConfigError("access.buttons must be owner or chat")
+
+
+@dataclass(frozen=True)
+class WeightsConfig:
+    """Cost units per action (what a quota counts)."""
+
+    imagine: int = 1
+    upscale: int = 0
+    upscale_hd: int = 1
+    variation: int = 1
+    reroll: int = 1
+    zoom: int = 1
+    pan: int = 1
+    region: int = 1
+    describe: int = 1
+    blend: int = 1
+    swap: int = 1
+    shorten: int = 1
+    video: int = 4
+    edit: int = 1
+    other: int = 1
+
+
+@dataclass(frozen=True)
+class QuotaConfig:
+    daily_units: int = 0  # per user per UTC day; 0 = unlimited
+    monthly_units: int = 0  # per user per UTC month; 0 = unlimited
+    concurrency: int = 3  # tasks in flight per user; 0 = unlimited
+    chat_daily_units: int = 0  # per chat per UTC day; 0 = unlimited
+    global_daily_units: int = 0  # the whole bot per UTC day (a budget); 0 = unlimited
+    banned_words: tuple[str, ...] = ()  # refused before anything is spent
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
+
+    def validate(self) -> None:
+        for name in (
+            "daily_units",
+            "monthly_units",
+            "concurrency",
+            "chat_daily_units",
+            "global_daily_units",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"quota.{name} must be 0 or more")
+
+
+@dataclass(frozen=True)
 class Config:
     midjourney: MidjourneyConfig = field(default_factory=MidjourneyConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
@@ -122,10 +181,14 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    access: AccessConfig = field(default_factory=AccessConfig)
+    quota: QuotaConfig = field(default_factory=QuotaConfig)
 
     def validate(self, *, need_chat: bool = True) -> None:
         self.midjourney.validate()
         self.tracking.validate()
+        self.access.validate()
+        self.quota.validate()
         if self.midjourney.base_url != "simulator" and not self.midjourney.api_key:
             raise ConfigError("midjourney.api_key is required for a real API")
         if need_chat and not (self.telegram.enabled or self.discord.enabled):
@@ -158,8 +221,11 @@ def load(path: str | Path | None = None, env: typing.Mapping[str, str] | None = 
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
-        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-        data.setdefault(section, {})[key] = value
+        *sections, key = name[len(ENV_PREFIX) :].lower().split("__")
+        table = data
+        for section in sections:
+            table = table.setdefault(section, {})
+        table[key] = value
     return _build(Config, data, "")
 
 

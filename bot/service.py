@@ -24,6 +24,7 @@ from bot.i18n import normalize, t
 from bot.mj.client import MjClient, MjError
 from bot.mj.models import Action, Button, Outcome, Status, Submission, Task
 from bot.outbox import Outbox
+from bot.policy import Policy, action_of
 from bot.store import REJECTED, Store, TaskRow, new_key
 from bot.views import Ask, Choice, Media, View, clip, headline, progress_view
 
@@ -36,6 +37,8 @@ MODAL_KINDS = (
     ("MJ::Job::PicReader::", "pick"),
     ("MJ::Job::PromptAnalyzer::", "pick"),
 )
+# What answering a modal costs, by the kind of question (see policy weights).
+MODAL_ACTIONS = {"zoom": "zoom", "region": "region", "pick": "imagine", "remix": "variation"}
 BLEND_DIMENSIONS = {"portrait": "PORTRAIT", "square": "SQUARE", "landscape": "LANDSCAPE"}
 MODES = ("fast", "relax")
 _QUEUE_FULL = re.compile(r"队列已满|queue (is )?full", re.I)
@@ -64,7 +67,9 @@ class Service:
         notify_hook: str = "",
         default_mode: str = "",
         webapp_url: str = "",
+        policy: Policy | None = None,
     ) -> None:
+        self.policy = policy
         self.store = store
         self.client = client
         self.outbox = outbox
@@ -92,6 +97,22 @@ class Service:
         lang = (await self.user_settings(req)).get("lang")
         return replace(req, language=normalize(lang)) if lang else req
 
+    async def enter(self, req: Requester, *, quiet: bool = False) -> Requester | None:
+        """The gate every use case passes: the requester (language applied) if admitted.
+
+        An outsider hears one polite message per chat, then silence (no spam loops).
+        """
+        req = await self.who(req)
+        if self.policy is None:
+            return req
+        await self.policy.remember(req)
+        if await self.policy.admitted(req):
+            return req
+        told = f"told:{req.platform}:{req.chat_id}:{req.user_id}"
+        if not quiet and await self.store.first_time(told):
+            await self.reply(req, View(t("access.denied", req.language)))
+        return None
+
     async def user_settings(self, req: Requester) -> dict[str, Any]:
         return await self.store.settings(f"user:{req.user_key}")
 
@@ -105,7 +126,9 @@ class Service:
 
     async def imagine(self, req: Requester, prompt: str, images: Sequence[bytes] = ()) -> None:
         """/imagine: validate, submit, show progress; the tracker does the rest."""
-        req = await self.who(req)
+        req = await self.enter(req)
+        if req is None:
+            return
         settings = await self.user_settings(req)
         prompt = _clean(prompt)
         if not await self._prompt_ok(req, prompt):
@@ -127,7 +150,9 @@ class Service:
 
     async def describe(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
         """/describe: four prompts Midjourney would write for a photo."""
-        req = await self.who(req)
+        req = await self.enter(req)
+        if req is None:
+            return
         uris = await self._uploads(req, images, "describe", args, least=1, most=1)
         if uris is None:
             return
@@ -142,7 +167,9 @@ class Service:
 
     async def blend(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
         """/blend [portrait|square|landscape]: mix 2-5 photos into one grid."""
-        req = await self.who(req)
+        req = await self.enter(req)
+        if req is None:
+            return
         word = args.strip().lower()
         if word and word not in BLEND_DIMENSIONS:
             await self.reply(req, View(t("blend.dimensions", req.language)))
@@ -162,7 +189,9 @@ class Service:
 
     async def swap(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
         """/swap: put the face of the first photo onto the second."""
-        req = await self.who(req)
+        req = await self.enter(req)
+        if req is None:
+            return
         if len(images) == 2 and images[0] == images[1]:
             await self.reply(req, View(t("swap.same", req.language)))
             return
@@ -180,7 +209,9 @@ class Service:
 
     async def shorten(self, req: Requester, prompt: str) -> None:
         """/shorten: which words of a prompt matter, and five shorter versions."""
-        req = await self.who(req)
+        req = await self.enter(req)
+        if req is None:
+            return
         prompt = _clean(prompt)
         if not await self._prompt_ok(req, prompt, command="shorten"):
             return
@@ -195,7 +226,9 @@ class Service:
 
     async def video(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
         """/video [--motion high|low] <prompt> with a photo: four short videos."""
-        req = await self.who(req)
+        req = await self.enter(req)
+        if req is None:
+            return
         motion_match = re.search(r"--motion\s+(high|low)\b", args, re.I)
         motion = motion_match.group(1).lower() if motion_match else "low"
         prompt = _clean(re.sub(r"--motion\s+\S+", "", args))
@@ -215,7 +248,9 @@ class Service:
 
     async def edit(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
         """/edit <prompt> with a photo: four edited versions of it."""
-        req = await self.who(req)
+        req = await self.enter(req)
+        if req is None:
+            return
         prompt = _clean(args)
         if images and not await self._prompt_ok(req, prompt, command="edit"):
             return
@@ -237,6 +272,10 @@ class Service:
             return False
         if len(prompt) > MAX_PROMPT:
             await self.reply(req, View(t("prompt.too_long", req.language, limit=MAX_PROMPT)))
+            return False
+        word = self.policy.banned_word(prompt) if self.policy else None
+        if word:
+            await self.reply(req, View(t("refused.banned", req.language, word=word)))
             return False
         return True
 
@@ -299,8 +338,23 @@ class Service:
             mode=mode,
             request_ref=req.message.encode() if req.message else None,
         )
+        refusal = await self._charge(req, row.key, kind)
+        if refusal is not None:
+            await self.reply(req, View(refusal))
+            return
         await self.store.add_task(row)
         await self._submit(row, lambda: call(row.key, mode))
+
+    async def _charge(self, req: Requester, key: str, action: str) -> str | None:
+        """Charge the quota for one submit; the refusal text when over a limit."""
+        if self.policy is None:
+            return None
+        refusal = await self.policy.charge(req, key, action)
+        return t(refusal.key, req.language, **refusal.fields) if refusal else None
+
+    async def _settle(self, key: str, success: bool) -> None:
+        if self.policy is not None:
+            await self.policy.settle(key, success)
 
     # --- settings, history, seed ---------------------------------------------------------------
 
@@ -342,14 +396,18 @@ class Service:
 
     async def set_mode(self, req: Requester, mode: str) -> None:
         """/fast and /relax: the speed mode (the API path prefix) for this user's next jobs."""
-        req = await self.who(req)
+        req = await self.enter(req)
+        if req is None:
+            return
         await self.store.set_setting(f"user:{req.user_key}", "mode", mode)
         await self.reply(
             req, View(t("settings.mode_set", req.language, mode=t(f"mode.{mode}", req.language)))
         )
 
     async def set_suffix(self, req: Requester, suffix: str) -> None:
-        req = await self.who(req)
+        req = await self.enter(req)
+        if req is None:
+            return
         value = _clean(suffix)[:200] or None
         await self.store.set_setting(f"user:{req.user_key}", "suffix", value)
         await self.reply(req, View(t("settings.suffix_set", req.language, suffix=value or "—")))
@@ -372,7 +430,9 @@ class Service:
 
     async def show(self, req: Requester, ref: str) -> None:
         """/task <id>: post a finished task again, with working buttons (like MJ's /show)."""
-        req = await self.who(req)
+        req = await self.enter(req)
+        if req is None:
+            return
         ref = ref.strip()
         row = await self.store.task(ref) or (await self.store.task_by_id(ref) if ref else None)
         if row is None and req.replied is not None:
@@ -390,7 +450,9 @@ class Service:
 
     async def seed(self, req: Requester, args: str = "") -> None:
         """/seed: the seed of a result (asked in the background: it may take a minute)."""
-        req = await self.who(req)
+        req = await self.enter(req)
+        if req is None:
+            return
         target = args.strip()
         row = await self.store.task(target) if target else None
         if row is None and target:
@@ -417,11 +479,110 @@ class Service:
                 req, View(t("seed.none", lang, detail=clip(submission.description, 200)))
             )
 
+    # --- quotas and administration ---------------------------------------------------------------
+
+    async def quota_view(self, req: Requester, user_id: str = "") -> View:
+        """/quota and /info: what a user has used and what is left, like Midjourney's /info."""
+        lang = req.language
+        if self.policy is None:
+            return View(t("quota.unlimited", lang))
+        q = self.policy.quota
+        usage = await self.policy.usage(req.platform, user_id or req.user_id)
+        mode = (await self.user_settings(req)).get("mode", self.default_mode) or "fast"
+
+        def limit(value: int) -> str:
+            return str(value) if value else "∞"
+
+        def left(value: int, used: int) -> str:
+            return str(max(0, value - used)) if value else "∞"
+
+        return View(
+            t(
+                "quota.info",
+                lang,
+                user=user_id or req.user_id,
+                mode=t(f"mode.{mode}", lang) if mode in MODES else mode,
+                today=usage["today"],
+                daily=limit(q.daily_units),
+                daily_left=left(q.daily_units, usage["today"]),
+                month=usage["month"],
+                monthly=limit(q.monthly_units),
+                monthly_left=left(q.monthly_units, usage["month"]),
+                running=usage["running"],
+                concurrency=limit(q.concurrency),
+                jobs=usage["jobs"],
+                refunded=usage["refunded"],
+            )
+        )
+
+    async def admin(self, req: Requester, name: str, args: str) -> None:
+        """/allow /deny /ban /unban /stats /usage /buttons: admins only."""
+        req = await self.who(req)
+        lang = req.language
+        if self.policy is None or not self.policy.is_admin(req):
+            await self.reply(req, View(t("admin.only", lang)))
+            return
+        if name == "stats":
+            await self.reply(req, View(self._stats_text(await self.policy.stats(), lang)))
+            return
+        if name == "buttons":
+            value = args.strip().lower()
+            if value not in ("chat", "owner"):
+                await self.reply(req, View(t("admin.buttons_usage", lang)))
+                return
+            await self.store.set_setting(f"chat:{req.chat_key}", "buttons", value)
+            await self.reply(req, View(t(f"admin.buttons_{value}", lang)))
+            return
+        target = await self._target(req, args)
+        if name == "usage":
+            if not target:
+                await self.reply(req, View(t("admin.who", lang)))
+                return
+            await self.reply(req, await self.quota_view(req, target))
+            return
+        rule = {"allow": "allow", "deny": "deny", "ban": "ban", "unban": None}[name]
+        if target:
+            await self.policy.set_rule(req, "user", target, rule)
+            await self.reply(req, View(t(f"admin.user_{name}", lang, user=target)))
+        elif name in ("allow", "deny") and not req.is_private:
+            await self.policy.set_rule(req, "chat", req.chat_id, rule)
+            await self.reply(req, View(t(f"admin.chat_{name}", lang)))
+        else:
+            await self.reply(req, View(t("admin.who", lang)))
+
+    async def _target(self, req: Requester, args: str) -> str:
+        """The user an admin names: by reply, @handle or id."""
+        word = args.strip().split()[0] if args.strip() else ""
+        if word.startswith("@") and self.policy is not None:
+            return await self.policy.find_user(req.platform, word) or ""
+        if word.isdigit():
+            return word
+        return req.replied_user if not word else ""
+
+    def _stats_text(self, stats: dict[str, Any], lang: str) -> str:
+        top = "\n".join(
+            f"  {i}. {(row['handle'] and '@' + row['handle']) or row['user_id']}: {row['units']}"
+            for i, row in enumerate(stats["top"], start=1)
+        ) or "  —"
+        return t(
+            "admin.stats",
+            lang,
+            today=stats["today"],
+            jobs_today=stats["jobs_today"],
+            week=stats["week"],
+            jobs_week=stats["jobs_week"],
+            failures=stats["failures_week"],
+            top=top,
+        )
+
     # --- buttons -------------------------------------------------------------------------------
 
     async def press(self, req: Requester, data: str) -> Notice:
         """A button press: resolve the token, act once, acknowledge at once."""
-        req = await self.who(req)
+        entered = await self.enter(req, quiet=True)
+        if entered is None:
+            return Notice(t("access.denied", req.language), alert=True)
+        req = entered
         lang = req.language
         setting = buttons.decode_setting(data)
         if setting is not None:
@@ -432,7 +593,7 @@ class Service:
             return Notice(t("press.expired", lang), alert=True)
         if row.chat_id != req.chat_id:
             return Notice(t("press.foreign", lang), alert=True)
-        if row.user_id != req.user_id:
+        if row.user_id != req.user_id and not await self._anyone_may_press(req):
             return Notice(t("press.not_owner", lang), alert=True)
         if not await self.store.first_time(req.event):
             return Notice(t("press.running", lang))
@@ -464,6 +625,12 @@ class Service:
         )
         if await self.store.add_child(child, parent.key, slot) is not None:
             return Notice(t("press.running", lang))
+        refusal = await self._charge(req, child.key, action_of(button.custom_id))
+        if refusal is not None:
+            # Nothing was submitted: close the child so the button can be pressed again.
+            await self.store.update(child.key, status=REJECTED, error="quota")
+            await self.store.delivered(child.key, None)
+            return Notice(refusal, alert=True)
         self.spawn(
             self._submit(
                 child,
@@ -479,6 +646,12 @@ class Service:
             )
         )
         return Notice(t("press.submitted", lang, label=label))
+
+    async def _anyone_may_press(self, req: Requester) -> bool:
+        """Buttons belong to the task's owner, unless the chat (or the config) shares them."""
+        chat = await self.store.settings(f"chat:{req.chat_key}")
+        default = self.policy.access.buttons if self.policy else "owner"
+        return chat.get("buttons", default) == "chat"
 
     async def _press_extra(self, req: Requester, row: TaskRow, verb: str) -> Notice:
         """Our own buttons beside the API's: seed, original file, split grid, retry."""
@@ -525,13 +698,16 @@ class Service:
     ) -> bool:
         """A reply to one of our questions; False when it answers nothing of ours."""
         modal = await self.store.modal_for_reply(req.platform, req.chat_id, reply_to_message_id)
-        if modal is not None:
-            await self._answer_modal(await self.who(req), modal.key, text, images)
-            return True
         ask = await self.store.ask(req.platform, req.chat_id, reply_to_message_id)
-        if ask is None:
+        if modal is None and ask is None:
             return False
-        req = await self.who(req)
+        entered = await self.enter(req)
+        if entered is None:
+            return True
+        req = entered
+        if modal is not None:
+            await self._answer_modal(req, modal.key, text, images)
+            return True
         if ask["user_id"] != req.user_id:
             await self.reply(req, View(t("modal.not_owner", req.language)))
             return True
@@ -595,7 +771,10 @@ class Service:
 
     async def answer_mask(self, req: Requester, ref: str, mask_png: bytes, prompt: str) -> bool:
         """Vary (Region): submit the painted mask (white = repaint) with the prompt."""
-        req = await self.who(req)
+        entered = await self.enter(req)
+        if entered is None:
+            return False
+        req = entered
         lang = req.language
         row = await self.store.task(ref)
         modal = await self.store.modal(ref)
@@ -627,7 +806,14 @@ class Service:
         return await results.original(self, parent) if parent else None
 
     async def _submit_modal(self, req: Requester, row: TaskRow, prompt: str, mask_uri: str) -> bool:
+        modal = await self.store.modal(row.key)
+        action = MODAL_ACTIONS.get(modal.kind if modal else "", "other")
+        refusal = await self._charge(req, row.key, action)
+        if refusal is not None:
+            await self.reply(req, View(refusal))
+            return False
         if not await self.store.claim_modal(row.key):
+            await self._settle(row.key, success=False)
             await self.reply(req, View(t("modal.expired", req.language)))
             return False
         await self.store.update(
@@ -682,6 +868,7 @@ class Service:
 
     async def _reject(self, row: TaskRow, progress: MessageRef, text: str) -> None:
         await self.store.update(row.key, status=REJECTED, error=text, finished_at=time.time())
+        await self._settle(row.key, success=False)
         shown = await self.outbox.edit(progress, View(headline(f"❌ {text}", row.prompt)))
         await self.store.delivered(row.key, shown)
         await self.store.update(row.key, progress_ref=None)
@@ -713,6 +900,7 @@ class Service:
             row.key, task_id=submission.task_id, status=Status.MODAL.value, prompt=prefill
         )
         await self.store.add_modal(row.key, kind, prefill)
+        await self._settle(row.key, success=False)  # nothing runs yet; the answer is charged
         await self.outbox.delete(progress)
         view = await self._modal_view(row, kind, prefill)
         ask = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
@@ -754,6 +942,7 @@ class Service:
         if merged is None:
             return
         if task.is_final:
+            await self._settle(row.key, success=task.status is Status.SUCCESS)
             await self.deliver(merged)
         else:
             await self._show_progress(merged, task)
@@ -822,6 +1011,7 @@ class Service:
     async def time_out(self, row: TaskRow) -> None:
         """A task the API never finished: tell the user instead of leaving it dangling."""
         await self.store.update(row.key, status="TIMEOUT", error="timeout", finished_at=time.time())
+        await self._settle(row.key, success=False)
         fresh = await self.store.task(row.key)
         if fresh is not None:
             await self.deliver(fresh)
@@ -839,6 +1029,7 @@ class Service:
             await self.store.update(
                 row.key, status=REJECTED, error="interrupted", finished_at=time.time()
             )
+            await self._settle(row.key, success=False)
             progress = row.ref("progress")
             text = headline(f"⚠️ {t('submit.interrupted', row.lang)}", row.prompt)
             rows = ()

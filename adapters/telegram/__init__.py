@@ -14,7 +14,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.commands import COMMANDS
+from bot.commands import ADMIN_COMMANDS, COMMANDS
 from bot.config import TelegramConfig
 from bot.i18n import LANGUAGES, t
 from bot.service import Service
@@ -49,7 +49,8 @@ class TelegramAdapter:
         app = self.app
         app.bot_data["service"] = service
         app.add_handler(CommandHandler(["start", "help"], handlers.start))
-        app.add_handler(CommandHandler([c for c in COMMANDS if c != "help"], handlers.command))
+        names = [c for c in (*COMMANDS, *ADMIN_COMMANDS, "info") if c != "help"]
+        app.add_handler(CommandHandler(names, handlers.command))
         app.add_handler(CallbackQueryHandler(handlers.press))
         app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, handlers.media))
         app.add_handler(

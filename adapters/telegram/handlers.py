@@ -49,6 +49,8 @@ def requester(update: Update, message: Message | None = None) -> Requester:
         is_private=chat.type == "private",
         message=_ref(message) if message else None,
         replied=_ref(replied) if replied else None,
+        replied_user=str(replied.from_user.id) if replied and replied.from_user else "",
+        handle=user.username or "",
         event=f"{PLATFORM}:{update.update_id}",
     )
 
@@ -126,9 +128,7 @@ async def _images(service: Service, req: Requester, messages: Sequence[Message])
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/start and /help: what the bot can do."""
-    service = service_of(context)
-    req = await service.who(requester(update))
-    await service.reply(req, service.help(req))
+    await commands.run(service_of(context), requester(update), "help", "")
 
 
 async def command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -1,0 +1,289 @@
+"""Who may do what, and how much: access rules, quotas, the ledger.
+
+Every submit spends the operator's money. Access comes from the config (the base) and from
+admin commands stored in the database (which win). Quotas are counted in cost units from a
+per-action weight table; the check and the charge are one transaction, so two presses at the
+same instant cannot both pass a quota of one. Rejected and failed tasks are refunded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bot.chat import Requester
+from bot.config import AccessConfig, QuotaConfig
+from bot.store import Store
+
+# customId prefix -> action name in the weight table (mj-api.md §7.8).
+_ACTIONS: tuple[tuple[str, str], ...] = (
+    ("MJ::JOB::upsample::", "upscale"),
+    ("MJ::JOB::video_virtual_upscale::", "upscale"),
+    ("MJ::JOB::upsample_", "upscale_hd"),
+    ("MJ::JOB::variation::", "variation"),
+    ("MJ::JOB::low_variation::", "variation"),
+    ("MJ::JOB::high_variation::", "variation"),
+    ("MJ::JOB::reroll::", "reroll"),
+    ("MJ::Outpaint::", "zoom"),
+    ("MJ::CustomZoom::", "zoom"),
+    ("MJ::JOB::pan_", "pan"),
+    ("MJ::Inpaint::", "region"),
+    ("MJ::JOB::animate_", "video"),
+    ("MJ::Job::PicReader::all", "imagine_all"),
+    ("MJ::Job::PicReader::", "imagine"),
+    ("MJ::Job::PromptAnalyzer::", "imagine"),
+    ("MJ::Picread::Retry", "describe"),
+)
+
+
+def action_of(custom_id: str) -> str:
+    return next((name for prefix, name in _ACTIONS if custom_id.startswith(prefix)), "other")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a submit may not go ahead: an i18n key and its fields."""
+
+    key: str
+    fields: dict[str, Any]
+
+
+def _today(now: float) -> tuple[str, str]:
+    day = dt.datetime.fromtimestamp(now, dt.UTC)
+    return day.strftime("%Y-%m-%d"), day.strftime("%Y-%m")
+
+
+def _next_midnight(now: float) -> str:
+    day = dt.datetime.fromtimestamp(now, dt.UTC).date() + dt.timedelta(days=1)
+    return f"{day.isoformat()} 00:00 UTC"
+
+
+class Policy:
+    def __init__(self, store: Store, access: AccessConfig, quota: QuotaConfig) -> None:
+        self.store = store
+        self.access = access
+        self.quota = quota
+        self._banned = [
+            (word, re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", re.I))
+            for word in quota.banned_words
+            if word.strip()
+        ]
+
+    # --- who ------------------------------------------------------------------------------------
+
+    def is_admin(self, req: Requester) -> bool:
+        return _listed(self.access.admins, req.platform, req.user_id)
+
+    async def _rule(self, platform: str, subject: str, ident: str) -> str | None:
+        rows = await self.store.query(
+            "SELECT rule FROM access WHERE platform = ? AND subject = ? AND id = ?",
+            platform,
+            subject,
+            ident,
+        )
+        return rows[0]["rule"] if rows else None
+
+    async def admitted(self, req: Requester) -> bool:
+        """May this person use the bot here? Admins always may."""
+        if self.is_admin(req):
+            return True
+        user_rule = await self._rule(req.platform, "user", req.user_id)
+        if user_rule == "ban" or (
+            user_rule is None and _listed(self.access.banned_users, req.platform, req.user_id)
+        ):
+            return False
+        if user_rule == "allow":
+            return True
+        if user_rule == "deny":
+            return False
+        chat_rule = await self._rule(req.platform, "chat", req.chat_id)
+        if chat_rule == "deny":
+            return False
+        mode = self.access.mode
+        if mode == "everyone":
+            return True
+        if mode == "private_only":
+            return req.is_private
+        return (
+            chat_rule == "allow"
+            or _listed(self.access.allowed_chats, req.platform, req.chat_id)
+            or _listed(self.access.allowed_users, req.platform, req.user_id)
+        )
+
+    async def set_rule(self, req: Requester, subject: str, ident: str, rule: str | None) -> None:
+        async with self.store.transaction() as db:
+            if rule is None:
+                await db.execute(
+                    "DELETE FROM access WHERE platform = ? AND subject = ? AND id = ?",
+                    (req.platform, subject, ident),
+                )
+            else:
+                await db.execute(
+                    "INSERT OR REPLACE INTO access (platform, subject, id, rule, by_user, at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (req.platform, subject, ident, rule, req.user_id, time.time()),
+                )
+
+    def banned_word(self, prompt: str) -> str | None:
+        return next((word for word, pattern in self._banned if pattern.search(prompt)), None)
+
+    # --- how much -------------------------------------------------------------------------------
+
+    def units(self, action: str) -> int:
+        if action == "imagine_all":
+            return 4 * self.quota.weights.imagine
+        return int(getattr(self.quota.weights, action, self.quota.weights.other))
+
+    async def charge(self, req: Requester, task_key: str, action: str) -> Refusal | None:
+        """Check every limit and record the charge, in one transaction; a Refusal if over."""
+        units = self.units(action)
+        now = time.time()
+        day, month = _today(now)
+        q = self.quota
+        admin = self.is_admin(req)
+        async with self.store.transaction() as db:
+
+            async def total(where: str, *args: Any) -> int:
+                sql = (
+                    "SELECT COALESCE(SUM(units), 0) FROM ledger"
+                    f" WHERE outcome != 'refunded' AND {where}"
+                )
+                async with db.execute(sql, args) as cur:
+                    return int((await cur.fetchone())[0])
+
+            async def count(where: str, *args: Any) -> int:
+                async with db.execute(f"SELECT COUNT(*) FROM ledger WHERE {where}", args) as cur:
+                    return int((await cur.fetchone())[0])
+
+            who = ("platform = ? AND user_id = ?", req.platform, req.user_id)
+            if not admin:
+                if (
+                    q.concurrency
+                    and await count(f"{who[0]} AND outcome = 'pending'", *who[1:]) >= q.concurrency
+                ):
+                    return Refusal("quota.concurrency", {"limit": q.concurrency})
+                if units and q.daily_units:
+                    used = await total(f"{who[0]} AND day = ?", *who[1:], day)
+                    if used + units > q.daily_units:
+                        return Refusal(
+                            "quota.daily",
+                            {
+                                "used": used,
+                                "limit": q.daily_units,
+                                "left": max(0, q.daily_units - used),
+                                "units": units,
+                                "reset": _next_midnight(now),
+                            },
+                        )
+                if units and q.monthly_units:
+                    used = await total(f"{who[0]} AND month = ?", *who[1:], month)
+                    if used + units > q.monthly_units:
+                        return Refusal(
+                            "quota.monthly",
+                            {
+                                "used": used,
+                                "limit": q.monthly_units,
+                                "left": max(0, q.monthly_units - used),
+                                "units": units,
+                            },
+                        )
+                if units and q.chat_daily_units:
+                    used = await total(
+                        "platform = ? AND chat_id = ? AND day = ?", req.platform, req.chat_id, day
+                    )
+                    if used + units > q.chat_daily_units:
+                        return Refusal("quota.chat", {"reset": _next_midnight(now)})
+            if units and q.global_daily_units:
+                used = await total("day = ?", day)
+                if used + units > q.global_daily_units:
+                    return Refusal("quota.global", {"reset": _next_midnight(now)})
+            await db.execute(
+                "INSERT OR REPLACE INTO ledger (task_key, platform, user_id, chat_id, action,"
+                " units, outcome, day, month, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending',"
+                " ?, ?, ?)",
+                (task_key, req.platform, req.user_id, req.chat_id, action, units, day, month, now),
+            )
+        return None
+
+    async def settle(self, task_key: str, success: bool) -> None:
+        """A task ended: keep the charge on success, refund it otherwise."""
+        async with self.store.transaction() as db:
+            await db.execute(
+                "UPDATE ledger SET outcome = ?, settled_at = ? WHERE task_key = ?"
+                " AND outcome = 'pending'",
+                ("success" if success else "refunded", time.time(), task_key),
+            )
+
+    # --- reports --------------------------------------------------------------------------------
+
+    async def usage(self, platform: str, user_id: str) -> dict[str, Any]:
+        day, month = _today(time.time())
+        rows = await self.store.query(
+            "SELECT"
+            " COALESCE(SUM(CASE WHEN day = ? AND outcome != 'refunded' THEN units END), 0)"
+            "   AS today,"
+            " COALESCE(SUM(CASE WHEN month = ? AND outcome != 'refunded' THEN units END), 0)"
+            "   AS month,"
+            " COUNT(CASE WHEN outcome = 'pending' THEN 1 END) AS running,"
+            " COUNT(CASE WHEN outcome != 'refunded' THEN 1 END) AS jobs,"
+            " COUNT(CASE WHEN outcome = 'refunded' THEN 1 END) AS refunded"
+            " FROM ledger WHERE platform = ? AND user_id = ?",
+            day,
+            month,
+            platform,
+            user_id,
+        )
+        return rows[0]
+
+    async def stats(self) -> dict[str, Any]:
+        day, _ = _today(time.time())
+        week = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=6)).isoformat()
+        totals = await self.store.query(
+            "SELECT"
+            " COALESCE(SUM(CASE WHEN day = ? AND outcome != 'refunded' THEN units END), 0)"
+            "   AS today,"
+            " COUNT(CASE WHEN day = ? THEN 1 END) AS jobs_today,"
+            " COALESCE(SUM(CASE WHEN day >= ? AND outcome != 'refunded' THEN units END), 0)"
+            "   AS week,"
+            " COUNT(CASE WHEN day >= ? THEN 1 END) AS jobs_week,"
+            " COUNT(CASE WHEN day >= ? AND outcome = 'refunded' THEN 1 END) AS failures_week"
+            " FROM ledger",
+            day,
+            day,
+            week,
+            week,
+            week,
+        )
+        top = await self.store.query(
+            "SELECT l.platform, l.user_id, COALESCE(p.handle, '') AS handle,"
+            " SUM(l.units) AS units FROM ledger l LEFT JOIN people p"
+            " ON p.platform = l.platform AND p.user_id = l.user_id"
+            " WHERE l.day >= ? AND l.outcome != 'refunded'"
+            " GROUP BY l.platform, l.user_id ORDER BY units DESC LIMIT 5",
+            week,
+        )
+        return {**totals[0], "top": top}
+
+    async def remember(self, req: Requester) -> None:
+        """Keep the @handle of everyone who talks to the bot (for /ban @name)."""
+        async with self.store.transaction() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO people (platform, user_id, handle, name, last_seen)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (req.platform, req.user_id, req.handle.lower(), req.user_name, time.time()),
+            )
+
+    async def find_user(self, platform: str, handle: str) -> str | None:
+        rows = await self.store.query(
+            "SELECT user_id FROM people WHERE platform = ? AND handle = ?",
+            platform,
+            handle.lstrip("@").lower(),
+        )
+        return rows[0]["user_id"] if rows else None
+
+
+def _listed(entries: tuple[str, ...], platform: str, ident: str) -> bool:
+    return ident in entries or f"{platform}:{ident}" in entries
