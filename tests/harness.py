@@ -28,6 +28,8 @@ def toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -35,7 +37,13 @@ def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
     lines = []
     for section, values in sections.items():
         lines.append(f"[{section}]")
-        lines.extend(f"{key} = {toml_value(value)}" for key, value in values.items())
+        tables = {k: v for k, v in values.items() if isinstance(v, dict)}
+        lines.extend(
+            f"{key} = {toml_value(value)}" for key, value in values.items() if key not in tables
+        )
+        for name, table in tables.items():
+            lines.append(f"[{section}.{name}]")
+            lines.extend(f"{key} = {toml_value(value)}" for key, value in table.items())
         lines.append("")
     path.write_text("\n".join(lines))
     return path

@@ -1253,6 +1253,30 @@ class FakeTelegram:
         await asyncio.sleep(0)
         return cq_id
 
+    async def forge_press(
+        self, chat_id: int, message_id: int | FakeMessage, data: str, user: FakeUser | int
+    ) -> str:
+        """A modified client sends callback data that no button on the message carries
+        (forged, or copied from another chat); returns the callback query id."""
+        mid = message_id.message_id if isinstance(message_id, FakeMessage) else message_id
+        msg = self.message(chat_id, mid)
+        u = self._user(user)
+        cq_id = str(4_000_000_000_000_000 + next(self._ids))
+        self.callback_queries[cq_id] = _Callback(cq_id, chat_id, mid, u, data, time.monotonic())
+        self._queue(
+            {
+                "callback_query": {
+                    "id": cq_id,
+                    "from": u.to_api(),
+                    "message": self._message_dict(msg),
+                    "chat_instance": str(abs(chat_id) * 7 + 1),
+                    "data": data,
+                }
+            }
+        )
+        await asyncio.sleep(0)
+        return cq_id
+
     def inject_update(self, update: dict[str, Any]) -> dict[str, Any]:
         """Queue a raw update (e.g. a redelivery with an old update_id); returns it."""
         update = copy.deepcopy(update)

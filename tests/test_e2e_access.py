@@ -1,0 +1,161 @@
+"""Access and cost control end to end, as users would try it: outsiders, bans, quotas,
+simultaneous presses, forged buttons, admin commands, and the API key kept out of sight."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.conftest import ALICE, BOB, GROUP
+from tests.harness import API_KEY, TG_TOKEN
+
+CAROL = 7003
+ADMIN = 7009
+
+
+def replies(tg, chat: int, request_id: int):
+    return [m for m in tg.bot_messages(chat) if m.reply_to_message_id == request_id]
+
+
+def results_for(tg, chat: int, request_id: int):
+    return [m for m in replies(tg, chat, request_id) if m.photo and m.buttons]
+
+
+async def up(make_bot, tg, **overrides):
+    bot = make_bot(**overrides)
+    bot.start()
+    await tg.wait_for_call("deleteWebhook", timeout=30)
+    return bot
+
+
+async def test_outsiders_and_banned_users_hear_once_then_silence(make_bot, sim, tg):
+    tg.user(CAROL, "Carol")
+    await up(
+        make_bot,
+        tg,
+        access={"mode": "allowlist", "allowed_users": [str(ALICE)], "banned_users": [str(CAROL)]},
+    )
+    first = await tg.send_text(GROUP, tg.users[BOB], "/imagine a secret garden")
+    await tg.wait_for(lambda: replies(tg, GROUP, first.message_id), timeout=15)
+    assert "管理员" in replies(tg, GROUP, first.message_id)[0].text  # Bob's client is Chinese
+    second = await tg.send_text(GROUP, tg.users[BOB], "/imagine another garden")
+    banned = await tg.send_text(GROUP, tg.users[CAROL], "/imagine a forbidden door")
+    allowed = await tg.send_text(GROUP, tg.users[ALICE], "/imagine an open door")
+    await tg.wait_for(lambda: results_for(tg, GROUP, allowed.message_id), timeout=30)
+    await asyncio.sleep(0.5)
+    assert replies(tg, GROUP, second.message_id) == []  # silence the second time
+    assert len(replies(tg, GROUP, banned.message_id)) == 1
+    assert [r.body["prompt"] for r in sim.submits("imagine")] == ["an open door"]
+
+
+async def test_quota_refuses_with_what_is_left_and_refunds_failures(make_bot, sim, tg):
+    await up(make_bot, tg, quota={"daily_units": 1})
+    failed = await tg.send_text(GROUP, tg.users[ALICE], "/imagine this will fail")
+    await tg.wait_for(
+        lambda: any("❌" in (m.content or "") for m in replies(tg, GROUP, failed.message_id)),
+        timeout=30,
+    )
+    ok = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a bright kite")  # refunded: allowed
+    await tg.wait_for(lambda: results_for(tg, GROUP, ok.message_id), timeout=30)
+    over = await tg.send_text(GROUP, tg.users[ALICE], "/imagine one more kite")
+    refusal = await tg.wait_for(lambda: replies(tg, GROUP, over.message_id), timeout=15)
+    text = refusal[0].text
+    assert "1 of 1" in text and "0 left" in text and "resets at" in text
+    assert len(sim.submits("imagine")) == 2
+
+    info = await tg.send_text(GROUP, tg.users[ALICE], "/quota")
+    usage = await tg.wait_for(lambda: replies(tg, GROUP, info.message_id), timeout=15)
+    assert "Today: 1 of 1 units (0 left)" in usage[0].text
+    assert "refunded: 1" in usage[0].text
+
+
+async def test_ten_simultaneous_presses_against_a_quota_of_one(make_bot, sim, tg):
+    await up(make_bot, tg, quota={"daily_units": 2})
+    asked = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a windmill")
+    await tg.wait_for(lambda: results_for(tg, GROUP, asked.message_id), timeout=30)
+    grid = results_for(tg, GROUP, asked.message_id)[0]
+    buttons = ["V1", "V2", "V3", "V4", "🔄"] * 2
+    presses = await asyncio.gather(*(tg.press(GROUP, grid, b, tg.users[ALICE]) for b in buttons))
+    answers = [await tg.wait_for_answer(cq) for cq in presses]
+    await asyncio.sleep(1.5)
+    assert len(sim.submits("action")) == 1
+    refused = [a for a in answers if "quota" in a.get("text", "")]
+    assert len(refused) >= 4  # the other distinct buttons were refused, duplicates "running"
+
+
+async def test_forged_foreign_and_expired_tokens_do_nothing(make_bot, sim, tg):
+    other_group = -100999
+    tg.group(other_group, "Elsewhere")
+    await up(make_bot, tg)
+    asked = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a compass")
+    await tg.wait_for(lambda: results_for(tg, GROUP, asked.message_id), timeout=30)
+    grid = results_for(tg, GROUP, asked.message_id)[0]
+    real = grid.buttons[0][0][1]
+    elsewhere = await tg.send_text(other_group, tg.users[ALICE], "/help")
+    await tg.wait_for(lambda: replies(tg, other_group, elsewhere.message_id), timeout=15)
+    host = replies(tg, other_group, elsewhere.message_id)[0]
+    cases = {
+        "forged": await tg.forge_press(GROUP, grid, "m1:zzzzzzzzzz:1", tg.users[ALICE]),
+        "garbage": await tg.forge_press(GROUP, grid, "'; DROP TABLE tasks; --", tg.users[ALICE]),
+        "foreign": await tg.forge_press(other_group, host, real, tg.users[ALICE]),
+        "past the end": await tg.forge_press(GROUP, grid, real[:-1] + "9", tg.users[ALICE]),
+        "not the owner": await tg.press(GROUP, grid, "U1", tg.users[BOB]),
+    }
+    for name, cq in cases.items():
+        answer = await tg.wait_for_answer(cq)
+        assert answer.get("text"), name
+    await asyncio.sleep(0.5)
+    assert sim.submits("action") == []
+
+
+async def test_admin_commands(make_bot, sim, tg):
+    tg.user(ADMIN, "Ada", username="ada")
+    tg.user(CAROL, "Carol", username="carol")
+    await up(make_bot, tg, access={"admins": [str(ADMIN)]})
+    hello = await tg.send_text(GROUP, tg.users[CAROL], "/help")  # the bot learns @carol
+    await tg.wait_for(lambda: replies(tg, GROUP, hello.message_id), timeout=15)
+
+    attempt = await tg.send_text(GROUP, tg.users[ALICE], "/ban @carol")
+    denied = await tg.wait_for(lambda: replies(tg, GROUP, attempt.message_id), timeout=15)
+    assert "Only admins" in denied[0].text
+
+    ban = await tg.send_text(GROUP, tg.users[ADMIN], "/ban @carol")
+    await tg.wait_for(lambda: replies(tg, GROUP, ban.message_id), timeout=15)
+    blocked = await tg.send_text(GROUP, tg.users[CAROL], "/imagine a locked gate")
+    await tg.wait_for(lambda: replies(tg, GROUP, blocked.message_id), timeout=15)
+    assert sim.submits("imagine") == []
+
+    unban = await tg.send_text(GROUP, tg.users[ADMIN], "/unban", reply_to=blocked.message_id)
+    await tg.wait_for(lambda: replies(tg, GROUP, unban.message_id), timeout=15)
+    share = await tg.send_text(GROUP, tg.users[ADMIN], "/buttons chat")
+    await tg.wait_for(lambda: replies(tg, GROUP, share.message_id), timeout=15)
+    again = await tg.send_text(GROUP, tg.users[CAROL], "/imagine an open gate")
+    await tg.wait_for(lambda: results_for(tg, GROUP, again.message_id), timeout=30)
+    grid = results_for(tg, GROUP, again.message_id)[0]
+    await tg.wait_for_answer(await tg.press(GROUP, grid, "U3", tg.users[ALICE]))
+    await tg.wait_for(lambda: sim.submits("action"), timeout=15)  # anyone may press now
+
+    stats = await tg.send_text(GROUP, tg.users[ADMIN], "/stats")
+    shown = await tg.wait_for(lambda: replies(tg, GROUP, stats.message_id), timeout=15)
+    assert "@carol" in shown[0].text
+
+
+async def test_secrets_never_reach_users_or_logs(make_bot, sim, tg):
+    bot = await up(make_bot, tg, logging={"level": "DEBUG"})
+    asked = await tg.send_text(GROUP, tg.users[ALICE], "/imagine " + "x" * 5000)
+    too_long = await tg.wait_for(lambda: replies(tg, GROUP, asked.message_id), timeout=15)
+    assert "too long" in too_long[0].text
+    sim.faults.fail_next("imagine", status=401)
+    asked = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a key under the mat")
+    await tg.wait_for(
+        lambda: any("api_key" in (m.content or "") for m in replies(tg, GROUP, asked.message_id)),
+        timeout=15,
+    )
+    tasks = await tg.send_text(GROUP, tg.users[ALICE], "/tasks")
+    await tg.wait_for(lambda: replies(tg, GROUP, tasks.message_id), timeout=15)
+    await bot.stop()
+    everything = [m.content or "" for chat in (GROUP, ALICE) for m in tg.messages(chat)]
+    everything += [str(c.params) for c in tg.calls]
+    for text in everything:
+        assert API_KEY not in text and TG_TOKEN not in text
+    log = bot.log()
+    assert API_KEY not in log and TG_TOKEN not in log and "/mj/hook/" not in log
