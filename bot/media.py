@@ -137,12 +137,13 @@ def upload_data_uri(data: bytes, max_bytes: int = MAX_UPLOAD) -> str:
     if len(data) > max_bytes:
         raise MediaError("too_big")
     image = _open(data)
-    image = ImageOps.exif_transpose(image)
     fmt = (image.format or "").upper()
-    if fmt in ("PNG", "JPEG", "WEBP") and max(image.size) <= UPLOAD_MAX_SIDE and len(data) < 4e6:
+    upright = image.getexif().get(0x0112, 1) == 1  # no EXIF rotation to apply
+    small = max(image.size) <= UPLOAD_MAX_SIDE and len(data) < 4e6
+    if fmt in ("PNG", "JPEG", "WEBP") and upright and small:
         mime = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}[fmt]
         return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-    jpeg = to_jpeg(_encode_png(image), UPLOAD_MAX_SIDE)
+    jpeg = to_jpeg(_encode_png(ImageOps.exif_transpose(image)), UPLOAD_MAX_SIDE)
     return f"data:image/jpeg;base64,{base64.b64encode(jpeg).decode()}"
 
 
