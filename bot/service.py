@@ -688,7 +688,12 @@ class Service:
         else:
             return Notice(t("press.expired", lang), alert=True)
         req = await self.who(req)
-        self.spawn(self.reply(req, await self.settings_view(req)))
+        view = await self.settings_view(req)
+        # The menu the button sits on is redrawn in place (req.message is that message).
+        if req.message is not None:
+            self.spawn(self.outbox.edit(req.message, view))
+        else:
+            self.spawn(self.reply(req, view))
         return Notice(t("settings.saved", req.language))
 
     # --- answers to our questions --------------------------------------------------------------
