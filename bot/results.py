@@ -73,13 +73,15 @@ async def final_view(service: Service, row: TaskRow) -> View:
         return View(headline(f"❌ {reason}", row.prompt), rows=rows)
     title = t(f"kind.{row.kind}", lang, label=row.label)
     caption = result_caption(
-        task.display_prompt if task.action not in TEXT_ACTIONS else row.prompt,
+        _without_links(task.display_prompt) if task.action not in TEXT_ACTIONS else row.prompt,
         title,
         lang,
         mode=row.mode or task.mode,
         seconds=_elapsed(task, row),
     )
-    rows = buttons.layout(row.key, task.buttons, lang)
+    # what the provider cannot do is not offered (its profile, and refusals seen since start)
+    hidden = getattr(service.client, "hidden_buttons", ())
+    rows = buttons.layout(row.key, task.buttons, lang, hidden=hidden)
     if task.action in TEXT_ACTIONS:
         text = f"{title}\n\n{clip(_plain(task.final_prompt), 3500)}"
         return View(text, rows=rows)
@@ -144,6 +146,11 @@ def _extension(data: bytes) -> str:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "webp"
     return "bin"
+
+
+def _without_links(prompt: str) -> str:
+    """Reference images and blends put upload URLs into the prompt (P16): not for captions."""
+    return " ".join(re.sub(r"<?https?://\S+>?", " ", prompt).split())
 
 
 def _plain(text: str) -> str:

@@ -1,0 +1,109 @@
+"""The web playground: a local chat page over the same Service (``mjbot demo``).
+
+A third adapter beside Telegram and Discord: the page talks to ``server.py`` (HTTP and a
+WebSocket), the service answers through ``WebPort``. The same static page carries the mask
+editor that Telegram opens as a Mini App.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.config import Config
+from bot.service import Service
+
+from .port import PLATFORM, WebPort
+from .server import InitDataCheck, Playground, build_app
+
+__all__ = ["PLATFORM", "WebAdapter", "WebPort", "demo_config", "run_demo"]
+
+log = logging.getLogger("adapters.web")
+
+
+class WebAdapter:
+    """Owns the aiohttp server of the playground and its ChatPort."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        check_init_data: InitDataCheck | None = None,
+    ) -> None:
+        self.host = host
+        self.http_port = port
+        self.port = WebPort()
+        self.playground = Playground(self.port, check_init_data=check_init_data)
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    def attach(self, service: Service) -> None:
+        self.playground.service = service
+
+    async def start(self) -> None:
+        runner = web.AppRunner(build_app(self.playground), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.http_port)
+        await site.start()
+        self._runner = runner
+        bound = runner.addresses[0][1] if runner.addresses else self.http_port
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"http://{host}:{bound}"
+        log.info("web playground at %s", self.url)
+
+    async def stop(self) -> None:
+        await self.playground.close()
+        await self.port.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+def demo_config(data_dir: str | Path) -> Config:
+    """The no-account demo: the built-in simulator, fast, a throwaway database."""
+    base = Config()
+    return replace(
+        base,
+        midjourney=replace(base.midjourney, base_url="simulator"),
+        simulator=replace(base.simulator, time_scale=0.3),
+        storage=replace(base.storage, path=str(Path(data_dir) / "demo.db")),
+        tracking=replace(
+            base.tracking,
+            poll_interval_s=1.0,
+            edit_interval_s=1.0,
+            send_interval_s=0.3,  # a browser has no flood limits; order is all that matters
+            listen="127.0.0.1:0",  # the hook receiver must not collide with a running bot
+        ),
+    )
+
+
+async def run_demo(host: str, port: int, config: Config | None = None) -> None:
+    """Serve the playground (over the simulator unless ``config`` names an API) until cancelled."""
+    from bot.app import App
+
+    data_dir = None
+    if config is None:
+        data_dir = tempfile.mkdtemp(prefix="mjbot-demo-")
+        config = demo_config(data_dir)
+    adapter = WebAdapter(host, port)
+    app = App(config, adapters=[adapter])
+    adapter.playground.app = app
+    try:
+        await app.start()
+        print(f"mjbot demo running at {adapter.url}", flush=True)
+        await asyncio.Event().wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await app.stop()
+        if data_dir is not None:
+            shutil.rmtree(data_dir, ignore_errors=True)

@@ -1,0 +1,472 @@
+"""Handlers in: the playground's HTTP and WebSocket routes, each turning a request into one
+Service call (through the shared command table) and answering through the WebPort.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from bot import commands
+from bot.chat import MessageRef, Requester
+from bot.i18n import normalize, t
+from bot.service import Service
+from bot.views import View
+
+from .admin import admin_report
+from .port import PLATFORM, WebPort, sniff
+
+__all__ = ["Playground", "build_app", "command_list", "telegram_init_data"]
+
+log = logging.getLogger("adapters.web")
+
+COOKIE = "mjbot_session"
+MAX_FILES = 5
+MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_BODY = MAX_FILES * MAX_FILE_BYTES + 1024 * 1024
+ANSWER_GRACE_S = 2.0  # how long a just-sent question may take to be registered
+ANSWER_RETRIES = 20
+_SESSION = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_DATA_URI = re.compile(r"^data:image/png;base64,(.*)$", re.S)
+
+# Telegram Mini App: initData -> the Telegram user it proves (None when it proves nothing).
+InitDataCheck = Callable[[str], Awaitable[Requester | None]]
+
+
+def static_dir() -> Path:
+    return Path(str(resources.files(__package__).joinpath("static")))
+
+
+@dataclass
+class Playground:
+    """The state the handlers share: the port, the service, each session's language."""
+
+    port: WebPort
+    service: Service | None = None
+    app: Any = None  # bot.app.App when run by run_demo: counters for the admin tab
+    check_init_data: InitDataCheck | None = None
+    langs: dict[str, str] = field(default_factory=dict)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    started: float = field(default_factory=time.time)
+    health_cache: tuple[float, dict[str, Any]] | None = None
+
+    @property
+    def svc(self) -> Service:
+        if self.service is None:
+            raise web.HTTPServiceUnavailable(text="not attached")
+        return self.service
+
+    def requester(self, session: str, message: MessageRef | None = None) -> Requester:
+        return Requester(
+            platform=PLATFORM,
+            chat_id=session,
+            user_id=session,
+            language=self.langs.get(session, "en"),
+            user_name="you",
+            is_private=True,
+            message=message,
+        )
+
+    def spawn(self, coro: Awaitable[None], session: str) -> None:
+        """Run one user action in the background, so a socket keeps reading while it works."""
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("web action failed")
+                await self.port.push(session, {"type": "error", "text": "internal error"})
+
+        task = asyncio.create_task(guarded())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    # --- what a user can do ------------------------------------------------------------------
+
+    async def on_text(
+        self,
+        session: str,
+        text: str,
+        images: Sequence[bytes] = (),
+        reply_to: int | None = None,
+    ) -> None:
+        """A message typed (maybe with files): a command, or an answer to one of our questions."""
+        text = text.strip()
+        if not text and not images:
+            return
+        replied = self.port.find(session, str(reply_to)) if reply_to else None
+        ref = await self.port.record_user(session, text, images, reply_to)
+        req = self.requester(session, ref)
+        parsed = commands.parse(text)
+        if parsed is None:
+            # Not a command: it answers the question it replies to, or the one still open.
+            asked = replied if replied is not None and replied.ask else self.port.open_ask(session)
+            if asked is not None:
+                await self.answer(req, asked.id, text, images)
+                return
+            if not images:
+                await self.svc.reply(req, self.svc.help(req))
+                return
+            # Files alone: one image is a describe, several are a blend.
+            parsed = ("describe" if len(images) == 1 else "blend", text)
+        name, args = parsed
+        await commands.run(self.svc, req, name, args, images)
+
+    async def answer(
+        self, req: Requester, ask_id: int, text: str, images: Sequence[bytes] = ()
+    ) -> None:
+        # The service records which message asked only after the page has it: an answer
+        # typed at once (a script, a test) may come first, so a fresh question gets a moment.
+        asked = self.port.find(req.chat_id, str(ask_id))
+        for _ in range(ANSWER_RETRIES):
+            if await self.svc.answer(req, str(ask_id), text, images):
+                await self.port.mark_answered(req.chat_id, ask_id)
+                return
+            if asked is None or time.time() - asked.time > ANSWER_GRACE_S:
+                break
+            await asyncio.sleep(ANSWER_GRACE_S / ANSWER_RETRIES)
+        await self.svc.reply(req, View(t("modal.expired", req.language)))
+
+    async def press(self, session: str, token: str) -> dict[str, Any]:
+        notice = await self.svc.press(self.requester(session), token)
+        return {"type": "notice", "text": notice.text, "alert": notice.alert}
+
+    def hello(self, session: str) -> dict[str, Any]:
+        lang = self.langs.get(session, "en")
+        return {
+            "type": "hello",
+            "session": session,
+            "lang": lang,
+            "commands": command_list(lang),
+            "messages": self.port.history(session),
+        }
+
+
+def command_list(lang: str) -> list[dict[str, str]]:
+    """The shared command table with its menu descriptions, for the input's hints."""
+    out = []
+    for name in commands.COMMANDS:
+        key = f"cmd.{name}"
+        text = t(key, lang)
+        out.append({"name": name, "description": "" if text == key else text})
+    return out
+
+
+PLAYGROUND = web.AppKey("playground", Playground)
+
+
+def playground(request: web.Request) -> Playground:
+    return request.app[PLAYGROUND]
+
+
+def session_of(request: web.Request) -> str | None:
+    for value in (request.query.get("session"), request.cookies.get(COOKIE)):
+        if value and _SESSION.match(value):
+            return value
+    return None
+
+
+def new_session() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def lang_of(request: web.Request, pg: Playground, session: str) -> str:
+    wanted = request.query.get("lang")
+    if wanted:
+        pg.langs[session] = normalize(wanted)
+    return pg.langs.setdefault(session, "en")
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    """The chat page; gives the browser a session (its private chat) on the first visit."""
+    response = web.FileResponse(static_dir() / "index.html")
+    if session_of(request) is None:
+        response.set_cookie(
+            COOKIE, new_session(), httponly=True, samesite="Lax", max_age=86400 * 30
+        )
+    return response
+
+
+async def mask_page(request: web.Request) -> web.StreamResponse:
+    """The mask editor alone: the Telegram Mini App for Vary (Region)."""
+    return web.FileResponse(static_dir() / "mask.html")
+
+
+async def media(request: web.Request) -> web.Response:
+    """Bytes of a photo, video or document shown in the chat."""
+    blob = playground(request).port.blob(request.match_info["blob"])
+    if blob is None:
+        raise web.HTTPNotFound()
+    headers = {"Cache-Control": "private, max-age=3600"}
+    if blob.content_type.startswith("application/"):
+        headers["Content-Disposition"] = f'attachment; filename="{_safe_name(blob.filename)}"'
+    return web.Response(body=blob.data, content_type=blob.content_type, headers=headers)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^\w.-]", "_", name)[:100] or "file"
+
+
+# --- the chat socket -------------------------------------------------------------------------
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    """One open page: history on connect, then events out and user actions in."""
+    pg = playground(request)
+    session = session_of(request) or new_session()
+    lang_of(request, pg, session)
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=1024 * 1024)
+    await ws.prepare(request)
+    hello = pg.hello(session)  # the history snapshot and the subscription in the same tick
+    pg.port.connect(session, ws)
+    await ws.send_json(hello)
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            try:
+                data = json.loads(msg.data)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                await on_event(pg, ws, session, data)
+    finally:
+        pg.port.disconnect(session, ws)
+    return ws
+
+
+async def on_event(
+    pg: Playground, ws: web.WebSocketResponse, session: str, data: dict[str, Any]
+) -> None:
+    """One thing the page sent: text, a button press, an answer or a language switch."""
+    kind = data.get("type")
+    if kind == "text":
+        reply_to = _int(data.get("reply_to"))
+        pg.spawn(pg.on_text(session, str(data.get("text", "")), reply_to=reply_to), session)
+    elif kind == "press":
+        token = str(data.get("token", ""))
+
+        async def press() -> None:
+            notice = await pg.press(session, token)
+            if not ws.closed:
+                await ws.send_json(notice)
+
+        pg.spawn(press(), session)
+    elif kind == "answer":
+        ask_id = _int(data.get("ask_message_id"))
+        if ask_id is not None:
+            text = str(data.get("text", ""))
+            pg.spawn(pg.on_text(session, text, reply_to=ask_id), session)
+    elif kind == "lang":
+        lang = normalize(str(data.get("lang", "")))
+        pg.langs[session] = lang
+        await ws.send_json({"type": "lang", "lang": lang, "commands": command_list(lang)})
+    elif kind == "ping":
+        await ws.send_json({"type": "pong"})
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+# --- uploads, masks, region images -----------------------------------------------------------
+
+
+async def upload(request: web.Request) -> web.Response:
+    """Images plus a command (``/blend``, ``/describe``...): multipart ``files`` and ``text``."""
+    pg = playground(request)
+    session = session_of(request)
+    text, lang, images = "", "", []
+    reply_to: int | None = None
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if part.name in ("files", "file"):
+            if len(images) >= MAX_FILES:
+                raise web.HTTPRequestEntityTooLarge(max_size=MAX_FILES, actual_size=len(images) + 1)
+            data = await part.read()
+            if len(data) > MAX_FILE_BYTES:
+                raise web.HTTPRequestEntityTooLarge(max_size=MAX_FILE_BYTES, actual_size=len(data))
+            if data:
+                images.append(bytes(data))
+        elif part.name == "text":
+            text = await part.text()
+        elif part.name == "lang":
+            lang = await part.text()
+        elif part.name == "reply_to":
+            reply_to = _int(await part.text())
+        elif part.name == "session" and session is None:
+            value = await part.text()
+            session = value if _SESSION.match(value) else None
+    if session is None:
+        raise web.HTTPBadRequest(text="no session")
+    if lang:
+        pg.langs[session] = normalize(lang)
+    pg.spawn(pg.on_text(session, text, images, reply_to), session)
+    return web.json_response({"ok": True, "files": len(images)}, status=202)
+
+
+async def mask(request: web.Request) -> web.Response:
+    """A Vary (Region) answer from the editor: the PNG mask and the prompt for the region."""
+    pg = playground(request)
+    try:
+        data = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="JSON expected") from None
+    ref = str(data.get("ref") or "")
+    prompt = str(data.get("prompt") or "")
+    if not ref:
+        raise web.HTTPBadRequest(text="ref missing")
+    png = decode_mask(str(data.get("mask_png") or ""))
+    init_data = str(data.get("init_data") or "")
+    if init_data:
+        # The Mini App inside Telegram: the user is whoever Telegram's signed initData names.
+        req = await pg.check_init_data(init_data) if pg.check_init_data else None
+        if req is None:
+            raise web.HTTPForbidden(text="initData not valid")
+        await pg.svc.answer_mask(req, ref, png, prompt)
+        return web.json_response({"ok": True})
+    session = session_of(request) or str(data.get("session") or "")
+    if not _SESSION.match(session):
+        raise web.HTTPBadRequest(text="no session")
+    if data.get("lang"):
+        pg.langs[session] = normalize(str(data["lang"]))
+    ask_id = _int(data.get("ask_message_id"))
+    own = await pg.port.record_user(session, f"🖌 {prompt}".strip(), [png], ask_id)
+    req = pg.requester(session, own)
+    await pg.svc.answer_mask(req, ref, png, prompt)
+    if ask_id is not None:
+        await pg.port.mark_answered(session, ask_id)
+    return web.json_response({"ok": True})
+
+
+def decode_mask(value: str) -> bytes:
+    """``data:image/png;base64,...`` -> PNG bytes, refusing anything that is not a PNG."""
+    match = _DATA_URI.match(value.strip())
+    if not match:
+        raise web.HTTPBadRequest(text="mask_png must be a data:image/png;base64 URI")
+    try:
+        png = base64.b64decode(match.group(1), validate=True)
+    except (binascii.Error, ValueError):
+        raise web.HTTPBadRequest(text="mask_png is not base64") from None
+    if not png.startswith(b"\x89PNG\r\n\x1a\n") or len(png) > MAX_FILE_BYTES:
+        raise web.HTTPBadRequest(text="mask_png is not a PNG")
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(png)) as image:
+            image.verify()
+    except Exception:
+        raise web.HTTPBadRequest(text="mask_png is not a PNG") from None
+    return png
+
+
+async def region_image(request: web.Request) -> web.Response:
+    """The image a Vary (Region) question is about, for the editor to draw over."""
+    try:
+        data = await playground(request).svc.region_image(request.match_info["ref"])
+    except (KeyError, LookupError, ValueError):
+        raise web.HTTPNotFound() from None
+    if not data:
+        raise web.HTTPNotFound()
+    return web.Response(
+        body=data, content_type=sniff(data), headers={"Cache-Control": "private, max-age=600"}
+    )
+
+
+# --- admin -----------------------------------------------------------------------------------
+
+
+async def admin(request: web.Request) -> web.Response:
+    """Everything the admin tab shows, in one JSON document (read-only queries)."""
+    return web.json_response(
+        await admin_report(playground(request)),
+        dumps=lambda obj: json.dumps(obj, ensure_ascii=False),
+    )
+
+
+# --- assembly --------------------------------------------------------------------------------
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    response = await handler(request)
+    if request.path in ("/", "/mask"):
+        # Everything ships inside the package: the page loads nothing from elsewhere.
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:;"
+            " connect-src 'self' ws: wss:; style-src 'self'; script-src 'self';"
+            " object-src 'none'; base-uri 'none'"
+        )
+        response.headers["Cache-Control"] = "no-cache"
+    elif request.path.startswith("/static/"):
+        response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def build_app(pg: Playground) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[security_headers])
+    app[PLAYGROUND] = pg
+    app.router.add_get("/", index)
+    app.router.add_get("/mask", mask_page)
+    app.router.add_get("/ws", websocket)
+    app.router.add_get("/media/{blob}", media)
+    app.router.add_post("/api/upload", upload)
+    app.router.add_post("/api/mask", mask)
+    app.router.add_get("/api/region/{ref}/image", region_image)
+    app.router.add_get("/api/admin", admin)
+    app.router.add_static("/static/", static_dir())
+    return app
+
+
+def telegram_init_data(bot_token: str) -> InitDataCheck:
+    """The Mini App check for Telegram: signed initData -> that user in their private chat.
+
+    The mask editor button is only offered in private chats, whose chat id is the user's id.
+    """
+    from bot.webapp import validate
+
+    async def check(init_data: str) -> Requester | None:
+        fields = validate(init_data, bot_token)
+        user = fields.get("user") if fields else None
+        if not isinstance(user, dict) or "id" not in user:
+            return None
+        user_id = str(user["id"])
+        name = " ".join(str(user.get(k) or "") for k in ("first_name", "last_name")).strip()
+        return Requester(
+            platform="telegram",
+            chat_id=user_id,
+            user_id=user_id,
+            language=normalize(user.get("language_code")),
+            user_name=name,
+            is_private=True,
+        )
+
+    return check
