@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.mj.profiles import AUTH_SCHEMES, CODE21, DEFAULT_PROVIDER, MODE_FORMS, PROVIDERS
+
 
 class ConfigError(Exception):
     """A missing or invalid setting; the message names the key."""
@@ -34,23 +36,62 @@ class Secret(str):
 
 
 NO_SECRET = Secret("")
-AUTH_SCHEMES = ("bearer", "raw-authorization", "mj-api-secret")
 
 
 @dataclass(frozen=True)
 class MidjourneyConfig:
     base_url: str = "simulator"  # "simulator" runs the built-in simulator in-process
     api_key: Secret = NO_SECRET
-    auth_header: str = "bearer"  # bearer | raw-authorization | mj-api-secret
-    mode: str = ""  # "" | "fast" | "relax" | any path prefix such as "/mj-fast"
+    # openai-hk | midjourney-proxy | plus | trueai | new-api | auto (probe once at start)
+    provider: str = DEFAULT_PROVIDER
+    auth_header: str = ""  # "" = the provider's; bearer | raw-authorization | mj-api-secret
+    mode: str = ""  # "" | "fast" | "relax" | "turbo" | any path prefix such as "/mj-fast"
     timeout_s: float = 30.0
+    # Key-by-key overrides of the provider profile (bot/mj/profiles.py); unset = the profile's.
+    mode_form: str = ""  # path | mj-path | body | prompt | none
+    code21: str = ""  # modal | exists
+    queue_full_code9: bool | None = None
+    banned_late: bool | None = None
+    action_route: bool | None = None
+    list_route: bool | None = None
+    hooks: bool | None = None
+    buttons_on_tasks: bool | None = None
+    hidden_buttons: tuple[str, ...] | None = None
+
+    def profile_overrides(self) -> dict[str, Any]:
+        """The profile keys this config sets (None / "" = not set, the profile's value)."""
+        return {
+            name: getattr(self, name)
+            for name in (
+                "auth_header",
+                "mode_form",
+                "code21",
+                "queue_full_code9",
+                "banned_late",
+                "action_route",
+                "list_route",
+                "hooks",
+                "buttons_on_tasks",
+                "hidden_buttons",
+            )
+            if getattr(self, name) not in (None, "")
+        }
 
     def validate(self) -> None:
-        if self.auth_header not in AUTH_SCHEMES:
+        if self.provider not in PROVIDERS:
             raise ConfigError(
-                f"midjourney.auth_header must be one of {', '.join(AUTH_SCHEMES)}, "
-                f"not {self.auth_header!r}"
+                f"midjourney.provider must be one of {', '.join(PROVIDERS)}, not {self.provider!r}"
             )
+        for key, allowed in (
+            ("auth_header", AUTH_SCHEMES),
+            ("mode_form", MODE_FORMS),
+            ("code21", CODE21),
+        ):
+            value = getattr(self, key)
+            if value and value not in allowed:
+                raise ConfigError(
+                    f"midjourney.{key} must be one of {', '.join(allowed)}, not {value!r}"
+                )
         if self.base_url != "simulator" and not self.base_url.startswith(("http://", "https://")):
             raise ConfigError("midjourney.base_url must be an http(s) URL or 'simulator'")
         if self.timeout_s <= 0:
@@ -63,6 +104,7 @@ class TelegramConfig:
     api_base_url: str = "https://api.telegram.org/bot"
     file_base_url: str = "https://api.telegram.org/file/bot"
     webapp_url: str = ""  # public HTTPS URL of the mask editor Mini App (optional)
+    webapp_listen: str = "127.0.0.1:8091"  # where mjbot serves that editor (behind HTTPS)
 
     @property
     def enabled(self) -> bool:

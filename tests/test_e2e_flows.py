@@ -263,3 +263,76 @@ async def test_bad_input_is_refused_and_nothing_is_submitted(bot, sim, tg):
     late = await tg.send_text(GROUP, alice, "an answer to nothing", reply_to=refusal[0].message_id)
     assert late.message_id
     assert sim.submits() == []
+
+
+async def test_vary_region_through_the_mini_app(make_bot, sim, tg):
+    import json
+    import time
+    from urllib.parse import parse_qs, urlencode, urlparse
+
+    import httpx
+
+    from bot import mask as masks
+    from bot.webapp import sign
+    from tests.harness import TG_TOKEN, free_port
+
+    port = free_port()
+    bot = make_bot(
+        telegram={
+            "webapp_url": "https://bot.example.com/mask",
+            "webapp_listen": f"127.0.0.1:{port}",
+        }
+    )
+    bot.start()
+    await tg.wait_for_call("deleteWebhook", timeout=30)
+    alice = tg.users[ALICE]
+    asked = await tg.send_text(ALICE, alice, "/imagine a blue tractor --ar 1:1")
+    grid = await result_of(tg, asked.message_id, chat=ALICE)
+    await tg.press(ALICE, grid, "U2", alice)
+    upscaled = await tg.wait_for(
+        lambda: next((m for m in replies(tg, ALICE, grid.message_id) if m.buttons), None),
+        timeout=30,
+    )
+    await tg.press(ALICE, upscaled, "🖌️ Vary (Region)", alice)
+    editor = await tg.wait_for(
+        lambda: next(
+            (m for m in tg.bot_messages(ALICE) if "web_app" in json.dumps(m.reply_markup or {})),
+            None,
+        ),
+        timeout=20,
+    )
+    url = editor.inline_keyboard[0][0]["web_app"]["url"]
+    assert url.startswith("https://bot.example.com/mask?ref=")
+    ref = parse_qs(urlparse(url).query)["ref"][0]
+
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"{base}/mask?ref={ref}")).status_code == 200
+        image = (await http.get(f"{base}/api/region/{ref}/image")).content
+        size = Image.open(io.BytesIO(image)).size
+        drawn = masks.shapes_mask(size, [{"type": "rect", "x": 0.5, "y": 0.5, "w": 0.4, "h": 0.4}])
+        fields = {
+            "auth_date": str(int(time.time())),
+            "query_id": "AAE",
+            "user": json.dumps({"id": ALICE, "first_name": "Alice"}),
+        }
+        init_data = urlencode({**fields, "hash": sign(fields, TG_TOKEN)})
+        forged = urlencode({**fields, "hash": sign(fields, "999:not-the-token")})
+        body = {
+            "ref": ref,
+            "prompt": "a red tractor",
+            "mask_png": "data:image/png;base64," + base64.b64encode(drawn).decode(),
+        }
+        refused = await http.post(f"{base}/api/mask", json={**body, "init_data": forged})
+        assert refused.status_code == 403
+        no_sig = await http.post(f"{base}/api/mask", json=body)
+        assert no_sig.status_code == 403
+        accepted = await http.post(f"{base}/api/mask", json={**body, "init_data": init_data})
+        assert accepted.status_code == 200
+    await tg.wait_for(lambda: sim.submits("modal"), timeout=20)
+    modal = sim.submits("modal")[0].body
+    assert modal["prompt"] == "a red tractor"
+    sent = Image.open(io.BytesIO(decode(modal["maskBase64"]))).convert("L")
+    w, h = sent.size
+    assert sent.getpixel((3 * w // 4, 3 * h // 4)) == 255
+    assert sent.getpixel((w // 4, h // 4)) == 0

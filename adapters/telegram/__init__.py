@@ -44,8 +44,15 @@ class TelegramAdapter:
             .build()
         )
         self.port = TelegramPort(self.app.bot)
+        self.mini_app = None
+        if config.webapp_url:
+            from adapters.web import MiniAppServer  # the same editor page as the playground
+
+            self.mini_app = MiniAppServer(config.webapp_listen, config.token.reveal())
 
     def attach(self, service: Service) -> None:
+        if self.mini_app is not None:
+            self.mini_app.attach(service)
         app = self.app
         app.bot_data["service"] = service
         app.add_handler(CommandHandler(["start", "help"], handlers.start))
@@ -59,6 +66,8 @@ class TelegramAdapter:
         app.add_error_handler(handlers.error)
 
     async def start(self) -> None:
+        if self.mini_app is not None:
+            await self.mini_app.start()
         await self.app.initialize()
         await self._register_commands()
         await self.app.start()
@@ -80,3 +89,5 @@ class TelegramAdapter:
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()
+        if self.mini_app is not None:
+            await self.mini_app.stop()

@@ -21,9 +21,9 @@ from bot.config import Config
 from bot.service import Service
 
 from .port import PLATFORM, WebPort
-from .server import InitDataCheck, Playground, build_app
+from .server import InitDataCheck, Playground, build_app, build_mini_app, telegram_init_data
 
-__all__ = ["PLATFORM", "WebAdapter", "WebPort", "demo_config", "run_demo"]
+__all__ = ["PLATFORM", "MiniAppServer", "WebAdapter", "WebPort", "demo_config", "run_demo"]
 
 log = logging.getLogger("adapters.web")
 
@@ -64,6 +64,37 @@ class WebAdapter:
     async def stop(self) -> None:
         await self.playground.close()
         await self.port.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+class MiniAppServer:
+    """The mask editor alone, as Telegram's Mini App for ``mjbot run``.
+
+    Put it behind public HTTPS and set ``telegram.webapp_url`` to ``https://<host>/mask``.
+    Only answers carrying Telegram's signed initData are accepted.
+    """
+
+    def __init__(self, listen: str, bot_token: str) -> None:
+        host, _, port = listen.rpartition(":")
+        self.host, self.http_port = host.strip("[]"), int(port)
+        self.playground = Playground(
+            WebPort(), check_init_data=telegram_init_data(bot_token), mini_app_only=True
+        )
+        self._runner: web.AppRunner | None = None
+
+    def attach(self, service: Service) -> None:
+        self.playground.service = service
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(build_mini_app(self.playground), access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.http_port).start()
+        log.info("mask editor Mini App on %s:%s", self.host, self.http_port)
+
+    async def stop(self) -> None:
+        await self.playground.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

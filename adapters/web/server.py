@@ -59,6 +59,7 @@ class Playground:
     service: Service | None = None
     app: Any = None  # bot.app.App when run by run_demo: counters for the admin tab
     check_init_data: InitDataCheck | None = None
+    mini_app_only: bool = False  # serving only the editor for Telegram: signed initData only
     langs: dict[str, str] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     started: float = field(default_factory=time.time)
@@ -352,6 +353,8 @@ async def mask(request: web.Request) -> web.Response:
             raise web.HTTPForbidden(text="initData not valid")
         await pg.svc.answer_mask(req, ref, png, prompt)
         return web.json_response({"ok": True})
+    if pg.mini_app_only:
+        raise web.HTTPForbidden(text="initData required")
     session = session_of(request) or str(data.get("session") or "")
     if not _SESSION.match(session):
         raise web.HTTPBadRequest(text="no session")
@@ -442,6 +445,17 @@ def build_app(pg: Playground) -> web.Application:
     app.router.add_post("/api/mask", mask)
     app.router.add_get("/api/region/{ref}/image", region_image)
     app.router.add_get("/api/admin", admin)
+    app.router.add_static("/static/", static_dir())
+    return app
+
+
+def build_mini_app(pg: Playground) -> web.Application:
+    """Only the mask editor and its two API routes: the Telegram Mini App in production."""
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[security_headers])
+    app[PLAYGROUND] = pg
+    app.router.add_get("/mask", mask_page)
+    app.router.add_post("/api/mask", mask)
+    app.router.add_get("/api/region/{ref}/image", region_image)
     app.router.add_static("/static/", static_dir())
     return app
 
