@@ -7,9 +7,33 @@ filter is the second line of defence for anything else that formats a secret int
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+# Which task and chat the current coroutine works for; every log line carries them.
+_context: contextvars.ContextVar[str] = contextvars.ContextVar("mjbot_log_context", default="")
+
+
+@contextmanager
+def context(**fields: object) -> Iterator[None]:
+    """Tag the log lines of this block (and of tasks it spawns) with e.g. task= and chat=."""
+    current = _context.get()
+    extra = " ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, ""))
+    token = _context.set(f"{current} {extra}".strip())
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class _Context(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        value = _context.get()
+        record.ctx = f" [{value}]" if value else ""
+        return True
 
 
 class Redact(logging.Filter):
@@ -37,7 +61,10 @@ class Redact(logging.Filter):
 
 def setup(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s%(ctx)s: %(message)s")
+    )
+    handler.addFilter(_Context())
     handler.addFilter(Redact(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

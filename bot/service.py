@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot import buttons, mask, media, results
+from bot import buttons, logs, mask, media, results
 from bot.buttons import Token
 from bot.chat import MessageRef, Requester
 from bot.i18n import normalize, t
@@ -560,10 +560,13 @@ class Service:
         return req.replied_user if not word else ""
 
     def _stats_text(self, stats: dict[str, Any], lang: str) -> str:
-        top = "\n".join(
-            f"  {i}. {(row['handle'] and '@' + row['handle']) or row['user_id']}: {row['units']}"
-            for i, row in enumerate(stats["top"], start=1)
-        ) or "  —"
+        top = (
+            "\n".join(
+                f"  {i}. {(row['handle'] and '@' + row['handle']) or row['user_id']}: {row['units']}"
+                for i, row in enumerate(stats["top"], start=1)
+            )
+            or "  —"
+        )
         return t(
             "admin.stats",
             lang,
@@ -838,6 +841,11 @@ class Service:
         self, row: TaskRow, call: Submit, modal_kind: str = "", pick: str = ""
     ) -> None:
         """Show the progress message, call the API once, record and show the outcome."""
+        with logs.context(task=row.key, chat=row.chat_id, user=row.user_id):
+            log.info("submitting %s", row.kind)
+            await self._submit_logged(row, call, modal_kind, pick)
+
+    async def _submit_logged(self, row: TaskRow, call: Submit, modal_kind: str, pick: str) -> None:
         lang = row.lang
         title = self._title(row)
         progress = await self.outbox.send(
@@ -861,7 +869,8 @@ class Service:
         if outcome is Outcome.MODAL and submission.task_id:
             await self._ask_modal(row, progress, submission, modal_kind or "remix", pick)
             return
-        if outcome.is_accepted and submission.task_id:
+        # EXISTS (Java OSS code 21): that job was done before; its id is already tracked
+        if outcome.is_accepted and outcome is not Outcome.EXISTS and submission.task_id:
             await self.store.update(
                 row.key, task_id=submission.task_id, status=Status.NOT_START.value
             )
@@ -889,6 +898,10 @@ class Service:
                 return t("refused.invalid", lang, detail=detail)
             case Outcome.NOT_FOUND:
                 return t("refused.not_found", lang)
+            case Outcome.UNSUPPORTED:
+                return t("refused.unsupported", lang)
+            case Outcome.EXISTS:
+                return t("refused.exists", lang)
         if submission.code == 9 and _QUEUE_FULL.search(submission.description):
             # trueai says "queue full" with the generic failure code 9 (P3)
             return t("refused.queue_full", lang)
@@ -943,10 +956,15 @@ class Service:
         row = await self.store.task_by_id(task.id)
         if row is None:
             return
+        with logs.context(task=row.key, chat=row.chat_id):
+            await self._on_task(row, task)
+
+    async def _on_task(self, row: TaskRow, task: Task) -> None:
         merged = await self.store.merge(row.key, task)
         if merged is None:
             return
         if task.is_final:
+            log.info("task %s: %s", task.id, task.status)
             await self._settle(row.key, success=task.status is Status.SUCCESS)
             await self.deliver(merged)
         else:
