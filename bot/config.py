@@ -105,6 +105,7 @@ class TelegramConfig:
     file_base_url: str = "https://api.telegram.org/file/bot"
     webapp_url: str = ""  # public HTTPS URL of the mask editor Mini App (optional)
     webapp_listen: str = "127.0.0.1:8091"  # where mjbot serves that editor (behind HTTPS)
+    group_messages_per_minute: int = 20  # Telegram's group limit; 0 = do not pace per minute
 
     @property
     def enabled(self) -> bool:

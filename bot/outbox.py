@@ -1,14 +1,16 @@
 """Per-chat pacing of everything the bot posts: sends in order, progress edits coalesced.
 
-Platforms limit messages per chat (Telegram: about one a second, twenty a minute in groups).
-Each chat gets its own lock and clock, so a ``RateLimited`` from one chat delays only that
-chat. Progress edits are "latest wins": while an edit waits for its slot, a newer view for the
-same message replaces it, so a chat sees at most one edit per ``edit_interval_s``.
+Platforms limit messages per chat (Telegram: about one a second, twenty a minute in groups,
+thirty a second overall). Each chat gets its own lock and clock, so a ``RateLimited`` from
+one chat delays only that chat; a port may declare ``per_minute(chat_id)`` for its chats.
+Progress edits are "latest wins": while an edit waits for its slot, a newer view for the same
+message replaces it, so a chat sees at most one edit per ``edit_interval_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +20,8 @@ from bot.chat import ChatPort, MessageGone, MessageRef, RateLimited
 from bot.views import View
 
 log = logging.getLogger("bot.outbox")
+
+EDIT_RESERVE = 5  # per-minute slots progress edits leave free, so results are never starved
 
 OnEdited = Callable[[MessageRef], Awaitable[None]]
 
@@ -30,6 +34,8 @@ class _Chat:
     paused_until: float = 0.0
     pending: dict[str, tuple[MessageRef, View, OnEdited | None]] = field(default_factory=dict)
     worker: asyncio.Task[None] | None = None
+    recent: collections.deque[float] = field(default_factory=collections.deque)  # last minute
+    per_minute: int = 0  # 0 = no per-minute limit for this chat
 
 
 class Outbox:
@@ -40,21 +46,51 @@ class Outbox:
         edit_interval_s: float = 2.5,
         send_interval_s: float = 1.0,
         max_retries: int = 5,
+        per_second: int = 30,
     ) -> None:
         self.ports = ports
         self.edit_interval_s = edit_interval_s
         self.send_interval_s = send_interval_s
         self.max_retries = max_retries
         self._chats: dict[tuple[str, str], _Chat] = {}
+        self.per_second = per_second
+        self._global: collections.deque[float] = collections.deque()
         self.rate_limited = 0  # RateLimited answers seen (all were honoured and retried)
 
     def _chat(self, platform: str, chat_id: str) -> _Chat:
-        return self._chats.setdefault((platform, chat_id), _Chat())
+        chat = self._chats.get((platform, chat_id))
+        if chat is None:
+            limit = getattr(self.ports[platform], "per_minute", None)
+            chat = _Chat(per_minute=limit(chat_id) if limit else 0)
+            self._chats[(platform, chat_id)] = chat
+        return chat
 
-    async def _paced(self, chat: _Chat, gap: float, last: float) -> None:
-        wait = max(last + gap, chat.paused_until) - time.monotonic()
-        if wait > 0:
+    async def _paced(self, chat: _Chat, gap: float, last: float, reserve: int = 0) -> None:
+        """Wait for this chat's next slot: the gap since the last call, a RetryAfter pause,
+        and the per-minute window (edits leave ``reserve`` slots free for new messages)."""
+        while True:
+            now = time.monotonic()
+            while chat.recent and chat.recent[0] < now - 60:
+                chat.recent.popleft()
+            wait = max(last + gap, chat.paused_until) - now
+            if chat.per_minute and len(chat.recent) >= max(1, chat.per_minute - reserve):
+                wait = max(wait, chat.recent[0] + 60 - now)
+            if wait <= 0:
+                break
             await asyncio.sleep(wait)
+        chat.recent.append(time.monotonic())
+        await self._global_slot()
+
+    async def _global_slot(self) -> None:
+        """At most ``per_second`` calls a second over all chats (Telegram: about 30)."""
+        if not self.per_second:
+            return
+        now = time.monotonic()
+        while self._global and self._global[0] < now - 1:
+            self._global.popleft()
+        if len(self._global) >= self.per_second:
+            await asyncio.sleep(self._global[0] + 1 - now)
+        self._global.append(time.monotonic())
 
     async def _call(self, chat: _Chat, op: Callable[[], Awaitable[MessageRef | None]]):
         """Run one platform call, honouring RetryAfter for this chat only."""
@@ -118,7 +154,7 @@ class Outbox:
 
     async def _edit_worker(self, chat: _Chat) -> None:
         while chat.pending:
-            await self._paced(chat, self.edit_interval_s, chat.last_edit)
+            await self._paced(chat, self.edit_interval_s, chat.last_edit, reserve=EDIT_RESERVE)
             if not chat.pending:
                 break
             first = next(iter(chat.pending))

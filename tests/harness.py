@@ -59,6 +59,9 @@ class BotProcess:
                 "token": TG_TOKEN,
                 "api_base_url": f"{tg_url}/bot",
                 "file_base_url": f"{tg_url}/file/bot",
+                # The fake does not limit groups per minute unless a test turns it on; pacing
+                # to 20/min would only slow the suite (test_outbox covers the window).
+                "group_messages_per_minute": 0,
             },
             "tracking": {
                 "poll_interval_s": 0.3,

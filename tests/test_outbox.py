@@ -69,3 +69,18 @@ async def test_sends_to_one_chat_keep_their_order_and_pace():
     times = [c[3] for c in port.calls]
     assert all(b - a >= 0.09 for a, b in itertools.pairwise(times))
     await outbox.close()
+
+
+async def test_per_minute_window_holds_edits_back_for_sends():
+    port = RecordingPort()
+    port.per_minute = lambda chat_id: 8 if chat_id.startswith("-") else 0
+    outbox = Outbox({"t": port}, edit_interval_s=0, send_interval_s=0)
+    ref = MessageRef("t", "-5", "1")
+    for i in range(6):
+        await outbox.send("t", "-5", View(f"s{i}"))
+    outbox.edit_later(ref, View("edit"))  # 6 used, 8 allowed, 5 reserved: the edit waits
+    await asyncio.sleep(0.2)
+    assert [c[2] for c in port.calls if c[0] == "edit"] == []
+    await outbox.send("t", "-5", View("s6"))  # sends may still use the reserve
+    assert len(port.calls) == 7
+    await outbox.close()

@@ -43,7 +43,7 @@ class TelegramAdapter:
             .get_updates_read_timeout(40)
             .build()
         )
-        self.port = TelegramPort(self.app.bot)
+        self.port = TelegramPort(self.app.bot, config.group_messages_per_minute)
         self.mini_app = None
         if config.webapp_url:
             from adapters.web import MiniAppServer  # the same editor page as the playground

@@ -28,6 +28,7 @@ PLATFORM = "telegram"
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 PLACEHOLDER_LIMIT = 64
+GROUP_PER_MINUTE = 20
 
 
 def keyboard(view: View) -> InlineKeyboardMarkup | None:
@@ -58,8 +59,13 @@ def _ref(message: Message, kind: str) -> MessageRef:
 class TelegramPort:
     platform = PLATFORM
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, group_per_minute: int = GROUP_PER_MINUTE) -> None:
         self.bot = bot
+        self.group_per_minute = group_per_minute
+
+    def per_minute(self, chat_id: str) -> int:
+        """Telegram allows about 20 messages a minute in a group (negative chat ids)."""
+        return self.group_per_minute if chat_id.startswith("-") else 0
 
     async def send(
         self, chat_id: str, view: View, reply_to: MessageRef | None = None
