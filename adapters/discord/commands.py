@@ -1,0 +1,175 @@
+"""Slash commands: each a thin function that defers, downloads and calls the Service.
+
+Every command goes through ``bot.commands.run`` (the access gate, the same use cases as
+Telegram); names follow the official bot where they differ (``/info``, ``/show``).
+Descriptions are ``locale_str`` keyed by catalog keys; :class:`Translator` gives Discord the
+Simplified Chinese ones at sync time.
+"""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+
+from .handlers import run
+from .text import text
+
+__all__ = ["NAMES", "Translator", "install"]
+
+NAMES = (
+    "imagine",
+    "describe",
+    "blend",
+    "swap",
+    "shorten",
+    "video",
+    "edit",
+    "settings",
+    "info",
+    "tasks",
+    "show",
+    "fast",
+    "relax",
+    "help",
+)
+
+
+def _s(key: str) -> app_commands.locale_str:
+    return app_commands.locale_str(text(key, "en"), key=key)
+
+
+class Translator(app_commands.Translator):
+    """Command, option and choice texts in zh-CN from the catalogs (English is the default)."""
+
+    async def translate(
+        self,
+        string: app_commands.locale_str,
+        locale: discord.Locale,
+        context: app_commands.TranslationContextTypes,
+    ) -> str | None:
+        key = string.extras.get("key")
+        if key is None or locale is not discord.Locale.chinese:
+            return None
+        return text(key, "zh")
+
+
+DIMENSIONS = [
+    app_commands.Choice(name=_s(f"choice.{value}"), value=value)
+    for value in ("portrait", "square", "landscape")
+]
+MOTIONS = [
+    app_commands.Choice(name=_s(f"choice.{value}"), value=value) for value in ("high", "low")
+]
+
+Attachment = discord.Attachment
+
+
+def install(tree: app_commands.CommandTree) -> None:
+    """Add every command to ``tree``."""
+
+    @tree.command(name="imagine", description=_s("cmd.imagine"))
+    @app_commands.describe(prompt=_s("opt.prompt"), image=_s("opt.image"))
+    async def imagine(
+        interaction: discord.Interaction, prompt: str, image: Attachment | None = None
+    ) -> None:
+        """/imagine: four images from a prompt, optionally with an image prompt."""
+        await run(interaction, "imagine", prompt, [image])
+
+    @tree.command(name="describe", description=_s("cmd.describe"))
+    @app_commands.describe(image=_s("opt.describe_image"))
+    async def describe(interaction: discord.Interaction, image: Attachment) -> None:
+        """/describe: four prompts for a photo."""
+        await run(interaction, "describe", "", [image])
+
+    @tree.command(name="blend", description=_s("cmd.blend"))
+    @app_commands.describe(
+        image1=_s("opt.blend_image"),
+        image2=_s("opt.blend_image"),
+        image3=_s("opt.blend_image"),
+        image4=_s("opt.blend_image"),
+        image5=_s("opt.blend_image"),
+        dimensions=_s("opt.dimensions"),
+    )
+    @app_commands.choices(dimensions=DIMENSIONS)
+    async def blend(
+        interaction: discord.Interaction,
+        image1: Attachment,
+        image2: Attachment,
+        image3: Attachment | None = None,
+        image4: Attachment | None = None,
+        image5: Attachment | None = None,
+        dimensions: app_commands.Choice[str] | None = None,
+    ) -> None:
+        """/blend: mix 2-5 photos, in the order given."""
+        shape = dimensions.value if dimensions else ""
+        await run(interaction, "blend", shape, [image1, image2, image3, image4, image5])
+
+    @tree.command(name="swap", description=_s("cmd.swap"))
+    @app_commands.describe(face=_s("opt.face"), target=_s("opt.target"))
+    async def swap(interaction: discord.Interaction, face: Attachment, target: Attachment) -> None:
+        """/swap: the face of the first photo onto the second."""
+        await run(interaction, "swap", "", [face, target])
+
+    @tree.command(name="shorten", description=_s("cmd.shorten"))
+    @app_commands.describe(prompt=_s("opt.shorten_prompt"))
+    async def shorten(interaction: discord.Interaction, prompt: str) -> None:
+        """/shorten: which words matter, and shorter versions."""
+        await run(interaction, "shorten", prompt)
+
+    @tree.command(name="video", description=_s("cmd.video"))
+    @app_commands.describe(
+        prompt=_s("opt.video_prompt"), image=_s("opt.video_image"), motion=_s("opt.motion")
+    )
+    @app_commands.choices(motion=MOTIONS)
+    async def video(
+        interaction: discord.Interaction,
+        prompt: str,
+        image: Attachment,
+        motion: app_commands.Choice[str] | None = None,
+    ) -> None:
+        """/video: four short videos from a photo."""
+        args = f"--motion {motion.value} {prompt}" if motion else prompt
+        await run(interaction, "video", args, [image])
+
+    @tree.command(name="edit", description=_s("cmd.edit"))
+    @app_commands.describe(prompt=_s("opt.edit_prompt"), image=_s("opt.edit_image"))
+    async def edit(interaction: discord.Interaction, prompt: str, image: Attachment) -> None:
+        """/edit: four edited versions of a photo."""
+        await run(interaction, "edit", prompt, [image])
+
+    @tree.command(name="settings", description=_s("cmd.settings"))
+    @app_commands.describe(suffix=_s("opt.suffix"))
+    async def settings(interaction: discord.Interaction, suffix: str | None = None) -> None:
+        """/settings: speed, delivery and language buttons; with a suffix, set it."""
+        await run(interaction, "settings", suffix or "")
+
+    @tree.command(name="info", description=_s("cmd.quota"))
+    async def info(interaction: discord.Interaction) -> None:
+        """/info: what the user has used and what is left (Midjourney's /info)."""
+        await run(interaction, "info", "")
+
+    @tree.command(name="tasks", description=_s("cmd.tasks"))
+    async def tasks(interaction: discord.Interaction) -> None:
+        """/tasks: the user's recent tasks."""
+        await run(interaction, "tasks", "")
+
+    @tree.command(name="show", description=_s("cmd.show"))
+    @app_commands.describe(id=_s("opt.id"))
+    async def show(interaction: discord.Interaction, id: str) -> None:
+        """/show: post a finished task again, with working buttons."""
+        await run(interaction, "show", id)
+
+    @tree.command(name="help", description=_s("cmd.help"))
+    async def help_(interaction: discord.Interaction) -> None:
+        """/help: what the bot can do."""
+        await run(interaction, "help", "")
+
+    @tree.command(name="fast", description=_s("cmd.fast"))
+    async def fast(interaction: discord.Interaction) -> None:
+        """/fast: fast mode for the next jobs."""
+        await run(interaction, "fast", "")
+
+    @tree.command(name="relax", description=_s("cmd.relax"))
+    async def relax(interaction: discord.Interaction) -> None:
+        """/relax: relax mode for the next jobs."""
+        await run(interaction, "relax", "")

@@ -1,0 +1,278 @@
+"""Interactions in: one idea per handler, each turning an interaction into one Service call.
+
+Slash commands and modal answers are deferred at once (Discord's 3 s) and registered with the
+port, so the service's first reply replaces the "thinking…" placeholder. Button presses are
+answered with the service's short notice, visible only to whoever pressed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import aiohttp
+import discord
+
+from bot import commands, mask, media
+from bot.chat import MessageRef, Requester
+from bot.i18n import normalize, t
+from bot.service import Service
+from bot.views import Ask, View, clip
+
+from .port import PLATFORM, DiscordPort
+from .text import text
+
+if TYPE_CHECKING:
+    from . import DiscordClient
+
+log = logging.getLogger("adapters.discord")
+
+MAX_DOWNLOAD = 20 * 1024 * 1024  # what we accept from users; the core checks the content
+ACK_WITHIN_S = 2.0  # a press not answered by then is deferred (Discord allows 3 s)
+TITLE_LIMIT = 45
+LABEL_LIMIT = 45
+PLACEHOLDER_LIMIT = 100
+VALUE_LIMIT = 4000
+
+
+def client_of(interaction: discord.Interaction) -> DiscordClient:
+    return cast("DiscordClient", interaction.client)
+
+
+def requester(interaction: discord.Interaction, message: MessageRef | None) -> Requester:
+    """Who asked: the user, the channel, their client language and what to answer."""
+    user = interaction.user
+    return Requester(
+        platform=PLATFORM,
+        chat_id=str(interaction.channel_id),
+        user_id=str(user.id),
+        language=normalize(str(interaction.locale)),
+        user_name=user.display_name,
+        handle=user.name,
+        is_private=interaction.guild_id is None,
+        message=message,
+        event=f"{PLATFORM}:{interaction.id}",
+    )
+
+
+def _message_ref(interaction: discord.Interaction) -> MessageRef | None:
+    message = interaction.message
+    if message is None:
+        return None
+    kind = "photo" if message.attachments else "text"
+    return MessageRef(PLATFORM, str(interaction.channel_id), str(message.id), kind)
+
+
+async def _tell(interaction: discord.Interaction, text_: str) -> None:
+    """A short answer only the user sees (as the first response, or a followup)."""
+    text_ = clip(text_, 2000)
+    if interaction.response.is_done():
+        await interaction.followup.send(text_, ephemeral=True)
+    else:
+        await interaction.response.send_message(text_, ephemeral=True)
+
+
+async def _language(interaction: discord.Interaction) -> str:
+    service = client_of(interaction).service
+    return (await service.who(requester(interaction, None))).language
+
+
+async def _download(attachments: Sequence[discord.Attachment]) -> list[bytes]:
+    return [await attachment.read() for attachment in attachments]
+
+
+async def run(
+    interaction: discord.Interaction,
+    name: str,
+    args: str,
+    attachments: Sequence[discord.Attachment | None] = (),
+) -> None:
+    """Defer, download the attachments, run the command; whatever the service says first
+    replaces the placeholder, and a placeholder it never used is removed."""
+    files = [a for a in attachments if a is not None]
+    if any(a.size > MAX_DOWNLOAD for a in files):
+        await _tell(interaction, t("upload.too_big", await _language(interaction)))
+        return
+    await interaction.response.defer(thinking=True)
+    client = client_of(interaction)
+    ref = client.port.register(interaction)
+    req = requester(interaction, ref)
+    try:
+        try:
+            images = await _download(files)
+        except (discord.HTTPException, aiohttp.ClientError, OSError):
+            req = await client.service.who(req)
+            await client.service.reply(req, View(t("upload.download", req.language)))
+            return
+        await commands.run(client.service, req, name, args, images)
+    except Exception:
+        log.exception("command failed (interaction %s)", interaction.id)
+    finally:
+        await client.port.finish(ref)
+
+
+async def press(interaction: discord.Interaction, data: str) -> None:
+    """A button with one of our tokens: the service acts, the presser gets its notice."""
+    service = client_of(interaction).service
+    req = requester(interaction, _message_ref(interaction))
+    work = asyncio.ensure_future(service.press(req, data))
+    done, _ = await asyncio.wait({work}, timeout=ACK_WITHIN_S)
+    if not done:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+    try:
+        notice = await work
+    except Exception:
+        log.exception("press failed (interaction %s)", interaction.id)
+        notice_text = t("press.expired", await _language(interaction))
+    else:
+        notice_text = notice.text
+    await _tell(interaction, notice_text)
+
+
+# --- questions: the Answer button, the modal, the answer ------------------------------------
+
+
+async def _question(
+    service: Service, port: DiscordPort, req: Requester, message_id: str, ref: str
+) -> tuple[Ask, str] | None:
+    """The question a message asks and who may answer it; None when answered or unknown."""
+    store = service.store
+    lang = req.language
+    if ref:
+        modal = await store.modal(ref)
+        row = await store.task(ref)
+        if modal is None or row is None or modal.answered_at is not None:
+            return None
+        ask = port.asks.get(message_id) or Ask(
+            t(f"modal.placeholder.{modal.kind}", lang),
+            prefill=modal.prefill,
+            title=row.label,
+            kind="mask" if modal.kind == "region" else "text",
+            ref=ref,
+        )
+        return ask, row.user_id
+    asked = await store.ask(PLATFORM, req.chat_id, message_id)
+    if asked is None or asked["answered_at"] is not None:
+        return None
+    ask = port.asks.get(message_id) or Ask(t("ask.placeholder", lang), title=asked["command"])
+    return ask, asked["user_id"]
+
+
+async def open_answer(interaction: discord.Interaction, ref: str) -> None:
+    """The Answer button: open the question as a modal (prefilled), for its owner only."""
+    client = client_of(interaction)
+    message = interaction.message
+    req = await client.service.who(requester(interaction, None))
+    found = None
+    if message is not None:
+        found = await _question(client.service, client.port, req, str(message.id), ref)
+    if found is None or message is None:
+        await _tell(interaction, t("modal.expired", req.language))
+        return
+    ask, owner = found
+    if owner != req.user_id:
+        await _tell(interaction, t("modal.not_owner", req.language))
+        return
+    modal = AnswerModal(ask, message.id, f"q1:{message.id}:{interaction.id}", req.language)
+    await interaction.response.send_modal(modal)
+
+
+class AnswerModal(discord.ui.Modal):
+    """A question as a Discord modal: a prefilled prompt; for Vary (Region) also the grid
+    cells and a mask upload; for a photo question an upload."""
+
+    def __init__(self, ask: Ask, ask_message_id: int, custom_id: str, lang: str) -> None:
+        super().__init__(
+            title=clip(ask.title.strip() or "mjbot", TITLE_LIMIT),
+            custom_id=custom_id,
+            timeout=15 * 60,
+        )
+        self.ask = ask
+        self.ask_message_id = ask_message_id
+        self.cells: discord.ui.Select | None = None
+        self.upload: discord.ui.FileUpload | None = None
+        if ask.kind == "mask":
+            options = [
+                discord.SelectOption(label=text("region.cell", lang, n=n), value=str(n))
+                for n in range(1, 10)
+            ]
+            self.cells = discord.ui.Select(
+                custom_id="cells", options=options, min_values=0, max_values=9, required=False
+            )
+            self._field(text("region.cells", lang), self.cells)
+            self.upload = discord.ui.FileUpload(custom_id="mask", required=False, max_values=1)
+            self._field(text("region.mask", lang), self.upload)
+        elif not ask.ref:
+            self.upload = discord.ui.FileUpload(
+                custom_id="files", required=True, min_values=1, max_values=5
+            )
+            self._field(text("answer.files", lang), self.upload)
+        self.prompt = discord.ui.TextInput(
+            custom_id="text",
+            style=discord.TextStyle.paragraph,
+            default=clip(ask.prefill, VALUE_LIMIT) or None,
+            placeholder=clip(ask.placeholder, PLACEHOLDER_LIMIT) or None,
+            required=False,
+            max_length=VALUE_LIMIT,
+        )
+        self._field(text("answer.prompt", lang), self.prompt)
+
+    def _field(self, label: str, component: discord.ui.Item[Any]) -> None:
+        self.add_item(discord.ui.Label(text=clip(label, LABEL_LIMIT), component=component))
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await answer(interaction, self)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        log.error("modal failed: %s", type(error).__name__, exc_info=error)
+
+
+async def answer(interaction: discord.Interaction, modal: AnswerModal) -> None:
+    """A submitted modal: the answer to the question message it came from."""
+    ask = modal.ask
+    files = list(modal.upload.values) if modal.upload is not None else []
+    cells = [int(v) for v in modal.cells.values] if modal.cells is not None else []
+    if any(a.size > MAX_DOWNLOAD for a in files):
+        await _tell(interaction, t("upload.too_big", await _language(interaction)))
+        return
+    if ask.kind == "mask" and not files and not cells:
+        await _tell(interaction, t("region.cells_needed", await _language(interaction)))
+        return
+    await interaction.response.defer(thinking=True)
+    client = client_of(interaction)
+    service = client.service
+    ref = client.port.register(interaction)
+    req = requester(interaction, ref)
+    ask_id = str(modal.ask_message_id)
+    prompt = modal.prompt.value or ""
+    try:
+        try:
+            images = await _download(files)
+        except (discord.HTTPException, aiohttp.ClientError, OSError):
+            req = await service.who(req)
+            await service.reply(req, View(t("upload.download", req.language)))
+            return
+        if ask.kind == "mask" and not images:
+            await _answer_cells(service, req, ask, ask_id, sorted(set(cells)), prompt)
+        else:
+            await service.answer(req, ask_id, prompt, images)
+    except Exception:
+        log.exception("answer failed (interaction %s)", interaction.id)
+    finally:
+        await client.port.finish(ref)
+
+
+async def _answer_cells(
+    service: Service, req: Requester, ask: Ask, ask_id: str, cells: list[int], prompt: str
+) -> None:
+    """Vary (Region) from picked grid cells: the mask is drawn here, so a prompt that starts
+    with a number or "top …" is never mistaken for more cells."""
+    base = await service.region_image(ask.ref)
+    if base is None:
+        await service.answer(req, ask_id, " ".join(map(str, cells)) + " " + prompt)
+        return
+    size = await asyncio.to_thread(media.image_size, base)
+    png = await asyncio.to_thread(mask.cells_mask, size, cells)
+    await service.answer_mask(req, ask.ref, png, prompt)
