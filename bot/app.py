@@ -43,6 +43,10 @@ def configured_adapters(config: Config) -> list[Adapter]:
         from adapters.telegram import TelegramAdapter
 
         adapters.append(TelegramAdapter(config.telegram))
+    if config.discord.enabled:
+        from adapters.discord import DiscordAdapter
+
+        adapters.append(DiscordAdapter(config.discord))
     return adapters
 
 
