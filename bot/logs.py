@@ -69,5 +69,6 @@ def setup(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "aiosqlite", "aiohttp.access"):
+    # discord.py's DEBUG output carries interaction tokens and users' prompts.
+    for noisy in ("httpx", "httpcore", "aiosqlite", "aiohttp.access", "discord"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -110,7 +110,7 @@ class Service:
             return req
         told = f"told:{req.platform}:{req.chat_id}:{req.user_id}"
         if not quiet and await self.store.first_time(told):
-            await self.reply(req, View(t("access.denied", req.language)))
+            await self.tell(req, t("access.denied", req.language))
         return None
 
     async def user_settings(self, req: Requester) -> dict[str, Any]:
@@ -118,6 +118,10 @@ class Service:
 
     async def reply(self, req: Requester, view: View) -> MessageRef:
         return await self.outbox.send(req.platform, req.chat_id, view, req.message)
+
+    async def tell(self, req: Requester, text: str) -> MessageRef:
+        """A message only the requester needs (a refusal, a hint): private where possible."""
+        return await self.reply(req, View(text, ephemeral=True))
 
     def help(self, req: Requester) -> View:
         return View(t("help", req.language))
@@ -172,7 +176,7 @@ class Service:
             return
         word = args.strip().lower()
         if word and word not in BLEND_DIMENSIONS:
-            await self.reply(req, View(t("blend.dimensions", req.language)))
+            await self.tell(req, t("blend.dimensions", req.language))
             return
         uris = await self._uploads(req, images, "blend", args, least=2, most=5)
         if uris is None:
@@ -193,7 +197,7 @@ class Service:
         if req is None:
             return
         if len(images) == 2 and images[0] == images[1]:
-            await self.reply(req, View(t("swap.same", req.language)))
+            await self.tell(req, t("swap.same", req.language))
             return
         uris = await self._uploads(req, images, "swap", args, least=2, most=2)
         if uris is None:
@@ -268,14 +272,14 @@ class Service:
 
     async def _prompt_ok(self, req: Requester, prompt: str, command: str = "imagine") -> bool:
         if not prompt:
-            await self.reply(req, View(t(f"{command}.empty", req.language)))
+            await self.tell(req, t(f"{command}.empty", req.language))
             return False
         if len(prompt) > MAX_PROMPT:
-            await self.reply(req, View(t("prompt.too_long", req.language, limit=MAX_PROMPT)))
+            await self.tell(req, t("prompt.too_long", req.language, limit=MAX_PROMPT))
             return False
         word = self.policy.banned_word(prompt) if self.policy else None
         if word:
-            await self.reply(req, View(t("refused.banned", req.language, word=word)))
+            await self.tell(req, t("refused.banned", req.language, word=word))
             return False
         return True
 
@@ -312,7 +316,7 @@ class Service:
         try:
             return [await asyncio.to_thread(media.upload_data_uri, data) for data in images]
         except media.MediaError as exc:
-            await self.reply(req, View(t(f"upload.{exc.reason}", lang)))
+            await self.tell(req, t(f"upload.{exc.reason}", lang))
             return None
 
     async def _start(
@@ -340,7 +344,7 @@ class Service:
         )
         refusal = await self._charge(req, row.key, kind)
         if refusal is not None:
-            await self.reply(req, View(refusal))
+            await self.tell(req, refusal)
             return
         await self.store.add_task(row)
         await self._submit(row, lambda: call(row.key, mode))
@@ -438,10 +442,10 @@ class Service:
         if row is None and req.replied is not None:
             row = await self.store.task_by_message(req.replied)
         if row is None or row.platform != req.platform or not row.is_final:
-            await self.reply(req, View(t("task.unknown", req.language)))
+            await self.tell(req, t("task.unknown", req.language))
             return
         if row.chat_id != req.chat_id and row.user_id != req.user_id:
-            await self.reply(req, View(t("task.unknown", req.language)))
+            await self.tell(req, t("task.unknown", req.language))
             return
         view = await results.final_view(self, row)
         ref_ = await self.reply(req, view)
@@ -460,7 +464,7 @@ class Service:
         if row is None and req.replied is not None:
             row = await self.store.task_by_message(req.replied)
         if row is None or not row.task_id or row.platform != req.platform:
-            await self.reply(req, View(t("seed.which", req.language)))
+            await self.tell(req, t("seed.which", req.language))
             return
         self.spawn(self._seed(req, row))
 
@@ -520,7 +524,7 @@ class Service:
         req = await self.who(req)
         lang = req.language
         if self.policy is None or not self.policy.is_admin(req):
-            await self.reply(req, View(t("admin.only", lang)))
+            await self.tell(req, t("admin.only", lang))
             return
         if name == "stats":
             await self.reply(req, View(self._stats_text(await self.policy.stats(), lang)))
@@ -528,7 +532,7 @@ class Service:
         if name == "buttons":
             value = args.strip().lower()
             if value not in ("chat", "owner"):
-                await self.reply(req, View(t("admin.buttons_usage", lang)))
+                await self.tell(req, t("admin.buttons_usage", lang))
                 return
             await self.store.set_setting(f"chat:{req.chat_key}", "buttons", value)
             await self.reply(req, View(t(f"admin.buttons_{value}", lang)))
@@ -536,7 +540,7 @@ class Service:
         target = await self._target(req, args)
         if name == "usage":
             if not target:
-                await self.reply(req, View(t("admin.who", lang)))
+                await self.tell(req, t("admin.who", lang))
                 return
             await self.reply(req, await self.quota_view(req, target))
             return
@@ -548,7 +552,7 @@ class Service:
             await self.policy.set_rule(req, "chat", req.chat_id, rule)
             await self.reply(req, View(t(f"admin.chat_{name}", lang)))
         else:
-            await self.reply(req, View(t("admin.who", lang)))
+            await self.tell(req, t("admin.who", lang))
 
     async def _target(self, req: Requester, args: str) -> str:
         """The user an admin names: by reply, @handle or id."""
@@ -560,10 +564,11 @@ class Service:
         return req.replied_user if not word else ""
 
     def _stats_text(self, stats: dict[str, Any], lang: str) -> str:
+        names = [f"@{row['handle']}" if row["handle"] else row["user_id"] for row in stats["top"]]
         top = (
             "\n".join(
-                f"  {i}. {(row['handle'] and '@' + row['handle']) or row['user_id']}: {row['units']}"
-                for i, row in enumerate(stats["top"], start=1)
+                f"  {i}. {name}: {row['units']}"
+                for i, (name, row) in enumerate(zip(names, stats["top"], strict=True), start=1)
             )
             or "  —"
         )
@@ -717,13 +722,13 @@ class Service:
             await self._answer_modal(req, modal.key, text, images)
             return True
         if ask["user_id"] != req.user_id:
-            await self.reply(req, View(t("modal.not_owner", req.language)))
+            await self.tell(req, t("modal.not_owner", req.language))
             return True
         if not images:
-            await self.reply(req, View(t("ask.photo_needed", req.language)))
+            await self.tell(req, t("ask.photo_needed", req.language))
             return True
         if not await self.store.claim_ask(req.platform, req.chat_id, reply_to_message_id):
-            await self.reply(req, View(t("modal.expired", req.language)))
+            await self.tell(req, t("modal.expired", req.language))
             return True
         command = ask["command"]
         args = text.strip() or ask["args"]
@@ -737,17 +742,17 @@ class Service:
         row = await self.store.task(key)
         lang = req.language
         if modal is None or row is None or modal.answered_at is not None:
-            await self.reply(req, View(t("modal.expired", lang)))
+            await self.tell(req, t("modal.expired", lang))
             return
         if row.user_id != req.user_id:
-            await self.reply(req, View(t("modal.not_owner", lang)))
+            await self.tell(req, t("modal.not_owner", lang))
             return
         if modal.kind == "region":
             await self._answer_region(req, row, modal.prefill, text, images)
             return
         prompt = _clean(text)
         if len(prompt) > MAX_PROMPT:
-            await self.reply(req, View(t("prompt.too_long", lang, limit=MAX_PROMPT)))
+            await self.tell(req, t("prompt.too_long", lang, limit=MAX_PROMPT))
             return
         await self._submit_modal(req, row, prompt or modal.prefill, "")
 
@@ -757,21 +762,21 @@ class Service:
         lang = req.language
         base = await self.region_image(row.key)
         if base is None:
-            await self.reply(req, View(t("modal.expired", lang)))
+            await self.tell(req, t("modal.expired", lang))
             return
         size = await asyncio.to_thread(media.image_size, base)
         if images:
             try:
                 png = await asyncio.to_thread(mask.normalise_mask, images[0], size)
             except Exception:
-                await self.reply(req, View(t("upload.not_image", lang)))
+                await self.tell(req, t("upload.not_image", lang))
                 return
             prompt = _clean(text) or prefill
         else:
             cells_text, prompt = mask.split_answer(text)
             cells = mask.parse_cells(cells_text)
             if not cells:
-                await self.reply(req, View(t("region.cells_needed", lang)))
+                await self.tell(req, t("region.cells_needed", lang))
                 return
             png = await asyncio.to_thread(mask.cells_mask, size, cells)
             prompt = prompt or prefill
@@ -787,20 +792,20 @@ class Service:
         row = await self.store.task(ref)
         modal = await self.store.modal(ref)
         if row is None or modal is None or modal.kind != "region" or modal.answered_at:
-            await self.reply(req, View(t("modal.expired", lang)))
+            await self.tell(req, t("modal.expired", lang))
             return False
         if row.user_id != req.user_id or row.platform != req.platform:
-            await self.reply(req, View(t("modal.not_owner", lang)))
+            await self.tell(req, t("modal.not_owner", lang))
             return False
         base = await self.region_image(ref)
         try:
             size = await asyncio.to_thread(media.image_size, base) if base else None
             png = await asyncio.to_thread(mask.normalise_mask, mask_png, size or (1024, 1024))
         except Exception:
-            await self.reply(req, View(t("upload.not_image", lang)))
+            await self.tell(req, t("upload.not_image", lang))
             return False
         if await asyncio.to_thread(mask.is_empty, png):
-            await self.reply(req, View(t("region.cells_needed", lang)))
+            await self.tell(req, t("region.cells_needed", lang))
             return False
         uri = "data:image/png;base64," + base64.b64encode(png).decode()
         return await self._submit_modal(req, row, _clean(prompt) or modal.prefill, uri)
@@ -818,11 +823,11 @@ class Service:
         action = MODAL_ACTIONS.get(modal.kind if modal else "", "other")
         refusal = await self._charge(req, row.key, action)
         if refusal is not None:
-            await self.reply(req, View(refusal))
+            await self.tell(req, refusal)
             return False
         if not await self.store.claim_modal(row.key):
             await self._settle(row.key, success=False)
-            await self.reply(req, View(t("modal.expired", req.language)))
+            await self.tell(req, t("modal.expired", req.language))
             return False
         await self.store.update(
             row.key,

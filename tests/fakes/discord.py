@@ -1768,7 +1768,12 @@ class FakeDiscord:
     ) -> dict[str, Any] | None:
         inter = self._webhook_interaction(app, token)
         original = inter.original
-        if inter._loading_pending and original is not None and original.loading:
+        if (
+            inter._loading_pending
+            and original is not None
+            and original.loading
+            and not original.deleted
+        ):
             # The first followup after a deferred response replaces the "thinking" message.
             if _is_empty(body or {}, files):
                 raise _ApiError(400, 50006, "Cannot send an empty message")
