@@ -446,3 +446,12 @@ def test_components_fit_discord() -> None:
     link = components(View("x", rows=((Choice("editor", url="https://example.com/m"),),)))
     assert link is not None
     assert link.to_components()[0]["components"][0]["url"] == "https://example.com/m"
+
+
+async def test_a_refusal_is_private_and_the_placeholder_goes(app: App, fake: FakeDiscord, sim):
+    inter = await fake.slash("imagine", {"prompt": "a fox " * 900})  # 5400 characters
+    refusal = await inter.wait_message(lambda m: "too long" in m.content)
+    assert refusal.ephemeral
+    public = [m for m in fake.channel_messages() if not m.ephemeral and not m.deleted]
+    assert public == []  # nobody else sees the "thinking" message or the refusal
+    assert sim.submits() == []

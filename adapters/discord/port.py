@@ -329,6 +329,12 @@ class DiscordPort:
         if session is not None and self._alive(session) and (session.placeholder or view.ephemeral):
             rendered = await render(view, self._limit(chat_id, session), lang=lang)
             try:
+                if view.ephemeral and session.placeholder:
+                    # A refusal is for the requester only: drop the public "thinking" message
+                    # and answer privately instead of filling the placeholder for everyone.
+                    with _translated():
+                        await session.interaction.delete_original_response()
+                    session.placeholder = False
                 with _translated():
                     message = await session.interaction.followup.send(
                         rendered.content or discord.utils.MISSING,
