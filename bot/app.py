@@ -17,6 +17,8 @@ from bot.config import Config
 from bot.hooks import HOOK_PATH, HookServer, hook_secret
 from bot.media import Downloader, MediaCache
 from bot.mj.client import MjClient
+from bot.mj.probe import resolve_profile
+from bot.mj.profiles import SIM_FLAVOURS
 from bot.outbox import Outbox
 from bot.policy import Policy
 from bot.service import Service
@@ -67,15 +69,25 @@ class App:
                 SimConfig(
                     api_key=config.midjourney.api_key.reveal(),
                     time_scale=config.simulator.time_scale,
+                    flavour=SIM_FLAVOURS[config.midjourney.provider],
                 )
             )
             base_url = await self.simulator.start()
             log.info("built-in simulator at %s", base_url)
         self.store = await Store.open(config.storage.path)
+        # The provider's profile; "auto" probes the API once, here (bot/mj/probe.py).
+        profile, _ = await resolve_profile(
+            config.midjourney.provider,
+            base_url,
+            config.midjourney.api_key.reveal(),
+            config.midjourney.profile_overrides(),
+            timeout_s=min(config.midjourney.timeout_s, 10.0),
+        )
+        log.info("Midjourney provider profile: %s", profile.name)
         self.client = MjClient(
             base_url,
             config.midjourney.api_key.reveal(),
-            auth_header=config.midjourney.auth_header,
+            profile=profile,
             mode=config.midjourney.mode,
             timeout_s=config.midjourney.timeout_s,
         )

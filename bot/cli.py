@@ -37,6 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim.add_argument("--port", type=int, default=8081)
     sim.add_argument("--time-scale", type=float, default=1.0, help="< 1 runs tasks faster")
     sim.add_argument("--api-key", default="", help="require this key (any auth scheme)")
+    sim.add_argument(
+        "--flavour",
+        default="superset",
+        choices=("superset", "plus", "openai-hk", "java", "trueai", "new-api"),
+        help="the provider whose differences to reproduce (auth, prefixes, codes, buttons)",
+    )
 
     check = commands.add_parser("check", help="reach the API with the configured key")
     check.add_argument("--config", "-c", help="path to config.toml")
@@ -56,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_demo(args.host, args.port, cfg))
         if args.command == "sim":
             logs.setup("INFO", [args.api_key])
-            return asyncio.run(_sim(args.host, args.port, args.time_scale, args.api_key))
+            return asyncio.run(
+                _sim(args.host, args.port, args.time_scale, args.api_key, args.flavour)
+            )
         if args.command == "status":
             cfg = _load(args.config, need_chat=False)
             return asyncio.run(_status(cfg))
@@ -117,10 +125,12 @@ async def _demo(host: str, port: int, cfg: Config | None) -> int:
     return 0
 
 
-async def _sim(host: str, port: int, time_scale: float, api_key: str) -> int:
+async def _sim(
+    host: str, port: int, time_scale: float, api_key: str, flavour: str = "superset"
+) -> int:
     from bot.sim import SimConfig, Simulator
 
-    simulator = Simulator(SimConfig(api_key=api_key, time_scale=time_scale))
+    simulator = Simulator(SimConfig(api_key=api_key, time_scale=time_scale, flavour=flavour))
     url = await simulator.start(host, port)
     print(f"Midjourney-proxy simulator at {url}/mj (Ctrl+C stops it)", flush=True)
     try:

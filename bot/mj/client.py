@@ -7,11 +7,16 @@ API family maps to either a :class:`Submission` (the server answered in its own 
 
 Money is spent on every accepted submit, so submits are never retried once the request may have
 reached the server; only reads (fetch, list, seed) are retried.
+
+A :class:`~bot.mj.profiles.Profile` says how the configured provider differs: auth scheme,
+speed-mode form, what code 21 and code 9 mean, whether /submit/action and list-by-condition
+exist, whether tasks carry buttons and notifyHook is honoured (mj-api.md §1.1, P1-P23).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import json
 import logging
@@ -25,11 +30,26 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.mj.models import Submission, Task
+from bot.mj.models import Action, Outcome, Status, Submission, Task
+from bot.mj.profiles import (
+    AUTH_SCHEMES,
+    PROFILES,
+    Profile,
+    button_family,
+    change_for,
+    grid_buttons,
+)
 
 log = logging.getLogger("bot.mj")
 
-_AUTH_SCHEMES = ("bearer", "raw-authorization", "mj-api-secret")
+_AUTH_SCHEMES = AUTH_SCHEMES
+_DEFAULT_PROFILE = PROFILES["openai-hk"]
+_LIST_FALLBACK_CONCURRENCY = 8  # parallel fetches when a provider has no list-by-condition
+_QUEUE_FULL_TEXT = re.compile(r"队列已满|queue (is )?full", re.I)  # code 9 on trueai (P3)
+# What a refused button sounds like: new-api's machine token, trueai's fixed text (P11).
+_UNKNOWN_ACTION = re.compile(r"^unknown_action|未知的 ?Action", re.I)
+_MODE_FLAG = re.compile(r"(?<!\S)--(fast|relax|turbo)\b", re.I)
+_SYNTHESISED_GRIDS = (Action.IMAGINE, Action.VARIATION, Action.REROLL, Action.BLEND)
 _MODE_RE = re.compile(r"^[A-Za-z0-9_.\-/]*$")
 _SEED_TIMEOUT_S = 90.0  # trueai blocks up to ~60 s asking Discord for the seed (§3.14, P23)
 _DETAIL_MAX = 500
@@ -120,34 +140,47 @@ def _mode_prefix(mode: str) -> str:
 
 
 class MjClient:
-    """A midjourney-proxy client: base URL + auth scheme + mode prefix, lenient replies."""
+    """A midjourney-proxy client: base URL + provider profile + mode, lenient replies."""
 
     def __init__(
         self,
         base_url: str,
         api_key: str = "",
         *,
-        auth_header: str = "bearer",
+        profile: Profile | None = None,
+        auth_header: str = "",
         mode: str = "",
         timeout_s: float = 30.0,
         read_retries: int = 2,
         http: httpx.AsyncClient | None = None,
         retry_delay_s: float = 0.5,
+        list_concurrency: int = _LIST_FALLBACK_CONCURRENCY,
     ) -> None:
-        """Validate the settings now so a bad config fails at start, not at the first /imagine."""
+        """Validate the settings now so a bad config fails at start, not at the first /imagine.
+
+        ``auth_header`` "" means the profile's scheme; without a profile the client behaves as
+        the openai-hk profile (Bearer, /fast-style prefixes), mjbot's original defaults.
+        """
         base = base_url.strip().rstrip("/")
         if not base.lower().startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
-        scheme = auth_header.strip().lower()
+        profile = profile or _DEFAULT_PROFILE
+        scheme = (auth_header or profile.auth_header).strip().lower()
         if scheme not in _AUTH_SCHEMES:
             raise ValueError(f"auth_header must be one of {_AUTH_SCHEMES}, got {auth_header!r}")
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
+        if scheme != profile.auth_header:
+            profile = dataclasses.replace(profile, auth_header=scheme)
+        self._profile = profile
         self._base = base
         self._key = api_key.strip()
         self._scheme = scheme
         self._mode = mode
-        self._prefix = _mode_prefix(mode)
+        self._prefix = _mode_prefix(self._profile.mode_prefix(mode))
+        self._list_route = self._profile.list_route
+        self._list_concurrency = max(1, int(list_concurrency))
+        self._refused: list[str] = []  # button families the provider answered "unknown" to
         self._timeout_s = float(timeout_s)
         self._read_retries = max(0, int(read_retries))
         self._retry_delay_s = max(0.0, float(retry_delay_s))
@@ -166,6 +199,15 @@ class MjClient:
         """The default speed-mode prefix used by task routes and submits without ``mode``."""
         return self._mode
 
+    @property
+    def profile(self) -> Profile:
+        return self._profile
+
+    @property
+    def hidden_buttons(self) -> tuple[str, ...]:
+        """customId prefixes not to offer: the profile's, plus those refused since start."""
+        return (*self._profile.hidden_buttons, *self._refused)
+
     async def aclose(self) -> None:
         """Close the connection pool only if we created it: an injected one is the caller's."""
         if self._owns_http:
@@ -179,7 +221,7 @@ class MjClient:
 
     def path(self, route: str, mode: str | None = None) -> str:
         """The request path for ``route`` ('/mj/...') under a speed-mode prefix (§2.1, §2.3)."""
-        prefix = self._prefix if mode is None else _mode_prefix(mode)
+        prefix = self._prefix if mode is None else _mode_prefix(self._profile.mode_prefix(mode))
         route = route if route.startswith("/") else f"/{route}"
         return f"{prefix}{route}"
 
@@ -195,6 +237,9 @@ class MjClient:
         state: str = "",
     ) -> Submission:
         """Start a grid; ``images`` are data URIs the server uploads and prepends (§3.1)."""
+        flag = self._profile.mode_flag(self._mode if mode is None else mode)
+        if flag and not _MODE_FLAG.search(prompt):
+            prompt = f"{prompt} {flag}"  # Java OSS: Midjourney reads the speed from the prompt
         body: dict[str, Any] = {"prompt": prompt}
         if images:
             body["base64Array"] = list(images)
@@ -210,11 +255,36 @@ class MjClient:
         state: str = "",
         enable_remix: bool = False,
     ) -> Submission:
-        """Press a button of a finished task; code 21 means a modal must follow (§3.2, §8)."""
+        """Press a button of a finished task; code 21 means a modal must follow (§3.2, §8).
+
+        On a provider without /submit/action (Java OSS) U/V/🔄 go through /submit/change and
+        anything else is refused here, without a request (P8).
+        """
+        if not self._profile.action_route:
+            change = change_for(custom_id)
+            if change is None:
+                return Submission(
+                    code=4,
+                    outcome=Outcome.UNSUPPORTED,
+                    description=f"unknown_action:{custom_id}",
+                )
+            action, index = change
+            return await self.change(
+                task_id, action, index, mode=mode, notify_hook=notify_hook, state=state
+            )
         body: dict[str, Any] = {"taskId": task_id, "customId": custom_id}
         if enable_remix:
             body["enableRemix"] = True
-        return await self._submit("/mj/submit/action", body, mode, notify_hook, state)
+        submission = await self._submit("/mj/submit/action", body, mode, notify_hook, state)
+        if submission.outcome is Outcome.INVALID and (
+            _UNKNOWN_ACTION.search(submission.description) or self._profile.hides(custom_id)
+        ):
+            family = button_family(custom_id)
+            if family not in self.hidden_buttons:
+                log.info("the provider refuses %s buttons; hiding them from now on", family)
+                self._refused.append(family)
+            submission = dataclasses.replace(submission, outcome=Outcome.UNSUPPORTED)
+        return submission
 
     async def modal(
         self,
@@ -338,21 +408,34 @@ class MjClient:
         if not response.is_success:
             return None  # a 4xx envelope: unknown id on aggregators (§3.12)
         if _is_envelope(body) and isinstance(body.get("result"), dict):
-            return Task.from_json(body["result"])  # relays that wrap the task
-        return Task.from_json(body)
+            return self._complete(Task.from_json(body["result"]))  # relays that wrap the task
+        return self._complete(Task.from_json(body))
 
     async def list_by_condition(self, ids: Sequence[str]) -> list[Task]:
-        """Many tasks in one request (the poller's call); unknown ids are simply absent (§3.13)."""
+        """Many tasks in one request (the poller's call); unknown ids are simply absent (§3.13).
+
+        Where the provider has no list route (the profile says so, or it answered 404), every
+        id is fetched on its own instead, a few at a time.
+        """
         wanted = [str(task_id) for task_id in ids if str(task_id)]
         if not wanted:
             return []
-        response = await self._send(
-            "POST",
-            self.path("/mj/task/list-by-condition"),
-            body={"ids": wanted},
-            idempotent=True,
-        )
-        body = self._decode(response, envelope_on_5xx=False)
+        if not self._list_route:
+            return await self._fetch_each(wanted)
+        try:
+            response = await self._send(
+                "POST",
+                self.path("/mj/task/list-by-condition"),
+                body={"ids": wanted},
+                idempotent=True,
+            )
+            body = self._decode(response, envelope_on_5xx=False)
+        except MjError as exc:
+            if exc.kind is not ErrorKind.NOT_FOUND:
+                raise
+            log.warning("list-by-condition answered 404: fetching tasks one by one from now on")
+            self._list_route = False
+            return await self._fetch_each(wanted)
         if body is None:
             return []
         if _is_envelope(body) and isinstance(body.get("result"), list):
@@ -363,7 +446,40 @@ class MjClient:
                 f"list-by-condition answered {_body_text(body, '')!r} instead of a list",
                 status=response.status_code,
             )
-        return [task for task in (Task.from_json(item) for item in body) if task is not None]
+        tasks = (self._complete(Task.from_json(item)) for item in body)
+        return [task for task in tasks if task is not None]
+
+    async def _fetch_each(self, ids: list[str]) -> list[Task]:
+        """list-by-condition's answer built from one fetch per id, at bounded concurrency."""
+        gate = asyncio.Semaphore(self._list_concurrency)
+        failures: list[MjError] = []
+
+        async def one(task_id: str) -> Task | None:
+            async with gate:
+                try:
+                    return await self.fetch(task_id)
+                except MjError as exc:
+                    failures.append(exc)
+                    return None
+
+        found = await asyncio.gather(*(one(task_id) for task_id in dict.fromkeys(ids)))
+        tasks = [task for task in found if task is not None]
+        if failures and not tasks:
+            raise failures[0]  # nothing came back: report it like a failed list request
+        return tasks
+
+    def _complete(self, task: Task | None) -> Task | None:
+        """Give grids the U/V/🔄 buttons a provider without buttons[] (Java OSS) leaves out."""
+        if (
+            task is None
+            or self._profile.buttons_on_tasks
+            or task.buttons
+            or task.status is not Status.SUCCESS
+            or task.action not in _SYNTHESISED_GRIDS
+        ):
+            return task
+        raw = {**task.raw, "buttons": grid_buttons(task.message_hash or task.id)}
+        return Task.from_json(raw)
 
     async def image_seed(self, task_id: str) -> Submission:
         """The seed of a finished task (result = seed string). Slow: keep it off chat handlers."""
@@ -386,12 +502,30 @@ class MjClient:
         notify_hook: str,
         state: str,
     ) -> Submission:
-        if notify_hook:
+        if notify_hook and self._profile.hooks:  # a relay that drops it would only leak it
             body["notifyHook"] = notify_hook
         if state:
             body["state"] = state
+        modes = self._profile.mode_body(self._mode if mode is None else mode)
+        if modes and route != "/mj/submit/modal":
+            body["accountFilter"] = {"modes": modes}
         response = await self._send("POST", self.path(route, mode), body=body, idempotent=False)
-        return self._submission(response)
+        return self._classify(self._submission(response))
+
+    def _classify(self, submission: Submission) -> Submission:
+        """The profile's reading of the codes that mean different things per provider."""
+        outcome = submission.outcome
+        if submission.code == 21 and self._profile.code21 == "exists":
+            outcome = Outcome.EXISTS  # Java OSS: the same job was done before (P2)
+        elif (
+            submission.code == 9
+            and self._profile.queue_full_code9
+            and _QUEUE_FULL_TEXT.search(submission.description)
+        ):
+            outcome = Outcome.QUEUE_FULL  # trueai (P3)
+        if outcome is submission.outcome:
+            return submission
+        return dataclasses.replace(submission, outcome=outcome)
 
     def _submission(self, response: httpx.Response) -> Submission:
         body = self._decode(response, envelope_on_5xx=True)

@@ -245,6 +245,7 @@ class Outcome(StrEnum):
     BANNED = "banned"  # code 24
     INVALID = "invalid"  # code 4 and friends
     NOT_FOUND = "not_found"  # code 3
+    UNSUPPORTED = "unsupported"  # code 4 for a button this provider cannot do (P11)
     FAILED = "failed"  # code 9, 5, -1 and anything else
 
     @property

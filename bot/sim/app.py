@@ -20,6 +20,7 @@ from . import buttons as kinds
 from .clock import Clock
 from .config import MODE_PREFIXES, SimConfig
 from .faults import RESET, Faults
+from .flavours import BEARER, RAW, SECRET, mode_of_prefix
 from .hooks import HookDelivery, HookSender
 from .prompts import seed_for
 from .state import FINAL, MODAL, NOT_START, SUCCESS, SimTask, TaskBoard
@@ -47,18 +48,30 @@ class RecordedRequest:
     time: float  # time.time() on arrival
 
 
-def split_prefix(path: str) -> tuple[str, str] | None:
-    """("/fast", "/mj/submit/imagine") for "/fast/mj/submit/imagine"; None if not an API path."""
+def split_prefix(path: str, any_segment: bool = False) -> tuple[str, str] | None:
+    """("/fast", "/mj/submit/imagine") for "/fast/mj/submit/imagine"; None if not an API path.
+
+    ``any_segment``: any single path segment is a prefix (new-api's ``/:mode/mj`` routes).
+    """
     if path.startswith("/mj/"):
         return "", path
     head, sep, rest = path[1:].partition("/")
-    if sep and f"/{head}" in MODE_PREFIXES and rest.startswith("mj/"):
+    known = f"/{head}" in MODE_PREFIXES or (any_segment and head)
+    if sep and known and rest.startswith("mj/"):
         return f"/{head}", f"/{rest}"
     return None
 
 
+def _route_key(path: str) -> str:
+    """'/mj/submit/action' -> 'submit/action'; '/mj/task/1/fetch' -> 'task/fetch'."""
+    task_route = _TASK_ROUTE.match(path)
+    if task_route:
+        return f"task/{task_route.group(2)}"
+    return path.removeprefix("/mj/")
+
+
 class Simulator:
-    """A Midjourney-proxy-compatible server (Plus flavour) with simulated tasks.
+    """A Midjourney-proxy-compatible server (``SimConfig.flavour``) with simulated tasks.
 
     Use ``await start()`` / ``await stop()`` (or ``async with``), or mount ``app`` in any aiohttp
     runner. Tasks progress on a simulated clock (``SimConfig.time_scale``) driven by a background
@@ -136,10 +149,17 @@ class Simulator:
         self.board.run_until(self.clock.now())
 
     def task_json(self, task: SimTask) -> dict[str, Any]:
-        """The task exactly as fetch returns it."""
-        return task.to_json(
-            self.public_url, preview=self.config.preview, zero_times=self.faults.zero_times
+        """The task exactly as fetch returns it (in the flavour's shape)."""
+        spec = self.config.spec
+        data = task.to_json(
+            self.public_url,
+            preview=self.config.preview,
+            zero_times=self.faults.zero_times or spec.zero_times,
         )
+        if not spec.buttons:  # Java OSS: no buttons, customId, mode or parentId on tasks
+            for key in ("buttons", "customId", "mode", "parentId"):
+                data.pop(key, None)
+        return data
 
     # lifecycle ---------------------------------------------------------------------------
 
@@ -179,9 +199,10 @@ class Simulator:
             self._origin = str(request.url.origin())
         if request.path.startswith("/sim/"):
             return await self._media_route(request)
-        split = split_prefix(request.path)
+        spec = self.config.spec
+        split = split_prefix(request.path, any_segment=spec.prefixes is None)
         if split is None:
-            return web.Response(status=404)
+            return self._not_found(request.path)
         prefix, path = split
         raw = await request.read() if request.can_read_body else b""
         body: Any = None
@@ -205,27 +226,56 @@ class Simulator:
         rule = self.faults.take(path)
         if rule is not None:
             return self._fault_response(request, rule.status, rule.body)
+        if spec.prefixes is not None and prefix not in spec.prefixes:
+            return self._not_found(request.path)
         if not self._authorized(request):
-            return web.Response(status=401)
+            return self._unauthorized()
         if bad_json or (
             request.method == "POST" and body is not None and not isinstance(body, dict)
         ):
+            if spec.bad_json == "trueai":  # model binding failed: trueai's other shape (§5.2)
+                failure = {"success": False, "code": -1, "message": "参数错误", "timestamp": "0"}
+                return self._respond(Reply(failure, 200))
             return self._respond(Reply(envelope(4, "参数错误"), 400))
 
         self.board.run_until(self.clock.now())
-        mode = MODE_PREFIXES[prefix]
+        mode = MODE_PREFIXES.get(prefix) or mode_of_prefix(prefix)
+        if _route_key(path) in spec.missing:
+            return self._not_found(request.path)
         reply = await self._api(request.method, path, body or {}, mode)
+        if reply.status == 404 and reply.body is None:
+            return self._not_found(request.path)
         return self._respond(reply)
 
     def _authorized(self, request: web.Request) -> bool:
+        """The key in one of the schemes the flavour accepts (§2.2)."""
         key = self.config.api_key
         if not key:
             return True
+        accepted = self.config.spec.auth
         auth = request.headers.get("Authorization", "").strip()
-        offered = {auth, request.headers.get("mj-api-secret", "").strip()}
+        secret = request.headers.get("mj-api-secret", "").strip()
+        if SECRET in accepted and secret == key:
+            return True
         if auth[:7].lower() == "bearer ":
-            offered.add(auth[7:].strip())
-        return key in offered
+            return BEARER in accepted and auth[7:].strip() == key
+        return RAW in accepted and auth == key
+
+    def _unauthorized(self) -> web.Response:
+        failure = self.config.spec.auth_failure
+        if failure == "text":  # trueai
+            return web.Response(status=401, text="Authorization header missing.")
+        if failure == "json":  # gateways answer like their OpenAI-style relays
+            error = {"message": "无效的令牌 (invalid token)", "type": "new_api_error"}
+            return web.json_response({"error": error}, status=401)
+        return web.Response(status=401)  # Java / Plus: empty body
+
+    def _not_found(self, path: str) -> web.Response:
+        if self.config.spec.spring_404:  # Spring Boot's default error body
+            body = {"timestamp": "2024-06-01T00:00:00.000+00:00", "status": 404}
+            body.update({"error": "Not Found", "path": path})
+            return web.json_response(body, status=404)
+        return web.Response(status=404)
 
     def _fault_response(self, request: web.Request, status: int, body: Any) -> web.StreamResponse:
         if status == RESET:
@@ -256,7 +306,14 @@ class Simulator:
             task_id, what = task_route.groups()
             if what == "fetch" and method == "GET":
                 task = self.tasks.get(task_id)
-                return Reply(self.task_json(task) if task else None)
+                if task is not None:
+                    return Reply(self.task_json(task))
+                unknown = self.config.spec.unknown_fetch
+                if unknown == "204":  # trueai: a null result becomes 204 No Content
+                    return Reply(None, 204)
+                if unknown == "envelope":  # gateways answer with their error envelope
+                    return Reply(envelope(4, "task_no_exist"), self.config.spec.error_http)
+                return Reply(None)  # Java / Plus: 200 with an empty body
             if what == "image-seed" and method == "GET":
                 return await self._image_seed(task_id)
             if what == "cancel" and method == "POST":
@@ -385,6 +442,7 @@ class Simulator:
             "hooks": len(self.hook_log),
             "timeScale": self.config.time_scale,
             "auth": bool(self.config.api_key),
+            "flavour": self.config.flavour,
         }
 
 

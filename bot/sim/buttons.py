@@ -65,12 +65,16 @@ def _extend(h: str) -> list[dict[str, Any]]:
     ]
 
 
-def buttons_for(kind: str, h: str) -> list[dict[str, Any]]:
-    """The buttons a finished task of ``kind`` with job hash ``h`` carries, in MJ's order."""
+def buttons_for(kind: str, h: str, bookmark: bool = False) -> list[dict[str, Any]]:
+    """The buttons a finished task of ``kind`` with job hash ``h`` carries, in MJ's order.
+
+    ``bookmark``: upscales also carry MJ's ❤️ (``MJ::BOOKMARK::<hash>``), as Discord shows it.
+    """
     if kind == GRID:
         return _grid(h)
     if kind == UPSCALE:
-        return _upscale(h)
+        like = [button(f"MJ::BOOKMARK::{h}", "", "❤️")] if bookmark else []
+        return [*_upscale(h), *like]
     if kind == UPSCALE_HD:
         return _vary_zoom_pan_animate(h)
     if kind == DESCRIBE:

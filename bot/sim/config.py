@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .flavours import Flavour, get_flavour
+
 # The fixed "account" every answer names, as in the Java/Plus docs (§4.2).
 INSTANCE_ID = "1118138338562560102"
 
@@ -23,9 +25,14 @@ MODE_SLOWDOWN: dict[str, float] = {"FAST": 1.0, "RELAX": 3.0, "TURBO": 0.5}
 
 @dataclass
 class SimConfig:
-    """How the simulated Midjourney proxy behaves ("plus" flavour of the API family)."""
+    """How the simulated Midjourney proxy behaves.
 
-    api_key: str = ""  # non-empty: enforce auth (Bearer / raw Authorization / mj-api-secret)
+    ``flavour`` picks the provider it imitates (bot/sim/flavours.py): "superset" (the default:
+    the Plus/trueai superset, any auth scheme and prefix), "plus", "openai-hk", "java",
+    "trueai" or "new-api".
+    """
+
+    api_key: str = ""  # non-empty: enforce auth (the schemes the flavour accepts)
     time_scale: float = 1.0  # real seconds per simulated second; 0 freezes the clock (advance())
     step_s: float = 3.0  # simulated seconds between progress steps
     concurrency: int = 3  # tasks running at once; more wait as NOT_START
@@ -38,3 +45,11 @@ class SimConfig:
     public_url: str = ""  # base of image URLs; default: the server's own http://host:port
     stall_words: tuple[str, ...] = ("stall",)  # stops at 46%, then FAILURE "任务超时"
     timeout_s: float = 300.0  # simulated seconds after start before a stalled task fails
+    flavour: str = "superset"  # which provider's differences to reproduce
+
+    def __post_init__(self) -> None:
+        get_flavour(self.flavour)  # fail now on an unknown name
+
+    @property
+    def spec(self) -> Flavour:
+        return get_flavour(self.flavour)

@@ -34,6 +34,7 @@ FINAL = frozenset({SUCCESS, FAILURE, CANCEL})
 GRID_PROGRESS = (0, 15, 31, 46, 62, 78, 93)
 INVALID_VALUE = "[Invalid parameter] Invalid value"
 TIMED_OUT = "任务超时"
+BANNED_LATE = "可能包含敏感词"  # trueai: a banned word fails the task after code 1 (P4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +188,8 @@ def plan_for(task: SimTask, config: SimConfig) -> list[Step]:
         ahead = [Step(step * 0.5, IN_PROGRESS, p) for p in GRID_PROGRESS[:4]]
         spent = sum(s.delay for s in ahead)
         return [start, *ahead, Step(max(step, config.timeout_s - spent), FAILURE, 0, TIMED_OUT)]
+    if task.planned_failure == BANNED_LATE:  # refused before it ever reaches Discord
+        return [Step(step * 0.2, FAILURE, 0, BANNED_LATE)]
     if task.planned_failure:
         return [
             start,
@@ -329,7 +332,9 @@ class TaskBoard:
             task.progress = "100%"
             task.finish_time = self.clock.epoch_ms(at)
             task.fail_reason = None
-            task.buttons = kinds.buttons_for(task.kind, task.message_hash)
+            task.buttons = kinds.buttons_for(
+                task.kind, task.message_hash, bookmark=self.config.spec.bookmark
+            )
             if task.result_prompt:
                 task.final_prompt = task.result_prompt
         elif step.status == FAILURE:

@@ -2,7 +2,9 @@
 
 Validation texts and codes follow reference/mj-api.md §3 and §4 ("plus" flavour): code 4 for bad
 input, 3 for an unknown parent, 24 for a banned word, 23 when the queue is full, 21 when a modal
-is needed, 1 or 22 when accepted.
+is needed, 1 or 22 when accepted. ``SimConfig.flavour`` changes what differs per provider:
+trueai's code 9 queue full, late banned-word failures and 404 parents, the refused buttons,
+Java OSS's 21 "任务已存在", new-api's dropped notifyHook and HTTP 400 errors.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from . import buttons as kinds
 from .art import GRID, SINGLE, ArtSpec, image_ratio
 from .buttons import Press, parse_press
-from .config import INSTANCE_ID, SimConfig
+from .config import INSTANCE_ID, MODE_SLOWDOWN, SimConfig
 from .faults import Faults
 from .prompts import (
     aspect,
@@ -27,7 +29,16 @@ from .prompts import (
     shorten,
     strip_params,
 )
-from .state import INVALID_VALUE, MODAL, NOT_START, SUCCESS, QueueFull, SimTask, TaskBoard
+from .state import (
+    BANNED_LATE,
+    INVALID_VALUE,
+    MODAL,
+    NOT_START,
+    SUCCESS,
+    QueueFull,
+    SimTask,
+    TaskBoard,
+)
 from .uploads import BadBase64, Upload, parse_data_uri, parse_lenient
 
 SUBMIT_OK = "提交成功"
@@ -35,6 +46,8 @@ NOT_FOUND = "关联任务不存在或已失效"
 BAD_STATUS = "关联任务状态错误"
 BAD_BASE64 = "base64格式错误"
 UNKNOWN_ACTION = "未知的 Action 类型"
+QUEUE_FULL = "队列已满，请稍后尝试"  # code 23, Java / Plus
+QUEUE_FULL_9 = "提交失败，队列已满，请稍后重试"  # code 9, trueai (P3)
 BLEND_RATIOS = {"PORTRAIT": (2, 3), "SQUARE": (1, 1), "LANDSCAPE": (3, 2)}
 
 
@@ -49,9 +62,9 @@ class Reply:
 class Rejected(Exception):
     """Answer with this envelope instead (validation failed)."""
 
-    def __init__(self, code: int, description: str, **properties: Any) -> None:
+    def __init__(self, code: int, description: str, status: int = 200, **properties: Any) -> None:
         super().__init__(description)
-        self.reply = Reply(envelope(code, description, None, properties))
+        self.reply = Reply(envelope(code, description, None, properties), status)
 
 
 def envelope(code: int, description: str, result: Any = None, properties: Any = None) -> dict:
@@ -113,10 +126,19 @@ class Submitter:
         }.get(route)
         if handler is None:
             return Reply(None, 404)
+        spec = self.config.spec
+        if not mode and spec.account_filter:  # Plus / trueai: accountFilter.modes (§2.3)
+            account = body.get("accountFilter")
+            modes = account.get("modes") if isinstance(account, dict) else None
+            if isinstance(modes, list) and modes and str(modes[0]).upper() in MODE_SLOWDOWN:
+                mode = str(modes[0]).upper()
         try:
             return handler(body, mode)
         except Rejected as rejected:
-            return rejected.reply
+            reply = rejected.reply
+            if reply.status == 200 and reply.body["code"] == 4 and spec.error_http != 200:
+                return replace(reply, status=spec.error_http)  # new-api: 400 + envelope
+            return reply
 
     # shared steps ---------------------------------------------------------------------
 
@@ -131,15 +153,30 @@ class Submitter:
                 raise Rejected(4, "State参数过长，最大255字符")
             task.state = state
         hook = _text(body, "notifyHook")
-        if hook:
+        if hook and not self.config.spec.drops_hooks:  # new-api strips it (MjNotifyEnabled off)
             task.notify_hook = hook
 
-    def _check_words(self, prompt: str) -> None:
+    def _check_words(self, prompt: str, task: SimTask | None = None) -> None:
         word = find_word(prompt, self.config.banned_words)
-        if word:
-            raise Rejected(24, "可能包含敏感词", promptEn=prompt, bannedWord=word)
+        if not word:
+            return
+        if task is not None and self.config.spec.banned_late:
+            task.planned_failure = BANNED_LATE  # trueai: accepted now, failed right after (P4)
+            return
+        raise Rejected(24, "可能包含敏感词", promptEn=prompt, bannedWord=word)
+
+    def _queue_full(self) -> Rejected:
+        if self.config.spec.queue_full == 9:
+            return Rejected(9, QUEUE_FULL_9, discordInstanceId=INSTANCE_ID)
+        return Rejected(23, QUEUE_FULL, discordInstanceId=INSTANCE_ID)
+
+    def _parent_missing(self) -> Rejected:
+        """trueai answers an unknown parent with HTTP 404 and the envelope (§2.4)."""
+        return Rejected(3, NOT_FOUND, 404 if self.config.spec.parent_404 else 200)
 
     def _fates(self, task: SimTask, prompt: str) -> None:
+        if task.planned_failure == BANNED_LATE:
+            return
         if find_word(prompt, self.config.fail_words):
             task.planned_failure = INVALID_VALUE
         if find_word(prompt, self.config.stall_words):
@@ -147,7 +184,7 @@ class Submitter:
 
     def _need_room(self, count: int = 1) -> None:
         if self.board.room() < count:
-            raise Rejected(23, "队列已满，请稍后尝试", discordInstanceId=INSTANCE_ID)
+            raise self._queue_full()
 
     def _mode(self, mode: str, prompt: str = "") -> str:
         return mode or mode_flag(prompt) or "FAST"
@@ -161,7 +198,7 @@ class Submitter:
         except QueueFull:
             if not known:
                 self.board.tasks.pop(task.id, None)
-            raise Rejected(23, "队列已满，请稍后尝试", discordInstanceId=INSTANCE_ID) from None
+            raise self._queue_full() from None
         result = self._result(task.id)
         if not ahead:
             return Reply(envelope(1, SUBMIT_OK, result, {"discordInstanceId": INSTANCE_ID}))
@@ -188,7 +225,7 @@ class Submitter:
         refs = [_upload(item) for item in raw_refs or []]
         task = self._new("IMAGINE", kinds.GRID, self._mode(mode, prompt))
         self._common(task, body)
-        self._check_words(prompt)
+        self._check_words(prompt, task)
         self._need_room()
         urls = [self._input_url(task.id, n + 1, up) for n, up in enumerate(refs)]
         full = " ".join([*urls, prompt])
@@ -210,9 +247,12 @@ class Submitter:
             raise Rejected(4, "taskId不能为空")
         if not custom_id:
             raise Rejected(4, "customId不能为空")
+        for refusal in self.config.spec.refusals:  # checked before the task (P11, §7.10)
+            if refusal.pattern.search(custom_id):
+                raise Rejected(4, refusal.description.replace("{id}", custom_id))
         parent = self.board.tasks.get(task_id)
         if parent is None:
-            raise Rejected(3, NOT_FOUND)
+            raise self._parent_missing()
         if parent.status != SUCCESS:
             raise Rejected(4, BAD_STATUS)
         press = parse_press(custom_id)
@@ -314,7 +354,7 @@ class Submitter:
             raise Rejected(4, "taskId不能为空")
         task = self.board.tasks.get(task_id)
         if task is None:
-            raise Rejected(3, NOT_FOUND)
+            raise self._parent_missing()
         if task.status != MODAL:
             raise Rejected(4, BAD_STATUS)
         parent = self.board.tasks.get(task.parent_id)
@@ -327,7 +367,7 @@ class Submitter:
             if not body.get("maskBase64"):
                 raise Rejected(4, "maskBase64不能为空")
             mask = _upload(body.get("maskBase64"), lenient=True)
-        self._check_words(prompt)
+        self._check_words(prompt, task)
         self._need_room()
 
         task.prompt = task.prompt_en = task.final_prompt = prompt
@@ -418,7 +458,7 @@ class Submitter:
             raise Rejected(4, "prompt不能为空")
         task = self._new("SHORTEN", kinds.SHORTEN, self._mode(mode, prompt))
         self._common(task, body)
-        self._check_words(prompt)
+        self._check_words(prompt, task)
         self._need_room()
         task.prompt = task.prompt_en = task.final_prompt = prompt
         task.description = f"/shorten {prompt}"
@@ -462,7 +502,7 @@ class Submitter:
             raise Rejected(4, "参数错误")
         task = self._new("VIDEO", kinds.VIDEO, self._mode(mode, prompt))
         self._common(task, body)
-        self._check_words(prompt)
+        self._check_words(prompt, task)
         self._need_room()
         if isinstance(image, str) and re.match(r"^https?://", image.strip()):
             image_url, digest = image.strip(), image.strip()
@@ -484,7 +524,7 @@ class Submitter:
             raise Rejected(4, "任务类型错误")
         parent = self.board.tasks.get(_text(body, "taskId"))
         if parent is None:
-            raise Rejected(3, NOT_FOUND)
+            raise self._parent_missing()
         if parent.status != SUCCESS:
             raise Rejected(4, BAD_STATUS)
         if parent.kind not in (kinds.VIDEO, kinds.VIDEO_UPSCALE):
@@ -497,7 +537,7 @@ class Submitter:
         self._need_room()
         child = self._child(parent, press, custom_id, mode or parent.mode)
         if prompt:
-            self._check_words(prompt)
+            self._check_words(prompt, child)
             child.prompt = prompt
             self._fates(child, prompt)
         self._common(child, body)
@@ -514,7 +554,7 @@ class Submitter:
             raise Rejected(4, "image或prompt不能为空")
         task = self._new("EDIT", kinds.EDIT, self._mode(mode, prompt))
         self._common(task, body)
-        self._check_words(prompt)
+        self._check_words(prompt, task)
         self._need_room()
         if isinstance(image, str) and re.match(r"^https?://", image.strip()):
             digest = image.strip()
@@ -554,13 +594,26 @@ class Submitter:
             "VARIATION": f"MJ::JOB::variation::{index}::{h}",
             "REROLL": f"MJ::JOB::reroll::0::{h}::SOLO",
         }[action]
+        done = parent.extra.setdefault("upscaled", {})
+        earlier = self.board.tasks.get(done.get(index, "")) if action == "UPSCALE" else None
+        if earlier is not None and self.config.spec.exists_21:
+            # old Java OSS: the same U of the same image exists already (P2, §4.2)
+            path = earlier.image_path()
+            props = {
+                "status": earlier.status,
+                "imageUrl": f"{self.public_url().rstrip('/')}{path}" if path else None,
+            }
+            return Reply(envelope(21, "任务已存在", self._result(earlier.id), props))
         press = parse_press(custom_id)
         assert press is not None
         self._need_room()
         child = self._child(parent, press, custom_id, mode or parent.mode)
         self._common(child, body)
+        reply = self._accept(child)
         parent.children += 1
-        return self._accept(child)
+        if action == "UPSCALE":
+            done[index] = child.id
+        return reply
 
     def simple_change(self, body: dict[str, Any], mode: str) -> Reply:
         match = re.fullmatch(r"(\d+)\s+(?:([UV])([1-4])|R)", _text(body, "content"), re.I)
