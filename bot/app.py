@@ -52,6 +52,13 @@ def configured_adapters(config: Config) -> list[Adapter]:
     return adapters
 
 
+async def run_demo(host: str, port: int, config: Config | None) -> None:
+    """``mjbot demo``: the web playground over the simulator (or ``config``'s API)."""
+    from adapters.web import run_demo as serve_playground
+
+    await serve_playground(host, port, config)
+
+
 class App:
     def __init__(self, config: Config, adapters: list[Adapter] | None = None) -> None:
         self.config = config

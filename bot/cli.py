@@ -112,7 +112,7 @@ async def _run(cfg: Config) -> int:
 
 
 async def _demo(host: str, port: int, cfg: Config | None) -> int:
-    from adapters.web import run_demo
+    from bot.app import run_demo
 
     demo = asyncio.create_task(run_demo(host, port, cfg))
     stop = asyncio.create_task(_until_signal())
