@@ -143,63 +143,51 @@ class Policy:
         now = time.time()
         day, month = _today(now)
         q = self.quota
+        reset = _next_midnight(now)
+        user = ("platform = ? AND user_id = ?", req.platform, req.user_id)
+        # (limit, ledger rows it counts, refusal key, for admins too?) in the order they apply.
+        budgets = [
+            (q.daily_units, (f"{user[0]} AND day = ?", *user[1:], day), "quota.daily", False),
+            (
+                q.monthly_units,
+                (f"{user[0]} AND month = ?", *user[1:], month),
+                "quota.monthly",
+                False,
+            ),
+            (
+                q.chat_daily_units,
+                ("platform = ? AND chat_id = ? AND day = ?", req.platform, req.chat_id, day),
+                "quota.chat",
+                False,
+            ),
+            (q.global_daily_units, ("day = ?", day), "quota.global", True),
+        ]
         admin = self.is_admin(req)
         async with self.store.transaction() as db:
 
-            async def total(where: str, *args: Any) -> int:
-                sql = (
-                    "SELECT COALESCE(SUM(units), 0) FROM ledger"
-                    f" WHERE outcome != 'refunded' AND {where}"
-                )
+            async def scalar(sql: str, args: tuple[Any, ...]) -> int:
                 async with db.execute(sql, args) as cur:
                     return int((await cur.fetchone())[0])
 
-            async def count(where: str, *args: Any) -> int:
-                async with db.execute(f"SELECT COUNT(*) FROM ledger WHERE {where}", args) as cur:
-                    return int((await cur.fetchone())[0])
-
-            who = ("platform = ? AND user_id = ?", req.platform, req.user_id)
-            if not admin:
-                if (
-                    q.concurrency
-                    and await count(f"{who[0]} AND outcome = 'pending'", *who[1:]) >= q.concurrency
-                ):
+            if not admin and q.concurrency:
+                running = await scalar(
+                    f"SELECT COUNT(*) FROM ledger WHERE {user[0]} AND outcome = 'pending'",
+                    user[1:],
+                )
+                if running >= q.concurrency:
                     return Refusal("quota.concurrency", {"limit": q.concurrency})
-                if units and q.daily_units:
-                    used = await total(f"{who[0]} AND day = ?", *who[1:], day)
-                    if used + units > q.daily_units:
-                        return Refusal(
-                            "quota.daily",
-                            {
-                                "used": used,
-                                "limit": q.daily_units,
-                                "left": max(0, q.daily_units - used),
-                                "units": units,
-                                "reset": _next_midnight(now),
-                            },
-                        )
-                if units and q.monthly_units:
-                    used = await total(f"{who[0]} AND month = ?", *who[1:], month)
-                    if used + units > q.monthly_units:
-                        return Refusal(
-                            "quota.monthly",
-                            {
-                                "used": used,
-                                "limit": q.monthly_units,
-                                "left": max(0, q.monthly_units - used),
-                                "units": units,
-                            },
-                        )
-                if units and q.chat_daily_units:
-                    used = await total(
-                        "platform = ? AND chat_id = ? AND day = ?", req.platform, req.chat_id, day
-                    )
-                    if used + units > q.chat_daily_units:
-                        return Refusal("quota.chat", {"reset": _next_midnight(now)})
-            if units and q.global_daily_units:
-                used = await total("day = ?", day)
-                if used + units > q.global_daily_units:
-                    return Refusal("quota.global", {"reset": _next_midnight(now)})
+            for limit, (where, *args), key, for_admins in budgets:
+                if not (units and limit) or (admin and not for_admins):
+                    continue
+                used = await scalar(
+                    "SELECT COALESCE(SUM(units), 0) FROM ledger"
+                    f" WHERE outcome != 'refunded' AND {where}",
+                    tuple(args),
+                )
+                if used + units > limit:
+                    left = max(0, limit - used)
+                    fields = {"used": used, "limit": limit, "left": left, "units": units}
+                    return Refusal(key, {**fields, "reset": reset})
             await db.execute(
                 "INSERT OR REPLACE INTO ledger (task_key, platform, user_id, chat_id, action,"
                 " units, outcome, day, month, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending',"

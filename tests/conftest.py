@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import discord.gateway
+import discord.http
 import pytest
 
 from bot.sim import SimConfig, Simulator
@@ -11,6 +13,17 @@ from tests.harness import API_KEY, TG_TOKEN, BotProcess
 GROUP = -100123
 ALICE = 7001
 BOB = 7002
+
+
+@pytest.fixture
+def seams(monkeypatch: pytest.MonkeyPatch) -> None:
+    """point_discord_at patches two discord.py class attributes process-wide: restore them."""
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket,
+        "DEFAULT_GATEWAY",
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
+    )
 
 
 @pytest.fixture

@@ -9,9 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import discord
-import discord.gateway
-import discord.http
 import pytest
 from PIL import Image
 
@@ -45,17 +42,6 @@ def png(color: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:
 
 def data_uri_bytes(uri: str) -> bytes:
     return base64.b64decode(uri.split(",", 1)[1])
-
-
-@pytest.fixture
-def seams(monkeypatch: pytest.MonkeyPatch) -> None:
-    """point_discord_at patches two class attributes process-wide: restore them afterwards."""
-    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
-    monkeypatch.setattr(
-        discord.gateway.DiscordWebSocket,
-        "DEFAULT_GATEWAY",
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
-    )
 
 
 @pytest.fixture

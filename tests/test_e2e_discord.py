@@ -104,16 +104,6 @@ async def test_imagine_on_discord_and_telegram_in_one_process(
     assert action["customId"] == f"MJ::JOB::upsample::2::{parent.message_hash}"
 
 
-@pytest.fixture
-def seams(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
-    monkeypatch.setattr(
-        discord.gateway.DiscordWebSocket,
-        "DEFAULT_GATEWAY",
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
-    )
-
-
 def test_discord_py_seams_exist(seams: None) -> None:
     """Canary: the two internals the adapter patches are still there (a discord.py upgrade
     that removes one makes point_discord_at raise instead of talking to discord.com)."""

@@ -31,17 +31,6 @@ PNG = (
 
 
 @pytest.fixture
-def seams(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Restore the two class attributes point_discord_at patches after each test."""
-    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
-    monkeypatch.setattr(
-        discord.gateway.DiscordWebSocket,
-        "DEFAULT_GATEWAY",
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
-    )
-
-
-@pytest.fixture
 async def fake(seams: None) -> AsyncIterator[FakeDiscord]:
     async with FakeDiscord() as server:
         point_discord_at(server.api_base, server.gateway_url)

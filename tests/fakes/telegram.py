@@ -1108,18 +1108,7 @@ class FakeTelegram:
             sizes = self._store_photo(image_bytes, by_bot=False)
         except ApiError as exc:
             raise ValueError(f"not an image Telegram accepts as a photo: {exc}") from None
-        msg = self._new_message(
-            chat,
-            from_bot=False,
-            from_user=u,
-            photo_sizes=sizes,
-            caption=caption,
-            caption_entities=auto_entities(caption) if caption else [],
-            reply_to_message_id=self._user_reply(chat, reply_to),
-            media_group_id=media_group_id,
-        )
-        await self._deliver_user_message(chat, msg)
-        return msg
+        return await self._user_media(chat, u, caption, reply_to, media_group_id, photo_sizes=sizes)
 
     async def send_document(
         self,
@@ -1137,15 +1126,27 @@ class FakeTelegram:
         doc = self._store_file(
             data, "document", file_name=filename, mime_type=mime_type or _guess_mime(filename)
         )
+        return await self._user_media(chat, u, caption, reply_to, media_group_id, document=doc)
+
+    async def _user_media(
+        self,
+        chat: FakeChat,
+        user: FakeUser,
+        caption: str | None,
+        reply_to: int | None,
+        media_group_id: str | None,
+        **media: Any,
+    ) -> FakeMessage:
+        """A captioned user message carrying a photo or a document, delivered as an update."""
         msg = self._new_message(
             chat,
             from_bot=False,
-            from_user=u,
-            document=doc,
+            from_user=user,
             caption=caption,
             caption_entities=auto_entities(caption) if caption else [],
             reply_to_message_id=self._user_reply(chat, reply_to),
             media_group_id=media_group_id,
+            **media,
         )
         await self._deliver_user_message(chat, msg)
         return msg
