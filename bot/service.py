@@ -710,7 +710,9 @@ class Service:
         self, req: Requester, reply_to_message_id: str, text: str, images: Sequence[bytes] = ()
     ) -> bool:
         """A reply to one of our questions; False when it answers nothing of ours."""
-        modal = await self.store.modal_for_reply(req.platform, req.chat_id, reply_to_message_id)
+        modal = await self.store.modal_for_reply(
+            req.platform, req.chat_id, reply_to_message_id
+        ) or await self.store.unrecorded_modal(req.platform, req.chat_id, req.user_id)
         ask = await self.store.ask(req.platform, req.chat_id, reply_to_message_id)
         if modal is None and ask is None:
             return False

@@ -352,6 +352,19 @@ class Store:
         )
         return ModalRow(**dict(row)) if row else None
 
+    async def unrecorded_modal(self, platform: str, chat_id: str, user_id: str) -> ModalRow | None:
+        """A question whose message id was never recorded (answered in the instant between
+        sending it and storing its id, or the process died in that instant)."""
+        row = await self._one(
+            "SELECT m.* FROM modals m JOIN tasks t ON t.key = m.key WHERE t.platform = ?"
+            " AND t.chat_id = ? AND t.user_id = ? AND m.answered_at IS NULL"
+            " AND m.ask_message IS NULL ORDER BY m.created_at DESC LIMIT 1",
+            platform,
+            chat_id,
+            user_id,
+        )
+        return ModalRow(**dict(row)) if row else None
+
     async def claim_modal(self, key: str) -> bool:
         """True exactly once per modal: the answer that wins is the one submitted."""
         async with self.transaction() as db:

@@ -137,3 +137,13 @@ async def test_settings_merge(store):
     assert await store.settings("user:telegram:7") == {"mode": "relax", "lang": "zh"}
     await store.set_setting("user:telegram:7", "mode", None)
     assert await store.settings("user:telegram:7") == {"lang": "zh"}
+
+
+async def test_a_question_never_recorded_is_still_found_for_its_user(store):
+    r = await store.add_task(row(task_id="9", status="MODAL"))
+    await store.add_modal(r.key, "zoom", "a fox --zoom 2")
+    found = await store.unrecorded_modal("telegram", "-1", "7")
+    assert found is not None and found.key == r.key
+    assert await store.unrecorded_modal("telegram", "-1", "8") is None  # someone else
+    await store.set_modal_ask(r.key, MessageRef("telegram", "-1", "77"))
+    assert await store.unrecorded_modal("telegram", "-1", "7") is None  # recorded now
