@@ -470,3 +470,15 @@ async def test_video_from_an_uploaded_photo_is_served_as_video(demo: Demo) -> No
     async with demo.http.get(demo.url + video["url"]) as response:
         assert response.status == 200
         assert response.content_type == "video/mp4"
+
+
+async def test_a_100k_character_prompt_is_refused_cleanly(demo: Demo) -> None:
+    chat = await open_chat(demo)
+    await chat.send(type="text", text="/imagine " + "a fox " * 17_000)  # ~100k characters
+    reply = await chat.until(
+        lambda e: e["type"] == "message" and e["message"]["from"] == "bot", within=10
+    )
+    assert "too long" in reply["message"]["text"]
+    assert demo.app.simulator.submits() == []
+    await chat.send(type="text", text="/imagine a small fox")  # and the chat still works
+    await chat.until(lambda e: is_result(e, "V4"), within=30)
