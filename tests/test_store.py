@@ -41,8 +41,11 @@ async def test_migrations_set_user_version_and_wal(tmp_path):
     store = await Store.open(path)
     await store.close()
     db = sqlite3.connect(path)
-    newest = max(int(p.name[:4]) for p in resources.files("bot.migrations").iterdir()
-                 if p.name.endswith(".sql"))
+    newest = max(
+        int(p.name[:4])
+        for p in resources.files("bot.migrations").iterdir()
+        if p.name.endswith(".sql")
+    )
     assert db.execute("PRAGMA user_version").fetchone()[0] == newest
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
