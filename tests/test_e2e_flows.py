@@ -336,3 +336,62 @@ async def test_vary_region_through_the_mini_app(make_bot, sim, tg):
     w, h = sent.size
     assert sent.getpixel((3 * w // 4, 3 * h // 4)) == 255
     assert sent.getpixel((w // 4, h // 4)) == 0
+
+
+async def test_remix_asks_for_the_prompt_and_strangers_cannot_answer(make_bot, tg):
+    from bot.sim import SimConfig, Simulator
+    from tests.conftest import BOB
+    from tests.harness import API_KEY
+
+    async with Simulator(SimConfig(api_key=API_KEY, time_scale=0.05, remix=True)) as remix:
+        bot = make_bot(midjourney={"base_url": remix.base_url})
+        bot.start()
+        await tg.wait_for_call("deleteWebhook", timeout=30)
+        alice = tg.users[ALICE]
+        asked = await tg.send_text(GROUP, alice, "/imagine a lantern festival")
+        grid = await result_of(tg, asked.message_id)
+        last = tg.last_message_id(GROUP)
+        await tg.press(GROUP, grid, "V2", alice)  # remix on: V answers code 21
+        ask = await question(tg, last)
+        assert "a lantern festival" in ask.text
+        stranger = await tg.send_text(GROUP, tg.users[BOB], "hijack", reply_to=ask.message_id)
+        refused = await tg.wait_for(lambda: replies(tg, GROUP, stranger.message_id), timeout=15)
+        assert "按钮" in refused[0].text  # Bob is told, in Chinese, that it is not his
+        answer = await tg.send_text(
+            GROUP, alice, "a lantern festival in the rain", reply_to=ask.message_id
+        )
+        await result_of(tg, answer.message_id)
+        modals = remix.submits("modal")
+        assert [m.body["prompt"] for m in modals] == ["a lantern festival in the rain"]
+        late = await tg.send_text(GROUP, alice, "again?", reply_to=ask.message_id)
+        expired = await tg.wait_for(lambda: replies(tg, GROUP, late.message_id), timeout=15)
+        assert "already been answered" in expired[0].text
+        assert len(remix.submits("modal")) == 1
+        await bot.stop()
+
+
+async def test_vary_region_with_a_mask_image_reply(bot, sim, tg):
+    alice = tg.users[ALICE]
+    asked = await tg.send_text(GROUP, alice, "/imagine a white cottage --ar 1:1")
+    grid = await result_of(tg, asked.message_id)
+    await tg.press(GROUP, grid, "U3", alice)
+    upscaled = await tg.wait_for(
+        lambda: next((m for m in replies(tg, GROUP, grid.message_id) if m.buttons), None),
+        timeout=30,
+    )
+    last = tg.last_message_id(GROUP)
+    await tg.press(GROUP, upscaled, "🖌️ Vary (Region)", alice)
+    ask = await question(tg, last)
+    drawn = Image.new("RGB", (200, 200), "black")
+    drawn.paste((255, 255, 255), (0, 100, 200, 200))  # repaint the lower half
+    out = io.BytesIO()
+    drawn.save(out, "PNG")
+    answer = await tg.send_photo(
+        GROUP, alice, out.getvalue(), caption="a garden", reply_to=ask.message_id
+    )
+    await result_of(tg, answer.message_id)
+    body = sim.submits("modal")[0].body
+    mask = Image.open(io.BytesIO(decode(body["maskBase64"]))).convert("L")
+    w, h = mask.size
+    assert body["prompt"] == "a garden" and (w, h) == (1024, 1024)
+    assert mask.getpixel((w // 2, 3 * h // 4)) == 255 and mask.getpixel((w // 2, h // 4)) == 0
