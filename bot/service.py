@@ -196,6 +196,24 @@ class Service:
         req = await self.enter(req)
         if req is None:
             return
+        face = re.fullmatch(r"face=([a-z2-9]{10})", args.strip())
+        if face and self.cache is not None:
+            # The second half of the conversation: the face came first, this is the target.
+            kept = await asyncio.to_thread(self.cache.get, f"face-{face.group(1)}")
+            images = [kept, *images] if kept else list(images)
+        elif len(images) == 1 and self.cache is not None:
+            # One photo: keep it as the face and ask for the photo to put it on.
+            key = new_key()
+            await asyncio.to_thread(self.cache.put, f"face-{key}", images[0])
+            ask = await self.reply(
+                req,
+                View(
+                    t("ask.swap_target", req.language),
+                    ask=Ask(t("ask.placeholder", req.language), title="swap"),
+                ),
+            )
+            await self.store.add_ask(ask, req.user_id, "swap", f"face={key}", req.language)
+            return
         if len(images) == 2 and images[0] == images[1]:
             await self.tell(req, t("swap.same", req.language))
             return
@@ -733,7 +751,7 @@ class Service:
             await self.tell(req, t("modal.expired", req.language))
             return True
         command = ask["command"]
-        args = text.strip() or ask["args"]
+        args = ask["args"] if ask["args"].startswith("face=") else text.strip() or ask["args"]
         await getattr(self, command)(req, args, images)
         return True
 

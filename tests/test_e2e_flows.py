@@ -395,3 +395,26 @@ async def test_vary_region_with_a_mask_image_reply(bot, sim, tg):
     w, h = mask.size
     assert body["prompt"] == "a garden" and (w, h) == (1024, 1024)
     assert mask.getpixel((w // 2, 3 * h // 4)) == 255 and mask.getpixel((w // 2, h // 4)) == 0
+
+
+async def test_swap_as_a_conversation_face_first(bot, sim, tg):
+    alice = tg.users[ALICE]
+    face, target = photo("bisque"), photo("teal")
+    picture = await tg.send_photo(GROUP, alice, face)
+    asked = await tg.send_text(GROUP, alice, "/swap", reply_to=picture.message_id)
+    ask = await tg.wait_for(
+        lambda: next(
+            (
+                m
+                for m in replies(tg, GROUP, asked.message_id)
+                if (m.reply_markup or {}).get("force_reply")
+            ),
+            None,
+        ),
+        timeout=15,
+    )
+    assert "face" in ask.text
+    answer = await tg.send_photo(GROUP, alice, target, reply_to=ask.message_id)
+    await result_of(tg, answer.message_id)
+    body = sim.submits("swap")[0].body
+    assert decode(body["sourceBase64"]) == face and decode(body["targetBase64"]) == target
