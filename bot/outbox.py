@@ -22,6 +22,7 @@ from bot.views import View
 log = logging.getLogger("bot.outbox")
 
 EDIT_RESERVE = 5  # per-minute slots progress edits leave free, so results are never starved
+EDIT_GLOBAL_RESERVE = 10  # of the per-second slots over all chats, likewise
 
 OnEdited = Callable[[MessageRef], Awaitable[None]]
 
@@ -79,18 +80,23 @@ class Outbox:
                 break
             await asyncio.sleep(wait)
         chat.recent.append(time.monotonic())
-        await self._global_slot()
+        await self._global_slot(EDIT_GLOBAL_RESERVE if reserve else 0)
 
-    async def _global_slot(self) -> None:
-        """At most ``per_second`` calls a second over all chats (Telegram: about 30)."""
+    async def _global_slot(self, reserve: int = 0) -> None:
+        """At most ``per_second`` calls a second over all chats (Telegram: about 30); edits
+        leave ``reserve`` of them to new messages. Waiters look again after every sleep, so a
+        crowd woken together cannot burst past the limit."""
         if not self.per_second:
             return
-        now = time.monotonic()
-        while self._global and self._global[0] < now - 1:
-            self._global.popleft()
-        if len(self._global) >= self.per_second:
+        limit = max(1, self.per_second - reserve)
+        while True:
+            now = time.monotonic()
+            while self._global and self._global[0] <= now - 1:
+                self._global.popleft()
+            if len(self._global) < limit:
+                self._global.append(now)
+                return
             await asyncio.sleep(self._global[0] + 1 - now)
-        self._global.append(time.monotonic())
 
     async def _call(self, chat: _Chat, op: Callable[[], Awaitable[MessageRef | None]]):
         """Run one platform call, honouring RetryAfter for this chat only."""

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from bot.mj.client import MjClient, MjError
+from bot.mj.models import Task
 from bot.service import Service
 from bot.store import Store, TaskRow
 
@@ -45,55 +46,83 @@ class Tracker:
         self.polls = 0
         self.poll_errors = 0
         self._wake = asyncio.Event()
+        self._busy: set[str] = set()  # task ids whose last update is still being handled
+        self._jobs: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
-        """Resume, then poll forever (until cancelled)."""
+        """Resume, then poll forever (until cancelled), one round per interval."""
         await self.service.resume()
-        while True:
-            try:
-                await self.poll_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("poll failed")
-            # While callbacks flow, polling is only the safety net: a lost callback then
-            # costs a few intervals, not a task.
-            interval = self.poll_interval_s * (RECONCILE_FACTOR if self.hooks_flowing() else 1)
-            try:
-                await asyncio.wait_for(self._wake.wait(), interval)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                started = loop.time()
+                try:
+                    await self.poll_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("poll failed")
+                # While callbacks flow, polling is only the safety net: a lost callback then
+                # costs a few intervals, not a task.
+                factor = RECONCILE_FACTOR if self.hooks_flowing() else 1
+                wait = max(0.0, started + self.poll_interval_s * factor - loop.time())
+                try:
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+        finally:
+            for job in self._jobs:
+                job.cancel()
+            await asyncio.gather(*self._jobs, return_exceptions=True)
 
     def wake(self) -> None:
         """Poll now instead of at the next interval (a webhook hinted at a change)."""
         self._wake.set()
 
     async def poll_once(self) -> int:
-        """One round: fetch every live task in batches; return how many tasks came back."""
+        """One round: every live task in batched requests; return how many came back.
+
+        Each update is handled in its own asyncio task: a result waiting for its chat's send
+        slot must not hold up the other chats or the next round. A task still being handled
+        from the previous round is skipped (the merge only moves forward anyway).
+        """
         rows = await self.store.live_tasks()
         if not rows:
             return 0
-        by_id = {row.task_id: row for row in rows if row.task_id}
-        ids = list(by_id)
+        ids = [row.task_id for row in rows if row.task_id]
+        batches = [ids[start : start + BATCH] for start in range(0, len(ids), BATCH)]
+        answers = await asyncio.gather(*(self._list(batch) for batch in batches))
         seen = 0
-        for start in range(0, len(ids), BATCH):
-            batch = ids[start : start + BATCH]
-            try:
-                tasks = await self.client.list_by_condition(batch)
-            except MjError as exc:
-                self.poll_errors += 1
-                log.warning("poll failed: %s", exc.kind)
-                continue
-            self.polls += 1
+        for tasks in answers:
             for task in tasks:
                 seen += 1
-                try:
-                    await self.service.on_task(task)
-                except Exception:
-                    log.exception("handling task update failed (task %s)", task.id)
+                if task.id in self._busy:
+                    continue
+                self._busy.add(task.id)
+                job = asyncio.create_task(self._handle(task))
+                self._jobs.add(job)
+                job.add_done_callback(self._jobs.discard)
         await self._expire(rows)
         return seen
+
+    async def _list(self, batch: list[str]) -> list[Task]:
+        try:
+            tasks = await self.client.list_by_condition(batch)
+        except MjError as exc:
+            self.poll_errors += 1
+            log.warning("poll failed: %s", exc.kind)
+            return []
+        self.polls += 1
+        return tasks
+
+    async def _handle(self, task: Task) -> None:
+        try:
+            await self.service.on_task(task)
+        except Exception:
+            log.exception("handling task update failed (task %s)", task.id)
+        finally:
+            self._busy.discard(task.id)
 
     async def _expire(self, rows: list[TaskRow]) -> None:
         now = time.time()
