@@ -35,6 +35,7 @@ async def test_kill_9_while_running_delivers_once_after_restart(make_bot, sim, t
     progress = await tg.wait_for_bot_message(
         GROUP, lambda m: m.reply_to_message_id == asked.message_id
     )
+    await tg.wait_for(lambda: progress.edits, timeout=20)  # accepted and running
     await bot.stop(kill=True)  # in the middle of the task
     await asyncio.sleep(1.5)  # the task finishes while the bot is down
     await started(bot, tg, calls_before=1)

@@ -1,0 +1,146 @@
+"""What every use case shares: the service's parts, who is asking, and how to answer.
+
+The use cases themselves live beside this file, one module per concept (submitting,
+preferences, administration, presses, questions, following); ``bot.service.Service`` puts
+them together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bot import media, results
+from bot.buttons import Token
+from bot.chat import MessageRef, Requester
+from bot.i18n import normalize, t
+from bot.mj.client import MjClient
+from bot.mj.models import Action, Button, Submission, Task
+from bot.outbox import Outbox
+from bot.policy import Policy
+from bot.store import Store
+from bot.views import View
+
+log = logging.getLogger("bot.service")
+
+MAX_PROMPT = 4000  # MJ refuses longer prompts; say so before spending anything
+MODAL_KINDS = (
+    ("MJ::CustomZoom::", "zoom"),
+    ("MJ::Inpaint::", "region"),
+    ("MJ::Job::PicReader::", "pick"),
+    ("MJ::Job::PromptAnalyzer::", "pick"),
+)
+# What answering a modal costs, by the kind of question (see policy weights).
+MODAL_ACTIONS = {"zoom": "zoom", "region": "region", "pick": "imagine", "remix": "variation"}
+BLEND_DIMENSIONS = {"portrait": "PORTRAIT", "square": "SQUARE", "landscape": "LANDSCAPE"}
+MODES = ("fast", "relax")
+QUEUE_FULL = re.compile(r"队列已满|queue (is )?full", re.I)
+
+Submit = Callable[[], Awaitable[Submission]]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A short answer to a button press (a toast)."""
+
+    text: str
+    alert: bool = False
+
+
+class ServiceBase:
+    """The parts every use case works with, and the gate every request passes."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: MjClient,
+        outbox: Outbox,
+        downloader: media.Downloader,
+        *,
+        cache: media.MediaCache | None = None,
+        notify_hook: str = "",
+        default_mode: str = "",
+        webapp_url: str = "",
+        policy: Policy | None = None,
+    ) -> None:
+        self.policy = policy
+        self.store = store
+        self.client = client
+        self.outbox = outbox
+        self.downloader = downloader
+        self.cache = cache
+        self.notify_hook = notify_hook
+        self.default_mode = default_mode
+        self.webapp_url = webapp_url
+        self._previews: dict[str, tuple[str, bytes]] = {}  # key -> (url, jpeg)
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run work after answering the user (a press is acknowledged before the submit)."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def who(self, req: Requester) -> Requester:
+        """The requester with their language setting applied (the client language otherwise)."""
+        lang = (await self.user_settings(req)).get("lang")
+        return replace(req, language=normalize(lang)) if lang else req
+
+    async def enter(self, req: Requester, *, quiet: bool = False) -> Requester | None:
+        """The gate every use case passes: the requester (language applied) if admitted.
+
+        An outsider hears one polite message per chat, then silence (no spam loops).
+        """
+        req = await self.who(req)
+        if self.policy is None:
+            return req
+        await self.policy.remember(req)
+        if await self.policy.admitted(req):
+            return req
+        told = f"told:{req.platform}:{req.chat_id}:{req.user_id}"
+        if not quiet and await self.store.first_time(told):
+            await self.tell(req, t("access.denied", req.language))
+        return None
+
+    async def user_settings(self, req: Requester) -> dict[str, Any]:
+        return await self.store.settings(f"user:{req.user_key}")
+
+    async def reply(self, req: Requester, view: View) -> MessageRef:
+        return await self.outbox.send(req.platform, req.chat_id, view, req.message)
+
+    async def tell(self, req: Requester, text: str) -> MessageRef:
+        """A message only the requester needs (a refusal, a hint): private where possible."""
+        return await self.reply(req, View(text, ephemeral=True))
+
+    def help(self, req: Requester) -> View:
+        return View(t("help", req.language))
+
+
+def clean(text: str) -> str:
+    return " ".join((text or "").split())
+
+
+def button_of(task: Task | None, token: Token) -> Button | None:
+    index = token.index
+    if task is None or index is None or index >= len(task.buttons):
+        return None
+    return task.buttons[index]
+
+
+def modal_kind(custom_id: str) -> str:
+    return next((kind for prefix, kind in MODAL_KINDS if custom_id.startswith(prefix)), "")
+
+
+def pick_text(task: Task, custom_id: str) -> str:
+    """For describe/shorten picks: the chosen suggestion, as a prefill when the API has none."""
+    match = re.match(r"MJ::Job::(?:PicReader|PromptAnalyzer)::(\d)$", custom_id)
+    if not match or task.action not in (Action.DESCRIBE, Action.SHORTEN):
+        return ""
+    return results.numbered_options(task.final_prompt).get(int(match.group(1)), "")

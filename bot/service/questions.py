@@ -1,0 +1,193 @@
+"""The bot asks, the user answers: modal prompts (Custom Zoom, remix, picks), Vary (Region)
+masks, and photos asked for in a conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Sequence
+
+from bot import mask, media, results
+from bot.chat import MessageRef, Requester
+from bot.i18n import t
+from bot.mj.models import Status, Submission
+from bot.service.base import MAX_PROMPT, MODAL_ACTIONS, ServiceBase, clean
+from bot.store import TaskRow
+from bot.views import Ask, Choice, Media, View, clip
+
+
+class Questions(ServiceBase):
+    async def answer(
+        self, req: Requester, reply_to_message_id: str, text: str, images: Sequence[bytes] = ()
+    ) -> bool:
+        """A reply to one of our questions; False when it answers nothing of ours."""
+        modal = await self.store.modal_for_reply(
+            req.platform, req.chat_id, reply_to_message_id
+        ) or await self.store.unrecorded_modal(req.platform, req.chat_id, req.user_id)
+        ask = await self.store.ask(req.platform, req.chat_id, reply_to_message_id)
+        if modal is None and ask is None:
+            return False
+        entered = await self.enter(req)
+        if entered is None:
+            return True
+        req = entered
+        if modal is not None:
+            await self._answer_modal(req, modal.key, text, images)
+            return True
+        if ask["user_id"] != req.user_id:
+            await self.tell(req, t("modal.not_owner", req.language))
+            return True
+        if not images:
+            await self.tell(req, t("ask.photo_needed", req.language))
+            return True
+        if not await self.store.claim_ask(req.platform, req.chat_id, reply_to_message_id):
+            await self.tell(req, t("modal.expired", req.language))
+            return True
+        command = ask["command"]
+        args = ask["args"] if ask["args"].startswith("face=") else text.strip() or ask["args"]
+        await getattr(self, command)(req, args, images)
+        return True
+
+    async def _answer_modal(
+        self, req: Requester, key: str, text: str, images: Sequence[bytes] = ()
+    ) -> None:
+        modal = await self.store.modal(key)
+        row = await self.store.task(key)
+        lang = req.language
+        if modal is None or row is None or modal.answered_at is not None:
+            await self.tell(req, t("modal.expired", lang))
+            return
+        if row.user_id != req.user_id:
+            await self.tell(req, t("modal.not_owner", lang))
+            return
+        if modal.kind == "region":
+            await self._answer_region(req, row, modal.prefill, text, images)
+            return
+        prompt = clean(text)
+        if len(prompt) > MAX_PROMPT:
+            await self.tell(req, t("prompt.too_long", lang, limit=MAX_PROMPT))
+            return
+        await self._submit_modal(req, row, prompt or modal.prefill, "")
+
+    async def _answer_region(
+        self, req: Requester, row: TaskRow, prefill: str, text: str, images: Sequence[bytes]
+    ) -> None:
+        lang = req.language
+        base = await self.region_image(row.key)
+        if base is None:
+            await self.tell(req, t("modal.expired", lang))
+            return
+        size = await asyncio.to_thread(media.image_size, base)
+        if images:
+            try:
+                png = await asyncio.to_thread(mask.normalise_mask, images[0], size)
+            except Exception:
+                await self.tell(req, t("upload.not_image", lang))
+                return
+            prompt = clean(text) or prefill
+        else:
+            cells_text, prompt = mask.split_answer(text)
+            cells = mask.parse_cells(cells_text)
+            if not cells:
+                await self.tell(req, t("region.cells_needed", lang))
+                return
+            png = await asyncio.to_thread(mask.cells_mask, size, cells)
+            prompt = prompt or prefill
+        await self.answer_mask(req, row.key, png, prompt)
+
+    async def answer_mask(self, req: Requester, ref: str, mask_png: bytes, prompt: str) -> bool:
+        """Vary (Region): submit the painted mask (white = repaint) with the prompt."""
+        entered = await self.enter(req)
+        if entered is None:
+            return False
+        req = entered
+        lang = req.language
+        row = await self.store.task(ref)
+        modal = await self.store.modal(ref)
+        if row is None or modal is None or modal.kind != "region" or modal.answered_at:
+            await self.tell(req, t("modal.expired", lang))
+            return False
+        if row.user_id != req.user_id or row.platform != req.platform:
+            await self.tell(req, t("modal.not_owner", lang))
+            return False
+        base = await self.region_image(ref)
+        try:
+            size = await asyncio.to_thread(media.image_size, base) if base else None
+            png = await asyncio.to_thread(mask.normalise_mask, mask_png, size or (1024, 1024))
+        except Exception:
+            await self.tell(req, t("upload.not_image", lang))
+            return False
+        if await asyncio.to_thread(mask.is_empty, png):
+            await self.tell(req, t("region.cells_needed", lang))
+            return False
+        uri = "data:image/png;base64," + base64.b64encode(png).decode()
+        return await self._submit_modal(req, row, clean(prompt) or modal.prefill, uri)
+
+    async def region_image(self, ref: str) -> bytes | None:
+        """The image a Vary (Region) modal repaints (the parent's result)."""
+        row = await self.store.task(ref)
+        if row is None or not row.parent_key:
+            return None
+        parent = await self.store.task(row.parent_key)
+        return await results.original(self, parent) if parent else None
+
+    async def _submit_modal(self, req: Requester, row: TaskRow, prompt: str, mask_uri: str) -> bool:
+        modal = await self.store.modal(row.key)
+        action = MODAL_ACTIONS.get(modal.kind if modal else "", "other")
+        refusal = await self._charge(req, row.key, action)
+        if refusal is not None:
+            await self.tell(req, refusal)
+            return False
+        if not await self.store.claim_modal(row.key):
+            await self._settle(row.key, success=False)
+            await self.tell(req, t("modal.expired", req.language))
+            return False
+        await self.store.update(
+            row.key,
+            prompt=prompt,
+            request_ref=req.message.encode() if req.message else row.request_ref,
+        )
+        fresh = await self.store.task(row.key)
+        assert fresh is not None and fresh.task_id
+        modal_id = fresh.task_id
+        await self._submit(fresh, lambda: self.client.modal(modal_id, prompt, mask_base64=mask_uri))
+        return True
+
+    async def _ask_modal(
+        self, row: TaskRow, progress: MessageRef, submission: Submission, kind: str, pick: str
+    ) -> None:
+        """Code 21: the API waits for an answer (Custom Zoom, remix, region, a pick): ask."""
+        prefill = submission.final_prompt or pick or row.prompt
+        if kind == "zoom" and "--zoom" not in prefill:
+            prefill = f"{prefill} --zoom 2".strip()
+        await self.store.update(
+            row.key, task_id=submission.task_id, status=Status.MODAL.value, prompt=prefill
+        )
+        await self.store.add_modal(row.key, kind, prefill)
+        await self._settle(row.key, success=False)  # nothing runs yet; the answer is charged
+        await self.outbox.delete(progress)
+        view = await self._modal_view(row, kind, prefill)
+        ask = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
+        await self.store.set_modal_ask(row.key, ask)
+        await self.store.update(row.key, progress_ref=None)
+
+    async def _modal_view(self, row: TaskRow, kind: str, prefill: str) -> View:
+        lang = row.lang
+        text = t(f"modal.ask.{kind}", lang, prompt=clip(prefill, 3000))
+        ask = Ask(
+            t(f"modal.placeholder.{kind}", lang),
+            prefill=prefill,
+            title=row.label,
+            kind="mask" if kind == "region" else "text",
+            ref=row.key,
+        )
+        if kind != "region":
+            return View(text, ask=ask)
+        base = await self.region_image(row.key)
+        grid = await asyncio.to_thread(mask.labelled_grid, base) if base else None
+        rows: tuple[tuple[Choice, ...], ...] = ()
+        if self.webapp_url and row.platform == "telegram" and not row.chat_id.startswith("-"):
+            url = f"{self.webapp_url}?ref={row.key}"
+            rows = ((Choice(t("region.open_editor", lang), url=url, webapp=True),),)
+        photo = (Media("photo", grid, "grid.jpg"),) if grid else ()
+        return View(text, media=photo, rows=rows, ask=ask)

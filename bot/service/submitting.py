@@ -1,0 +1,350 @@
+"""Commands that spend money: validate, charge, submit once, show the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from bot import logs, media
+from bot.chat import MessageRef, Requester
+from bot.i18n import t
+from bot.mj.client import MjError
+from bot.mj.models import Outcome, Status, Submission
+from bot.service.base import (
+    BLEND_DIMENSIONS,
+    MAX_PROMPT,
+    QUEUE_FULL,
+    ServiceBase,
+    Submit,
+    clean,
+    log,
+)
+from bot.store import REJECTED, TaskRow, new_key
+from bot.views import Ask, View, clip, headline, progress_view
+
+
+class Submitting(ServiceBase):
+    async def imagine(self, req: Requester, prompt: str, images: Sequence[bytes] = ()) -> None:
+        """/imagine: validate, submit, show progress; the tracker does the rest."""
+        req = await self.enter(req)
+        if req is None:
+            return
+        settings = await self.user_settings(req)
+        prompt = clean(prompt)
+        if not await self._prompt_ok(req, prompt):
+            return
+        suffix = settings.get("suffix", "")
+        if suffix and suffix not in prompt:
+            prompt = f"{prompt} {suffix}"
+        uris = await self._uploads(req, images, "imagine", prompt, least=0, most=5)
+        if uris is None:
+            return
+        await self._start(
+            req,
+            "imagine",
+            prompt,
+            lambda key, mode: self.client.imagine(
+                prompt, uris, mode=mode, notify_hook=self.notify_hook, state=key
+            ),
+        )
+
+    async def describe(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
+        """/describe: four prompts Midjourney would write for a photo."""
+        req = await self.enter(req)
+        if req is None:
+            return
+        uris = await self._uploads(req, images, "describe", args, least=1, most=1)
+        if uris is None:
+            return
+        await self._start(
+            req,
+            "describe",
+            "",
+            lambda key, mode: self.client.describe(
+                uris[0], mode=mode, notify_hook=self.notify_hook, state=key
+            ),
+        )
+
+    async def blend(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
+        """/blend [portrait|square|landscape]: mix 2-5 photos into one grid."""
+        req = await self.enter(req)
+        if req is None:
+            return
+        word = args.strip().lower()
+        if word and word not in BLEND_DIMENSIONS:
+            await self.tell(req, t("blend.dimensions", req.language))
+            return
+        uris = await self._uploads(req, images, "blend", args, least=2, most=5)
+        if uris is None:
+            return
+        dimensions = BLEND_DIMENSIONS.get(word, "SQUARE")
+        await self._start(
+            req,
+            "blend",
+            "",
+            lambda key, mode: self.client.blend(
+                uris, dimensions, mode=mode, notify_hook=self.notify_hook, state=key
+            ),
+        )
+
+    async def swap(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
+        """/swap: put the face of the first photo onto the second."""
+        req = await self.enter(req)
+        if req is None:
+            return
+        face = re.fullmatch(r"face=([a-z2-9]{10})", args.strip())
+        if face and self.cache is not None:
+            # The second half of the conversation: the face came first, this is the target.
+            kept = await asyncio.to_thread(self.cache.get, f"face-{face.group(1)}")
+            images = [kept, *images] if kept else list(images)
+        elif len(images) == 1 and self.cache is not None:
+            # One photo: keep it as the face and ask for the photo to put it on.
+            key = new_key()
+            await asyncio.to_thread(self.cache.put, f"face-{key}", images[0])
+            ask = await self.reply(
+                req,
+                View(
+                    t("ask.swap_target", req.language),
+                    ask=Ask(t("ask.placeholder", req.language), title="swap"),
+                ),
+            )
+            await self.store.add_ask(ask, req.user_id, "swap", f"face={key}", req.language)
+            return
+        if len(images) == 2 and images[0] == images[1]:
+            await self.tell(req, t("swap.same", req.language))
+            return
+        uris = await self._uploads(req, images, "swap", args, least=2, most=2)
+        if uris is None:
+            return
+        await self._start(
+            req,
+            "swap",
+            "",
+            lambda key, mode: self.client.swap_face(
+                uris[0], uris[1], mode=mode, notify_hook=self.notify_hook, state=key
+            ),
+        )
+
+    async def shorten(self, req: Requester, prompt: str) -> None:
+        """/shorten: which words of a prompt matter, and five shorter versions."""
+        req = await self.enter(req)
+        if req is None:
+            return
+        prompt = clean(prompt)
+        if not await self._prompt_ok(req, prompt, command="shorten"):
+            return
+        await self._start(
+            req,
+            "shorten",
+            prompt,
+            lambda key, mode: self.client.shorten(
+                prompt, mode=mode, notify_hook=self.notify_hook, state=key
+            ),
+        )
+
+    async def video(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
+        """/video [--motion high|low] <prompt> with a photo: four short videos."""
+        req = await self.enter(req)
+        if req is None:
+            return
+        motion_match = re.search(r"--motion\s+(high|low)\b", args, re.I)
+        motion = motion_match.group(1).lower() if motion_match else "low"
+        prompt = clean(re.sub(r"--motion\s+\S+", "", args))
+        if images and not await self._prompt_ok(req, prompt, command="video"):
+            return
+        uris = await self._uploads(req, images, "video", args, least=1, most=1)
+        if uris is None:
+            return
+        await self._start(
+            req,
+            "video",
+            prompt,
+            lambda key, mode: self.client.video(
+                prompt, uris[0], motion=motion, mode=mode, notify_hook=self.notify_hook, state=key
+            ),
+        )
+
+    async def edit(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
+        """/edit <prompt> with a photo: four edited versions of it."""
+        req = await self.enter(req)
+        if req is None:
+            return
+        prompt = clean(args)
+        if images and not await self._prompt_ok(req, prompt, command="edit"):
+            return
+        uris = await self._uploads(req, images, "edit", args, least=1, most=1)
+        if uris is None:
+            return
+        await self._start(
+            req,
+            "edit",
+            prompt,
+            lambda key, mode: self.client.edits(
+                prompt, uris[0], mode=mode, notify_hook=self.notify_hook, state=key
+            ),
+        )
+
+    async def _prompt_ok(self, req: Requester, prompt: str, command: str = "imagine") -> bool:
+        if not prompt:
+            await self.tell(req, t(f"{command}.empty", req.language))
+            return False
+        if len(prompt) > MAX_PROMPT:
+            await self.tell(req, t("prompt.too_long", req.language, limit=MAX_PROMPT))
+            return False
+        word = self.policy.banned_word(prompt) if self.policy else None
+        if word:
+            await self.tell(req, t("refused.banned", req.language, word=word))
+            return False
+        return True
+
+    async def _uploads(
+        self,
+        req: Requester,
+        images: Sequence[bytes],
+        command: str,
+        args: str,
+        *,
+        least: int,
+        most: int,
+    ) -> list[str] | None:
+        """Validated data URIs, or None after telling the user what is wrong.
+
+        No photo at all for a photo command starts a short conversation instead: the bot asks
+        for the photos with a ForceReply, which works in groups under privacy mode.
+        """
+        lang = req.language
+        if not images and least > 0:
+            ask = await self.reply(
+                req,
+                View(
+                    t(f"ask.{command}", lang),
+                    ask=Ask(t("ask.placeholder", lang), title=command),
+                ),
+            )
+            await self.store.add_ask(ask, req.user_id, command, args, lang)
+            return None
+        if len(images) < least or len(images) > most:
+            text = t("upload.count", lang, least=least, most=most, got=len(images))
+            await self.reply(req, View(text))
+            return None
+        try:
+            return [await asyncio.to_thread(media.upload_data_uri, data) for data in images]
+        except media.MediaError as exc:
+            await self.tell(req, t(f"upload.{exc.reason}", lang))
+            return None
+
+    async def _start(
+        self,
+        req: Requester,
+        kind: str,
+        prompt: str,
+        call: Callable[[str, str], Awaitable[Submission]],
+    ) -> None:
+        if not await self.store.first_time(req.event):
+            log.info("ignoring a redelivered update %s", req.event)
+            return
+        mode = (await self.user_settings(req)).get("mode", self.default_mode)
+        row = TaskRow(
+            key=new_key(),
+            platform=req.platform,
+            chat_id=req.chat_id,
+            user_id=req.user_id,
+            lang=req.language,
+            kind=kind,
+            label=kind,
+            prompt=prompt,
+            mode=mode,
+            request_ref=req.message.encode() if req.message else None,
+        )
+        refusal = await self._charge(req, row.key, kind)
+        if refusal is not None:
+            await self.tell(req, refusal)
+            return
+        await self.store.add_task(row)
+        await self._submit(row, lambda: call(row.key, mode))
+
+    async def _charge(self, req: Requester, key: str, action: str) -> str | None:
+        """Charge the quota for one submit; the refusal text when over a limit."""
+        if self.policy is None:
+            return None
+        refusal = await self.policy.charge(req, key, action)
+        return t(refusal.key, req.language, **refusal.fields) if refusal else None
+
+    async def _settle(self, key: str, success: bool) -> None:
+        if self.policy is not None:
+            await self.policy.settle(key, success)
+
+    async def _submit(
+        self, row: TaskRow, call: Submit, modal_kind: str = "", pick: str = ""
+    ) -> None:
+        """Show the progress message, call the API once, record and show the outcome."""
+        with logs.context(task=row.key, chat=row.chat_id, user=row.user_id):
+            log.info("submitting %s", row.kind)
+            await self._submit_logged(row, call, modal_kind, pick)
+
+    async def _submit_logged(self, row: TaskRow, call: Submit, modal_kind: str, pick: str) -> None:
+        lang = row.lang
+        title = self._title(row)
+        progress = await self.outbox.send(
+            row.platform,
+            row.chat_id,
+            progress_view(row.prompt, title, lang),
+            MessageRef.decode(row.request_ref),
+        )
+        await self.store.update(row.key, progress_ref=progress)
+        try:
+            submission = await call()
+        except MjError as exc:
+            log.warning("submit failed: %s (task %s)", exc.kind, row.key)
+            await self._reject(row, progress, t(f"api.{exc.kind}", lang))
+            return
+        except Exception:
+            log.exception("submit crashed (task %s)", row.key)
+            await self._reject(row, progress, t("api.bad_response", lang))
+            return
+        outcome = submission.outcome
+        if outcome is Outcome.MODAL and submission.task_id:
+            await self._ask_modal(row, progress, submission, modal_kind or "remix", pick)
+            return
+        # EXISTS (Java OSS code 21): that job was done before; its id is already tracked
+        if outcome.is_accepted and outcome is not Outcome.EXISTS and submission.task_id:
+            await self.store.update(
+                row.key, task_id=submission.task_id, status=Status.NOT_START.value
+            )
+            if submission.queue_position:
+                view = progress_view(row.prompt, title, lang, queue=submission.queue_position)
+                await self.outbox.edit(progress, view)
+            return
+        await self._reject(row, progress, self._refusal(submission, lang))
+
+    async def _reject(self, row: TaskRow, progress: MessageRef, text: str) -> None:
+        await self.store.update(row.key, status=REJECTED, error=text, finished_at=time.time())
+        await self._settle(row.key, success=False)
+        shown = await self.outbox.edit(progress, View(headline(f"❌ {text}", row.prompt)))
+        await self.store.delivered(row.key, shown)
+        await self.store.update(row.key, progress_ref=None)
+
+    def _refusal(self, submission: Submission, lang: str) -> str:
+        detail = clip(submission.description, 300)
+        match submission.outcome:
+            case Outcome.BANNED:
+                return t("refused.banned", lang, word=submission.banned_word or "?")
+            case Outcome.QUEUE_FULL:
+                return t("refused.queue_full", lang)
+            case Outcome.INVALID:
+                return t("refused.invalid", lang, detail=detail)
+            case Outcome.NOT_FOUND:
+                return t("refused.not_found", lang)
+            case Outcome.UNSUPPORTED:
+                return t("refused.unsupported", lang)
+            case Outcome.EXISTS:
+                return t("refused.exists", lang)
+        if submission.code == 9 and QUEUE_FULL.search(submission.description):
+            # trueai says "queue full" with the generic failure code 9 (P3)
+            return t("refused.queue_full", lang)
+        return t("refused.failed", lang, detail=detail)
+
+    def _title(self, row: TaskRow) -> str:
+        return t(f"kind.{row.kind}", row.lang, label=row.label)
