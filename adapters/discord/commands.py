@@ -63,6 +63,24 @@ MOTIONS = [
 
 Attachment = discord.Attachment
 
+# Commands without options, and the catalog key of their description.
+PLAIN = (
+    ("info", "cmd.quota"),
+    ("tasks", "cmd.tasks"),
+    ("help", "cmd.help"),
+    ("fast", "cmd.fast"),
+    ("relax", "cmd.relax"),
+)
+
+
+def _plain(name: str):
+    async def command(interaction: discord.Interaction) -> None:
+        await run(interaction, name, "")
+
+    command.__name__ = command.__qualname__ = name
+    command.__doc__ = f"/{name}: the shared command of that name."
+    return command
+
 
 def install(tree: app_commands.CommandTree) -> None:
     """Add every command to ``tree``."""
@@ -143,33 +161,13 @@ def install(tree: app_commands.CommandTree) -> None:
         """/settings: speed, delivery and language buttons; with a suffix, set it."""
         await run(interaction, "settings", suffix or "")
 
-    @tree.command(name="info", description=_s("cmd.quota"))
-    async def info(interaction: discord.Interaction) -> None:
-        """/info: what the user has used and what is left (Midjourney's /info)."""
-        await run(interaction, "info", "")
-
-    @tree.command(name="tasks", description=_s("cmd.tasks"))
-    async def tasks(interaction: discord.Interaction) -> None:
-        """/tasks: the user's recent tasks."""
-        await run(interaction, "tasks", "")
-
     @tree.command(name="show", description=_s("cmd.show"))
     @app_commands.describe(id=_s("opt.id"))
     async def show(interaction: discord.Interaction, id: str) -> None:
         """/show: post a finished task again, with working buttons."""
         await run(interaction, "show", id)
 
-    @tree.command(name="help", description=_s("cmd.help"))
-    async def help_(interaction: discord.Interaction) -> None:
-        """/help: what the bot can do."""
-        await run(interaction, "help", "")
-
-    @tree.command(name="fast", description=_s("cmd.fast"))
-    async def fast(interaction: discord.Interaction) -> None:
-        """/fast: fast mode for the next jobs."""
-        await run(interaction, "fast", "")
-
-    @tree.command(name="relax", description=_s("cmd.relax"))
-    async def relax(interaction: discord.Interaction) -> None:
-        """/relax: relax mode for the next jobs."""
-        await run(interaction, "relax", "")
+    # Commands without options: /info (Midjourney's name for the usage view), /tasks, /help,
+    # /fast and /relax each run the shared command of the same name.
+    for name, key in PLAIN:
+        tree.command(name=name, description=_s(key))(_plain(name))
