@@ -118,9 +118,11 @@ def to_jpeg(data: bytes, max_side: int = PHOTO_MAX_SIDE, quality: int = 90) -> b
         rgba = image.convert("RGBA")
         background.paste(rgba, mask=rgba.getchannel("A"))
         image = background
-    image.thumbnail((max_side, max_side))
+    # reducing_gap: a fast box reduction first, then the fine filter; no `optimize` pass (it
+    # doubles the encode time for a few percent of size). Both matter under load.
+    image.thumbnail((max_side, max_side), reducing_gap=2.0)
     out = io.BytesIO()
-    image.convert("RGB").save(out, "JPEG", quality=quality, optimize=True)
+    image.convert("RGB").save(out, "JPEG", quality=quality)
     return out.getvalue()
 
 

@@ -25,6 +25,9 @@ EDIT_RESERVE = 5  # per-minute slots progress edits leave free, so results are n
 EDIT_GLOBAL_RESERVE = 10  # of the per-second slots over all chats, likewise
 
 OnEdited = Callable[[MessageRef], Awaitable[None]]
+# An edit is a View, or a function that builds it when the edit's turn comes (so work for
+# views that get coalesced away is never done).
+Edit = View | Callable[[], Awaitable[View]]
 
 
 @dataclass
@@ -33,7 +36,7 @@ class _Chat:
     last_edit: float = 0.0
     last_send: float = 0.0
     paused_until: float = 0.0
-    pending: dict[str, tuple[MessageRef, View, OnEdited | None]] = field(default_factory=dict)
+    pending: dict[str, tuple[MessageRef, Edit, OnEdited | None]] = field(default_factory=dict)
     worker: asyncio.Task[None] | None = None
     recent: collections.deque[float] = field(default_factory=collections.deque)  # last minute
     per_minute: int = 0  # 0 = no per-minute limit for this chat
@@ -147,7 +150,7 @@ class Outbox:
             except MessageGone:
                 pass
 
-    def edit_later(self, ref: MessageRef, view: View, on_edited: OnEdited | None = None) -> None:
+    def edit_later(self, ref: MessageRef, view: Edit, on_edited: OnEdited | None = None) -> None:
         """Queue a coalesced edit: only the newest view per message is ever sent."""
         chat = self._chat(ref.platform, ref.chat_id)
         chat.pending[ref.encode()] = (ref, view, on_edited)
@@ -164,8 +167,9 @@ class Outbox:
             if not chat.pending:
                 break
             first = next(iter(chat.pending))
-            ref, view, on_edited = chat.pending.pop(first)
+            ref, edit, on_edited = chat.pending.pop(first)
             try:
+                view = edit if isinstance(edit, View) else await edit()
                 async with chat.lock:
                     new_ref = await self._call(
                         chat, lambda ref=ref, view=view: self.ports[ref.platform].edit(ref, view)

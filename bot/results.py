@@ -90,7 +90,7 @@ async def final_view(service: Service, row: TaskRow) -> View:
     data = await original(service, row)
     if data is None:
         return View(f"{caption}\n\n{t('result.link', lang, url=task.image_url)}", rows=rows)
-    photo = await asyncio.to_thread(media.to_jpeg, data)
+    photo = await service.convert(media.to_jpeg, data)
     extras = [
         Choice("🌱", buttons.encode(row.key, "seed")),
         Choice("📎", buttons.encode(row.key, "file")),

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from bot import media, results
 from bot.buttons import Token
@@ -26,6 +26,7 @@ from bot.store import Store
 from bot.views import View
 
 log = logging.getLogger("bot.service")
+T = TypeVar("T")
 
 MAX_PROMPT = 4000  # MJ refuses longer prompts; say so before spending anything
 MODAL_KINDS = (
@@ -77,13 +78,23 @@ class ServiceBase:
         self.default_mode = default_mode
         self.webapp_url = webapp_url
         self._previews: dict[str, tuple[str, bytes]] = {}  # key -> (url, jpeg)
+        # task id -> (rank, preview url) last handled: a cache only, the store's merge decides
+        self._last_seen: dict[str, tuple[tuple[int, int], str]] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        # CPU-bound image work at once: under load this bounds memory and keeps threads from
+        # starving the event loop.
+        self._conversions = asyncio.Semaphore(2)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run work after answering the user (a press is acknowledged before the submit)."""
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def convert(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a Pillow conversion off the event loop, a couple at a time."""
+        async with self._conversions:
+            return await asyncio.to_thread(function, *args)
 
     async def close(self) -> None:
         await asyncio.gather(*self._background, return_exceptions=True)

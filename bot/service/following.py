@@ -3,7 +3,6 @@ once, and what a restart left half done finished."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from bot import buttons, logs, media, results
@@ -18,11 +17,18 @@ from bot.views import Choice, View, headline, progress_view
 class Following(ServiceBase):
     async def on_task(self, task: Task) -> None:
         """One update from the API (poll or webhook): merge it, then show what changed."""
+        news = (task.rank, task.image_url)
+        if self._last_seen.get(task.id) == news:
+            return  # the same step again (most polls): skip the database entirely
         row = await self.store.task_by_id(task.id)
         if row is None:
             return
         with logs.context(task=row.key, chat=row.chat_id):
             await self._on_task(row, task)
+        if task.is_final:
+            self._last_seen.pop(task.id, None)
+        else:
+            self._last_seen[task.id] = news
 
     async def _on_task(self, row: TaskRow, task: Task) -> None:
         merged = await self.store.merge(row.key, task)
@@ -39,16 +45,19 @@ class Following(ServiceBase):
         ref = row.ref("progress")
         if ref is None:
             return
-        preview = await self._preview(row.key, task.image_url) if task.image_url else None
         percent = None if task.status in (Status.NOT_START, Status.MODAL) else task.progress
-        view = progress_view(
-            row.prompt,
-            self._title(row),
-            row.lang,
-            percent=percent,
-            mode=row.mode,
-            preview=preview,
-        )
+
+        async def view() -> View:
+            # Built when the edit's turn comes: a step coalesced away costs no preview download.
+            preview = await self._preview(row.key, task.image_url) if task.image_url else None
+            return progress_view(
+                row.prompt,
+                self._title(row),
+                row.lang,
+                percent=percent,
+                mode=row.mode,
+                preview=preview,
+            )
 
         async def remember(new_ref: MessageRef) -> None:
             if new_ref != ref:
@@ -62,7 +71,7 @@ class Following(ServiceBase):
             return cached[1]
         try:
             data = await self.downloader.get(url)
-            jpeg = await asyncio.to_thread(media.to_jpeg, data, 640, 70)
+            jpeg = await self.convert(media.to_jpeg, data, 640, 70)
         except media.MediaError:
             return cached[1] if cached else None
         self._previews[key] = (url, jpeg)
