@@ -1,0 +1,558 @@
+"""One benchmark scenario: the simulator, the fake Telegram server, ``mjbot run`` between them.
+
+For one mode (webhook, polling, naive) :func:`run_mode`:
+
+1. starts a :class:`BenchSimulator` (the real simulator; it only records the wall-clock
+   instant each task reaches SUCCESS and memoises its placeholder art, see below) and a
+   :class:`~tests.fakes.telegram.FakeTelegram` with its flood limits on;
+2. registers ``chats`` supergroups and one user per task in the fake;
+3. starts the bot as a subprocess (``python -m bot.cli run`` or, for the naive mode,
+   ``python -m bench.naive_bot``) with a TOML config pointing at both;
+4. sends ``tasks`` ``/imagine`` messages round-robin over the chats at a steady rate (two
+   messages in one chat are ``chat_gap_s`` apart), so every task is in flight at once when the
+   last one is sent;
+5. waits until each request message has its result photo as a reply, lets the bot settle, and
+   collects every figure from the three parties (simulator requests, fake calls, /proc and the
+   bot's own ``/status``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.metrics import ProcSampler, cpu_seconds, hwm_mb, percentile, self_cpu_seconds
+from bot.sim import SimConfig, Simulator
+from bot.sim.state import FINAL, SUCCESS, SimTask
+from tests.fakes.telegram import EDIT_METHODS, SEND_METHODS, FakeTelegram
+from tests.harness import API_KEY, TG_TOKEN, free_port, write_config
+
+ROOT = Path(__file__).resolve().parents[1]
+TAG = re.compile(r"\bbench(\d{6})\b")
+SETUP_METHODS = {"getMe", "setMyCommands", "deleteWebhook", "getUpdates", "close", "logOut"}
+FIRST_CHAT = -1001000000000  # supergroup ids
+FIRST_USER = 500000
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    """How the bot is configured for one column of the table."""
+
+    name: str  # webhook | polling | naive
+    poll_interval_s: float
+    webhook: bool = False
+    naive: bool = False
+
+    @property
+    def how(self) -> str:
+        if self.naive:
+            return "fetch each task / 3 s"
+        tracked = f"list / {self.poll_interval_s:g} s"
+        if self.webhook:
+            tracked = f"notifyHook + {tracked} (x3 while hooks flow)"
+        return tracked
+
+
+MODES = {
+    "webhook": ModeSpec("webhook", poll_interval_s=4.0, webhook=True),
+    "polling": ModeSpec("polling", poll_interval_s=2.0),
+    "naive": ModeSpec("naive", poll_interval_s=2.0, naive=True),
+}
+
+
+@dataclass(frozen=True)
+class Load:
+    tasks: int = 500
+    chats: int = 100
+    time_scale: float = 2.0  # real seconds per simulated second (a grid takes ~22 s simulated)
+    chat_gap_s: float = 6.0  # between two /imagine in the same chat
+    global_limit: bool = False  # also enforce Telegram's ~30 msg/s per bot
+    image_size: int = 2048  # short side of the simulator's grids (Midjourney's are 2048x2048)
+    settle_s: float = 4.0  # after the last delivery: catch duplicates and late calls
+    timeout_s: float = 240.0
+
+
+@dataclass
+class Result:
+    mode: str
+    tasks: int
+    chats: int
+    how: str = ""
+    wall_s: float = 0.0
+    delivered_once: int = 0
+    duplicates: int = 0
+    missing: int = 0
+    not_success: int = 0
+    peak_in_flight: int = 0
+    api_requests: int = 0
+    api_by_route: dict[str, int] = field(default_factory=dict)
+    api_requests_bot: int = 0  # the bot's own counter (MjClient.requests), a cross-check
+    media_gets: int = 0
+    latencies_s: list[float] = field(default_factory=list)
+    sim_lag_s: list[float] = field(default_factory=list)  # scheduled SUCCESS -> made visible
+    tracking_s: list[float] = field(default_factory=list)  # SUCCESS -> first served to the bot
+    delivery_s: list[float] = field(default_factory=list)  # served -> result message sent
+    tg_calls: int = 0
+    tg_by_method: dict[str, int] = field(default_factory=dict)
+    tg_429: int = 0
+    tg_peak_per_s: int = 0
+    bot_rate_limited: int = 0  # RateLimited answers the bot's Outbox saw
+    gave_up_429: int = 0  # rate-limit errors that escaped the Outbox (tracebacks in the log)
+    peak_rss_mb: float = 0.0
+    cpu_s: float = 0.0
+    cpu_peak_core: float = 0.0
+    harness_cpu_s: float = 0.0
+    status: dict[str, Any] = field(default_factory=dict)
+    log_errors: list[str] = field(default_factory=list)
+
+    # ---- derived figures
+
+    @property
+    def completed(self) -> int:
+        return self.delivered_once + self.duplicates
+
+    def per_task(self, value: float) -> float:
+        return value / self.completed if self.completed else float("nan")
+
+    @property
+    def tracking_requests(self) -> int:
+        """Requests spent following tasks (fetch + list), i.e. everything but the submits."""
+        return sum(n for route, n in self.api_by_route.items() if not route.startswith("submit"))
+
+    def latency_ms(self, p: float) -> float:
+        return percentile(self.latencies_s, p) * 1000.0
+
+    @property
+    def unhandled_429(self) -> int:
+        """429s not absorbed: never seen by the Outbox (answered by some other path), or seen
+        and given up on after its retries (the error escaped; a task may be lost)."""
+        return max(0, self.tg_429 - self.bot_rate_limited) + self.gave_up_429
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["latencies_s"] = [round(v, 4) for v in self.latencies_s]
+        for name in ("sim_lag_s", "tracking_s", "delivery_s"):
+            data[name] = [round(v, 4) for v in getattr(self, name)]
+        return data
+
+
+class BenchSimulator(Simulator):
+    """The real simulator plus two bench-only additions (no file under bot/ is touched).
+
+    * ``success_at[task_id]``: the wall-clock instant the simulator made SUCCESS visible (its
+      status-change hook ``_changed`` runs when a step is played: the same moment a fetch or a
+      list would first see it and the notifyHook is queued). ``scheduled_at`` is the simulated
+      instant the step was due, converted to wall time, for the simulator's own lag.
+    * Task durations vary: every step after the first is stretched by one factor per task,
+      uniform in 1 ± ``jitter`` (seeded). Real jobs vary; with identical durations a per-task
+      poller's phase relative to the job would be an artefact of the simulator.
+    * ``served_at[task_id]``: when a fetch or list answer first carried the SUCCESS state, i.e.
+      when the bot had the confirmed result in hand; it splits the added latency into tracking
+      (SUCCESS -> served) and delivery (served -> result message sent).
+    * Placeholder art is rendered once per file name and shared by all tasks: the Pillow work is
+      the simulator's, not the bot's, and would otherwise eat the harness's core. The bot still
+      downloads and re-encodes a full-size image for every task.
+    """
+
+    def __init__(self, config: SimConfig, *, jitter: float = 0.25, seed: int = 4) -> None:
+        super().__init__(config)
+        self.record_limit = 10**8
+        self.success_at: dict[str, float] = {}
+        self.served_at: dict[str, float] = {}  # first fetch/list answer showing SUCCESS
+        self.scheduled_at: dict[str, float] = {}
+        self._art: dict[tuple[str, str], Any] = {}
+        self.media_gets = 0  # image downloads (previews and results) the bot made
+        self._wall0 = time.time() - (time.monotonic() - self.clock._real0)
+        self._rng = random.Random(seed)
+        self._jitter = jitter
+        take_slot = self.board._take_slot
+
+        def take_slot_jittered(task: SimTask, now: float) -> None:
+            take_slot(task, now)  # schedules the first step as planned
+            factor = self._rng.uniform(1 - self._jitter, 1 + self._jitter)
+            task.plan[1:] = [dataclasses.replace(s, delay=s.delay * factor) for s in task.plan[1:]]
+
+        self.board._take_slot = take_slot_jittered  # type: ignore[method-assign]
+
+    def _changed(self, task: SimTask) -> None:
+        if task.status == SUCCESS and task.id not in self.success_at:
+            self.success_at[task.id] = time.time()
+            if task.finished_at is not None:
+                self.scheduled_at[task.id] = self._wall0 + task.finished_at * self.clock.time_scale
+        super()._changed(task)
+
+    async def _api(self, method: str, path: str, body: dict[str, Any], mode: str) -> Any:
+        reply = await super()._api(method, path, body, mode)
+        if method != "GET" or not path.endswith("/fetch"):
+            if not path.startswith("/mj/task/list"):
+                return reply
+        served = reply.body if isinstance(reply.body, list) else [reply.body]
+        now = time.time()
+        for item in served:
+            if isinstance(item, dict) and item.get("status") == SUCCESS:
+                self.served_at.setdefault(str(item.get("id")), now)
+        return reply
+
+    async def _media_route(self, request: Any) -> Any:
+        if request.path.startswith("/sim/images/"):
+            self.media_gets += 1
+        return await super()._media_route(request)
+
+    def _media_job(self, task: SimTask, name: str) -> Any:
+        key = (task.kind, name)
+        cached = self._art.get(key)
+        if cached is not None:
+            return lambda: cached
+        made = super()._media_job(task, name)
+        if made is None:
+            return None
+
+        def render() -> Any:
+            self._art[key] = value = made()
+            return value
+
+        return render
+
+
+class BotProcess:
+    """``mjbot run`` (or the naive entry) as a subprocess, logging to a file."""
+
+    def __init__(
+        self, workdir: Path, spec: ModeSpec, sim_url: str, tg_url: str, profile: str = ""
+    ) -> None:
+        port = free_port()
+        self.listen = f"127.0.0.1:{port}"
+        tracking: dict[str, Any] = {
+            "poll_interval_s": spec.poll_interval_s,
+            "listen": self.listen,
+            # production defaults, stated so the figures say what they were measured with
+            "edit_interval_s": 2.5,
+            "send_interval_s": 1.0,
+        }
+        if spec.webhook:
+            tracking["webhook_public_url"] = f"http://{self.listen}"
+        sections: dict[str, dict[str, Any]] = {
+            "midjourney": {"base_url": sim_url, "api_key": API_KEY, "auth_header": "bearer"},
+            "telegram": {
+                "token": TG_TOKEN,
+                "api_base_url": f"{tg_url}/bot",
+                "file_base_url": f"{tg_url}/file/bot",
+            },
+            "tracking": tracking,
+            "storage": {"path": str(workdir / "data" / "mjbot.db")},
+            "logging": {"level": "INFO"},
+        }
+        self.config = write_config(workdir / "config.toml", sections)
+        self.log_path = workdir / "mjbot.log"
+        entry = ["-m", "bench.naive_bot"] if spec.naive else ["-m", "bot.cli", "run"]
+        if profile:  # cProfile writes the file when the bot exits cleanly on SIGTERM
+            entry = ["-m", "cProfile", "-o", profile, *entry]
+        self.argv = [sys.executable, *entry, "--config", str(self.config)]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> int:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MJBOT_")}
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        return self.proc.pid
+
+    async def status(self) -> dict[str, Any]:
+        def get() -> dict[str, Any]:
+            with urllib.request.urlopen(f"http://{self.listen}/status", timeout=10) as resp:
+                return json.loads(resp.read())
+
+        try:
+            return await asyncio.to_thread(get)
+        except OSError:
+            return {}
+
+    async def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        for _ in range(300):
+            if self.proc.poll() is not None:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            self.proc.kill()
+        return self.proc.wait()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_problems(self) -> list[str]:
+        return [
+            line
+            for line in self.log_text().splitlines()
+            if " ERROR " in line or "Traceback" in line or "CRITICAL" in line
+        ]
+
+    def gave_up_on_429(self) -> int:
+        """Tracebacks in the log that end in a rate-limit error: a 429 the bot did not absorb
+        (its Outbox retries RetryAfter a few times, then lets the error escape)."""
+        count = 0
+        for record in re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", self.log_text()):
+            if "Traceback" in record:
+                last = record.rstrip().splitlines()[-1]
+                if "RateLimited" in last or "RetryAfter" in last or "Too Many Requests" in last:
+                    count += 1
+        return count
+
+
+def _save(directory: str, name: str, data: Any) -> None:
+    """Keep a file for later analysis: a copy of ``data`` (a Path) or ``data`` as JSON."""
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, Path):
+        if data.exists():
+            shutil.copy(data, target / name)
+    else:
+        (target / name).write_text(json.dumps(data))
+
+
+def _reply_to(params: dict[str, Any]) -> int | None:
+    rp = params.get("reply_parameters")
+    if isinstance(rp, str):
+        with contextlib.suppress(ValueError):
+            rp = json.loads(rp)
+    if isinstance(rp, dict) and rp.get("message_id") is not None:
+        return int(rp["message_id"])
+    if params.get("reply_to_message_id") is not None:
+        return int(params["reply_to_message_id"])
+    return None
+
+
+async def run_mode(
+    spec: ModeSpec, load: Load, *, echo: Any = print, profile: str = "", keep: str = ""
+) -> Result:
+    """Run one mode under ``load``.
+
+    ``profile``: write the bot's cProfile stats to this path. ``keep``: a directory to copy the
+    bot's log into, with ``timeline.json`` (per task: sent, SUCCESS, served, result message
+    times) and ``calls.json`` (every Telegram call: time, method, chat, status).
+    """
+    result = Result(spec.name, load.tasks, load.chats, spec.how)
+    sim = BenchSimulator(
+        SimConfig(
+            api_key=API_KEY,
+            time_scale=load.time_scale,
+            concurrency=max(1000, load.tasks * 2),
+            queue_size=10000,
+            image_size=load.image_size,
+        )
+    )
+    await sim.start()
+    fake = FakeTelegram(token=TG_TOKEN, check_responses=False)
+    await fake.start()
+    limits: dict[str, Any] = {}
+    if not load.global_limit:
+        limits["global_per_second"] = 100_000  # per-chat and per-group limits only
+    fake.enable_rate_limits(**limits)
+    chats = [FIRST_CHAT - c for c in range(load.chats)]
+    for c, chat_id in enumerate(chats):
+        fake.group(chat_id, f"Bench group {c}")
+    users = [FIRST_USER + i for i in range(load.tasks)]
+    for i, uid in enumerate(users):
+        fake.user(uid, f"User{i}", language_code="en")
+
+    with tempfile.TemporaryDirectory(prefix=f"mjbot-bench-{spec.name}-") as tmp:
+        bot = BotProcess(Path(tmp), spec, sim.base_url, fake.url, profile)
+        boot = time.monotonic()
+        pid = bot.start()
+        sampler = ProcSampler(pid)
+        try:
+            # the first long poll is open (it only answers when an update arrives)
+            await fake.wait_for(
+                lambda: any(c.method == "getUpdates" for c in fake.calls), timeout=60
+            )
+            echo(f"  [{spec.name}] bot pid {pid} ready in {time.monotonic() - boot:.1f}s")
+            await asyncio.sleep(0.5)  # let the first long poll settle
+            first_call = len(fake.calls)
+            first_request = len(sim.requests)
+            cpu0, harness0 = cpu_seconds(pid), self_cpu_seconds()
+            sampler.start()
+            started = time.time()
+
+            # request message per task: (chat id, message id)
+            requests: dict[int, tuple[int, int]] = {}
+            by_message: dict[tuple[int, int], int] = {}
+            gap = load.chat_gap_s / load.chats
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            peak = 0
+
+            async def send_all() -> None:
+                for i in range(load.tasks):
+                    delay = t0 + i * gap - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    chat_id = chats[i % load.chats]
+                    msg = await fake.send_text(
+                        chat_id, users[i], f"/imagine bench{i:06d} a lighthouse at dusk, oil"
+                    )
+                    requests[i] = (chat_id, msg.message_id)
+                    by_message[(chat_id, msg.message_id)] = i
+
+            sender = asyncio.create_task(send_all())
+            results: dict[int, list[float]] = defaultdict(list)  # task index -> send times
+            scanned = first_call
+            unresolved: list[int] = []
+            deadline = time.monotonic() + load.timeout_s + load.tasks * gap
+            last_report = 0.0
+            while True:
+                await asyncio.sleep(0.1)
+                live = sum(1 for t in sim.tasks.values() if t.status not in FINAL)
+                peak = max(peak, live)
+                calls = fake.calls
+                unresolved.extend(range(scanned, len(calls)))
+                scanned = len(calls)
+                still = []
+                for n in unresolved:
+                    call = calls[n]
+                    if call.response is None:  # in progress (e.g. a getUpdates long poll)
+                        still.append(n)
+                    elif call.method == "sendPhoto" and call.status == 200:
+                        chat_id = int(call.params.get("chat_id"))
+                        index = by_message.get((chat_id, _reply_to(call.params) or -1))
+                        if index is not None:
+                            results[index].append(call.time)
+                unresolved = still
+                done = len(results)
+                now = time.monotonic()
+                if now - last_report > 5:
+                    last_report = now
+                    echo(
+                        f"  [{spec.name}] {time.time() - started:5.1f}s sent {len(requests)}"
+                        f" in flight {live} delivered {done}/{load.tasks}"
+                    )
+                if sender.done() and done >= load.tasks:
+                    break
+                if now > deadline:
+                    echo(f"  [{spec.name}] timed out with {done}/{load.tasks} delivered")
+                    break
+            await sender
+            await asyncio.sleep(load.settle_s)
+            # late duplicates (scan again, including anything that arrived while settling)
+            for call in [fake.calls[n] for n in unresolved] + fake.calls[scanned:]:
+                if call.method == "sendPhoto" and call.status == 200:
+                    index = by_message.get((int(call.params["chat_id"]), _reply_to(call.params)))
+                    if index is not None:
+                        results[index].append(call.time)
+            result.wall_s = time.time() - started
+            result.cpu_s = cpu_seconds(pid) - cpu0
+            result.harness_cpu_s = self_cpu_seconds() - harness0
+            result.peak_rss_mb = hwm_mb(pid)
+            result.status = await bot.status()
+        finally:
+            await sampler.stop()
+            halt = time.monotonic()
+            code = await bot.stop()
+            echo(f"  [{spec.name}] bot stopped (exit {code}) in {time.monotonic() - halt:.1f}s")
+            result.log_errors = bot.log_problems()
+            result.gave_up_429 = bot.gave_up_on_429()
+            if keep:
+                _save(keep, "mjbot.log", bot.log_path)
+
+    # ---- collect
+    result.peak_in_flight = peak
+    result.cpu_peak_core = sampler.busiest_second()
+    result.peak_rss_mb = max(result.peak_rss_mb, sampler.peak_rss_mb)
+    task_of_index: dict[int, SimTask] = {}
+    for task in sim.tasks.values():
+        match = TAG.search(task.prompt or "")
+        if match:
+            task_of_index[int(match.group(1))] = task
+    for i in range(load.tasks):
+        sends = results.get(i, [])
+        task = task_of_index.get(i)
+        if not sends:
+            result.missing += 1
+            continue
+        if len(sends) == 1:
+            result.delivered_once += 1
+        else:
+            result.duplicates += 1
+        if task is None or task.status != SUCCESS:
+            result.not_success += 1
+            continue
+        success = sim.success_at.get(task.id)
+        if success is not None:
+            result.latencies_s.append(min(sends) - success)
+            served = sim.served_at.get(task.id)
+            if served is not None:
+                result.tracking_s.append(served - success)
+                result.delivery_s.append(min(sends) - served)
+            scheduled = sim.scheduled_at.get(task.id)
+            if scheduled is not None:
+                result.sim_lag_s.append(success - scheduled)
+    api = [r for r in sim.requests[first_request:]]
+    routes: Counter[str] = Counter()
+    for r in api:
+        path = r.path
+        if path.startswith("/mj/submit/"):
+            routes["submit " + path.rsplit("/", 1)[1]] += 1
+        elif path.endswith("/fetch"):
+            routes["fetch"] += 1
+        else:
+            routes[path.removeprefix("/mj/task/")] += 1
+    result.media_gets = sim.media_gets
+    result.api_by_route = dict(routes)
+    result.api_requests = len(api)
+    result.api_requests_bot = int(result.status.get("api_requests", 0))
+    result.bot_rate_limited = int(result.status.get("rate_limited", 0))
+    tg = [c for c in fake.calls[first_call:] if c.method not in SETUP_METHODS]
+    result.tg_calls = len(tg)
+    result.tg_by_method = dict(Counter(c.method for c in tg))
+    result.tg_429 = sum(1 for c in tg if c.status == 429)
+    per_second = Counter(
+        int(c.time) for c in tg if c.method in SEND_METHODS or c.method in EDIT_METHODS
+    )
+    result.tg_peak_per_s = max(per_second.values(), default=0)
+
+    if keep:
+        timeline = []
+        for i in range(load.tasks):
+            task = task_of_index.get(i)
+            tid = task.id if task else None
+            timeline.append(
+                {
+                    "index": i,
+                    "chat": requests.get(i, (None, None))[0],
+                    "task": tid,
+                    "success": sim.success_at.get(tid or ""),
+                    "served": sim.served_at.get(tid or ""),
+                    "sent": results.get(i, []),
+                }
+            )
+        _save(keep, "timeline.json", timeline)
+        calls = [
+            {"t": c.time, "m": c.method, "chat": c.params.get("chat_id"), "status": c.status}
+            for c in fake.calls[first_call:]
+            if c.method != "getUpdates"
+        ]
+        _save(keep, "calls.json", calls)
+        api_log = [{"t": r.time, "path": r.path} for r in sim.requests[first_request:]]
+        _save(keep, "api.json", api_log)
+    await fake.stop(check=False)
+    await sim.stop()
+    return result
