@@ -52,6 +52,21 @@ async def question(tg, after: int, chat: int = GROUP):
     )
 
 
+async def region_question(tg, command: str, pick: str):
+    """Imagine, upscale one image, press Vary (Region): the question the bot then asks."""
+    alice = tg.users[ALICE]
+    asked = await tg.send_text(GROUP, alice, command)
+    grid = await result_of(tg, asked.message_id)
+    await tg.press(GROUP, grid, pick, alice)
+    upscaled = await tg.wait_for(
+        lambda: next((m for m in replies(tg, GROUP, grid.message_id) if m.buttons), None),
+        timeout=30,
+    )
+    last = tg.last_message_id(GROUP)
+    await tg.press(GROUP, upscaled, "🖌️ Vary (Region)", alice)
+    return await question(tg, last)
+
+
 def labels(message) -> list[str]:
     return [text for row in message.buttons for text, _ in row]
 
@@ -187,16 +202,7 @@ async def test_shorten_video_seed_file_and_split(bot, sim, tg):
 
 async def test_vary_region_with_grid_cells(bot, sim, tg):
     alice = tg.users[ALICE]
-    asked = await tg.send_text(GROUP, alice, "/imagine a red barn --ar 1:1")
-    grid = await result_of(tg, asked.message_id)
-    await tg.press(GROUP, grid, "U1", alice)
-    upscaled = await tg.wait_for(
-        lambda: next((m for m in replies(tg, GROUP, grid.message_id) if m.buttons), None),
-        timeout=30,
-    )
-    last = tg.last_message_id(GROUP)
-    await tg.press(GROUP, upscaled, "🖌️ Vary (Region)", alice)
-    ask = await question(tg, last)
+    ask = await region_question(tg, "/imagine a red barn --ar 1:1", "U1")
     assert ask.photo is not None  # the image with its numbered 3x3 grid
     answer = await tg.send_text(GROUP, alice, "1 2 5 a golden weathervane", reply_to=ask.message_id)
     await result_of(tg, answer.message_id)
@@ -372,16 +378,7 @@ async def test_remix_asks_for_the_prompt_and_strangers_cannot_answer(make_bot, t
 
 async def test_vary_region_with_a_mask_image_reply(bot, sim, tg):
     alice = tg.users[ALICE]
-    asked = await tg.send_text(GROUP, alice, "/imagine a white cottage --ar 1:1")
-    grid = await result_of(tg, asked.message_id)
-    await tg.press(GROUP, grid, "U3", alice)
-    upscaled = await tg.wait_for(
-        lambda: next((m for m in replies(tg, GROUP, grid.message_id) if m.buttons), None),
-        timeout=30,
-    )
-    last = tg.last_message_id(GROUP)
-    await tg.press(GROUP, upscaled, "🖌️ Vary (Region)", alice)
-    ask = await question(tg, last)
+    ask = await region_question(tg, "/imagine a white cottage --ar 1:1", "U3")
     drawn = Image.new("RGB", (200, 200), "black")
     drawn.paste((255, 255, 255), (0, 100, 200, 200))  # repaint the lower half
     out = io.BytesIO()
