@@ -2,8 +2,8 @@
 
 For one mode (webhook, polling, naive) :func:`run_mode`:
 
-1. starts a :class:`BenchSimulator` (the real simulator; it only records the wall-clock
-   instant each task reaches SUCCESS and memoises its placeholder art, see below) and a
+1. starts a :class:`BenchSimulator` (the real simulator, plus timestamps, varied task
+   durations and shared placeholder art, see there) and a
    :class:`~tests.fakes.telegram.FakeTelegram` with its flood limits on;
 2. registers ``chats`` supergroups and one user per task in the fake;
 3. starts the bot as a subprocess (``python -m bot.cli run`` or, for the naive mode,
@@ -153,7 +153,7 @@ class Result:
 
 
 class BenchSimulator(Simulator):
-    """The real simulator plus two bench-only additions (no file under bot/ is touched).
+    """The real simulator plus bench-only additions (no file under bot/ is touched).
 
     * ``success_at[task_id]``: the wall-clock instant the simulator made SUCCESS visible (its
       status-change hook ``_changed`` runs when a step is played: the same moment a fetch or a
@@ -199,9 +199,9 @@ class BenchSimulator(Simulator):
 
     async def _api(self, method: str, path: str, body: dict[str, Any], mode: str) -> Any:
         reply = await super()._api(method, path, body, mode)
-        if method != "GET" or not path.endswith("/fetch"):
-            if not path.startswith("/mj/task/list"):
-                return reply
+        fetch = method == "GET" and path.endswith("/fetch")
+        if not fetch and not path.startswith("/mj/task/list"):
+            return reply
         served = reply.body if isinstance(reply.body, list) else [reply.body]
         now = time.time()
         for item in served:

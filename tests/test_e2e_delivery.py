@@ -201,3 +201,11 @@ async def test_429_in_one_chat_does_not_stop_another(bot, sim, tg):
     await tg.wait_for(lambda: results_for(tg, GROUP, slow.message_id), timeout=40)
     assert len(results_for(tg, GROUP, slow.message_id)) == 1
     assert bot.alive
+
+
+async def test_a_chat_that_refuses_the_progress_message_still_gets_its_result(bot, sim, tg):
+    tg.throttle_chat(GROUP, retry_after=1, times=6)  # more 429s than the outbox retries
+    asked = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a patient heron")
+    await tg.wait_for(lambda: results_for(tg, GROUP, asked.message_id), timeout=40)
+    assert len(sim.submits("imagine")) == 1
+    assert len(results_for(tg, GROUP, asked.message_id)) == 1

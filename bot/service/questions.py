@@ -154,7 +154,12 @@ class Questions(ServiceBase):
         return True
 
     async def _ask_modal(
-        self, row: TaskRow, progress: MessageRef, submission: Submission, kind: str, pick: str
+        self,
+        row: TaskRow,
+        progress: MessageRef | None,
+        submission: Submission,
+        kind: str,
+        pick: str,
     ) -> None:
         """Code 21: the API waits for an answer (Custom Zoom, remix, region, a pick): ask."""
         prefill = submission.final_prompt or pick or row.prompt
@@ -165,7 +170,8 @@ class Questions(ServiceBase):
         )
         await self.store.add_modal(row.key, kind, prefill)
         await self._settle(row.key, success=False)  # nothing runs yet; the answer is charged
-        await self.outbox.delete(progress)
+        if progress is not None:
+            await self.outbox.delete(progress)
         view = await self._modal_view(row, kind, prefill)
         ask = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
         await self.store.set_modal_ask(row.key, ask)

@@ -287,13 +287,19 @@ class Submitting(ServiceBase):
     async def _submit_logged(self, row: TaskRow, call: Submit, modal_kind: str, pick: str) -> None:
         lang = row.lang
         title = self._title(row)
-        progress = await self.outbox.send(
-            row.platform,
-            row.chat_id,
-            progress_view(row.prompt, title, lang),
-            MessageRef.decode(row.request_ref),
-        )
-        await self.store.update(row.key, progress_ref=progress)
+        progress: MessageRef | None = None
+        try:
+            progress = await self.outbox.send(
+                row.platform,
+                row.chat_id,
+                progress_view(row.prompt, title, lang),
+                MessageRef.decode(row.request_ref),
+            )
+            await self.store.update(row.key, progress_ref=progress)
+        except Exception:
+            # The chat is rate limited or unreachable right now: submit anyway, without a
+            # progress message; the result is still delivered (and retried) when it is done.
+            log.warning("no progress message (task %s); submitting without one", row.key)
         try:
             submission = await call()
         except MjError as exc:
@@ -313,16 +319,19 @@ class Submitting(ServiceBase):
             await self.store.update(
                 row.key, task_id=submission.task_id, status=Status.NOT_START.value
             )
-            if submission.queue_position:
+            if submission.queue_position and progress is not None:
                 view = progress_view(row.prompt, title, lang, queue=submission.queue_position)
                 await self.outbox.edit(progress, view)
             return
         await self._reject(row, progress, self._refusal(submission, lang))
 
-    async def _reject(self, row: TaskRow, progress: MessageRef, text: str) -> None:
+    async def _reject(self, row: TaskRow, progress: MessageRef | None, text: str) -> None:
         await self.store.update(row.key, status=REJECTED, error=text, finished_at=time.time())
         await self._settle(row.key, success=False)
-        shown = await self.outbox.edit(progress, View(headline(f"❌ {text}", row.prompt)))
+        view = View(headline(f"❌ {text}", row.prompt))
+        shown = await self.outbox.edit(progress, view) if progress is not None else None
+        if shown is None:
+            shown = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
         await self.store.delivered(row.key, shown)
         await self.store.update(row.key, progress_ref=None)
 
