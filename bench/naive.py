@@ -1,7 +1,7 @@
 """The "naive" baseline: one fetch per task every 3 s, what most existing bots do.
 
 :class:`NaiveTracker` is a drop-in replacement for :class:`bot.tracker.Tracker` (same
-constructor, same ``run``/``wake``/``poll_once`` surface, same counters). Instead of asking
+constructor, same ``run``/``poll_once`` surface, same counters). Instead of asking
 ``list-by-condition`` for all live ids at once, it gives every live task its own loop::
 
     while the task is live:
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from typing import Any
 
 from bot.mj.client import MjClient, MjError
 from bot.service import Service
@@ -33,26 +33,9 @@ SCAN_EVERY_S = 0.5  # how often the store is checked for newly submitted tasks (
 
 
 class NaiveTracker(Tracker):
-    def __init__(
-        self,
-        store: Store,
-        client: MjClient,
-        service: Service,
-        *,
-        poll_interval_s: float = 4.0,  # ignored: the naive poller has its own per-task pace
-        timeout_fast_s: float = 900.0,
-        timeout_relax_s: float = 3600.0,
-        hooks_flowing: Callable[[], bool] = lambda: False,
-    ) -> None:
-        super().__init__(
-            store,
-            client,
-            service,
-            poll_interval_s=poll_interval_s,
-            timeout_fast_s=timeout_fast_s,
-            timeout_relax_s=timeout_relax_s,
-            hooks_flowing=hooks_flowing,
-        )
+    def __init__(self, store: Store, client: MjClient, service: Service, **settings: Any) -> None:
+        # poll_interval_s is ignored: the naive poller has its own per-task pace
+        super().__init__(store, client, service, **settings)
         self.fetch_every_s = FETCH_EVERY_S
         self._followers: dict[str, asyncio.Task[None]] = {}
 

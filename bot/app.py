@@ -125,6 +125,7 @@ class App:
             poll_interval_s=config.tracking.poll_interval_s,
             timeout_fast_s=config.tracking.timeout_fast_s,
             timeout_relax_s=config.tracking.timeout_relax_s,
+            resend_after_s=config.tracking.resend_after_s,
             hooks_flowing=lambda: self.hooks.flowing,
         )
         await self.hooks.start(config.tracking.listen)

@@ -56,7 +56,6 @@ class HookServer:
         self.dropped_unknown = 0
         self.dropped_invalid = 0
         self.last_hook_at = 0.0
-        self._tasks: set[asyncio.Task[None]] = set()
         self._hinted: set[str] = set()  # task ids called back, waiting to be confirmed
         self._flusher: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
@@ -74,10 +73,8 @@ class HookServer:
 
     async def stop(self) -> None:
         if self._flusher is not None:
-            self._tasks.add(self._flusher)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -120,16 +117,10 @@ class HookServer:
                 log.info("confirming callbacks failed (%s); the poller will catch up", exc.kind)
                 return
             self.confirmed += len(tasks)
-            for task in tasks:
-                job = asyncio.create_task(self._handle(task))
-                self._tasks.add(job)
-                job.add_done_callback(self._tasks.discard)
-
-    async def _handle(self, task: Task) -> None:
-        try:
-            await self.service.on_task(task)
-        except Exception:
-            log.exception("handling a confirmed callback failed (task id %s)", task.id)
+            try:
+                await self.service.on_tasks(tasks)
+            except Exception:
+                log.exception("handling confirmed callbacks failed")
 
     async def _status(self, request: web.Request) -> web.Response:
         if request.remote not in ("127.0.0.1", "::1"):

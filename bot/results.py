@@ -88,9 +88,12 @@ async def final_view(service: Service, row: TaskRow) -> View:
     if task.action is Action.VIDEO and (task.video_urls or task.video_url):
         return await _video_view(service, row, task, caption, rows)
     data = await original(service, row)
-    if data is None:
+    try:
+        photo = await service.convert(media.to_jpeg, data) if data is not None else None
+    except media.MediaError:  # not an image after all: the link still works
+        photo = None
+    if photo is None:
         return View(f"{caption}\n\n{t('result.link', lang, url=task.image_url)}", rows=rows)
-    photo = await service.convert(media.to_jpeg, data)
     extras = [
         Choice("🌱", buttons.encode(row.key, "seed")),
         Choice("📎", buttons.encode(row.key, "file")),

@@ -13,7 +13,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from importlib import resources
@@ -31,6 +31,7 @@ REJECTED = "REJECTED"
 FINAL_STATUSES = ("SUCCESS", "FAILURE", "CANCEL", REJECTED, "TIMEOUT")
 
 _KEY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
+_IDS_PER_QUERY = 500  # SQLite allows 999 parameters in older builds
 
 
 def new_key() -> str:
@@ -193,35 +194,41 @@ class Store:
         """
         async with self.transaction() as db:
             async with db.execute("SELECT * FROM tasks WHERE key = ?", (key,)) as cur:
-                found = await cur.fetchone()
-            if found is None:
-                return None
-            row = TaskRow(**dict(found))
-            if row.is_final:
-                return None
-            current = row.task
-            if current is not None and task.rank <= current.rank:
-                # Same rank may still bring a new preview image; anything lower is stale.
-                if task.rank < current.rank or task.image_url == current.image_url:
-                    return None
-            now = time.time()
-            row.snapshot = json.dumps(task.raw, ensure_ascii=False)
-            row.status = task.status.value
-            row.progress = task.progress
-            row.updated_at = now
-            if task.is_final:
-                row.finished_at = now
-            await db.execute(
-                "UPDATE tasks SET snapshot = ?, status = ?, progress = ?, updated_at = ?,"
-                " finished_at = ? WHERE key = ?",
-                (row.snapshot, row.status, row.progress, now, row.finished_at, key),
-            )
-            return row
+                found = [TaskRow(**dict(r)) for r in await cur.fetchall()]
+            merged = await _merge_rows(db, found, {row.task_id: task for row in found})
+        return merged[0][0] if merged else None
+
+    async def merge_many(self, tasks: Iterable[Task]) -> list[tuple[TaskRow, Task]]:
+        """``merge`` for the answer of one poll: every update in one transaction.
+
+        Returns the rows that moved forward with their updates, finished tasks first. One
+        transaction instead of one per task keeps a poll's hundred progress steps from
+        queueing in front of the results it found.
+        """
+        newest: dict[str, Task] = {}
+        for task in tasks:  # an id twice in one answer: the further one counts
+            if task.id not in newest or task.rank > newest[task.id].rank:
+                newest[task.id] = task
+        ids = list(newest)
+        merged: list[tuple[TaskRow, Task]] = []
+        async with self.transaction() as db:
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start : start + _IDS_PER_QUERY]
+                marks = ", ".join("?" for _ in chunk)
+                sql = f"SELECT * FROM tasks WHERE task_id IN ({marks})"
+                async with db.execute(sql, chunk) as cur:
+                    found = [TaskRow(**dict(r)) for r in await cur.fetchall()]
+                merged += await _merge_rows(db, found, newest)
+        merged.sort(key=lambda pair: not pair[1].is_final)
+        return merged
 
     async def live_tasks(self) -> list[TaskRow]:
         """Tasks the API is still working on (accepted, not final, not a waiting modal)."""
+        # `delivered_at IS NULL` adds nothing (only final tasks are delivered) but lets SQLite
+        # use the partial index instead of scanning every task ever made, on every tick.
         rows = await self._all(
-            "SELECT * FROM tasks WHERE task_id IS NOT NULL AND status NOT IN"
+            "SELECT * FROM tasks WHERE delivered_at IS NULL AND task_id IS NOT NULL"
+            " AND status NOT IN"
             f" ({', '.join('?' for _ in FINAL_STATUSES)}, 'MODAL') ORDER BY created_at",
             *FINAL_STATUSES,
         )
@@ -233,6 +240,17 @@ class Store:
             "SELECT * FROM tasks WHERE delivered_at IS NULL AND status IN"
             f" ({', '.join('?' for _ in FINAL_STATUSES)}) ORDER BY created_at",
             *FINAL_STATUSES,
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
+    async def unsent(self, idle_s: float) -> list[TaskRow]:
+        """Final tasks nobody is posting, untouched for ``idle_s`` (a failed post, released)."""
+        rows = await self._all(
+            "SELECT * FROM tasks WHERE delivered_at IS NULL AND delivering_at IS NULL"
+            f" AND status IN ({', '.join('?' for _ in FINAL_STATUSES)}) AND updated_at < ?"
+            " ORDER BY created_at",
+            *FINAL_STATUSES,
+            time.time() - idle_s,
         )
         return [TaskRow(**dict(r)) for r in rows]
 
@@ -459,3 +477,33 @@ async def _insert(db: aiosqlite.Connection, row: TaskRow) -> None:
         f"INSERT INTO tasks ({', '.join(_COLUMNS)}) VALUES ({marks})",
         [getattr(row, c) for c in _COLUMNS],
     )
+
+
+async def _merge_rows(
+    db: aiosqlite.Connection, rows: list[TaskRow], updates: dict[str | None, Task]
+) -> list[tuple[TaskRow, Task]]:
+    """Move each row forward to its update where that is progress; write and return those."""
+    merged = []
+    now = time.time()
+    for row in rows:
+        task = updates[row.task_id]
+        if row.is_final:
+            continue
+        current = row.task
+        if current is not None and task.rank <= current.rank:
+            # Same rank may still bring a new preview image; anything lower is stale.
+            if task.rank < current.rank or task.image_url == current.image_url:
+                continue
+        row.snapshot = json.dumps(task.raw, ensure_ascii=False)
+        row.status = task.status.value
+        row.progress = task.progress
+        row.updated_at = now
+        if task.is_final:
+            row.finished_at = now
+        merged.append((row, task))
+    await db.executemany(
+        "UPDATE tasks SET snapshot = ?, status = ?, progress = ?, updated_at = ?,"
+        " finished_at = ? WHERE key = ?",
+        [(r.snapshot, r.status, r.progress, r.updated_at, r.finished_at, r.key) for r, _ in merged],
+    )
+    return merged

@@ -100,8 +100,14 @@ class ServiceBase:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._images, functools.partial(function, *args))
 
-    async def close(self) -> None:
-        await asyncio.gather(*self._background, return_exceptions=True)
+    async def close(self, grace_s: float = 10.0) -> None:
+        """Let work in flight (submits, results being posted) finish, for a while: what is
+        cut off is picked up by the next start (interrupted submits, unposted results)."""
+        if self._background:
+            _, late = await asyncio.wait(self._background, timeout=grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         self._images.shutdown(wait=False, cancel_futures=True)
 
     async def who(self, req: Requester) -> Requester:

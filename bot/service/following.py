@@ -3,7 +3,9 @@ once, and what a restart left half done finished."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Iterable
 
 from bot import buttons, logs, media, results
 from bot.chat import MessageRef
@@ -16,32 +18,44 @@ from bot.views import Choice, View, headline, progress_view
 
 class Following(ServiceBase):
     async def on_task(self, task: Task) -> None:
-        """One update from the API (poll or webhook): merge it, then show what changed."""
-        news = (task.rank, task.image_url)
-        if self._last_seen.get(task.id) == news:
-            return  # the same step again (most polls): skip the database entirely
-        row = await self.store.task_by_id(task.id)
-        if row is None:
-            return
+        """One update from the API (a fetch, a callback): see ``on_tasks``."""
+        await self.on_tasks((task,))
+
+    async def on_tasks(self, tasks: Iterable[Task]) -> None:
+        """Updates from the API (a poll, confirmed callbacks): merge them, show what changed.
+
+        The merge is one transaction for all of them; progress edits are queued, and each
+        result is posted in the background, so one slow chat holds up nothing else.
+        """
+        news = [task for task in tasks if self._last_seen.get(task.id) != _news(task)]
+        if not news:
+            return  # the same steps again (most polls): skip the database entirely
+        merged = await self.store.merge_many(news)
+        for task in news:
+            if task.is_final:
+                self._last_seen.pop(task.id, None)
+            else:
+                self._last_seen[task.id] = _news(task)
+        for row, task in merged:
+            if task.is_final:
+                self.spawn(self._finish(row, task))
+            else:
+                with logs.context(task=row.key, chat=row.chat_id):
+                    self._show_progress(row, task)
+
+    async def _finish(self, row: TaskRow, task: Task) -> None:
         with logs.context(task=row.key, chat=row.chat_id):
-            await self._on_task(row, task)
-        if task.is_final:
-            self._last_seen.pop(task.id, None)
-        else:
-            self._last_seen[task.id] = news
+            try:
+                log.info("task %s: %s", task.id, task.status)
+                # Independent of each other: the ledger need not hold up the result.
+                await asyncio.gather(
+                    self._settle(row.key, success=task.status is Status.SUCCESS),
+                    self.deliver(row),
+                )
+            except Exception:
+                log.exception("finishing task %s failed", task.id)
 
-    async def _on_task(self, row: TaskRow, task: Task) -> None:
-        merged = await self.store.merge(row.key, task)
-        if merged is None:
-            return
-        if task.is_final:
-            log.info("task %s: %s", task.id, task.status)
-            await self._settle(row.key, success=task.status is Status.SUCCESS)
-            await self.deliver(merged)
-        else:
-            await self._show_progress(merged, task)
-
-    async def _show_progress(self, row: TaskRow, task: Task) -> None:
+    def _show_progress(self, row: TaskRow, task: Task) -> None:
         ref = row.ref("progress")
         if ref is None:
             return
@@ -79,17 +93,21 @@ class Following(ServiceBase):
 
     async def deliver(self, row: TaskRow) -> None:
         """Post the final result exactly once (a new message, so people are notified)."""
+        # The download and conversion start at once, beside the claim: they only cost time
+        # when the claim is lost (a rare race), and they are most of the time a result takes.
+        building = asyncio.ensure_future(results.final_view(self, row))
         if not await self.store.claim_delivery(row.key):
+            building.cancel()
             return
         self._previews.pop(row.key, None)
         progress = row.ref("progress")
         if progress:
             self.outbox.discard_edits(progress)
         try:
-            view = await results.final_view(self, row)
+            view = await building
             ref = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
         except Exception:
-            log.exception("delivery failed (task %s); will retry", row.key)
+            log.exception("posting the result failed; it will be tried again")
             await self.store.release_delivery(row.key)
             return
         await self.store.delivered(row.key, ref)
@@ -104,6 +122,15 @@ class Following(ServiceBase):
                     await self.outbox.send(
                         row.platform, row.chat_id, results.file_view(row, original), ref
                     )
+
+    async def retry_unsent(self, idle_s: float) -> int:
+        """Post again the results whose posting failed (the chat refused, the platform was
+        down) at least ``idle_s`` ago; return how many were tried."""
+        rows = await self.store.unsent(idle_s)
+        for row in rows:
+            with logs.context(task=row.key, chat=row.chat_id):
+                self.spawn(self.deliver(row))
+        return len(rows)
 
     async def time_out(self, row: TaskRow) -> None:
         """A task the API never finished: tell the user instead of leaving it dangling."""
@@ -143,3 +170,8 @@ class Following(ServiceBase):
             if ref is not None:
                 await self.outbox.delete(ref)
             await self.store.update(row.key, progress_ref=None)
+
+
+def _news(task: Task) -> tuple[tuple[int, int], str]:
+    """What makes an update worth a look: a further step or a new preview image."""
+    return (task.rank, task.image_url)
