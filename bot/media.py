@@ -126,6 +126,15 @@ def to_jpeg(data: bytes, max_side: int = PHOTO_MAX_SIDE, quality: int = 90) -> b
     return out.getvalue()
 
 
+def looks_like_image(data: bytes) -> bool:
+    """Whether the bytes start like an image Pillow knows (reads the header only: cheap)."""
+    try:
+        with Image.open(io.BytesIO(data)):
+            return True
+    except Exception:
+        return False
+
+
 def image_size(data: bytes) -> tuple[int, int]:
     return _open(data).size
 

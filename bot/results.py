@@ -57,6 +57,9 @@ async def original(service: Service, row: TaskRow) -> bytes | None:
         data = await service.downloader.get(task.image_url)
     except media.MediaError:
         return None
+    if not media.looks_like_image(data):  # an error page served with 200: not worth keeping
+        log.warning("the result image is not an image (task %s)", row.key)
+        return None
     if service.cache is not None:
         await asyncio.to_thread(service.cache.put, row.key, data)
     return data

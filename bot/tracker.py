@@ -56,6 +56,7 @@ class Tracker:
         self.polls = 0
         self.poll_errors = 0
         self._asked: dict[str, float] = {}  # task id -> when it was last asked about
+        self._tick = -1  # which tick of the interval this is
 
     async def run(self) -> None:
         """Resume, then poll forever (until cancelled), one slice of the live tasks per tick."""
@@ -85,7 +86,10 @@ class Tracker:
         ticks = max(1, math.ceil(len(ids) / BATCH))
         if ids:
             ids.sort(key=lambda task_id: self._asked.get(task_id, 0.0))
-            batch = ids[: math.ceil(len(ids) / ticks)]
+            # The shares of one interval's ticks add up to every task exactly once.
+            self._tick = (self._tick + 1) % ticks
+            share = len(ids) // ticks + (1 if self._tick < len(ids) % ticks else 0)
+            batch = ids[:share]
             now = time.monotonic()
             for task_id in batch:
                 self._asked[task_id] = now

@@ -209,3 +209,33 @@ async def test_a_chat_that_refuses_the_progress_message_still_gets_its_result(bo
     await tg.wait_for(lambda: results_for(tg, GROUP, asked.message_id), timeout=40)
     assert len(sim.submits("imagine")) == 1
     assert len(results_for(tg, GROUP, asked.message_id)) == 1
+
+
+async def test_a_result_the_chat_refused_is_posted_again_later(make_bot, sim, tg):
+    bot = make_bot(tracking={"resend_after_s": 1.0})
+    await started(bot, tg)
+    tg.fail_next("sendPhoto", chat_id=GROUP, times=2)  # Telegram is down when the result is ready
+    asked = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a stubborn mule")
+    await tg.wait_for(lambda: results_for(tg, GROUP, asked.message_id), timeout=40)
+    await asyncio.sleep(2.5)  # two more resend rounds: nothing else arrives
+    assert len(results_for(tg, GROUP, asked.message_id)) == 1
+    assert [c.status for c in tg.calls_to("sendPhoto")] == [500, 500, 200]
+    assert len(sim.submits("imagine")) == 1
+    progress = next(m for m in tg.bot_messages(GROUP, include_deleted=True) if m.deleted)
+    assert progress.reply_to_message_id == asked.message_id  # and the progress message is gone
+    await bot.stop()
+
+
+async def test_a_result_image_that_is_not_an_image_arrives_as_a_link(bot, sim, tg):
+    sim.faults.broken_images = True  # the CDN answers 200 with an error page
+    asked = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a mirage")
+    shown = await tg.wait_for_bot_message(
+        GROUP,
+        lambda m: m.reply_to_message_id == asked.message_id and m.buttons and not m.deleted,
+        timeout=30,
+    )
+    task = next(t for t in sim.tasks.values() if t.prompt == "a mirage")
+    assert shown.photo is None
+    assert f"/sim/images/{task.id}/image.png" in shown.content
+    assert any("U1" in text for row in shown.buttons for text, _ in row)  # buttons still work
+    assert bot.alive

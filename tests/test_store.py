@@ -68,6 +68,43 @@ async def test_merge_only_moves_forward(store):
     assert stored is not None and stored.status == "SUCCESS" and stored.progress == 100
 
 
+async def test_merge_many_applies_one_poll_answer_in_one_go(store):
+    running = await store.add_task(row(task_id="10", status="IN_PROGRESS", progress=46))
+    finishing = await store.add_task(row(task_id="11", status="IN_PROGRESS"))
+    await store.merge(running.key, task("IN_PROGRESS", "46%", id="10", imageUrl="http://p/46"))
+    answer = [
+        task("IN_PROGRESS", "31%", id="10", imageUrl="http://p/31"),  # stale: dropped
+        task("IN_PROGRESS", "62%", id="10", imageUrl="http://p/62"),  # same id, further: kept
+        task("IN_PROGRESS", "93%", id="11", imageUrl="http://p/93"),
+        task("SUCCESS", "100%", id="11", imageUrl="http://p/done"),  # further still
+        task("SUCCESS", "100%", id="99"),  # not ours
+    ]
+    merged = await store.merge_many(answer)
+    # finished first, so its result does not queue behind progress steps
+    assert [(r.key, t.status.value, t.progress) for r, t in merged] == [
+        (finishing.key, "SUCCESS", 100),
+        (running.key, "IN_PROGRESS", 62),
+    ]
+    assert (await store.task(finishing.key)).status == "SUCCESS"
+    assert (await store.task(running.key)).task.image_url == "http://p/62"
+    assert await store.merge_many(answer) == []  # the same answer again changes nothing
+    assert await store.merge_many([]) == []
+
+
+async def test_unsent_results_are_found_once_released_and_idle(store):
+    done = await store.add_task(row(task_id="20", status="SUCCESS"))
+    live = await store.add_task(row(task_id="21", status="IN_PROGRESS"))
+    assert [r.key for r in await store.unsent(idle_s=0)] == [done.key]
+    assert await store.unsent(idle_s=60) == []  # just finished: its own delivery is under way
+    assert await store.claim_delivery(done.key)
+    assert await store.unsent(idle_s=0) == []  # being posted right now
+    await store.release_delivery(done.key)  # posting failed
+    assert [r.key for r in await store.unsent(idle_s=0)] == [done.key]
+    await store.delivered(done.key, MessageRef("telegram", "-1", "9", "photo"))
+    assert await store.unsent(idle_s=0) == []
+    assert [r.key for r in await store.live_tasks()] == [live.key]
+
+
 async def test_delivery_is_claimed_once(store):
     r = await store.add_task(row(task_id="1", status="SUCCESS"))
     results = await asyncio.gather(*(store.claim_delivery(r.key) for _ in range(10)))

@@ -1,7 +1,7 @@
 """Use cases: what a user can ask of mjbot, independent of any chat platform.
 
 Adapters call the command methods (``imagine``, ``describe``, ``blend``...), ``press`` and
-``answer`` with a ``Requester``; the tracker calls ``on_task`` with every forward step of a
+``answer`` with a ``Requester``; the tracker calls ``on_tasks`` with every forward step of a
 task. The service decides, stores, submits, and answers through the ``Outbox`` (which talks to
 the adapters' ChatPorts). Each concept is a module of this package; ``Service`` is all of them.
 """

@@ -34,6 +34,7 @@ _PREVIEW = re.compile(r"^preview_(\d{1,3})\.webp$")
 _INPUT = re.compile(r"^input_(\d)\.\w+$")
 _VIDEO = re.compile(r"^video_(\d)\.mp4$")
 _CACHE_ITEMS = 256
+_BROKEN_IMAGE_PAGE = "<html><body><h1>502 Bad Gateway</h1></body></html>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +373,8 @@ class Simulator:
         task = self.tasks.get(parts[2])
         if task is None or self._expired(task):
             return web.Response(status=404)
+        if self.faults.broken_images and parts[3] == "image.png":
+            return web.Response(text=_BROKEN_IMAGE_PAGE, content_type="text/html")
         key = (task.id, parts[3])
         cached = self._media.get(key)
         if cached is None:

@@ -27,6 +27,8 @@ class Faults:
     - ``hook_delay_s``: every delivery waits this many real seconds first.
     - ``image_ttl_s``: result images answer 404 this many simulated seconds after the task
       finished (expiring CDN links, P7); None = never.
+    - ``broken_images``: result images answer 200 with an HTML page instead (a CDN or a
+      gateway's error page served as if it were the file).
     - ``numeric_ids``: submit envelopes carry ``result`` as a JSON number (reseller style, P15).
     - ``zero_times``: tasks carry 0 / "" instead of null (new-api DTO, P14).
     - :meth:`fail_next`: the next ``times`` API requests whose path ends with ``route_suffix``
@@ -40,6 +42,7 @@ class Faults:
     reorder_hooks: bool = False
     hook_delay_s: float = 0.0
     image_ttl_s: float | None = None
+    broken_images: bool = False
     numeric_ids: bool = False
     zero_times: bool = False
     rules: list[FailRule] = field(default_factory=list)

@@ -1,0 +1,69 @@
+"""The tracker's schedule, read off the requests the simulator received: every live task is
+asked about once per interval, in slices of at most one request each."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.media import Downloader
+from bot.mj.client import MjClient
+from bot.outbox import Outbox
+from bot.service import Service
+from bot.store import Store, TaskRow, new_key
+from bot.tracker import BATCH, Tracker
+from tests.harness import API_KEY
+
+
+@pytest.fixture
+async def parts(tmp_path, sim):
+    store = await Store.open(tmp_path / "mjbot.db")
+    client = MjClient(sim.base_url, API_KEY)
+    downloader = Downloader()
+    service = Service(store, client, Outbox({}), downloader)
+    yield store, Tracker(store, client, service, poll_interval_s=2.0)
+    await service.close()
+    await client.aclose()
+    await downloader.aclose()
+    await store.close()
+
+
+async def live(store: Store, count: int) -> list[str]:
+    ids = [f"17000000000{n:05d}" for n in range(count)]
+    for task_id in ids:
+        await store.add_task(
+            TaskRow(
+                key=new_key(),
+                platform="telegram",
+                chat_id="-1",
+                user_id="7",
+                kind="imagine",
+                status="IN_PROGRESS",
+                task_id=task_id,
+            )
+        )
+    return ids
+
+
+def asked(sim) -> list[list[str]]:
+    return [r.body["ids"] for r in sim.requests if r.path == "/mj/task/list-by-condition"]
+
+
+async def test_few_live_tasks_are_asked_about_in_one_request(parts, sim):
+    store, tracker = parts
+    ids = await live(store, 30)
+    assert await tracker.poll_once() == 1  # one tick per interval
+    assert asked(sim) == [ids]
+
+
+async def test_many_live_tasks_are_spread_over_the_interval(parts, sim):
+    store, tracker = parts
+    ids = await live(store, 2 * BATCH + 50)
+    ticks = [await tracker.poll_once() for _ in range(6)]
+    assert ticks == [3] * 6  # 250 tasks: three requests per interval, a third of it apart
+    requests = asked(sim)
+    assert [len(r) for r in requests] == [84, 83, 83] * 2
+    # Each interval (three ticks) asks about every task exactly once, longest waiting first.
+    for first in (0, 3):
+        interval = [i for r in requests[first : first + 3] for i in r]
+        assert sorted(interval) == sorted(ids)
+    assert requests[3] == requests[0]
