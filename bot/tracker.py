@@ -27,7 +27,11 @@ from bot.store import Store, TaskRow
 
 log = logging.getLogger("bot.tracker")
 
-BATCH = 100  # ids per list-by-condition request
+# Ids per list-by-condition request. Smaller slices spread the results found more evenly over
+# the interval at the cost of more requests: in the benchmark (500 tasks in flight, 2 s), 100
+# gave a p50 of 1.15 s from success to the chat and 0.27 requests per task; 50 gives ~1.05 s
+# and 0.5 requests per task, still 30x fewer than fetching each task every 3 s.
+BATCH = 50
 RECONCILE_FACTOR = 3  # poll this much slower while notifyHook callbacks are arriving
 
 

@@ -50,18 +50,20 @@ def asked(sim) -> list[list[str]]:
 
 async def test_few_live_tasks_are_asked_about_in_one_request(parts, sim):
     store, tracker = parts
-    ids = await live(store, 30)
+    ids = await live(store, BATCH)
     assert await tracker.poll_once() == 1  # one tick per interval
     assert asked(sim) == [ids]
 
 
 async def test_many_live_tasks_are_spread_over_the_interval(parts, sim):
     store, tracker = parts
-    ids = await live(store, 2 * BATCH + 50)
+    count = 2 * BATCH + 1  # needs three requests
+    ids = await live(store, count)
     ticks = [await tracker.poll_once() for _ in range(6)]
-    assert ticks == [3] * 6  # 250 tasks: three requests per interval, a third of it apart
+    assert ticks == [3] * 6  # three requests per interval, a third of it apart
     requests = asked(sim)
-    assert [len(r) for r in requests] == [84, 83, 83] * 2
+    shares = [count // 3 + (1 if tick < count % 3 else 0) for tick in range(3)]
+    assert [len(r) for r in requests] == shares * 2
     # Each interval (three ticks) asks about every task exactly once, longest waiting first.
     for first in (0, 3):
         interval = [i for r in requests[first : first + 3] for i in r]
