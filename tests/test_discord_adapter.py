@@ -331,6 +331,25 @@ async def test_someone_elses_button_is_refused_privately(
     assert sim.submits("action") == []
 
 
+async def test_a_second_press_links_to_the_running_task(
+    app: App, sim: Simulator, fake: FakeDiscord
+) -> None:
+    _, grid = await imagine(fake, "a lantern festival")
+    sim.faults.hang_s = 3.0  # the submit is slow: the first V1 is still running
+    before = list(fake.channel_messages())
+    first = await fake.click(grid, label="V1")
+    assert "V1" in (await first.wait_message()).content
+    progress = await channel_message(fake, lambda m: m not in before and not m.ephemeral)
+    again = await fake.click(grid, label="V1")
+    notice = await again.wait_message()
+    link = f"https://discord.com/channels/{fake.guild_id}/{fake.channel_id}/{progress.id}"
+    assert notice.ephemeral and "Already running (0%)" in notice.content
+    assert notice.content.endswith(link)
+    sim.faults.hang_s = 0.0
+    await channel_message(fake, is_result(*before, progress))
+    assert len(sim.submits("action")) == 1
+
+
 async def test_chinese_locale_and_localised_commands(
     app: App, sim: Simulator, fake: FakeDiscord
 ) -> None:

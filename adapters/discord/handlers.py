@@ -128,7 +128,15 @@ async def press(interaction: discord.Interaction, data: str) -> None:
         notice_text = t("press.expired", await _language(interaction))
     else:
         notice_text = notice.text
+        if notice.where is not None and notice.where.message_id.isdigit():
+            notice_text += "\n" + _jump_url(interaction, notice.where)
     await _tell(interaction, notice_text)
+
+
+def _jump_url(interaction: discord.Interaction, ref: MessageRef) -> str:
+    """A message link; Discord shows it as "jump to message"."""
+    guild = interaction.guild_id or "@me"
+    return f"https://discord.com/channels/{guild}/{ref.chat_id}/{ref.message_id}"
 
 
 # --- questions: the Answer button, the modal, the answer ------------------------------------

@@ -52,6 +52,8 @@ class Notice:
 
     text: str
     alert: bool = False
+    # The message it is about (the task already running), for platforms that can link to it.
+    where: MessageRef | None = None
 
 
 class ServiceBase:

@@ -61,8 +61,9 @@ class Presses(ServiceBase):
             parent_key=parent.key,
             request_ref=parent.result_ref,
         )
-        if await self.store.add_child(child, parent.key, slot) is not None:
-            return Notice(t("press.running", lang))
+        running = await self.store.add_child(child, parent.key, slot)
+        if running is not None:
+            return await self._already_running(running, lang)
         refusal = await self._charge(req, child.key, action_of(button.custom_id))
         if refusal is not None:
             # Nothing was submitted: close the child so the button can be pressed again.
@@ -90,6 +91,14 @@ class Presses(ServiceBase):
         chat = await self.store.settings(f"chat:{req.chat_key}")
         default = self.policy.access.buttons if self.policy else "owner"
         return chat.get("buttons", default) == "chat"
+
+    async def _already_running(self, key: str, lang: str) -> Notice:
+        """Somebody pressed this button before: how far that task is, and where it shows."""
+        row = await self.store.task(key)
+        if row is None:
+            return Notice(t("press.running", lang))
+        where = row.ref("progress") or row.ref("result")
+        return Notice(t("press.running_at", lang, percent=row.progress), where=where)
 
     async def _press_extra(self, req: Requester, row: TaskRow, verb: str) -> Notice:
         """Our own buttons beside the API's: seed, original file, split grid, retry."""
