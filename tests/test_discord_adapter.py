@@ -170,6 +170,7 @@ async def test_imagine_progress_grid_upscale_and_custom_zoom(
     await fake.click(upscaled, label="🔍 Custom Zoom")
     ask = await channel_message(fake, lambda m: ANSWER in flat(m))
     assert "--zoom 2" in ask.content
+    assert "press ✏️ Answer" in ask.content and "reply" not in ask.content.lower()
     opened = await fake.click(ask, label=ANSWER)
     modal = await opened.wait_callback()
     assert modal.type == 9 and modal.data is not None
@@ -412,6 +413,11 @@ async def test_settings_speed_tasks_and_show(app: App, sim: Simulator, fake: Fak
     assert "📊" in info.content and fake.user_id in info.content  # usage, like MJ's /info
     shown = await (await fake.slash("show", {"id": key})).wait_message()
     assert labels(shown) == GRID_ROWS and shown.attachments and shown.id != grid.id
+
+    # /help lists Discord's commands with their options, not Telegram's replies and captions
+    helped = await (await fake.slash("help")).wait_message()
+    assert "/show id" in helped.content and "/info" in helped.content
+    assert "reply" not in helped.content.lower() and "/task <id>" not in helped.content
 
 
 async def test_direct_messages_and_big_uploads(app: App, sim: Simulator, fake: FakeDiscord) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import discord
 from discord import app_commands
 
+from bot.i18n import t
+
 from .handlers import run
-from .text import text
 
 __all__ = ["NAMES", "Translator", "install"]
 
@@ -35,7 +36,7 @@ NAMES = (
 
 
 def _s(key: str) -> app_commands.locale_str:
-    return app_commands.locale_str(text(key, "en"), key=key)
+    return app_commands.locale_str(t(key, "en"), key=key)
 
 
 class Translator(app_commands.Translator):
@@ -50,15 +51,16 @@ class Translator(app_commands.Translator):
         key = string.extras.get("key")
         if key is None or locale is not discord.Locale.chinese:
             return None
-        return text(key, "zh")
+        return t(key, "zh")
 
 
 DIMENSIONS = [
-    app_commands.Choice(name=_s(f"choice.{value}"), value=value)
+    app_commands.Choice(name=_s(f"discord.choice.{value}"), value=value)
     for value in ("portrait", "square", "landscape")
 ]
 MOTIONS = [
-    app_commands.Choice(name=_s(f"choice.{value}"), value=value) for value in ("high", "low")
+    app_commands.Choice(name=_s(f"discord.choice.{value}"), value=value)
+    for value in ("high", "low")
 ]
 
 Attachment = discord.Attachment
@@ -86,7 +88,7 @@ def install(tree: app_commands.CommandTree) -> None:
     """Add every command to ``tree``."""
 
     @tree.command(name="imagine", description=_s("cmd.imagine"))
-    @app_commands.describe(prompt=_s("opt.prompt"), image=_s("opt.image"))
+    @app_commands.describe(prompt=_s("discord.opt.prompt"), image=_s("discord.opt.image"))
     async def imagine(
         interaction: discord.Interaction, prompt: str, image: Attachment | None = None
     ) -> None:
@@ -94,19 +96,19 @@ def install(tree: app_commands.CommandTree) -> None:
         await run(interaction, "imagine", prompt, [image])
 
     @tree.command(name="describe", description=_s("cmd.describe"))
-    @app_commands.describe(image=_s("opt.describe_image"))
+    @app_commands.describe(image=_s("discord.opt.describe_image"))
     async def describe(interaction: discord.Interaction, image: Attachment) -> None:
         """/describe: four prompts for a photo."""
         await run(interaction, "describe", "", [image])
 
     @tree.command(name="blend", description=_s("cmd.blend"))
     @app_commands.describe(
-        image1=_s("opt.blend_image"),
-        image2=_s("opt.blend_image"),
-        image3=_s("opt.blend_image"),
-        image4=_s("opt.blend_image"),
-        image5=_s("opt.blend_image"),
-        dimensions=_s("opt.dimensions"),
+        image1=_s("discord.opt.blend_image"),
+        image2=_s("discord.opt.blend_image"),
+        image3=_s("discord.opt.blend_image"),
+        image4=_s("discord.opt.blend_image"),
+        image5=_s("discord.opt.blend_image"),
+        dimensions=_s("discord.opt.dimensions"),
     )
     @app_commands.choices(dimensions=DIMENSIONS)
     async def blend(
@@ -123,20 +125,22 @@ def install(tree: app_commands.CommandTree) -> None:
         await run(interaction, "blend", shape, [image1, image2, image3, image4, image5])
 
     @tree.command(name="swap", description=_s("cmd.swap"))
-    @app_commands.describe(face=_s("opt.face"), target=_s("opt.target"))
+    @app_commands.describe(face=_s("discord.opt.face"), target=_s("discord.opt.target"))
     async def swap(interaction: discord.Interaction, face: Attachment, target: Attachment) -> None:
         """/swap: the face of the first photo onto the second."""
         await run(interaction, "swap", "", [face, target])
 
     @tree.command(name="shorten", description=_s("cmd.shorten"))
-    @app_commands.describe(prompt=_s("opt.shorten_prompt"))
+    @app_commands.describe(prompt=_s("discord.opt.shorten_prompt"))
     async def shorten(interaction: discord.Interaction, prompt: str) -> None:
         """/shorten: which words matter, and shorter versions."""
         await run(interaction, "shorten", prompt)
 
     @tree.command(name="video", description=_s("cmd.video"))
     @app_commands.describe(
-        prompt=_s("opt.video_prompt"), image=_s("opt.video_image"), motion=_s("opt.motion")
+        prompt=_s("discord.opt.video_prompt"),
+        image=_s("discord.opt.video_image"),
+        motion=_s("discord.opt.motion"),
     )
     @app_commands.choices(motion=MOTIONS)
     async def video(
@@ -150,19 +154,19 @@ def install(tree: app_commands.CommandTree) -> None:
         await run(interaction, "video", args, [image])
 
     @tree.command(name="edit", description=_s("cmd.edit"))
-    @app_commands.describe(prompt=_s("opt.edit_prompt"), image=_s("opt.edit_image"))
+    @app_commands.describe(prompt=_s("discord.opt.edit_prompt"), image=_s("discord.opt.edit_image"))
     async def edit(interaction: discord.Interaction, prompt: str, image: Attachment) -> None:
         """/edit: four edited versions of a photo."""
         await run(interaction, "edit", prompt, [image])
 
     @tree.command(name="settings", description=_s("cmd.settings"))
-    @app_commands.describe(suffix=_s("opt.suffix"))
+    @app_commands.describe(suffix=_s("discord.opt.suffix"))
     async def settings(interaction: discord.Interaction, suffix: str | None = None) -> None:
         """/settings: speed, delivery and language buttons; with a suffix, set it."""
         await run(interaction, "settings", suffix or "")
 
-    @tree.command(name="show", description=_s("cmd.show"))
-    @app_commands.describe(id=_s("opt.id"))
+    @tree.command(name="show", description=_s("discord.cmd.show"))
+    @app_commands.describe(id=_s("discord.opt.id"))
     async def show(interaction: discord.Interaction, id: str) -> None:
         """/show: post a finished task again, with working buttons."""
         await run(interaction, "show", id)

@@ -22,7 +22,6 @@ from bot.service import Service
 from bot.views import Ask, View, clip
 
 from .port import PLATFORM, DiscordPort
-from .text import text
 
 if TYPE_CHECKING:
     from . import DiscordClient
@@ -203,20 +202,20 @@ class AnswerModal(discord.ui.Modal):
         self.upload: discord.ui.FileUpload | None = None
         if ask.kind == "mask":
             options = [
-                discord.SelectOption(label=text("region.cell", lang, n=n), value=str(n))
+                discord.SelectOption(label=t("discord.region.cell", lang, n=n), value=str(n))
                 for n in range(1, 10)
             ]
             self.cells = discord.ui.Select(
                 custom_id="cells", options=options, min_values=0, max_values=9, required=False
             )
-            self._field(text("region.cells", lang), self.cells)
+            self._field(t("discord.region.cells", lang), self.cells)
             self.upload = discord.ui.FileUpload(custom_id="mask", required=False, max_values=1)
-            self._field(text("region.mask", lang), self.upload)
+            self._field(t("discord.region.mask", lang), self.upload)
         elif not ask.ref:
             self.upload = discord.ui.FileUpload(
                 custom_id="files", required=True, min_values=1, max_values=5
             )
-            self._field(text("answer.files", lang), self.upload)
+            self._field(t("discord.answer.files", lang), self.upload)
         self.prompt = discord.ui.TextInput(
             custom_id="text",
             style=discord.TextStyle.paragraph,
@@ -225,7 +224,7 @@ class AnswerModal(discord.ui.Modal):
             required=False,
             max_length=VALUE_LIMIT,
         )
-        self._field(text("answer.prompt", lang), self.prompt)
+        self._field(t("discord.answer.prompt", lang), self.prompt)
 
     def _field(self, label: str, component: discord.ui.Item[Any]) -> None:
         self.add_item(discord.ui.Label(text=clip(label, LABEL_LIMIT), component=component))

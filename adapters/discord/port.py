@@ -26,9 +26,8 @@ import discord
 from PIL import Image
 
 from bot.chat import MessageGone, MessageRef, RateLimited
+from bot.i18n import t
 from bot.views import Ask, Choice, Media, Style, View
-
-from .text import text as _text
 
 log = logging.getLogger("adapters.discord")
 
@@ -154,7 +153,7 @@ def components(view: View) -> discord.ui.View | None:
             else:
                 log.warning("dropping a button Discord cannot carry: %r", choice.label)
     if view.ask is not None:
-        label = _label(_text("answer", language_of(view)))
+        label = _label(t("discord.answer", language_of(view)))
         ui.add_item(AskButton(view.ask.ref, label, row=len(rows)))
     return ui if ui.children else None
 
@@ -219,7 +218,7 @@ async def render(view: View, limit: int, mention: str = "", lang: str = "en") ->
         fitted = await asyncio.to_thread(fit, item, limit) if len(item.data) > limit else item
         if fitted is None:
             size = f"{len(item.data) / 1024 / 1024:.1f}"
-            notes.append(_text("too_large", lang, name=item.filename, size=size))
+            notes.append(t("discord.too_large", lang, name=item.filename, size=size))
         else:
             media.append(fitted)
     body = "\n".join([view.text, *notes]) if notes else view.text

@@ -1,7 +1,8 @@
 """User-facing text in English and Simplified Chinese: ``t(key, lang, **fields)``.
 
 Catalogs are flat JSON files beside this module (``en.json``, ``zh.json``); a test checks that
-both have the same keys and placeholders. Unknown languages fall back to English.
+both have the same keys and placeholders. Unknown languages fall back to English. Keys under
+``discord.`` are Discord's own: its command options, and its wording where it differs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ def normalize(code: str | None) -> str:
     return "zh" if tag.startswith("zh") else DEFAULT
 
 
-def t(key: str, lang: str = DEFAULT, **fields: object) -> str:
+def t(key: str, lang: str = DEFAULT, *, platform: str = "", **fields: object) -> str:
+    """The text of ``key`` in ``lang``; with ``platform``, that platform's own wording
+    (``<platform>.<key>``, e.g. Discord answers through a button, not a reply) when it has one."""
+    if platform and f"{platform}.{key}" in catalog(DEFAULT):
+        key = f"{platform}.{key}"
     text = catalog(normalize(lang)).get(key) or catalog(DEFAULT).get(key, key)
     return text.format(**fields) if fields else text

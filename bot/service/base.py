@@ -144,7 +144,7 @@ class ServiceBase:
         return await self.reply(req, View(text, ephemeral=True))
 
     def help(self, req: Requester) -> View:
-        return View(t("help", req.language))
+        return View(t("help", req.language, platform=req.platform))
 
 
 def clean(text: str) -> str:

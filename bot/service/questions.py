@@ -38,7 +38,7 @@ class Questions(ServiceBase):
             await self.tell(req, t("modal.not_owner", req.language))
             return True
         if not images:
-            await self.tell(req, t("ask.photo_needed", req.language))
+            await self.tell(req, t("ask.photo_needed", req.language, platform=req.platform))
             return True
         if not await self.store.claim_ask(req.platform, req.chat_id, reply_to_message_id):
             await self.tell(req, t("modal.expired", req.language))
@@ -179,7 +179,7 @@ class Questions(ServiceBase):
 
     async def _modal_view(self, row: TaskRow, kind: str, prefill: str) -> View:
         lang = row.lang
-        text = t(f"modal.ask.{kind}", lang, prompt=clip(prefill, 3000))
+        text = t(f"modal.ask.{kind}", lang, platform=row.platform, prompt=clip(prefill, 3000))
         ask = Ask(
             t(f"modal.placeholder.{kind}", lang),
             prefill=prefill,
