@@ -311,6 +311,9 @@ async def test_buttons_keep_working_after_a_restart(
     await first.start()
     try:
         _, grid = await imagine(fake, "a paper boat on a puddle")
+        upscaled = await upscale(fake, grid, "U2")
+        await fake.click(upscaled, label="🔍 Custom Zoom")
+        ask = await channel_message(fake, lambda m: ANSWER in flat(m))
     finally:
         await first.stop()
     second = App(config(tmp_path, sim, fake))
@@ -318,6 +321,12 @@ async def test_buttons_keep_working_after_a_restart(
     try:
         upscaled = await upscale(fake, grid, "U3")
         assert upscaled.attachments
+        # A question asked before the restart still opens its modal, rebuilt from the store.
+        opened = await fake.click(ask, label=ANSWER)
+        modal = await opened.wait_callback()
+        assert modal.type == 9 and modal.data is not None
+        [field] = [c["component"] for c in modal.data["components"]]
+        assert field["value"].endswith("--zoom 2") and "Custom Zoom" in modal.data["title"]
     finally:
         await second.stop()
 

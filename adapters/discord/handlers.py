@@ -144,27 +144,14 @@ def _jump_url(interaction: discord.Interaction, ref: MessageRef) -> str:
 async def _question(
     service: Service, port: DiscordPort, req: Requester, message_id: str, ref: str
 ) -> tuple[Ask, str] | None:
-    """The question a message asks and who may answer it; None when answered or unknown."""
-    store = service.store
-    lang = req.language
-    if ref:
-        modal = await store.modal(ref)
-        row = await store.task(ref)
-        if modal is None or row is None or modal.answered_at is not None:
-            return None
-        ask = port.asks.get(message_id) or Ask(
-            t(f"modal.placeholder.{modal.kind}", lang),
-            prefill=modal.prefill,
-            title=row.label,
-            kind="mask" if modal.kind == "region" else "text",
-            ref=ref,
-        )
-        return ask, row.user_id
-    asked = await store.ask(PLATFORM, req.chat_id, message_id)
-    if asked is None or asked["answered_at"] is not None:
+    """The question a message asks and who may answer it; None when answered or unknown.
+
+    The port remembers the Ask exactly as posted; after a restart the service rebuilds it."""
+    found = await service.question(req, message_id, ref)
+    if found is None:
         return None
-    ask = port.asks.get(message_id) or Ask(t("ask.placeholder", lang), title=asked["command"])
-    return ask, asked["user_id"]
+    ask, owner = found
+    return port.asks.get(message_id) or ask, owner
 
 
 async def open_answer(interaction: discord.Interaction, ref: str) -> None:

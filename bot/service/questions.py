@@ -177,16 +177,29 @@ class Questions(ServiceBase):
         await self.store.set_modal_ask(row.key, ask)
         await self.store.update(row.key, progress_ref=None)
 
+    async def question(
+        self, req: Requester, message_id: str, ref: str = ""
+    ) -> tuple[Ask, str] | None:
+        """The question a message of ours asks, and the id of the user who may answer it;
+        None when it is answered already or asks nothing. ``ref`` is the task key a modal
+        question carries (platforms whose answers do not come as replies keep it on the
+        message, e.g. in a button)."""
+        if ref:
+            modal = await self.store.modal(ref)
+            row = await self.store.task(ref)
+            if modal is None or row is None or modal.answered_at is not None:
+                return None
+            return _modal_ask(row, modal.kind, modal.prefill, req.language), row.user_id
+        asked = await self.store.ask(req.platform, req.chat_id, message_id)
+        if asked is None or asked["answered_at"] is not None:
+            return None
+        ask = Ask(t("ask.placeholder", req.language), title=asked["command"])
+        return ask, asked["user_id"]
+
     async def _modal_view(self, row: TaskRow, kind: str, prefill: str) -> View:
         lang = row.lang
         text = t(f"modal.ask.{kind}", lang, platform=row.platform, prompt=clip(prefill, 3000))
-        ask = Ask(
-            t(f"modal.placeholder.{kind}", lang),
-            prefill=prefill,
-            title=row.label,
-            kind="mask" if kind == "region" else "text",
-            ref=row.key,
-        )
+        ask = _modal_ask(row, kind, prefill, lang)
         if kind != "region":
             return View(text, ask=ask)
         base = await self.region_image(row.key)
@@ -197,3 +210,13 @@ class Questions(ServiceBase):
             rows = ((Choice(t("region.open_editor", lang), url=url, webapp=True),),)
         photo = (Media("photo", grid, "grid.jpg"),) if grid else ()
         return View(text, media=photo, rows=rows, ask=ask)
+
+
+def _modal_ask(row: TaskRow, kind: str, prefill: str, lang: str) -> Ask:
+    return Ask(
+        t(f"modal.placeholder.{kind}", lang),
+        prefill=prefill,
+        title=row.label,
+        kind="mask" if kind == "region" else "text",
+        ref=row.key,
+    )
