@@ -263,6 +263,19 @@ async def test_bad_input_is_refused_and_nothing_is_submitted(bot, sim, tg):
     )
     refusal = await tg.wait_for(lambda: replies(tg, GROUP, bomb.message_id), timeout=15)
     assert "too many pixels" in refusal[0].text
+    # Over Telegram's 20 MB getFile limit: refused from its size, never downloaded.
+    huge = await tg.send_document(
+        GROUP,
+        alice,
+        b"\x89PNG\r\n\x1a\n" + bytes(21 * 1024 * 1024),
+        filename="huge.png",
+        mime_type="image/png",
+        caption="/describe",
+    )
+    refusal = await tg.wait_for(lambda: replies(tg, GROUP, huge.message_id), timeout=15)
+    assert "at most 20 MB" in refusal[0].text
+    huge_id = huge.document.file_id
+    assert not [c for c in tg.calls_to("getFile") if c.params.get("file_id") == huge_id]
     empty = await tg.send_text(GROUP, alice, "/shorten")
     refusal = await tg.wait_for(lambda: replies(tg, GROUP, empty.message_id), timeout=15)
     assert "/shorten" in refusal[0].text
