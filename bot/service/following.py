@@ -38,22 +38,24 @@ class Following(ServiceBase):
                 self._last_seen[task.id] = _news(task)
         for row, task in merged:
             if task.is_final:
-                self.spawn(self._finish(row, task))
+                self.spawn(self._finish(row))
             else:
                 with logs.context(task=row.key, chat=row.chat_id):
                     self._show_progress(row, task)
 
-    async def _finish(self, row: TaskRow, task: Task) -> None:
+    async def _finish(self, row: TaskRow) -> None:
+        """A final task: settle its charge and post its result. Both are safe to repeat, so
+        whatever a crash cut off is simply done again (resume, retry_unsent)."""
         with logs.context(task=row.key, chat=row.chat_id):
             try:
-                log.info("task %s: %s", task.id, task.status)
+                log.info("task %s: %s", row.task_id, row.status)
                 # Independent of each other: the ledger need not hold up the result.
                 await asyncio.gather(
-                    self._settle(row.key, success=task.status is Status.SUCCESS),
+                    self._settle(row.key, success=row.status == Status.SUCCESS.value),
                     self.deliver(row),
                 )
             except Exception:
-                log.exception("finishing task %s failed", task.id)
+                log.exception("finishing the task failed")
 
     def _show_progress(self, row: TaskRow, task: Task) -> None:
         ref = row.ref("progress")
@@ -128,17 +130,15 @@ class Following(ServiceBase):
         down) at least ``idle_s`` ago; return how many were tried."""
         rows = await self.store.unsent(idle_s)
         for row in rows:
-            with logs.context(task=row.key, chat=row.chat_id):
-                self.spawn(self.deliver(row))
+            self.spawn(self._finish(row))
         return len(rows)
 
     async def time_out(self, row: TaskRow) -> None:
         """A task the API never finished: tell the user instead of leaving it dangling."""
         await self.store.update(row.key, status="TIMEOUT", error="timeout", finished_at=time.time())
-        await self._settle(row.key, success=False)
         fresh = await self.store.task(row.key)
         if fresh is not None:
-            await self.deliver(fresh)
+            await self._finish(fresh)
 
     async def resume(self) -> None:
         """After a restart: finish what the previous process left half done.
@@ -148,7 +148,7 @@ class Following(ServiceBase):
         reported with a retry button, since nobody can know whether it was accepted.
         """
         for row in await self.store.undelivered():
-            await self.deliver(row)
+            await self._finish(row)
         for row in await self.store.interrupted():
             await self.store.update(
                 row.key, status=REJECTED, error="interrupted", finished_at=time.time()
