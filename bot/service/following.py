@@ -100,6 +100,7 @@ class Following(ServiceBase):
         building = asyncio.ensure_future(results.final_view(self, row))
         if not await self.store.claim_delivery(row.key):
             building.cancel()
+            await asyncio.gather(building, return_exceptions=True)  # nothing left unretrieved
             return
         self._previews.pop(row.key, None)
         progress = row.ref("progress")
