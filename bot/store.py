@@ -186,24 +186,13 @@ class Store:
                 f"UPDATE tasks SET {assignments} WHERE key = ?", [*values.values(), key]
             )
 
-    async def merge(self, key: str, task: Task) -> TaskRow | None:
-        """Apply an API update if it moves the task forward; return the new row, else None.
+    async def merge(self, tasks: Iterable[Task]) -> list[tuple[TaskRow, Task]]:
+        """Apply the API updates that move their tasks forward, all in one transaction.
 
         The merge only moves forward by (status rank, progress), so duplicate, stale and
-        out-of-order updates (webhook or poll) change nothing.
-        """
-        async with self.transaction() as db:
-            async with db.execute("SELECT * FROM tasks WHERE key = ?", (key,)) as cur:
-                found = [TaskRow(**dict(r)) for r in await cur.fetchall()]
-            merged = await _merge_rows(db, found, {row.task_id: task for row in found})
-        return merged[0][0] if merged else None
-
-    async def merge_many(self, tasks: Iterable[Task]) -> list[tuple[TaskRow, Task]]:
-        """``merge`` for the answer of one poll: every update in one transaction.
-
-        Returns the rows that moved forward with their updates, finished tasks first. One
-        transaction instead of one per task keeps a poll's hundred progress steps from
-        queueing in front of the results it found.
+        out-of-order updates (webhook or poll) change nothing. Returns the rows that moved
+        with their updates, finished tasks first. One transaction for a whole poll answer
+        keeps its progress steps from queueing in front of the results it found.
         """
         newest: dict[str, Task] = {}
         for task in tasks:  # an id twice in one answer: the further one counts

@@ -29,8 +29,8 @@ log = logging.getLogger("bot.tracker")
 
 # Ids per list-by-condition request. Smaller slices spread the results found more evenly over
 # the interval at the cost of more requests: in the benchmark (500 tasks in flight, 2 s), 100
-# gave a p50 of 1.15 s from success to the chat and 0.27 requests per task; 50 gives ~1.05 s
-# and 0.5 requests per task, still 30x fewer than fetching each task every 3 s.
+# gave a p50 of 1.13-1.17 s from success to the chat and 0.27 requests per task; 50 gives
+# 1.08-1.12 s and 0.5 requests per task, still 30x fewer than fetching each task every 3 s.
 BATCH = 50
 RECONCILE_FACTOR = 3  # poll this much slower while notifyHook callbacks are arriving
 

@@ -55,23 +55,28 @@ async def test_migrations_set_user_version_and_wal(tmp_path):
 
 async def test_merge_only_moves_forward(store):
     r = await store.add_task(row(task_id="1712205491372224", status="NOT_START"))
-    assert await store.merge(r.key, task("IN_PROGRESS", "46%", imageUrl="http://p/1")) is not None
-    assert await store.merge(r.key, task("IN_PROGRESS", "31%", imageUrl="http://p/0")) is None
-    assert await store.merge(r.key, task("SUBMITTED", "0%")) is None
-    assert await store.merge(r.key, task("IN_PROGRESS", "46%", imageUrl="http://p/1")) is None
+
+    async def merge(update: Task) -> TaskRow | None:
+        merged = await store.merge([update])
+        return merged[0][0] if merged else None
+
+    assert await merge(task("IN_PROGRESS", "46%", imageUrl="http://p/1")) is not None
+    assert await merge(task("IN_PROGRESS", "31%", imageUrl="http://p/0")) is None
+    assert await merge(task("SUBMITTED", "0%")) is None
+    assert await merge(task("IN_PROGRESS", "46%", imageUrl="http://p/1")) is None
     # same rank with a new preview image is still news
-    assert await store.merge(r.key, task("IN_PROGRESS", "46%", imageUrl="http://p/2")) is not None
-    done = await store.merge(r.key, task("SUCCESS", "100%"))
+    assert await merge(task("IN_PROGRESS", "46%", imageUrl="http://p/2")) is not None
+    done = await merge(task("SUCCESS", "100%"))
     assert done is not None and done.status == "SUCCESS" and done.finished_at
-    assert await store.merge(r.key, task("FAILURE")) is None  # final stays final
+    assert await merge(task("FAILURE")) is None  # final stays final
     stored = await store.task(r.key)
     assert stored is not None and stored.status == "SUCCESS" and stored.progress == 100
 
 
-async def test_merge_many_applies_one_poll_answer_in_one_go(store):
+async def test_merge_applies_one_poll_answer_in_one_go(store):
     running = await store.add_task(row(task_id="10", status="IN_PROGRESS", progress=46))
     finishing = await store.add_task(row(task_id="11", status="IN_PROGRESS"))
-    await store.merge(running.key, task("IN_PROGRESS", "46%", id="10", imageUrl="http://p/46"))
+    await store.merge([task("IN_PROGRESS", "46%", id="10", imageUrl="http://p/46")])
     answer = [
         task("IN_PROGRESS", "31%", id="10", imageUrl="http://p/31"),  # stale: dropped
         task("IN_PROGRESS", "62%", id="10", imageUrl="http://p/62"),  # same id, further: kept
@@ -79,7 +84,7 @@ async def test_merge_many_applies_one_poll_answer_in_one_go(store):
         task("SUCCESS", "100%", id="11", imageUrl="http://p/done"),  # further still
         task("SUCCESS", "100%", id="99"),  # not ours
     ]
-    merged = await store.merge_many(answer)
+    merged = await store.merge(answer)
     # finished first, so its result does not queue behind progress steps
     assert [(r.key, t.status.value, t.progress) for r, t in merged] == [
         (finishing.key, "SUCCESS", 100),
@@ -87,8 +92,8 @@ async def test_merge_many_applies_one_poll_answer_in_one_go(store):
     ]
     assert (await store.task(finishing.key)).status == "SUCCESS"
     assert (await store.task(running.key)).task.image_url == "http://p/62"
-    assert await store.merge_many(answer) == []  # the same answer again changes nothing
-    assert await store.merge_many([]) == []
+    assert await store.merge(answer) == []  # the same answer again changes nothing
+    assert await store.merge([]) == []
 
 
 async def test_unsent_results_are_found_once_released_and_idle(store):

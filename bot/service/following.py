@@ -30,7 +30,7 @@ class Following(ServiceBase):
         news = [task for task in tasks if self._last_seen.get(task.id) != _news(task)]
         if not news:
             return  # the same steps again (most polls): skip the database entirely
-        merged = await self.store.merge_many(news)
+        merged = await self.store.merge(news)
         for task in news:
             if task.is_final:
                 self._last_seen.pop(task.id, None)
