@@ -232,14 +232,17 @@ class Store:
         )
         return [TaskRow(**dict(r)) for r in rows]
 
-    async def unsent(self, idle_s: float) -> list[TaskRow]:
-        """Final tasks nobody is posting, untouched for ``idle_s`` (a failed post, released)."""
+    async def unsent(self, idle_s: float, within_s: float = 86400.0) -> list[TaskRow]:
+        """Final tasks nobody is posting, untouched for ``idle_s`` (a failed post, released),
+        that finished less than ``within_s`` ago (a chat that refuses for a day is given up)."""
+        now = time.time()
         rows = await self._all(
             "SELECT * FROM tasks WHERE delivered_at IS NULL AND delivering_at IS NULL"
             f" AND status IN ({', '.join('?' for _ in FINAL_STATUSES)}) AND updated_at < ?"
-            " ORDER BY created_at",
+            " AND COALESCE(finished_at, created_at) > ? ORDER BY created_at",
             *FINAL_STATUSES,
-            time.time() - idle_s,
+            now - idle_s,
+            now - within_s,
         )
         return [TaskRow(**dict(r)) for r in rows]
 

@@ -1,5 +1,6 @@
 import asyncio
 import sqlite3
+import time
 from importlib import resources
 
 import pytest
@@ -108,6 +109,9 @@ async def test_unsent_results_are_found_once_released_and_idle(store):
     await store.delivered(done.key, MessageRef("telegram", "-1", "9", "photo"))
     assert await store.unsent(idle_s=0) == []
     assert [r.key for r in await store.live_tasks()] == [live.key]
+    old = await store.add_task(row(task_id="22", status="FAILURE"))
+    await store.update(old.key, finished_at=time.time() - 2 * 86400)  # refused for two days
+    assert await store.unsent(idle_s=0, within_s=86400) == []
 
 
 async def test_delivery_is_claimed_once(store):
