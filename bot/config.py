@@ -132,7 +132,7 @@ class TrackingConfig:
     send_interval_s: float = 1.0  # at least this long between two messages to one chat
     timeout_fast_s: float = 900.0  # give up on a task after this long (fast / turbo / default)
     timeout_relax_s: float = 3600.0  # relax jobs queue for a long time on busy accounts
-    resend_after_s: float = 30.0  # a result the chat refused is posted again after this long
+    resend_after_s: float = 30.0  # a refused result is posted again after this long (for a day)
 
     def validate(self) -> None:
         if self.poll_interval_s <= 0:

@@ -4,7 +4,7 @@ One ``list-by-condition`` request asks for up to ``BATCH`` live ids at once (not
 per task), and the answer goes through ``Service.on_tasks``, whose merge only moves forward.
 Tasks live in the store, so a restart simply carries on: the first tick after start resumes
 them, and results that finished while the bot was down are delivered once. A result whose
-posting failed is tried again every ``resend_after_s``.
+posting failed is tried again every ``resend_after_s``, for a day.
 
 Each task is asked about once per interval. With more live tasks than one request holds, the
 interval is cut into as many ticks as requests are needed and each tick asks for the tasks
