@@ -21,7 +21,7 @@ from bot.i18n import normalize, t
 from bot.service import Service
 from bot.views import Ask, View, clip
 
-from .port import PLATFORM, DiscordPort
+from .port import PLATFORM
 
 if TYPE_CHECKING:
     from . import DiscordClient
@@ -141,19 +141,6 @@ def _jump_url(interaction: discord.Interaction, ref: MessageRef) -> str:
 # --- questions: the Answer button, the modal, the answer ------------------------------------
 
 
-async def _question(
-    service: Service, port: DiscordPort, req: Requester, message_id: str, ref: str
-) -> tuple[Ask, str] | None:
-    """The question a message asks and who may answer it; None when answered or unknown.
-
-    The port remembers the Ask exactly as posted; after a restart the service rebuilds it."""
-    found = await service.question(req, message_id, ref)
-    if found is None:
-        return None
-    ask, owner = found
-    return port.asks.get(message_id) or ask, owner
-
-
 async def open_answer(interaction: discord.Interaction, ref: str) -> None:
     """The Answer button: open the question as a modal (prefilled), for its owner only."""
     client = client_of(interaction)
@@ -161,7 +148,7 @@ async def open_answer(interaction: discord.Interaction, ref: str) -> None:
     req = await client.service.who(requester(interaction, None))
     found = None
     if message is not None:
-        found = await _question(client.service, client.port, req, str(message.id), ref)
+        found = await client.service.question(req, str(message.id), ref)
     if found is None or message is None:
         await _tell(interaction, t("modal.expired", req.language))
         return

@@ -17,7 +17,6 @@ import io
 import logging
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +26,7 @@ from PIL import Image
 
 from bot.chat import MessageGone, MessageRef, RateLimited
 from bot.i18n import t
-from bot.views import Ask, Choice, Media, Style, View
+from bot.views import Choice, Media, Style, View
 
 log = logging.getLogger("adapters.discord")
 
@@ -39,7 +38,6 @@ MAX_ROWS = 5
 MAX_PER_ROW = 5
 MAX_FILES = 10
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's default per file (attachment_size_limit)
-MAX_ASKS = 1000
 TOKEN_LIFETIME_S = 14 * 60.0  # interaction tokens live 15 minutes; leave a margin
 
 TOKEN_TEMPLATE = r"(?P<data>(?:m1|s1):[A-Za-z0-9:_-]{1,90})"
@@ -249,16 +247,6 @@ class DiscordPort:
         self._born: dict[str, Session] = {}  # message id -> the session it was posted through
         self._limits: dict[str, int] = {}  # channel -> latest attachment_size_limit seen
         self.channel_fallbacks = 0  # webhook calls redone on the channel route (token expired)
-        # message id -> the question it asks, exactly as the service built it (after a
-        # restart the handlers rebuild it from the store)
-        self.asks: OrderedDict[str, Ask] = OrderedDict()
-
-    def _remember_ask(self, view: View, ref: MessageRef) -> MessageRef:
-        if view.ask is not None:
-            self.asks[ref.message_id] = view.ask
-            while len(self.asks) > MAX_ASKS:
-                self.asks.popitem(last=False)
-        return ref
 
     # interactions ---------------------------------------------------------------------------
 
@@ -319,7 +307,7 @@ class DiscordPort:
     async def send(
         self, chat_id: str, view: View, reply_to: MessageRef | None = None
     ) -> MessageRef:
-        return self._remember_ask(view, await self._send(chat_id, view, reply_to))
+        return await self._send(chat_id, view, reply_to)
 
     async def _send(self, chat_id: str, view: View, reply_to: MessageRef | None) -> MessageRef:
         session = self._sessions.get(reply_to.message_id) if reply_to else None
@@ -391,8 +379,6 @@ class DiscordPort:
         if interaction:
             # Never posted yet: whatever replies to the interaction is the edit.
             return await self.send(ref.chat_id, view, ref)
-        if view.ask is not None:
-            self.asks[ref.message_id] = view.ask
         session = self._born.get(ref.message_id)
         lang = language_of(view)
         ui = components(view)
