@@ -7,7 +7,7 @@ constructor, same ``run``/``poll_once`` surface, same counters). Instead of aski
     while the task is live:
         sleep 3 s
         task = GET /mj/task/{id}/fetch
-        service.on_task(task)
+        service.on_tasks([task])
 
 Everything else in the bot is the real code: the same Service, merge, delivery, Outbox and
 Telegram adapter. ``python -m bench.naive_bot`` swaps the class in before ``mjbot run`` builds
@@ -82,7 +82,7 @@ class NaiveTracker(Tracker):
                 if task is None:
                     continue
                 try:
-                    await self.service.on_task(task)
+                    await self.service.on_tasks([task])
                 except Exception:
                     log.exception("handling task update failed (task %s)", task.id)
                 if task.is_final:

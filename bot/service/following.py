@@ -17,10 +17,6 @@ from bot.views import Choice, View, headline, progress_view
 
 
 class Following(ServiceBase):
-    async def on_task(self, task: Task) -> None:
-        """One update from the API (a fetch, a callback): see ``on_tasks``."""
-        await self.on_tasks((task,))
-
     async def on_tasks(self, tasks: Iterable[Task]) -> None:
         """Updates from the API (a poll, confirmed callbacks): merge them, show what changed.
 
