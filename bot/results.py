@@ -69,7 +69,7 @@ async def final_view(service: Service, row: TaskRow) -> View:
     task = row.task
     lang = row.lang
     if task is None or task.status is not Status.SUCCESS:
-        reason = describe_failure(task.fail_reason if task else row.error or "", lang)
+        reason = describe_failure((task.fail_reason if task else "") or row.error or "", lang)
         rows = ()
         if row.kind == "imagine" and row.prompt:
             rows = ((Choice(t("btn.retry", lang), buttons.encode(row.key, "retry")),),)
