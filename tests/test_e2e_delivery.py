@@ -97,6 +97,10 @@ async def test_kill_9_while_submitting_is_reported_with_a_retry(make_bot, sim, t
         timeout=20,
     )
     assert any("🔁" in text for row in notice.buttons for text, _ in row)
+    submitted = len(sim.submits("imagine"))
+    await tg.press(GROUP, notice, "🔁 Try again", tg.users[ALICE])
+    await tg.wait_for(lambda: len(sim.submits("imagine")) == submitted + 1, timeout=10)
+    assert sim.submits("imagine")[-1].body["prompt"] == "a quiet harbour"
     await bot.stop()
 
 
@@ -240,3 +244,25 @@ async def test_a_result_image_that_is_not_an_image_arrives_as_a_link(bot, sim, t
     assert f"/sim/images/{task.id}/image.png" in shown.content
     assert any("U1" in text for row in shown.buttons for text, _ in row)  # buttons still work
     assert bot.alive
+
+
+async def test_a_task_that_never_finishes_is_given_up_with_a_retry(make_bot, sim, tg):
+    bot = make_bot(tracking={"timeout_fast_s": 3.0})
+    await started(bot, tg)
+    asked = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a ship that will stall at sea")
+    progress = await tg.wait_for_bot_message(
+        GROUP, lambda m: m.reply_to_message_id == asked.message_id
+    )
+    notice = await tg.wait_for_bot_message(
+        GROUP,
+        lambda m: m.reply_to_message_id == asked.message_id and "too long" in (m.content or ""),
+        timeout=20,
+    )
+    assert notice.buttons == [[("🔁 Try again", notice.buttons[0][0][1])]]
+    await tg.wait_for(lambda: tg.message(GROUP, progress.message_id).deleted, timeout=10)
+    task = next(t for t in sim.tasks.values() if "stall" in t.prompt)
+    assert task.status not in ("SUCCESS", "FAILURE")  # the API had not given up yet
+    await tg.press(GROUP, notice, "🔁 Try again", tg.users[ALICE])
+    await tg.wait_for(lambda: len(sim.submits("imagine")) == 2, timeout=10)
+    assert sim.submits("imagine")[1].body["prompt"] == sim.submits("imagine")[0].body["prompt"]
+    await bot.stop()

@@ -121,7 +121,10 @@ class Presses(ServiceBase):
             case "retry":
                 if row.kind != "imagine" or not row.prompt:
                     return Notice(t("press.expired", lang), alert=True)
-                self.spawn(self.imagine(replace(req, message=row.ref("result")), row.prompt))
+                # A submission of its own: the press's event is spent (it guarded the press),
+                # so the imagine gets one derived from it, still one per press.
+                again = replace(req, message=row.ref("result"), event=f"{req.event}:retry")
+                self.spawn(self.imagine(again, row.prompt))
                 return Notice(t("press.submitted", lang, label="🔁"))
         return Notice(t("press.expired", lang), alert=True)
 
