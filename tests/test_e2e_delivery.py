@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 
 import httpx
 
+from bot.sim import SimConfig, Simulator
 from tests.conftest import ALICE, BOB, GROUP
-from tests.harness import BotProcess, free_port
+from tests.harness import API_KEY, BotProcess, free_port
 
 
 def results_for(tg, chat: int, request_id: int):
@@ -266,3 +268,50 @@ async def test_a_task_that_never_finishes_is_given_up_with_a_retry(make_bot, sim
     await tg.wait_for(lambda: len(sim.submits("imagine")) == 2, timeout=10)
     assert sim.submits("imagine")[1].body["prompt"] == sim.submits("imagine")[0].body["prompt"]
     await bot.stop()
+
+
+async def test_kill_9_while_the_result_is_being_posted(make_bot, sim, tg, tmp_path):
+    bot = make_bot()
+    await started(bot, tg)
+    sim.faults.image_delay_s = 6.0  # the result's download hangs: claimed, not yet posted
+    asked = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a kite over the dunes")
+
+    def claimed_not_posted() -> bool:
+        db = sqlite3.connect(tmp_path / "data" / "mjbot.db")
+        try:
+            rows = db.execute("SELECT delivering_at, delivered_at FROM tasks").fetchall()
+        finally:
+            db.close()
+        return len(rows) == 1 and rows[0][0] is not None and rows[0][1] is None
+
+    await tg.wait_for(lambda: sim.image_requests and claimed_not_posted(), timeout=30)
+    await bot.stop(kill=True)
+    sim.faults.image_delay_s = 0.0
+    await started(bot, tg, calls_before=1)
+    await tg.wait_for(lambda: results_for(tg, GROUP, asked.message_id), timeout=30)
+    await asyncio.sleep(1.0)
+    assert len(results_for(tg, GROUP, asked.message_id)) == 1
+    assert len(sim.submits("imagine")) == 1
+    await bot.stop()
+
+
+async def test_kill_9_while_queued_delivers_each_once(tmp_path, tg):
+    one_at_a_time = Simulator(SimConfig(api_key=API_KEY, time_scale=0.05, concurrency=1))
+    await one_at_a_time.start()
+    bot = BotProcess(tmp_path, one_at_a_time.base_url, tg.url)
+    try:
+        await started(bot, tg)
+        first = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a red door")
+        second = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a blue door")
+        await tg.wait_for(lambda: len(one_at_a_time.submits("imagine")) == 2, timeout=10)
+        assert any(t.status == "NOT_START" for t in one_at_a_time.tasks.values())  # queued
+        await bot.stop(kill=True)
+        await started(bot, tg, calls_before=1)
+        for asked in (first, second):
+            await tg.wait_for(lambda a=asked: results_for(tg, GROUP, a.message_id), timeout=40)
+        await asyncio.sleep(1.0)
+        assert [len(results_for(tg, GROUP, a.message_id)) for a in (first, second)] == [1, 1]
+        assert len(one_at_a_time.submits("imagine")) == 2
+    finally:
+        await bot.stop()
+        await one_at_a_time.stop()

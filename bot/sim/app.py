@@ -87,6 +87,7 @@ class Simulator:
         self.tasks: dict[str, SimTask] = self.board.tasks
         self.requests: list[RecordedRequest] = []
         self.record_limit = 10_000  # oldest recorded requests are dropped beyond this
+        self.image_requests = 0  # GETs of result images (image.png), answered or not
         self.hooks = HookSender(self.faults)
         self.hook_log: list[HookDelivery] = self.hooks.log
         self.submitter = Submitter(self.board, self.config, self.faults, lambda: self.public_url)
@@ -373,8 +374,12 @@ class Simulator:
         task = self.tasks.get(parts[2])
         if task is None or self._expired(task):
             return web.Response(status=404)
-        if self.faults.broken_images and parts[3] == "image.png":
-            return web.Response(text=_BROKEN_IMAGE_PAGE, content_type="text/html")
+        if parts[3] == "image.png":
+            self.image_requests += 1
+            if self.faults.image_delay_s > 0:
+                await asyncio.sleep(self.faults.image_delay_s)
+            if self.faults.broken_images:
+                return web.Response(text=_BROKEN_IMAGE_PAGE, content_type="text/html")
         key = (task.id, parts[3])
         cached = self._media.get(key)
         if cached is None:

@@ -27,6 +27,7 @@ class Faults:
     - ``hook_delay_s``: every delivery waits this many real seconds first.
     - ``image_ttl_s``: result images answer 404 this many simulated seconds after the task
       finished (expiring CDN links, P7); None = never.
+    - ``image_delay_s``: result images answer after this many real seconds (a slow CDN).
     - ``broken_images``: result images answer 200 with an HTML page instead (a CDN or a
       gateway's error page served as if it were the file).
     - ``numeric_ids``: submit envelopes carry ``result`` as a JSON number (reseller style, P15).
@@ -42,6 +43,7 @@ class Faults:
     reorder_hooks: bool = False
     hook_delay_s: float = 0.0
     image_ttl_s: float | None = None
+    image_delay_s: float = 0.0
     broken_images: bool = False
     numeric_ids: bool = False
     zero_times: bool = False
