@@ -295,6 +295,15 @@ async def test_kill_9_while_the_result_is_being_posted(make_bot, sim, tg, tmp_pa
     await bot.stop()
 
 
+def recorded_ids(tmp_path) -> int:
+    """How many tasks the bot has stored the API's task id for."""
+    db = sqlite3.connect(tmp_path / "data" / "mjbot.db")
+    try:
+        return db.execute("SELECT COUNT(*) FROM tasks WHERE task_id IS NOT NULL").fetchone()[0]
+    finally:
+        db.close()
+
+
 async def test_kill_9_while_queued_delivers_each_once(tmp_path, tg):
     one_at_a_time = Simulator(SimConfig(api_key=API_KEY, time_scale=0.05, concurrency=1))
     await one_at_a_time.start()
@@ -304,6 +313,10 @@ async def test_kill_9_while_queued_delivers_each_once(tmp_path, tg):
         first = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a red door")
         second = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a blue door")
         await tg.wait_for(lambda: len(one_at_a_time.submits("imagine")) == 2, timeout=10)
+        # Killed once both submits are recorded (the simulator seeing a submit is not enough:
+        # a kill before the bot stores the answer is the "interrupted submit" case, tested
+        # on its own above).
+        await tg.wait_for(lambda: recorded_ids(tmp_path) == 2, timeout=10)
         assert any(t.status == "NOT_START" for t in one_at_a_time.tasks.values())  # queued
         await bot.stop(kill=True)
         await started(bot, tg, calls_before=1)
