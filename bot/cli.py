@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from bot import config as config_module
 from bot import logs
 from bot.config import Config, ConfigError
+from bot.dblock import DatabaseInUse
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mjbot: {exc}", file=sys.stderr)
         return 2
+    except DatabaseInUse as exc:  # another mjbot holds the database
+        print(f"mjbot: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:  # e.g. the port is taken
         print(f"mjbot: {exc}", file=sys.stderr)
         return 1
@@ -120,8 +124,8 @@ async def _run(cfg: Config) -> int:
     from bot.app import App
 
     app = App(cfg)
+    await app.start()  # a start that fails has already stopped what it opened
     try:
-        await app.start()
         print("mjbot is running; Ctrl+C stops it", file=sys.stderr, flush=True)
         await _until_signal()
     finally:
@@ -172,12 +176,14 @@ async def _status(cfg: Config) -> int:
     except (httpx.HTTPError, ValueError):
         from bot.store import Store
 
-        store = await Store.open(cfg.storage.path)
+        # Read-only: it takes no lock and writes nothing, so it works beside a running bot
+        # whose status page is not reachable from here.
+        store = await Store.open(cfg.storage.path, read_only=True)
         try:
             live = await store.live_tasks()
         finally:
             await store.close()
-        document = {"tasks_in_flight": len(live), "note": "the bot is not running"}
+        document = {"tasks_in_flight": len(live), "note": f"no bot answered on {host}:{port}"}
         source = "database"
     print(f"mjbot status ({source}):")
     print(json.dumps(document, indent=2, ensure_ascii=False))

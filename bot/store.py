@@ -22,6 +22,7 @@ from typing import Any
 
 import aiosqlite
 
+from bot import dblock
 from bot.chat import MessageRef
 from bot.mj.models import Task
 
@@ -94,28 +95,55 @@ class ModalRow:
 class Store:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
+        self._db_lock: dblock.DatabaseLock | None = None  # set by open() for a writer
         self._lock = asyncio.Lock()
         self.started_at = time.time()
 
     @classmethod
-    async def open(cls, path: str | Path) -> Store:
+    async def open(cls, path: str | Path, *, read_only: bool = False) -> Store:
+        """Open (creating and migrating) the database, holding its lock for this process.
+
+        Every writer is exclusive (bot/dblock.py): a second process that writes would take
+        over the first one's claims, so it is refused here, whoever opens the store. Only
+        ``read_only`` (``mjbot status`` beside a running bot) shares: it takes no lock, never
+        migrates and cannot write, so it can take nothing over. ``:memory:`` is private.
+        """
+        if read_only:
+            return cls(await _connect_read_only(Path(path)))
+        lock = None
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(str(path), isolation_level=None)
-        db.row_factory = aiosqlite.Row
-        for pragma in (
-            "journal_mode=WAL",
-            "synchronous=NORMAL",
-            "foreign_keys=ON",
-            "busy_timeout=5000",
-        ):
-            await db.execute(f"PRAGMA {pragma}")
+            lock = dblock.acquire(path)  # first: a refused process must touch nothing
+        try:
+            db = await aiosqlite.connect(str(path), isolation_level=None)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
         store = cls(db)
-        await store._migrate()
+        store._db_lock = lock
+        try:
+            db.row_factory = aiosqlite.Row
+            for pragma in (
+                "journal_mode=WAL",
+                "synchronous=NORMAL",
+                "foreign_keys=ON",
+                "busy_timeout=5000",
+            ):
+                await db.execute(f"PRAGMA {pragma}")
+            await store._migrate()
+        except BaseException:
+            await store.close()
+            raise
         return store
 
     async def close(self) -> None:
-        await self._db.close()
+        try:
+            await self._db.close()
+        finally:
+            if self._db_lock is not None:
+                self._db_lock.release()
+                self._db_lock = None
 
     async def _migrate(self) -> None:
         async with self._db.execute("PRAGMA user_version") as cur:
@@ -456,6 +484,21 @@ class Store:
                 (scope, json.dumps(data, ensure_ascii=False)),
             )
             return data
+
+
+async def _connect_read_only(path: Path) -> aiosqlite.Connection:
+    """A connection that cannot write (``mode=ro``)."""
+    db = await aiosqlite.connect(_read_only_uri(path), uri=True)
+    db.row_factory = aiosqlite.Row
+    await db.execute("PRAGMA busy_timeout=5000")
+    return db
+
+
+def _read_only_uri(path: Path) -> str:
+    """``file:`` URI in read-only mode; an absent database is an error, not a new empty one."""
+    if not path.exists():
+        raise FileNotFoundError(f"no database at {path}")
+    return f"{path.resolve().as_uri()}?mode=ro"
 
 
 def _statements(script: str) -> list[str]:
