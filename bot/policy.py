@@ -4,6 +4,11 @@ Every submit spends the operator's money. Access comes from the config (the base
 admin commands stored in the database (which win). Quotas are counted in cost units from a
 per-action weight table; the check and the charge are one transaction, so two presses at the
 same instant cannot both pass a quota of one. Rejected and failed tasks are refunded.
+
+Each charge is a ledger row of its own, an attempt with an id: whoever charges settles that id
+and nothing else, so one attempt's refund can never undo another's charge. A charge can also be
+made inside a claim's transaction (``charge_in``): claiming a button, a question or a task and
+paying for it then happen together or not at all.
 """
 
 from __future__ import annotations
@@ -14,9 +19,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import aiosqlite
+
 from bot.chat import Requester
 from bot.config import AccessConfig, QuotaConfig
-from bot.store import Store
+from bot.store import Store, new_key
+
+# Ledger rows that count as spent (``refunded`` and ``void`` do not).
+SPENT = "outcome IN ('pending', 'success')"
 
 # customId prefix -> action name in the weight table (mj-api.md §7.8).
 _ACTIONS: tuple[tuple[str, str], ...] = (
@@ -49,6 +59,14 @@ class Refusal:
 
     key: str
     fields: dict[str, Any]
+
+
+class OverQuota(Exception):
+    """A charge refused inside a claim's transaction: the claim is rolled back with it."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.key)
+        self.refusal = refusal
 
 
 def _today(now: float) -> tuple[str, str]:
@@ -137,8 +155,20 @@ class Policy:
             return 4 * self.quota.weights.imagine
         return int(getattr(self.quota.weights, action, self.quota.weights.other))
 
-    async def charge(self, req: Requester, task_key: str, action: str) -> Refusal | None:
-        """Check every limit and record the charge, in one transaction; a Refusal if over."""
+    async def charge(self, req: Requester, task_key: str, action: str) -> str | Refusal:
+        """Check every limit and record the charge, in one transaction of its own: the
+        charge's id, or the Refusal when over a limit."""
+        try:
+            async with self.store.transaction() as db:
+                return await self.charge_in(db, req, task_key, action)
+        except OverQuota as over:
+            return over.refusal
+
+    async def charge_in(
+        self, db: aiosqlite.Connection, req: Requester, task_key: str, action: str
+    ) -> str:
+        """Inside the caller's transaction (a claim): check every limit and record the charge
+        as an attempt of its own; its id. Raises OverQuota, which rolls the claim back."""
         units = self.units(action)
         now = time.time()
         day, month = _today(now)
@@ -163,46 +193,66 @@ class Policy:
             (q.global_daily_units, ("day = ?", day), "quota.global", True),
         ]
         admin = self.is_admin(req)
-        async with self.store.transaction() as db:
 
-            async def scalar(sql: str, args: tuple[Any, ...]) -> int:
-                async with db.execute(sql, args) as cur:
-                    return int((await cur.fetchone())[0])
+        async def scalar(sql: str, args: tuple[Any, ...]) -> int:
+            async with db.execute(sql, args) as cur:
+                return int((await cur.fetchone())[0])
 
-            if not admin and q.concurrency:
-                running = await scalar(
-                    f"SELECT COUNT(*) FROM ledger WHERE {user[0]} AND outcome = 'pending'",
-                    user[1:],
-                )
-                if running >= q.concurrency:
-                    return Refusal("quota.concurrency", {"limit": q.concurrency})
-            for limit, (where, *args), key, for_admins in budgets:
-                if not (units and limit) or (admin and not for_admins):
-                    continue
-                used = await scalar(
-                    "SELECT COALESCE(SUM(units), 0) FROM ledger"
-                    f" WHERE outcome != 'refunded' AND {where}",
-                    tuple(args),
-                )
-                if used + units > limit:
-                    left = max(0, limit - used)
-                    fields = {"used": used, "limit": limit, "left": left, "units": units}
-                    return Refusal(key, {**fields, "reset": reset})
-            await db.execute(
-                "INSERT OR REPLACE INTO ledger (task_key, platform, user_id, chat_id, action,"
-                " units, outcome, day, month, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending',"
-                " ?, ?, ?)",
-                (task_key, req.platform, req.user_id, req.chat_id, action, units, day, month, now),
+        if not admin and q.concurrency:
+            running = await scalar(
+                f"SELECT COUNT(*) FROM ledger WHERE {user[0]} AND outcome = 'pending'",
+                user[1:],
             )
-        return None
+            if running >= q.concurrency:
+                raise OverQuota(Refusal("quota.concurrency", {"limit": q.concurrency}))
+        for limit, (where, *args), key, for_admins in budgets:
+            if not (units and limit) or (admin and not for_admins):
+                continue
+            used = await scalar(
+                f"SELECT COALESCE(SUM(units), 0) FROM ledger WHERE {SPENT} AND {where}",
+                tuple(args),
+            )
+            if used + units > limit:
+                left = max(0, limit - used)
+                fields = {"used": used, "limit": limit, "left": left, "units": units}
+                raise OverQuota(Refusal(key, {**fields, "reset": reset}))
+        charge_id = new_key()
+        await db.execute(
+            "INSERT INTO ledger (id, task_key, platform, user_id, chat_id, action, units,"
+            " outcome, day, month, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+            (
+                charge_id,
+                task_key,
+                req.platform,
+                req.user_id,
+                req.chat_id,
+                action,
+                units,
+                day,
+                month,
+                now,
+            ),
+        )
+        return charge_id
 
-    async def settle(self, task_key: str, success: bool) -> None:
-        """A task ended: keep the charge on success, refund it otherwise."""
+    async def settle(self, charge_id: str | None, success: bool) -> None:
+        """An attempt ended: keep its charge on success, refund it otherwise. Only that
+        charge, and only while it is pending (settling twice changes nothing)."""
+        await self._close(charge_id, "success" if success else "refunded")
+
+    async def void(self, charge_id: str | None) -> None:
+        """An attempt that ran nothing and failed nothing (a press that became a question;
+        the answer pays): not spent, and not a failure in the reports either."""
+        await self._close(charge_id, "void")
+
+    async def _close(self, charge_id: str | None, outcome: str) -> None:
+        if not charge_id:
+            return
         async with self.store.transaction() as db:
             await db.execute(
-                "UPDATE ledger SET outcome = ?, settled_at = ? WHERE task_key = ?"
+                "UPDATE ledger SET outcome = ?, settled_at = ? WHERE id = ?"
                 " AND outcome = 'pending'",
-                ("success" if success else "refunded", time.time(), task_key),
+                (outcome, time.time(), charge_id),
             )
 
     # --- reports --------------------------------------------------------------------------------
@@ -211,12 +261,10 @@ class Policy:
         day, month = _today(time.time())
         rows = await self.store.query(
             "SELECT"
-            " COALESCE(SUM(CASE WHEN day = ? AND outcome != 'refunded' THEN units END), 0)"
-            "   AS today,"
-            " COALESCE(SUM(CASE WHEN month = ? AND outcome != 'refunded' THEN units END), 0)"
-            "   AS month,"
+            f" COALESCE(SUM(CASE WHEN day = ? AND {SPENT} THEN units END), 0) AS today,"
+            f" COALESCE(SUM(CASE WHEN month = ? AND {SPENT} THEN units END), 0) AS month,"
             " COUNT(CASE WHEN outcome = 'pending' THEN 1 END) AS running,"
-            " COUNT(CASE WHEN outcome != 'refunded' THEN 1 END) AS jobs,"
+            f" COUNT(CASE WHEN {SPENT} THEN 1 END) AS jobs,"
             " COUNT(CASE WHEN outcome = 'refunded' THEN 1 END) AS refunded"
             " FROM ledger WHERE platform = ? AND user_id = ?",
             day,
@@ -231,12 +279,10 @@ class Policy:
         week = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=6)).isoformat()
         totals = await self.store.query(
             "SELECT"
-            " COALESCE(SUM(CASE WHEN day = ? AND outcome != 'refunded' THEN units END), 0)"
-            "   AS today,"
-            " COUNT(CASE WHEN day = ? THEN 1 END) AS jobs_today,"
-            " COALESCE(SUM(CASE WHEN day >= ? AND outcome != 'refunded' THEN units END), 0)"
-            "   AS week,"
-            " COUNT(CASE WHEN day >= ? THEN 1 END) AS jobs_week,"
+            f" COALESCE(SUM(CASE WHEN day = ? AND {SPENT} THEN units END), 0) AS today,"
+            " COUNT(CASE WHEN day = ? AND outcome != 'void' THEN 1 END) AS jobs_today,"
+            f" COALESCE(SUM(CASE WHEN day >= ? AND {SPENT} THEN units END), 0) AS week,"
+            " COUNT(CASE WHEN day >= ? AND outcome != 'void' THEN 1 END) AS jobs_week,"
             " COUNT(CASE WHEN day >= ? AND outcome = 'refunded' THEN 1 END) AS failures_week"
             " FROM ledger",
             day,
@@ -249,7 +295,7 @@ class Policy:
             "SELECT l.platform, l.user_id, COALESCE(p.handle, '') AS handle,"
             " SUM(l.units) AS units FROM ledger l LEFT JOIN people p"
             " ON p.platform = l.platform AND p.user_id = l.user_id"
-            " WHERE l.day >= ? AND l.outcome != 'refunded'"
+            " WHERE l.day >= ? AND l.outcome IN ('pending', 'success')"
             " GROUP BY l.platform, l.user_id ORDER BY units DESC LIMIT 5",
             week,
         )

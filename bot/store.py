@@ -13,7 +13,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from importlib import resources
@@ -30,6 +30,10 @@ from bot.mj.models import Task
 SUBMITTING = "SUBMITTING"
 REJECTED = "REJECTED"
 FINAL_STATUSES = ("SUCCESS", "FAILURE", "CANCEL", REJECTED, "TIMEOUT")
+
+# Pays for a claim inside the claim's own transaction: the charge's id (None when nothing is
+# charged); raising rolls the claim back with the charge (``bot.policy.Policy.charge_in``).
+Pay = Callable[[aiosqlite.Connection], Awaitable[str | None]]
 
 _KEY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 _IDS_PER_QUERY = 500  # SQLite allows 999 parameters in older builds
@@ -65,6 +69,7 @@ class TaskRow:
     finished_at: float | None = None
     delivered_at: float | None = None
     delivering_at: float | None = None
+    charge_id: str | None = None  # the ledger row the current run is paid by
 
     @property
     def task(self) -> Task | None:
@@ -79,6 +84,15 @@ class TaskRow:
 
 
 _COLUMNS = [f.name for f in fields(TaskRow)]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """What claiming a button found: the earlier task that keeps it (then nothing was
+    inserted or paid), or, when the press won, whether it follows an earlier task."""
+
+    held_by: TaskRow | None = None
+    again: bool = False
 
 
 @dataclass
@@ -190,9 +204,12 @@ class Store:
 
     # --- tasks -------------------------------------------------------------------------------
 
-    async def add_task(self, row: TaskRow) -> TaskRow:
+    async def add_task(self, row: TaskRow, pay: Pay | None = None) -> TaskRow:
+        """Insert a task, and pay for it in the same transaction (a refusal inserts nothing)."""
         row.created_at = row.updated_at = time.time()
         async with self.transaction() as db:
+            if pay is not None:
+                row.charge_id = await pay(db)
             await _insert(db, row)
         return row
 
@@ -334,30 +351,47 @@ class Store:
 
     # --- presses -----------------------------------------------------------------------------
 
-    async def add_child(self, row: TaskRow, parent_key: str, button: str) -> str | None:
-        """Insert the task a button press creates, unless that button already has a live one.
+    async def add_child(
+        self,
+        row: TaskRow,
+        parent_key: str,
+        button: str,
+        *,
+        again: bool = True,
+        pay: Pay | None = None,
+    ) -> Slot:
+        """Insert the task a button press creates and pay for it, unless the button's earlier
+        task keeps the slot: while it runs (or its result is still being posted), and for
+        good once it succeeded when ``again`` is False (a U: its result is shown again).
 
-        Returns the key of the live child when there is one (nothing inserted). One
-        transaction: ten simultaneous presses produce exactly one child and one submit.
+        One transaction: ten simultaneous presses produce exactly one child, one charge and
+        one submit; a refused charge inserts nothing, so the button can be pressed later.
         """
         now = time.time()
         row.created_at = row.updated_at = now
         async with self.transaction() as db:
             async with db.execute(
-                "SELECT p.child_key, t.status FROM presses p JOIN tasks t"
-                " ON t.key = p.child_key WHERE p.parent_key = ? AND p.button = ?",
+                "SELECT t.* FROM presses p JOIN tasks t ON t.key = p.child_key"
+                " WHERE p.parent_key = ? AND p.button = ?",
                 (parent_key, button),
             ) as cur:
                 found = await cur.fetchone()
-            if found and found["status"] not in FINAL_STATUSES:
-                return found["child_key"]
+            earlier = TaskRow(**dict(found)) if found else None
+            if earlier is not None and (
+                not earlier.is_final
+                or earlier.delivered_at is None
+                or (not again and earlier.status == "SUCCESS")
+            ):
+                return Slot(held_by=earlier)
+            if pay is not None:
+                row.charge_id = await pay(db)
             await _insert(db, row)
             await db.execute(
                 "INSERT OR REPLACE INTO presses (parent_key, button, child_key, created_at)"
                 " VALUES (?, ?, ?, ?)",
                 (parent_key, button, row.key, now),
             )
-            return None
+            return Slot(again=earlier is not None)
 
     # --- modals ------------------------------------------------------------------------------
 
@@ -403,14 +437,25 @@ class Store:
         )
         return ModalRow(**dict(row)) if row else None
 
-    async def claim_modal(self, key: str) -> bool:
-        """True exactly once per modal: the answer that wins is the one submitted."""
+    async def claim_modal(self, key: str, pay: Pay | None = None, **values: Any) -> bool:
+        """True exactly once per modal: the answer that wins is the one submitted. The winner
+        pays and its ``values`` are written to the task in the same transaction; losers pay
+        nothing. A refused payment leaves the question open."""
         async with self.transaction() as db:
             cur = await db.execute(
                 "UPDATE modals SET answered_at = ? WHERE key = ? AND answered_at IS NULL",
                 (time.time(), key),
             )
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return False
+            if pay is not None:
+                values["charge_id"] = await pay(db)
+            values["updated_at"] = time.time()
+            assignments = ", ".join(f"{k} = ?" for k in values)
+            await db.execute(
+                f"UPDATE tasks SET {assignments} WHERE key = ?", [*values.values(), key]
+            )
+            return True
 
     async def pending_modals(self) -> list[ModalRow]:
         rows = await self._all("SELECT * FROM modals WHERE answered_at IS NULL")

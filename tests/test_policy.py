@@ -49,20 +49,21 @@ async def test_quota_limits_refunds_and_weights(store):
         QuotaConfig(daily_units=5, concurrency=2, global_daily_units=12),
     )
     assert policy.units("video") == 4 and policy.units(action_of("MJ::JOB::upsample::1::h")) == 0
-    assert await policy.charge(who(), "k1", "video") is None
-    assert await policy.charge(who(), "k2", "upscale") is None
+    k1 = await policy.charge(who(), "k1", "video")
+    k2 = await policy.charge(who(), "k2", "upscale")
+    assert isinstance(k1, str) and isinstance(k2, str)
     refusal = await policy.charge(who(), "k3", "imagine")
     assert refusal.key == "quota.concurrency"  # two in flight
-    await policy.settle("k2", success=True)
+    await policy.settle(k2, success=True)
     refusal = await policy.charge(who(), "k3", "video")
     assert refusal.key == "quota.daily" and refusal.fields["left"] == 1
-    await policy.settle("k1", success=False)  # refunded
-    assert await policy.charge(who(), "k3", "video") is None
+    await policy.settle(k1, success=False)  # refunded
+    assert isinstance(await policy.charge(who(), "k3", "video"), str)
     usage = await policy.usage("telegram", "1")
     assert usage["today"] == 4 and usage["refunded"] == 1 and usage["running"] == 1
     # admins skip personal limits but not the bot's budget
-    assert await policy.charge(who("9"), "a1", "video") is None
-    assert await policy.charge(who("9"), "a2", "video") is None
+    assert isinstance(await policy.charge(who("9"), "a1", "video"), str)
+    assert isinstance(await policy.charge(who("9"), "a2", "video"), str)
     refusal = await policy.charge(who("9"), "a3", "video")
     assert refusal.key == "quota.global"
 
@@ -70,7 +71,25 @@ async def test_quota_limits_refunds_and_weights(store):
 async def test_simultaneous_charges_against_a_quota_of_one(store):
     policy = Policy(store, AccessConfig(), QuotaConfig(daily_units=1, concurrency=0))
     results = await asyncio.gather(*(policy.charge(who(), f"k{i}", "imagine") for i in range(10)))
-    assert sum(r is None for r in results) == 1
+    assert sum(isinstance(r, str) for r in results) == 1
+
+
+async def test_a_refund_touches_only_its_own_attempt(store):
+    """Two attempts on one task (a press, then the answer to its question): settling one
+    leaves the other alone; a void charge is neither spent nor a failure."""
+    policy = Policy(store, AccessConfig(), QuotaConfig())
+    press = await policy.charge(who(), "task", "zoom")
+    await policy.void(press)
+    answer = await policy.charge(who(), "task", "zoom")
+    assert isinstance(press, str) and isinstance(answer, str) and press != answer
+    await policy.settle(press, success=False)  # late, and for the other attempt: no effect
+    rows = await store.query("SELECT id, outcome FROM ledger ORDER BY created_at")
+    assert [(r["id"], r["outcome"]) for r in rows] == [(press, "void"), (answer, "pending")]
+    await policy.settle(answer, success=True)
+    usage = await policy.usage("telegram", "1")
+    assert usage["today"] == 1 and usage["jobs"] == 1 and usage["refunded"] == 0
+    stats = await policy.stats()
+    assert stats["jobs_today"] == 1 and stats["failures_week"] == 0
 
 
 def test_banned_words_match_whole_words_only(store):

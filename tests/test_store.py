@@ -149,13 +149,19 @@ async def test_events_are_acted_on_once(store):
 async def test_ten_presses_make_one_child(store):
     parent = await store.add_task(row(task_id="1", status="SUCCESS"))
     children = [row(kind="action", parent_key=parent.key) for _ in range(10)]
-    answers = await asyncio.gather(*(store.add_child(c, parent.key, "1") for c in children))
-    winners = [c for c, a in zip(children, answers, strict=True) if a is None]
-    assert len(winners) == 1
-    assert {a for a in answers if a is not None} == {winners[0].key}
-    # once the child is final, the same button may be pressed again
-    await store.update(winners[0].key, status="SUCCESS")
-    assert await store.add_child(row(kind="action"), parent.key, "1") is None
+    claims = await asyncio.gather(*(store.add_child(c, parent.key, "1") for c in children))
+    winners = [c for c, a in zip(children, claims, strict=True) if a.held_by is None]
+    assert len(winners) == 1 and not any(a.again for a in claims)
+    assert {a.held_by.key for a in claims if a.held_by is not None} == {winners[0].key}
+    # once the child is final and posted, the same button may be pressed again
+    await store.update(winners[0].key, status="SUCCESS", delivered_at=1.0)
+    second = row(kind="action")
+    again = await store.add_child(second, parent.key, "1")
+    assert again.held_by is None and again.again
+    await store.update(second.key, status="SUCCESS", delivered_at=2.0)
+    # ...unless it is done once for good (a U): then the earlier child keeps the slot
+    held = await store.add_child(row(kind="action"), parent.key, "1", again=False)
+    assert held.held_by is not None and held.held_by.key == second.key
 
 
 async def test_live_tasks_and_refs(store):

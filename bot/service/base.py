@@ -83,6 +83,7 @@ class ServiceBase:
         self.webapp_url = webapp_url
         self._previews: dict[str, tuple[str, bytes]] = {}  # key -> (url, jpeg)
         # task id -> (rank, preview url) last handled: a cache only, the store's merge decides
+        self._showing: set[str] = set()  # finished tasks being posted again (presses.py)
         self._last_seen: dict[str, tuple[tuple[int, int], str]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         # CPU-bound image work at once: under load this bounds memory and keeps threads from

@@ -47,7 +47,7 @@ class Following(ServiceBase):
                 log.info("task %s: %s", row.task_id, row.status)
                 # Independent of each other: the ledger need not hold up the result.
                 await asyncio.gather(
-                    self._settle(row.key, success=row.status == Status.SUCCESS.value),
+                    self._settle(row.charge_id, success=row.status == Status.SUCCESS.value),
                     self.deliver(row),
                 )
             except Exception:
@@ -150,7 +150,7 @@ class Following(ServiceBase):
             await self.store.update(
                 row.key, status=REJECTED, error="interrupted", finished_at=time.time()
             )
-            await self._settle(row.key, success=False)
+            await self._settle(row.charge_id, success=False)
             progress = row.ref("progress")
             text = headline(f"⚠️ {t('submit.interrupted', row.lang)}", row.prompt)
             rows = ()

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 from bot import buttons, results
-from bot.chat import Requester
+from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj.models import Button, Status, Task
-from bot.policy import action_of
-from bot.service.base import Notice, ServiceBase, button_of, modal_kind, pick_text
-from bot.store import REJECTED, TaskRow, new_key
+from bot.policy import OverQuota, action_of
+from bot.service.base import Notice, ServiceBase, button_of, log, modal_kind, pick_text
+from bot.store import TaskRow, new_key
+
+# An upscale of one grid image is done once: pressed again, its result is shown again (as the
+# official bot does). Every other button may be pressed again for a new job once the last
+# one finished.
+SHOWN_AGAIN = "MJ::JOB::upsample::"
 
 
 class Presses(ServiceBase):
@@ -61,15 +65,15 @@ class Presses(ServiceBase):
             parent_key=parent.key,
             request_ref=parent.result_ref,
         )
-        running = await self.store.add_child(child, parent.key, slot)
-        if running is not None:
-            return await self._already_running(running, lang)
-        refusal = await self._charge(req, child.key, action_of(button.custom_id))
-        if refusal is not None:
-            # Nothing was submitted: close the child so the button can be pressed again.
-            await self.store.update(child.key, status=REJECTED, error="quota")
-            await self.store.delivered(child.key, None)
-            return Notice(refusal, alert=True)
+        # Claim the button and pay in one transaction; a U is done once (then shown again).
+        once = button.custom_id.startswith(SHOWN_AGAIN)
+        pay = self._payment(req, child.key, action_of(button.custom_id))
+        try:
+            claim = await self.store.add_child(child, parent.key, slot, again=not once, pay=pay)
+        except OverQuota as over:
+            return Notice(self._over_quota(req, over.refusal), alert=True)
+        if claim.held_by is not None:
+            return await self._held(req, claim.held_by, label)
         self.spawn(
             self._submit(
                 child,
@@ -84,7 +88,36 @@ class Presses(ServiceBase):
                 pick=pick_text(task, button.custom_id),
             )
         )
-        return Notice(t("press.submitted", lang, label=label))
+        return Notice(t("press.again" if claim.again else "press.submitted", lang, label=label))
+
+    async def _held(self, req: Requester, earlier: TaskRow, label: str) -> Notice:
+        """The button's earlier task keeps it: show a finished U again, or say how far the
+        earlier task is. Nothing is submitted and nothing is charged."""
+        lang = req.language
+        if earlier.is_final and earlier.delivered_at is not None:
+            if earlier.key not in self._showing:  # ten presses at once: one copy
+                self._showing.add(earlier.key)
+                self.spawn(self._show_again(req, earlier))
+            return Notice(t("press.shown_again", lang, label=label), where=earlier.ref("result"))
+        if earlier.status == Status.MODAL.value:
+            modal = await self.store.modal(earlier.key)
+            where = None
+            if modal is not None and modal.ask_chat and modal.ask_message:
+                platform, chat_id = modal.ask_chat.split(":", 1)
+                where = MessageRef(platform, chat_id, modal.ask_message)
+            return Notice(t("press.asked", lang, label=label), where=where)
+        return await self._already_running(earlier.key, lang)
+
+    async def _show_again(self, req: Requester, row: TaskRow) -> None:
+        """Post a finished result again with working buttons, below the pressed message."""
+        try:
+            view = await results.final_view(self, row)
+            ref = await self.outbox.send(row.platform, row.chat_id, view, req.message)
+            await self.store.update(row.key, result_ref=ref)
+        except Exception:
+            log.exception("posting a result again failed (task %s)", row.key)
+        finally:
+            self._showing.discard(row.key)
 
     async def _anyone_may_press(self, req: Requester) -> bool:
         """Buttons belong to the task's owner, unless the chat (or the config) shares them."""
@@ -121,12 +154,49 @@ class Presses(ServiceBase):
             case "retry":
                 if row.kind != "imagine" or not row.prompt:
                     return Notice(t("press.expired", lang), alert=True)
-                # A submission of its own: the press's event is spent (it guarded the press),
-                # so the imagine gets one derived from it, still one per press.
-                again = replace(req, message=row.ref("result"), event=f"{req.event}:retry")
-                self.spawn(self.imagine(again, row.prompt))
-                return Notice(t("press.submitted", lang, label="🔁"))
+                return await self._retry(req, row)
         return Notice(t("press.expired", lang), alert=True)
+
+    async def _retry(self, req: Requester, failed: TaskRow) -> Notice:
+        """🔁 under a failed or interrupted imagine: the same prompt once more, a button like
+        any other (one job at a time, charged when claimed, pressed again for a new job)."""
+        lang = req.language
+        label = t("btn.retry", lang)
+        prompt = failed.prompt  # the user's suffix was added when it was first submitted
+        word = self.policy.banned_word(prompt) if self.policy else None
+        if word:
+            return Notice(t("refused.banned", lang, word=word), alert=True)
+        mode = (await self.user_settings(req)).get("mode", self.default_mode)
+        child = TaskRow(
+            key=new_key(),
+            platform=failed.platform,
+            chat_id=failed.chat_id,
+            user_id=req.user_id,
+            lang=lang,
+            kind="imagine",
+            label="imagine",
+            prompt=prompt,
+            mode=mode,
+            parent_key=failed.key,
+            request_ref=failed.result_ref,
+        )
+        try:
+            claim = await self.store.add_child(
+                child, failed.key, "retry", pay=self._payment(req, child.key, "imagine")
+            )
+        except OverQuota as over:
+            return Notice(self._over_quota(req, over.refusal), alert=True)
+        if claim.held_by is not None:
+            return await self._held(req, claim.held_by, label)
+        self.spawn(
+            self._submit(
+                child,
+                lambda: self.client.imagine(
+                    prompt, [], mode=mode, notify_hook=self.notify_hook, state=child.key
+                ),
+            )
+        )
+        return Notice(t("press.again" if claim.again else "press.submitted", lang, label=label))
 
     async def _press_setting(self, req: Requester, name: str, value: str) -> Notice:
         lang = req.language

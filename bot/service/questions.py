@@ -11,6 +11,7 @@ from bot import mask, media, results
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj.models import Status, Submission
+from bot.policy import OverQuota
 from bot.service.base import MAX_PROMPT, MODAL_ACTIONS, ServiceBase, clean
 from bot.store import TaskRow
 from bot.views import Ask, Choice, Media, View, clip
@@ -134,19 +135,21 @@ class Questions(ServiceBase):
     async def _submit_modal(self, req: Requester, row: TaskRow, prompt: str, mask_uri: str) -> bool:
         modal = await self.store.modal(row.key)
         action = MODAL_ACTIONS.get(modal.kind if modal else "", "other")
-        refusal = await self._charge(req, row.key, action)
-        if refusal is not None:
-            await self.tell(req, refusal)
+        # Claim first and pay in the same transaction: of two answers one wins and pays;
+        # the other pays nothing, so nothing of the winner's can be refunded by it.
+        try:
+            won = await self.store.claim_modal(
+                row.key,
+                self._payment(req, row.key, action),
+                prompt=prompt,
+                request_ref=req.message.encode() if req.message else row.request_ref,
+            )
+        except OverQuota as over:
+            await self.tell(req, self._over_quota(req, over.refusal))
             return False
-        if not await self.store.claim_modal(row.key):
-            await self._settle(row.key, success=False)
+        if not won:
             await self.tell(req, t("modal.expired", req.language))
             return False
-        await self.store.update(
-            row.key,
-            prompt=prompt,
-            request_ref=req.message.encode() if req.message else row.request_ref,
-        )
         fresh = await self.store.task(row.key)
         assert fresh is not None and fresh.task_id
         modal_id = fresh.task_id
@@ -169,7 +172,9 @@ class Questions(ServiceBase):
             row.key, task_id=submission.task_id, status=Status.MODAL.value, prompt=prefill
         )
         await self.store.add_modal(row.key, kind, prefill)
-        await self._settle(row.key, success=False)  # nothing runs yet; the answer is charged
+        # Nothing runs until the answer: the press's own charge is void, the answer pays. Only
+        # that charge: an answer may already have claimed the question and paid.
+        await self._void(row.charge_id)
         if progress is not None:
             await self.outbox.delete(progress)
         view = await self._modal_view(row, kind, prefill)

@@ -7,11 +7,14 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+import aiosqlite
+
 from bot import logs, media
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj.client import MjError
 from bot.mj.models import Outcome, Status, Submission
+from bot.policy import OverQuota, Refusal
 from bot.service.base import (
     BLEND_DIMENSIONS,
     MAX_PROMPT,
@@ -21,7 +24,7 @@ from bot.service.base import (
     clean,
     log,
 )
-from bot.store import REJECTED, TaskRow, new_key
+from bot.store import REJECTED, Pay, TaskRow, new_key
 from bot.views import Ask, View, clip, headline, progress_view
 
 
@@ -258,23 +261,37 @@ class Submitting(ServiceBase):
             mode=mode,
             request_ref=req.message.encode() if req.message else None,
         )
-        refusal = await self._charge(req, row.key, kind)
-        if refusal is not None:
-            await self.tell(req, refusal)
+        try:
+            await self.store.add_task(row, self._payment(req, row.key, kind))
+        except OverQuota as over:
+            await self.tell(req, self._over_quota(req, over.refusal))
             return
-        await self.store.add_task(row)
         await self._submit(row, lambda: call(row.key, mode))
 
-    async def _charge(self, req: Requester, key: str, action: str) -> str | None:
-        """Charge the quota for one submit; the refusal text when over a limit."""
-        if self.policy is None:
+    def _payment(self, req: Requester, key: str, action: str) -> Pay | None:
+        """What a claim pays with, inside its own transaction: the quota checked and one
+        charge recorded for this attempt (None without a policy: nothing is counted)."""
+        policy = self.policy
+        if policy is None:
             return None
-        refusal = await self.policy.charge(req, key, action)
-        return t(refusal.key, req.language, **refusal.fields) if refusal else None
 
-    async def _settle(self, key: str, success: bool) -> None:
+        async def pay(db: aiosqlite.Connection) -> str:
+            return await policy.charge_in(db, req, key, action)
+
+        return pay
+
+    def _over_quota(self, req: Requester, refusal: Refusal) -> str:
+        return t(refusal.key, req.language, **refusal.fields)
+
+    async def _settle(self, charge_id: str | None, success: bool) -> None:
+        """An attempt ended: keep or refund its own charge (never another attempt's)."""
         if self.policy is not None:
-            await self.policy.settle(key, success)
+            await self.policy.settle(charge_id, success)
+
+    async def _void(self, charge_id: str | None) -> None:
+        """An attempt that turned into a question: its charge is void; the answer pays."""
+        if self.policy is not None:
+            await self.policy.void(charge_id)
 
     async def _submit(
         self, row: TaskRow, call: Submit, modal_kind: str = "", pick: str = ""
@@ -327,7 +344,7 @@ class Submitting(ServiceBase):
 
     async def _reject(self, row: TaskRow, progress: MessageRef | None, text: str) -> None:
         await self.store.update(row.key, status=REJECTED, error=text, finished_at=time.time())
-        await self._settle(row.key, success=False)
+        await self._settle(row.charge_id, success=False)
         view = View(headline(f"❌ {text}", row.prompt))
         shown = await self.outbox.edit(progress, view) if progress is not None else None
         if shown is None:
