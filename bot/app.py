@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.config import Config
+from bot.egress import Egress
 from bot.hooks import HOOK_PATH, HookServer, hook_secret
 from bot.media import Downloader, MediaCache
 from bot.mj.client import MjClient
@@ -98,7 +99,12 @@ class App:
             mode=config.midjourney.mode,
             timeout_s=config.midjourney.timeout_s,
         )
-        self.downloader = Downloader()
+        # Result downloads reach public addresses, plus the origins configured here (the
+        # simulator by its real URL) and the private hosts the operator listed (bot/egress.py).
+        origins = (base_url, config.telegram.api_base_url, config.telegram.file_base_url)
+        self.downloader = Downloader(
+            Egress((*origins, config.discord.api_base_url), config.media.allow_private_hosts)
+        )
         self.outbox = Outbox(
             {a.platform: a.port for a in self.adapters},
             edit_interval_s=config.tracking.edit_interval_s,

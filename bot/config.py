@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.egress import parse_host_rule
 from bot.mj.profiles import AUTH_SCHEMES, CODE21, DEFAULT_PROVIDER, MODE_FORMS, PROVIDERS
 
 
@@ -145,6 +146,23 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class MediaConfig:
+    # Result downloads go to public addresses only (and to the origins configured above);
+    # private hosts the operator runs (a CDN on the LAN) are listed here: names, addresses or
+    # networks, e.g. ["10.0.0.5", "cdn.internal", "10.1.0.0/16"].
+    allow_private_hosts: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        for entry in self.allow_private_hosts:
+            try:
+                parse_host_rule(entry)
+            except ValueError:
+                raise ConfigError(
+                    f"media.allow_private_hosts: {entry!r} is not a host name, address or network"
+                ) from None
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     path: str = "data/mjbot.db"
 
@@ -224,6 +242,7 @@ class Config:
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     discord: DiscordConfig = field(default_factory=DiscordConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -233,6 +252,7 @@ class Config:
     def validate(self, *, need_chat: bool = True) -> None:
         self.midjourney.validate()
         self.tracking.validate()
+        self.media.validate()
         self.access.validate()
         self.quota.validate()
         if self.midjourney.base_url != "simulator" and not self.midjourney.api_key:

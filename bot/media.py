@@ -17,13 +17,23 @@ from pathlib import Path
 import httpx
 from PIL import Image, ImageOps
 
+from bot.egress import Egress, Refused, checked_client, endpoint
+
 log = logging.getLogger("bot.media")
 
 MAX_DOWNLOAD = 50 * 1024 * 1024
 MAX_UPLOAD = 20 * 1024 * 1024  # Telegram's getFile limit; the API wants far less per image
-MAX_UPLOAD_PIXELS = 40_000_000  # well below Pillow's bomb guard, above any phone photo
+# Pixels we decode at most: Midjourney's largest output (a 4x upscale) is 4096 x 4096, and we
+# send the API 2048 px anyway. A 16.8 Mpx RGBA image is 67 MB decoded; 40 Mpx (a 164 KB PNG
+# can claim that) was 650 MB through the old conversions. JPEGs are decoded reduced (1/2, 1/4,
+# 1/8) by libjpeg first, so a 48 Mpx phone photo costs a quarter of that and passes.
+MAX_PIXELS = 4096 * 4096
 PHOTO_MAX_SIDE = 2560  # keeps w + h <= 10000 and the JPEG far below 10 MB
 UPLOAD_MAX_SIDE = 2048  # what we send to the API; MJ re-encodes anything larger anyway
+DOWNLOAD_DEADLINE_S = 60.0  # one download, all hops and retries: a slow drip is cut here
+MAX_REDIRECTS = 5
+_PASS_AS_IS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+_PASS_MODES = ("RGB", "RGBA", "L", "LA", "P")  # CMYK and the like are re-encoded
 
 
 class MediaError(Exception):
@@ -35,60 +45,91 @@ class MediaError(Exception):
 
 
 class Downloader:
-    """Fetches result media with bounded concurrency, size cap and retries."""
+    """Fetches result media: public addresses only (bot/egress.py), redirects followed by
+    hand and each hop checked, one deadline for the whole download, size capped while
+    streaming, transient errors retried, bounded concurrency."""
 
     def __init__(
         self,
-        http: httpx.AsyncClient | None = None,
+        egress: Egress | None = None,
         *,
         concurrency: int = 8,
         max_bytes: int = MAX_DOWNLOAD,
         retries: int = 2,
         retry_delay_s: float = 0.5,
+        deadline_s: float = DOWNLOAD_DEADLINE_S,
+        timeout_s: float = 30.0,
     ) -> None:
-        self._http = http or httpx.AsyncClient(timeout=30.0, follow_redirects=True)
-        self._own = http is None
+        self.egress = egress or Egress()
+        self._http = checked_client(self.egress, timeout_s=timeout_s)
         self._slots = asyncio.Semaphore(concurrency)
         self.max_bytes = max_bytes
         self.retries = retries
         self.retry_delay_s = retry_delay_s
+        self.deadline_s = deadline_s
 
     async def aclose(self) -> None:
-        if self._own:
-            await self._http.aclose()
+        await self._http.aclose()
 
     async def get(self, url: str) -> bytes:
-        """The body of ``url``; raises MediaError('download') after the retries."""
-        if not url.startswith(("http://", "https://")):
-            raise MediaError("download")
+        """The body of ``url``; raises MediaError('download' or 'too_big') when refused,
+        failed after the retries, or not done by the deadline."""
+        async with self._slots:
+            try:
+                async with asyncio.timeout(self.deadline_s):
+                    return await self._get(url)
+            except TimeoutError:
+                log.info("download cut at its %.0f s deadline", self.deadline_s)
+                raise MediaError("download") from None
+
+    async def _get(self, url: str) -> bytes:
         for attempt in range(self.retries + 1):
             try:
-                async with self._slots:
-                    return await self._get_once(url)
-            except MediaError:
-                raise
+                return await self._follow(url)
+            except Refused as exc:
+                log.warning(
+                    "download refused: %s (list it in media.allow_private_hosts if it is yours)",
+                    exc,
+                )
+                raise MediaError("download") from None
             except (httpx.HTTPError, _Transient) as exc:
                 log.info("download attempt %d failed: %s", attempt + 1, type(exc).__name__)
                 if attempt < self.retries:
                     await asyncio.sleep(self.retry_delay_s * (attempt + 1))
         raise MediaError("download")
 
-    async def _get_once(self, url: str) -> bytes:
-        async with self._http.stream("GET", url) as response:
-            if response.status_code >= 500 or response.status_code == 429:
-                raise _Transient()
-            if response.status_code != 200:
-                raise MediaError("download")
+    async def _follow(self, url: str) -> bytes:
+        """One attempt: redirects followed by hand (each hop connects through the egress
+        rule), at most MAX_REDIRECTS of them."""
+        for _ in range(MAX_REDIRECTS + 1):
+            if endpoint(url) is None:
+                raise MediaError("download")  # file:, data:, ftp: or junk
+            async with self._http.stream("GET", url) as response:
+                if response.has_redirect_location:
+                    url = str(response.url.join(response.headers["location"]))
+                    continue
+                return await self._body(response)
+        log.info("download gave up after %d redirects", MAX_REDIRECTS)
+        raise MediaError("download")
+
+    async def _body(self, response: httpx.Response) -> bytes:
+        if response.status_code >= 500 or response.status_code == 429:
+            raise _Transient()
+        if response.status_code != 200:
+            raise MediaError("download")
+        try:
             size = int(response.headers.get("content-length") or 0)
-            if size > self.max_bytes:
+        except ValueError:
+            size = 0
+        if size > self.max_bytes:
+            raise MediaError("too_big")
+        chunks, total = [], 0
+        async for chunk in response.aiter_bytes():
+            total += len(chunk)
+            if total > self.max_bytes:
                 raise MediaError("too_big")
-            chunks, total = [], 0
-            async for chunk in response.aiter_bytes():
-                total += len(chunk)
-                if total > self.max_bytes:
-                    raise MediaError("too_big")
-                chunks.append(chunk)
-            return b"".join(chunks)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 class _Transient(Exception):
@@ -96,37 +137,76 @@ class _Transient(Exception):
 
 
 def _open(data: bytes) -> Image.Image:
+    """The image's header only (Pillow opens lazily): format, mode and size, no pixels."""
     try:
-        image = Image.open(io.BytesIO(data))
-        if image.width * image.height > MAX_UPLOAD_PIXELS:
-            raise MediaError("too_many_pixels")
-        image.load()
-    except MediaError:
-        raise
-    except Image.DecompressionBombError:
+        return Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise MediaError("too_many_pixels") from None
     except Exception:
+        raise MediaError("not_image") from None
+
+
+def _check_pixels(image: Image.Image) -> None:
+    if image.width * image.height > MAX_PIXELS:
+        raise MediaError("too_many_pixels")
+
+
+def decode(data: bytes, max_side: int) -> Image.Image:
+    """The pixels of an image, at most ``max_side`` on the long edge (mode kept, palette and
+    odd modes widened); refused from the header alone when it has too many pixels.
+
+    JPEGs are decoded already reduced (libjpeg's 1/2, 1/4, 1/8 scaling: a fraction of the
+    memory and time); everything else is decoded whole (at most MAX_PIXELS), then reduced.
+    """
+    image = _open(data)
+    if image.format == "JPEG" and max(image.size) >= 2 * max_side:
+        scale = max(image.size) / max_side
+        image.draft(None, (int(image.width / scale), int(image.height / scale)))
+    _check_pixels(image)
+    try:
+        image.load()
+        if image.mode in ("P", "PA", "1", "I", "I;16", "I;16B", "I;16L", "F", "La", "RGBa"):
+            transparent = "A" in image.mode or "a" in image.mode or "transparency" in image.info
+            image = image.convert("RGBA" if transparent else "RGB")
+        factor = max(image.size) // max_side
+        if factor >= 2:
+            # a box reduction allocates only its output (the two-pass resize of a 4096 px
+            # image allocated 48 MB more): the fine filter then works on the small image
+            image = image.reduce(factor)
+        if max(image.size) > max_side:
+            image.thumbnail((max_side, max_side), reducing_gap=None)
+    except MediaError:
+        raise
+    except Exception:  # truncated, corrupt, or a mode Pillow cannot convert
         raise MediaError("not_image") from None
     return image
 
 
+def _flatten(image: Image.Image) -> Image.Image:
+    """RGB (or L) for JPEG: transparency onto white, CMYK and the like converted."""
+    if image.mode in ("RGB", "L"):
+        return image
+    if "A" in image.mode:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", image.size, "white")
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
 def to_jpeg(data: bytes, max_side: int = PHOTO_MAX_SIDE, quality: int = 90) -> bytes:
     """Re-encode any image as an RGB JPEG no larger than ``max_side`` on its long edge."""
-    image = _open(data)
-    if image.mode not in ("RGB", "L"):
-        background = Image.new("RGB", image.size, "white")
-        rgba = image.convert("RGBA")
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        image = background
-    # reducing_gap: a fast box reduction first, then the fine filter; no `optimize` pass (it
-    # doubles the encode time for a few percent of size). Images already small enough and
-    # already RGB are not copied at all: a third of the time for a 2048 px grid.
-    if max(image.size) > max_side:
-        image.thumbnail((max_side, max_side), reducing_gap=2.0)
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    out = io.BytesIO()
-    image.save(out, "JPEG", quality=quality)
+    image = decode(data, max_side)
+    try:
+        ImageOps.exif_transpose(image, in_place=True)
+        image = _flatten(image)
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        out = io.BytesIO()
+        # no `optimize` pass: it doubles the encode time for a few percent of size
+        image.save(out, "JPEG", quality=quality)
+    except Exception:
+        raise MediaError("not_image") from None
     return out.getvalue()
 
 
@@ -140,7 +220,10 @@ def looks_like_image(data: bytes) -> bool:
 
 
 def image_size(data: bytes) -> tuple[int, int]:
-    return _open(data).size
+    """Width and height from the header (no decoding); too many pixels is refused."""
+    image = _open(data)
+    _check_pixels(image)
+    return image.size
 
 
 def upload_data_uri(data: bytes, max_bytes: int = MAX_UPLOAD) -> str:
@@ -153,19 +236,18 @@ def upload_data_uri(data: bytes, max_bytes: int = MAX_UPLOAD) -> str:
         raise MediaError("too_big")
     image = _open(data)
     fmt = (image.format or "").upper()
-    upright = image.getexif().get(0x0112, 1) == 1  # no EXIF rotation to apply
     small = max(image.size) <= UPLOAD_MAX_SIDE and len(data) < 4e6
-    if fmt in ("PNG", "JPEG", "WEBP") and upright and small:
-        mime = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}[fmt]
-        return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-    jpeg = to_jpeg(_encode_png(ImageOps.exif_transpose(image)), UPLOAD_MAX_SIDE)
+    # getexif() decodes a whole PNG (its EXIF may follow the pixels): only asked of small ones
+    if (
+        fmt in _PASS_AS_IS
+        and image.mode in _PASS_MODES
+        and small
+        and image.getexif().get(0x0112, 1) == 1  # no EXIF rotation to apply
+    ):
+        decode(data, UPLOAD_MAX_SIDE)  # proves it decodes; small by the checks above
+        return f"data:{_PASS_AS_IS[fmt]};base64,{base64.b64encode(data).decode()}"
+    jpeg = to_jpeg(data, UPLOAD_MAX_SIDE)
     return f"data:image/jpeg;base64,{base64.b64encode(jpeg).decode()}"
-
-
-def _encode_png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return out.getvalue()
 
 
 class MediaCache:

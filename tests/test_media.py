@@ -3,7 +3,6 @@ import io
 import struct
 import zlib
 
-import httpx
 import pytest
 from PIL import Image
 
@@ -67,29 +66,6 @@ def test_to_jpeg_flattens_transparency_and_fits_limits():
     jpeg = Image.open(io.BytesIO(media.to_jpeg(out.getvalue())))
     assert jpeg.format == "JPEG" and jpeg.mode == "RGB"
     assert max(jpeg.size) <= media.PHOTO_MAX_SIDE and sum(jpeg.size) <= 10000
-
-
-async def test_downloads_retry_transient_errors_and_cap_the_size():
-    calls = {"n": 0}
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls["n"] += 1
-        if request.url.path == "/flaky" and calls["n"] < 3:
-            return httpx.Response(503)
-        if request.url.path == "/huge":
-            return httpx.Response(200, content=b"x" * 2000)
-        return httpx.Response(200, content=b"ok")
-
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    downloader = media.Downloader(http, max_bytes=1000, retry_delay_s=0)
-    assert await downloader.get("http://cdn/flaky") == b"ok"
-    assert calls["n"] == 3
-    with pytest.raises(media.MediaError) as caught:
-        await downloader.get("http://cdn/huge")
-    assert caught.value.reason == "too_big"
-    with pytest.raises(media.MediaError):
-        await downloader.get("file:///etc/passwd")
-    await http.aclose()
 
 
 def test_media_cache_round_trip(tmp_path):
