@@ -8,6 +8,7 @@ line instead of a traceback. Secrets are ``Secret`` values whose repr is masked.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -38,6 +39,27 @@ class Secret(str):
 
 NO_SECRET = Secret("")
 
+DAY_S = 86400.0
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def between(low: float, high: float) -> dict[str, tuple[float, float]]:
+    """Field metadata: the closed range a number must lie in. Every int and float setting
+    has one (checked on load, with finiteness): NaN, infinities and values such as a
+    0.001 s poll interval that would busy-loop a core never reach the code."""
+    return {"range": (low, high)}
+
+
+UNITS = between(0, 1_000_000_000)  # quotas, in cost units
+WEIGHT = between(0, 1000)  # the cost of one action, in units
+
+
+def check_listen(key: str, value: str) -> None:
+    """``HOST:PORT`` with a port 0-65535 (0: the system picks one)."""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"{key} must look like HOST:PORT (a port 0-65535), not {value!r}")
+
 
 @dataclass(frozen=True)
 class MidjourneyConfig:
@@ -47,7 +69,7 @@ class MidjourneyConfig:
     provider: str = DEFAULT_PROVIDER
     auth_header: str = ""  # "" = the provider's; bearer | raw-authorization | mj-api-secret
     mode: str = ""  # "" | "fast" | "relax" | "turbo" | any path prefix such as "/mj-fast"
-    timeout_s: float = 30.0
+    timeout_s: float = field(default=30.0, metadata=between(1.0, 600.0))
     # Key-by-key overrides of the provider profile (bot/mj/profiles.py); unset = the profile's.
     mode_form: str = ""  # path | mj-path | body | prompt | none
     code21: str = ""  # modal | exists
@@ -95,8 +117,6 @@ class MidjourneyConfig:
                 )
         if self.base_url != "simulator" and not self.base_url.startswith(("http://", "https://")):
             raise ConfigError("midjourney.base_url must be an http(s) URL or 'simulator'")
-        if self.timeout_s <= 0:
-            raise ConfigError("midjourney.timeout_s must be positive")
 
 
 @dataclass(frozen=True)
@@ -106,11 +126,15 @@ class TelegramConfig:
     file_base_url: str = "https://api.telegram.org/file/bot"
     webapp_url: str = ""  # public HTTPS URL of the mask editor Mini App (optional)
     webapp_listen: str = "127.0.0.1:8091"  # where mjbot serves that editor (behind HTTPS)
-    group_messages_per_minute: int = 20  # Telegram's group limit; 0 = do not pace per minute
+    # Telegram's group limit; 0 = do not pace per minute
+    group_messages_per_minute: int = field(default=20, metadata=between(0, 600))
 
     @property
     def enabled(self) -> bool:
         return bool(self.token)
+
+    def validate(self) -> None:
+        check_listen("telegram.webapp_listen", self.webapp_listen)
 
 
 @dataclass(frozen=True)
@@ -126,23 +150,22 @@ class DiscordConfig:
 
 @dataclass(frozen=True)
 class TrackingConfig:
-    poll_interval_s: float = 4.0
+    poll_interval_s: float = field(default=4.0, metadata=between(0.1, 3600.0))
     webhook_public_url: str = ""  # when set, every submit carries notifyHook=<url>/<secret path>
     listen: str = "127.0.0.1:8090"  # where the notifyHook receiver listens
-    edit_interval_s: float = 2.5  # at most one progress edit per chat per this many seconds
-    send_interval_s: float = 1.0  # at least this long between two messages to one chat
-    timeout_fast_s: float = 900.0  # give up on a task after this long (fast / turbo / default)
-    timeout_relax_s: float = 3600.0  # relax jobs queue for a long time on busy accounts
-    resend_after_s: float = 30.0  # a refused result is posted again after this long (for a day)
+    # at most one progress edit per chat per this many seconds
+    edit_interval_s: float = field(default=2.5, metadata=between(0.0, 600.0))
+    # at least this long between two messages to one chat
+    send_interval_s: float = field(default=1.0, metadata=between(0.0, 60.0))
+    # give up on a task after this long (fast / turbo / default)
+    timeout_fast_s: float = field(default=900.0, metadata=between(1.0, 7 * DAY_S))
+    # relax jobs queue for a long time on busy accounts
+    timeout_relax_s: float = field(default=3600.0, metadata=between(1.0, 7 * DAY_S))
+    # a refused result is posted again after this long (for a day)
+    resend_after_s: float = field(default=30.0, metadata=between(0.1, DAY_S))
 
     def validate(self) -> None:
-        if self.poll_interval_s <= 0:
-            raise ConfigError("tracking.poll_interval_s must be positive")
-        if self.resend_after_s <= 0:
-            raise ConfigError("tracking.resend_after_s must be positive")
-        host, _, port = self.listen.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError("tracking.listen must look like HOST:PORT")
+        check_listen("tracking.listen", self.listen)
 
 
 @dataclass(frozen=True)
@@ -169,12 +192,19 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class SimulatorConfig:
-    time_scale: float = 1.0  # only used when midjourney.base_url = "simulator"
+    # only used when midjourney.base_url = "simulator"; < 1 runs jobs faster
+    time_scale: float = field(default=1.0, metadata=between(0.001, 1000.0))
 
 
 @dataclass(frozen=True)
 class LoggingConfig:
-    level: str = "INFO"
+    level: str = "INFO"  # DEBUG | INFO | WARNING | ERROR | CRITICAL
+
+    def validate(self) -> None:
+        if self.level.upper() not in LOG_LEVELS:
+            raise ConfigError(
+                f"logging.level must be one of {', '.join(LOG_LEVELS)}, not {self.level!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -197,43 +227,36 @@ class AccessConfig:
 class WeightsConfig:
     """Cost units per action (what a quota counts)."""
 
-    imagine: int = 1
-    upscale: int = 0
-    upscale_hd: int = 1
-    variation: int = 1
-    reroll: int = 1
-    zoom: int = 1
-    pan: int = 1
-    region: int = 1
-    describe: int = 1
-    blend: int = 1
-    swap: int = 1
-    shorten: int = 1
-    video: int = 4
-    edit: int = 1
-    other: int = 1
+    imagine: int = field(default=1, metadata=WEIGHT)
+    upscale: int = field(default=0, metadata=WEIGHT)
+    upscale_hd: int = field(default=1, metadata=WEIGHT)
+    variation: int = field(default=1, metadata=WEIGHT)
+    reroll: int = field(default=1, metadata=WEIGHT)
+    zoom: int = field(default=1, metadata=WEIGHT)
+    pan: int = field(default=1, metadata=WEIGHT)
+    region: int = field(default=1, metadata=WEIGHT)
+    describe: int = field(default=1, metadata=WEIGHT)
+    blend: int = field(default=1, metadata=WEIGHT)
+    swap: int = field(default=1, metadata=WEIGHT)
+    shorten: int = field(default=1, metadata=WEIGHT)
+    video: int = field(default=4, metadata=WEIGHT)
+    edit: int = field(default=1, metadata=WEIGHT)
+    other: int = field(default=1, metadata=WEIGHT)
 
 
 @dataclass(frozen=True)
 class QuotaConfig:
-    daily_units: int = 0  # per user per UTC day; 0 = unlimited
-    monthly_units: int = 0  # per user per UTC month; 0 = unlimited
-    concurrency: int = 3  # tasks in flight per user; 0 = unlimited
-    chat_daily_units: int = 0  # per chat per UTC day; 0 = unlimited
-    global_daily_units: int = 0  # the whole bot per UTC day (a budget); 0 = unlimited
+    daily_units: int = field(default=0, metadata=UNITS)  # per user per UTC day; 0 = unlimited
+    # per user per UTC month; 0 = unlimited
+    monthly_units: int = field(default=0, metadata=UNITS)
+    # tasks in flight per user; 0 = unlimited
+    concurrency: int = field(default=3, metadata=between(0, 1000))
+    # per chat per UTC day; 0 = unlimited
+    chat_daily_units: int = field(default=0, metadata=UNITS)
+    # the whole bot per UTC day (a budget); 0 = unlimited
+    global_daily_units: int = field(default=0, metadata=UNITS)
     banned_words: tuple[str, ...] = ()  # refused before anything is spent
     weights: WeightsConfig = field(default_factory=WeightsConfig)
-
-    def validate(self) -> None:
-        for name in (
-            "daily_units",
-            "monthly_units",
-            "concurrency",
-            "chat_daily_units",
-            "global_daily_units",
-        ):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"quota.{name} must be 0 or more")
 
 
 @dataclass(frozen=True)
@@ -251,10 +274,11 @@ class Config:
 
     def validate(self, *, need_chat: bool = True) -> None:
         self.midjourney.validate()
+        self.telegram.validate()
         self.tracking.validate()
         self.media.validate()
         self.access.validate()
-        self.quota.validate()
+        self.logging.validate()
         if self.midjourney.base_url != "simulator" and not self.midjourney.api_key:
             raise ConfigError("midjourney.api_key is required for a real API")
         if need_chat and not (self.telegram.enabled or self.discord.enabled):
@@ -282,15 +306,21 @@ def load(path: str | Path | None = None, env: typing.Mapping[str, str] | None = 
                 data = tomllib.load(fh)
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        except OSError as exc:  # a directory, no permission
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         *sections, key = name[len(ENV_PREFIX) :].lower().split("__")
-        table = data
-        for section in sections:
-            table = table.setdefault(section, {})
+        table: dict[str, Any] = data
+        for depth, section in enumerate(sections):
+            inner = table.setdefault(section, {})
+            if not isinstance(inner, dict):  # e.g. MJBOT_TRACKING__POLL_INTERVAL_S__X
+                where = ".".join(sections[: depth + 1])
+                raise ConfigError(f"{name}: {where} is a setting, not a table")
+            table = inner
         table[key] = value
     return _build(Config, data, "")
 
@@ -313,7 +343,15 @@ def _build(cls: type, data: Any, where: str) -> Any:
             values[f.name] = _build(kind, data[f.name], key + ".")
         else:
             values[f.name] = _convert(kind, data[f.name], key)
+            if "range" in f.metadata:
+                _check_range(values[f.name], f.metadata["range"], key)
     return cls(**values)
+
+
+def _check_range(value: float, bounds: tuple[float, float], key: str) -> None:
+    low, high = bounds
+    if not (math.isfinite(value) and low <= value <= high):  # NaN fails every comparison
+        raise ConfigError(f"{key} must be a number from {low:g} to {high:g}, not {value!r}")
 
 
 def _convert(kind: Any, value: Any, key: str) -> Any:
@@ -325,14 +363,16 @@ def _convert(kind: Any, value: Any, key: str) -> Any:
                 if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
                     raise ValueError(value)
                 return value.lower() in ("1", "true", "yes", "on")
-            return bool(value)
+            if not isinstance(value, bool):  # 5 or a table is not a yes or a no
+                raise ValueError(value)
+            return value
         if kind is float:
             if isinstance(value, bool):
                 raise ValueError(value)
             return float(value)
         if kind is int:
-            if isinstance(value, bool):
-                raise ValueError(value)
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)  # 1.5 units is not silently 1; inf, nan are not ints
             return int(value)
         if kind is Secret:
             if not isinstance(value, str):
@@ -350,6 +390,7 @@ def _convert(kind: Any, value: Any, key: str) -> Any:
                 for item in items
                 if item != ""
             )
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key} has an invalid value") from None
+    except (TypeError, ValueError, OverflowError):
+        shown = "" if kind is Secret else f": {value!r}"[:80]  # a secret is never echoed
+        raise ConfigError(f"{key} has an invalid value{shown}") from None
     raise ConfigError(f"{key}: unsupported type {kind}")

@@ -1,9 +1,13 @@
+import dataclasses
+import os
 import subprocess
 import sys
+import typing
 
 import pytest
 
-from bot.config import ConfigError, load
+from bot.config import Config, ConfigError, load
+from tests.harness import ROOT
 
 
 def write(tmp_path, text):
@@ -72,3 +76,101 @@ def test_cli_prints_one_line_for_a_bad_config(tmp_path):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load(tmp_path / "nope.toml")
+
+
+def run_cli(path, env=None):
+    """``mjbot run`` as a subprocess with only the given MJBOT_* variables."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MJBOT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env={**clean, **(env or {})},
+    )
+
+
+TOKEN = "[telegram]\ntoken = '1:a'\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "key"),
+    [
+        # numbers: finite, and in a range that cannot busy-loop or overflow
+        ("[tracking]\npoll_interval_s = nan\n", {}, "tracking.poll_interval_s"),
+        ("[tracking]\npoll_interval_s = inf\n", {}, "tracking.poll_interval_s"),
+        ("[tracking]\npoll_interval_s = 0.001\n", {}, "tracking.poll_interval_s"),
+        ("", {"MJBOT_TRACKING__POLL_INTERVAL_S": "NaN"}, "tracking.poll_interval_s"),
+        ("[tracking]\nresend_after_s = -1\n", {}, "tracking.resend_after_s"),
+        ("[midjourney]\ntimeout_s = 1e400\n", {}, "midjourney.timeout_s"),
+        ("[simulator]\ntime_scale = 0\n", {}, "simulator.time_scale"),
+        ("[quota]\ndaily_units = inf\n", {}, "quota.daily_units"),
+        ("[quota]\ndaily_units = 1.5\n", {}, "quota.daily_units"),
+        ("[quota]\nconcurrency = -1\n", {}, "quota.concurrency"),
+        ("[quota.weights]\nvideo = 99999999999999999999\n", {}, "quota.weights.video"),
+        ("group_messages_per_minute = -5\n", {}, "telegram.group_messages_per_minute"),
+        # other values
+        ("[logging]\nlevel = 'LOUD'\n", {}, "logging.level"),
+        ("", {"MJBOT_LOGGING__LEVEL": "verbose"}, "logging.level"),
+        ("[tracking]\nlisten = '127.0.0.1:99999'\n", {}, "tracking.listen"),
+        ("webapp_listen = 'nowhere'\n", {}, "telegram.webapp_listen"),
+        ("[midjourney]\nhooks = 5\n", {}, "midjourney.hooks"),
+        # environment keys deeper than the tables they name
+        ("[quota]\nweights = 3\n", {"MJBOT_QUOTA__WEIGHTS__IMAGINE": "2"}, "quota.weights"),
+        ("", {"MJBOT_TRACKING__POLL_INTERVAL_S__X": "1"}, "tracking.poll_interval_s"),
+        (
+            "[tracking]\npoll_interval_s = 2\n",
+            {"MJBOT_TRACKING__POLL_INTERVAL_S__X__Y": "1"},
+            "tracking.poll_interval_s",
+        ),
+    ],
+)
+def test_every_config_error_is_one_line_naming_the_key(tmp_path, text, env, key):
+    proc = run_cli(write(tmp_path, TOKEN + text), env)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("mjbot: ") and key in lines[0]
+
+
+def test_an_unreadable_config_file_is_one_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b"\xff\xfe[telegram]\n")
+    for path in (bad, tmp_path):  # not UTF-8; a directory
+        proc = run_cli(path)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith("mjbot: config file") and proc.stderr.count("\n") == 1
+
+
+def test_every_number_has_a_range():
+    """A new int or float setting without bounds would accept nan or a busy-looping 0."""
+
+    def numbers(cls, where=""):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(hints[f.name]):
+                yield from numbers(hints[f.name], f"{where}{f.name}.")
+            elif hints[f.name] in (int, float):
+                yield f"{where}{f.name}", f
+
+    found = dict(numbers(Config))
+    assert "tracking.poll_interval_s" in found and "quota.weights.video" in found
+    assert [key for key, f in found.items() if "range" not in f.metadata] == []
+    for key, f in found.items():  # the defaults lie inside their own ranges
+        low, high = f.metadata["range"]
+        value: typing.Any = Config()
+        for part in key.split("."):
+            value = getattr(value, part)
+        assert low <= value <= high, key
+
+
+def test_numbers_inside_their_ranges_load(tmp_path):
+    cfg = load(
+        write(tmp_path, "[tracking]\npoll_interval_s = 0.1\n[quota]\ndaily_units = 10.0\n"),
+        env={"MJBOT_QUOTA__WEIGHTS__VIDEO": "0", "MJBOT_TRACKING__SEND_INTERVAL_S": "0"},
+    )
+    cfg.validate(need_chat=False)
+    assert cfg.tracking.poll_interval_s == 0.1 and cfg.quota.daily_units == 10
+    assert cfg.quota.weights.video == 0 and cfg.tracking.send_interval_s == 0.0
