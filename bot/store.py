@@ -305,6 +305,18 @@ class Store:
         )
         return [TaskRow(**dict(r)) for r in rows]
 
+    async def adopt_progress(self, key: str, ref: MessageRef) -> bool:
+        """Record a progress message that arrived after its submit went ahead, if the task
+        still runs and has none (False: posted, refused or asking; the message is not needed)."""
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "UPDATE tasks SET progress_ref = ?, updated_at = ? WHERE key = ?"
+                " AND progress_ref IS NULL AND delivered_at IS NULL AND delivering_at IS NULL"
+                f" AND status NOT IN ({', '.join('?' for _ in FINAL_STATUSES)}, 'MODAL')",
+                (ref.encode(), time.time(), key, *FINAL_STATUSES),
+            )
+            return cur.rowcount == 1
+
     async def claim_delivery(self, key: str) -> bool:
         """True exactly once per task at a time: whoever gets True posts the result.
 

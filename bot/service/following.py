@@ -99,7 +99,10 @@ class Following(ServiceBase):
             await asyncio.gather(building, return_exceptions=True)  # nothing left unretrieved
             return
         self._previews.pop(row.key, None)
-        progress = row.ref("progress")
+        # Read after the claim: a slow progress message may have been adopted since the row
+        # was read (none is adopted after the claim).
+        fresh = await self.store.task(row.key)
+        progress = (fresh or row).ref("progress")
         if progress:
             self.outbox.discard_edits(progress)
         try:

@@ -174,6 +174,7 @@ class Questions(ServiceBase):
         await self.store.add_modal(row.key, kind, prefill)
         # Nothing runs until the answer: the press's own charge is void, the answer pays. Only
         # that charge: an answer may already have claimed the question and paid.
+        progress = progress or await self._adopted_progress(row.key)  # MODAL: none adopted now
         await self._void(row.charge_id)
         if progress is not None:
             await self.outbox.delete(progress)

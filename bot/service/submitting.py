@@ -27,6 +27,16 @@ from bot.service.base import (
 from bot.store import REJECTED, Pay, TaskRow, new_key
 from bot.views import Ask, View, clip, headline, progress_view
 
+# How long a submit waits for its progress message before going ahead without it.
+PROGRESS_WAIT_S = 3.0
+
+
+def cause(exc: BaseException) -> str:
+    """An exception for the log: its class and message, clipped (secrets are redacted by
+    the log filter, bot.logs)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {clip(text, 200)}" if text else type(exc).__name__
+
 
 class Submitting(ServiceBase):
     async def imagine(self, req: Requester, prompt: str, images: Sequence[bytes] = ()) -> None:
@@ -304,19 +314,7 @@ class Submitting(ServiceBase):
     async def _submit_logged(self, row: TaskRow, call: Submit, modal_kind: str, pick: str) -> None:
         lang = row.lang
         title = self._title(row)
-        progress: MessageRef | None = None
-        try:
-            progress = await self.outbox.send(
-                row.platform,
-                row.chat_id,
-                progress_view(row.prompt, title, lang),
-                MessageRef.decode(row.request_ref),
-            )
-            await self.store.update(row.key, progress_ref=progress)
-        except Exception:
-            # The chat is rate limited or unreachable right now: submit anyway, without a
-            # progress message; the result is still delivered (and retried) when it is done.
-            log.warning("no progress message (task %s); submitting without one", row.key)
+        progress = await self._progress_message(row, title)
         try:
             submission = await call()
         except MjError as exc:
@@ -342,8 +340,51 @@ class Submitting(ServiceBase):
             return
         await self._reject(row, progress, self._refusal(submission, lang))
 
+    async def _progress_message(self, row: TaskRow, title: str) -> MessageRef | None:
+        """Post the progress message, waiting for it PROGRESS_WAIT_S at most: the submit
+        goes ahead without it when the chat is slow (a busy group's pacing, a platform slow
+        to confirm). A message confirmed later is adopted while the task still runs, and
+        deleted otherwise, so no "waiting" message is left behind that nobody edits."""
+        sending = asyncio.ensure_future(
+            self.outbox.send(
+                row.platform,
+                row.chat_id,
+                progress_view(row.prompt, title, row.lang),
+                MessageRef.decode(row.request_ref),
+            )
+        )
+        done, _ = await asyncio.wait({sending}, timeout=PROGRESS_WAIT_S)
+        if not done:
+            log.info("the progress message is slow (task %s); submitting meanwhile", row.key)
+            self.spawn(self._late_progress(row.key, sending))
+            return None
+        try:
+            progress = sending.result()
+        except Exception as exc:
+            # Unreachable or refusing right now: submit anyway; the result is still
+            # delivered (and retried) when it is done.
+            log.warning(
+                "no progress message (task %s): %s; submitting without one", row.key, cause(exc)
+            )
+            return None
+        await self.store.update(row.key, progress_ref=progress)
+        return progress
+
+    async def _late_progress(self, key: str, sending: asyncio.Future[MessageRef]) -> None:
+        try:
+            ref = await sending
+        except Exception as exc:
+            log.warning("no progress message (task %s): %s", key, cause(exc))
+            return
+        if not await self.store.adopt_progress(key, ref):
+            # The task moved on without it (posted, refused, asking a question).
+            log.info("a late progress message is not needed any more (task %s)", key)
+            await self.outbox.delete(ref)
+
     async def _reject(self, row: TaskRow, progress: MessageRef | None, text: str) -> None:
         await self.store.update(row.key, status=REJECTED, error=text, finished_at=time.time())
+        # Final now, so no late progress message is adopted any more; one that was is used.
+        progress = progress or await self._adopted_progress(row.key)
         await self._settle(row.charge_id, success=False)
         view = View(headline(f"❌ {text}", row.prompt))
         shown = await self.outbox.edit(progress, view) if progress is not None else None
@@ -351,6 +392,11 @@ class Submitting(ServiceBase):
             shown = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
         await self.store.delivered(row.key, shown)
         await self.store.update(row.key, progress_ref=None)
+
+    async def _adopted_progress(self, key: str) -> MessageRef | None:
+        """The progress message a slow send delivered after the submit went ahead."""
+        row = await self.store.task(key)
+        return row.ref("progress") if row else None
 
     def _refusal(self, submission: Submission, lang: str) -> str:
         detail = clip(submission.description, 300)
