@@ -28,6 +28,9 @@ log = logging.getLogger("bot.hooks")
 MAX_BODY = 256 * 1024  # a task JSON is a few KB; anything bigger is not a callback
 HOOK_PATH = "/mj/hook/"
 CONFIRM_WINDOW_S = 0.05  # callbacks arriving this close together are confirmed in one request
+# What reverse proxies add (nginx only when told to: see the README on /status).
+LOOPBACK = ("127.0.0.1", "::1")
+FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP", "Via")
 
 
 async def hook_secret(store: Store) -> str:
@@ -123,8 +126,16 @@ class HookServer:
                 log.exception("handling confirmed callbacks failed")
 
     async def _status(self, request: web.Request) -> web.Response:
-        if request.remote not in ("127.0.0.1", "::1"):
-            return web.Response(status=403)
+        # Only this machine, asking directly (`mjbot status`): a reverse proxy on the same
+        # host connects from loopback too, but says so in a forwarding header; a web page
+        # reaching loopback by DNS rebinding sends its own name as Host.
+        host = (request.url.host or "").strip("[]")
+        if (
+            request.remote not in LOOPBACK
+            or host not in (*LOOPBACK, "localhost")
+            or any(name in request.headers for name in FORWARDING_HEADERS)
+        ):
+            return web.Response(status=403, text="403: /status answers local requests only\n")
         return web.json_response(await self.stats())
 
     def counters(self) -> dict[str, int]:

@@ -319,5 +319,12 @@ class Policy:
         return rows[0]["user_id"] if rows else None
 
 
+# Platforms whose user ids the user chooses (a playground session names itself): an unprefixed
+# entry is a Telegram or Discord id and must never match them; only "web:<session>" does.
+_SELF_NAMED = frozenset({"web"})
+
+
 def _listed(entries: tuple[str, ...], platform: str, ident: str) -> bool:
-    return ident in entries or f"{platform}:{ident}" in entries
+    if f"{platform}:{ident}" in entries:
+        return True
+    return platform not in _SELF_NAMED and ident in entries

@@ -327,9 +327,6 @@ async def test_vary_region_through_the_mini_app(make_bot, sim, tg):
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient() as http:
         assert (await http.get(f"{base}/mask?ref={ref}")).status_code == 200
-        image = (await http.get(f"{base}/api/region/{ref}/image")).content
-        size = Image.open(io.BytesIO(image)).size
-        drawn = masks.shapes_mask(size, [{"type": "rect", "x": 0.5, "y": 0.5, "w": 0.4, "h": 0.4}])
         fields = {
             "auth_date": str(int(time.time())),
             "query_id": "AAE",
@@ -337,6 +334,18 @@ async def test_vary_region_through_the_mini_app(make_bot, sim, tg):
         }
         init_data = urlencode({**fields, "hash": sign(fields, TG_TOKEN)})
         forged = urlencode({**fields, "hash": sign(fields, "999:not-the-token")})
+        bob = {**fields, "user": json.dumps({"id": 7002, "first_name": "Bob"})}
+        not_owner = urlencode({**bob, "hash": sign(bob, TG_TOKEN)})
+        # The image is Alice's: no initData, forged initData, or Bob's initData see nothing.
+        image_url = f"{base}/api/region/{ref}/image"
+        assert (await http.get(image_url)).status_code == 403
+        for other in (forged, not_owner):
+            refused = await http.get(image_url, headers={"Authorization": f"tma {other}"})
+            assert refused.status_code == 403
+        answer = await http.get(image_url, headers={"Authorization": f"tma {init_data}"})
+        assert answer.status_code == 200
+        size = Image.open(io.BytesIO(answer.content)).size
+        drawn = masks.shapes_mask(size, [{"type": "rect", "x": 0.5, "y": 0.5, "w": 0.4, "h": 0.4}])
         body = {
             "ref": ref,
             "prompt": "a red tractor",

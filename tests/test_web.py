@@ -52,7 +52,10 @@ async def demo(tmp_path) -> AsyncIterator[Demo]:
     adapter.playground.app = app
     await app.start()
     try:
-        async with aiohttp.ClientSession() as http:
+        # The operator's browser: it opened the printed link, so it holds the token's cookie.
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            async with http.get(adapter.admin_link) as response:
+                assert response.status == 200
             yield Demo(app, adapter, http)
     finally:
         await app.stop()
@@ -197,7 +200,10 @@ async def test_vary_region_mask_reaches_the_api(demo: Demo) -> None:
     ask = asked["message"]["ask"]
     assert ask["kind"] == "mask" and ask["ref"]
 
-    async with demo.http.get(f"{demo.url}/api/region/{ask['ref']}/image") as response:
+    image = f"{demo.url}/api/region/{ask['ref']}/image"
+    async with demo.http.get(f"{image}?session=someone-else-01") as response:
+        assert response.status == 403, "only the question's owner sees the image"
+    async with demo.http.get(f"{image}?session={SESSION}") as response:
         assert response.status == 200
         size = Image.open(io.BytesIO(await response.read())).size
     mask = Image.new("L", size, 0)
@@ -287,7 +293,7 @@ async def test_page_and_assets_are_served_without_outside_links(demo: Demo) -> N
         assert response.status == 200
         page = await response.text()
         assert "default-src 'self'" in response.headers["Content-Security-Policy"]
-    assert response.cookies.get("mjbot_session") is not None
+    assert {"mjbot_session", "mjbot_token"} <= {c.key for c in demo.http.cookie_jar}
     for asset in ("app.js", "app.css", "mask.js"):
         async with demo.http.get(f"{demo.url}/static/{asset}") as response:
             assert response.status == 200
@@ -391,11 +397,17 @@ async def test_run_demo_prints_the_url_and_serves(capsys, tmp_path, monkeypatch)
         if "running at" in printed or task.done():
             break
     assert not task.done(), task.exception()
-    url = printed.split("running at", 1)[1].split()[0]
-    assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
-    async with aiohttp.ClientSession() as http, http.get(url + "/api/admin") as response:
-        assert response.status == 200
-        assert (await response.json())["health"]["api_url"].startswith("simulator")
+    link = printed.split("running at", 1)[1].split()[0]
+    base, _, token = link.partition("/?token=")
+    assert base.startswith("http://127.0.0.1:") and not base.endswith(":0") and token
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(base + "/api/admin") as response:
+            assert response.status == 401, "no token, no data"
+        async with http.get(link) as response:
+            assert response.status == 200 and str(response.url) == base + "/"
+        async with http.get(base + "/api/admin") as response:
+            assert response.status == 200
+            assert (await response.json())["health"]["api_url"].startswith("simulator")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

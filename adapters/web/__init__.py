@@ -20,6 +20,7 @@ from aiohttp import web
 from bot.config import Config
 from bot.service import Service
 
+from .access import Access
 from .port import PLATFORM, WebPort
 from .server import InitDataCheck, Playground, build_app, build_mini_app, telegram_init_data
 
@@ -43,8 +44,10 @@ class WebAdapter:
         self.host = host
         self.http_port = port
         self.port = WebPort()
-        self.playground = Playground(self.port, check_init_data=check_init_data)
-        self.url = ""
+        self.playground = Playground(
+            self.port, check_init_data=check_init_data, access=Access(host=host)
+        )
+        self.url = ""  # the base URL, once listening; the links below carry a token
         self._runner: web.AppRunner | None = None
 
     def attach(self, service: Service) -> None:
@@ -59,7 +62,18 @@ class WebAdapter:
         bound = runner.addresses[0][1] if runner.addresses else self.http_port
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"http://{host}:{bound}"
-        log.info("web playground at %s", self.url)
+        self.playground.access.port = bound
+        log.info("web playground at %s", self.url)  # never the links: they carry the tokens
+
+    @property
+    def admin_link(self) -> str:
+        """The operator's URL: the chat and the admin tab."""
+        return self.playground.access.link(self.url, admin=True)
+
+    @property
+    def chat_link(self) -> str:
+        """A URL to share: the chat only (the admin tab shows everyone's prompts)."""
+        return self.playground.access.link(self.url, admin=False)
 
     async def stop(self) -> None:
         await self.playground.close()
@@ -131,7 +145,11 @@ async def run_demo(host: str, port: int, config: Config | None = None) -> None:
     adapter.playground.app = app
     try:
         await app.start()
-        print(f"mjbot demo running at {adapter.url}", flush=True)
+        print(
+            f"mjbot demo running at {adapter.admin_link}\n"
+            f"  (that link opens the admin tab too; to share the chat alone: {adapter.chat_link})",
+            flush=True,
+        )
         await asyncio.Event().wait()
     finally:
         with contextlib.suppress(Exception):

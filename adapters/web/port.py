@@ -19,19 +19,27 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.chat import MessageGone, MessageRef
+from bot.i18n import t
 from bot.views import Media, View
 
 log = logging.getLogger("adapters.web")
 
 PLATFORM = "web"
 HISTORY = 200  # messages kept per chat; older ones (and their media) are forgotten
-MEDIA_LIMIT = 400  # media blobs kept per chat
+# One budget for every byte of media held, whatever the number of sessions: kept images
+# (results and uploads, oldest dropped first) plus uploads still being received (never dropped;
+# a new upload that does not fit beside them is refused).
+MEDIA_BUDGET = 64 * 1024 * 1024
+IDLE_S = 30 * 60  # a session with no open page for this long is forgotten
+MAX_SESSIONS = 100  # beyond this, the longest-idle sessions without an open page go first
+SWEEP_S = 10.0  # idle sessions are looked for at most this often
 
 
 class Client(Protocol):
     """A connected page (an aiohttp WebSocketResponse, or a fake in tests)."""
 
-    closed: bool
+    @property
+    def closed(self) -> bool: ...
 
     async def send_json(self, data: Any) -> None: ...
 
@@ -97,11 +105,32 @@ def sniff(data: bytes, kind: str = "photo") -> str:
     return "video/mp4" if kind == "video" else "application/octet-stream"
 
 
-def view_rows(view: View) -> list[list[dict[str, Any]]]:
+# Buttons that are an emoji alone (the API's 🔄 and arrows, our 🌱 📎 ✂️): the name a tooltip
+# and a screen reader give them, from the same i18n keys the derived labels use.
+ICON_NAMES = {
+    "🔄": "btn.reroll",
+    "🌱": "btn.seed",
+    "📎": "btn.file",
+    "✂": "btn.split",
+    "⬅": "btn.pan_left",
+    "➡": "btn.pan_right",
+    "⬆": "btn.pan_up",
+    "⬇": "btn.pan_down",
+}
+
+
+def icon_name(label: str, lang: str) -> str:
+    """The spoken name of an icon-only label; "" for labels that have words."""
+    key = ICON_NAMES.get(label.replace("\ufe0f", "").strip())
+    return t(key, lang) if key else ""
+
+
+def view_rows(view: View, lang: str = "en") -> list[list[dict[str, Any]]]:
     return [
         [
             {
                 "label": choice.label,
+                "title": icon_name(choice.label, lang),
                 "token": choice.token,
                 "url": choice.url,
                 "style": str(choice.style),
@@ -118,11 +147,27 @@ class WebPort:
 
     platform = PLATFORM
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        budget: int = MEDIA_BUDGET,
+        idle_s: float = IDLE_S,
+        max_sessions: int = MAX_SESSIONS,
+        sweep_s: float = SWEEP_S,
+    ) -> None:
         self._ids = itertools.count(1)
         self.chats: dict[str, OrderedDict[int, WebMessage]] = {}
         self.clients: dict[str, set[Client]] = {}
-        self.blobs: OrderedDict[str, Blob] = OrderedDict()
+        self.langs: dict[str, str] = {}  # each session's language
+        self.seen: dict[str, float] = {}  # each session's last activity (monotonic)
+        self.blobs: OrderedDict[str, Blob] = OrderedDict()  # oldest first
+        self.budget = budget
+        self.kept = 0  # bytes of the blobs above
+        self.receiving = 0  # bytes of uploads being read, reserved in the budget
+        self.idle_s = idle_s
+        self.max_sessions = max_sessions
+        self.sweep_s = sweep_s
+        self._swept = time.monotonic()
         self.events = 0  # pushed events, for the admin tab
 
     # --- ChatPort ----------------------------------------------------------------------------
@@ -210,6 +255,7 @@ class WebPort:
 
     def connect(self, chat_id: str, client: Client) -> None:
         self.clients.setdefault(chat_id, set()).add(client)
+        self.touch(chat_id)
 
     def disconnect(self, chat_id: str, client: Client) -> None:
         clients = self.clients.get(chat_id)
@@ -217,6 +263,7 @@ class WebPort:
             clients.discard(client)
             if not clients:
                 del self.clients[chat_id]
+        self.touch(chat_id)  # idle from the moment the last page closed
 
     async def push(self, chat_id: str, event: dict[str, Any]) -> None:
         """Send one event to every page open on this chat; a dead socket is dropped."""
@@ -243,12 +290,66 @@ class WebPort:
                         await close()
         self.clients.clear()
 
+    # --- the memory budget and idle sessions --------------------------------------------------
+
+    def reserve(self, size: int) -> bool:
+        """Room for ``size`` more bytes of an upload being received; False when it cannot fit
+        beside the uploads already being received (kept media is dropped to make room)."""
+        if self.receiving + size > self.budget:
+            return False
+        self.receiving += size
+        self._make_room(0)
+        return True
+
+    def release(self, size: int) -> None:
+        """The end of a reservation (the bytes were dropped, or kept through ``record_user``)."""
+        self.receiving = max(0, self.receiving - size)
+
+    def touch(self, chat_id: str) -> None:
+        self.seen[chat_id] = time.monotonic()
+
+    def sweep(self, now: float | None = None, keep: str = "") -> list[str]:
+        """Forget sessions idle for ``idle_s`` with no page open, and the longest-idle ones
+        beyond ``max_sessions`` (never ``keep``, the one at work); returns their ids."""
+        now = time.monotonic() if now is None else now
+        self._swept = now
+        sessions = set(self.chats) | set(self.langs) | set(self.seen)
+        idle = sorted(
+            (self.seen.get(s, 0.0), s) for s in sessions if not self.clients.get(s) and s != keep
+        )  # longest idle first
+        over = len(sessions) - self.max_sessions
+        gone: list[str] = []
+        for last, session in idle:
+            if now - last > self.idle_s or len(gone) < over:
+                self.forget(session)
+                gone.append(session)
+        if gone:
+            log.info("forgot %d idle playground session(s)", len(gone))
+        return gone
+
+    def forget(self, chat_id: str) -> None:
+        for message in self.chats.pop(chat_id, {}).values():
+            self._drop_media(message)
+        self.langs.pop(chat_id, None)
+        self.seen.pop(chat_id, None)
+
+    def _maybe_sweep(self, keep: str) -> None:
+        now = time.monotonic()
+        if now - self._swept >= self.sweep_s or len(self.seen) > self.max_sessions:
+            self.sweep(now, keep)
+
+    def _make_room(self, size: int) -> None:
+        """Drop the oldest kept media until ``size`` more bytes fit in the budget."""
+        while self.blobs and self.kept + self.receiving + size > self.budget:
+            _, old = self.blobs.popitem(last=False)
+            self.kept -= len(old.data)
+
     # --- internals ---------------------------------------------------------------------------
 
     def _fill(self, message: WebMessage, view: View) -> None:
         message.text = view.text
         message.media = [self._store(message.chat_id, m) for m in view.media]
-        message.rows = view_rows(view)
+        message.rows = view_rows(view, self.langs.get(message.chat_id, "en"))
         ask = view.ask
         message.ask = (
             {
@@ -265,9 +366,9 @@ class WebPort:
     def _store(self, chat_id: str, media: Media) -> dict[str, str]:
         blob_id = secrets.token_urlsafe(12)
         content_type = sniff(media.data, media.kind)
+        self._make_room(len(media.data))
         self.blobs[blob_id] = Blob(media.data, content_type, media.filename, chat_id)
-        while len(self.blobs) > MEDIA_LIMIT * max(1, len(self.chats)):
-            self.blobs.popitem(last=False)
+        self.kept += len(media.data)
         return {
             "kind": media.kind,
             "url": f"/media/{blob_id}",
@@ -278,9 +379,13 @@ class WebPort:
 
     def _drop_media(self, message: WebMessage) -> None:
         for item in message.media:
-            self.blobs.pop(item["url"].rsplit("/", 1)[-1], None)
+            blob = self.blobs.pop(item["url"].rsplit("/", 1)[-1], None)
+            if blob is not None:
+                self.kept -= len(blob.data)
 
     def _remember(self, message: WebMessage) -> None:
+        self.touch(message.chat_id)
+        self._maybe_sweep(keep=message.chat_id)
         chat = self.chats.setdefault(message.chat_id, OrderedDict())
         chat[message.id] = message
         while len(chat) > HISTORY:

@@ -27,17 +27,18 @@ from bot.i18n import normalize, t
 from bot.service import Service
 from bot.views import View
 
+from .access import COOKIE as TOKEN_COOKIE
+from .access import Access, Level, unauthorised
 from .admin import admin_report
 from .port import PLATFORM, WebPort, sniff
+from .uploads import MAX_FILE_BYTES, read_form
 
 __all__ = ["Playground", "build_app", "command_list", "telegram_init_data"]
 
 log = logging.getLogger("adapters.web")
 
 COOKIE = "mjbot_session"
-MAX_FILES = 5
-MAX_FILE_BYTES = 20 * 1024 * 1024
-MAX_BODY = MAX_FILES * MAX_FILE_BYTES + 1024 * 1024
+MAX_BODY = 2 * MAX_FILE_BYTES  # JSON bodies (a mask); uploads are streamed by read_form
 ANSWER_GRACE_S = 2.0  # how long a just-sent question may take to be registered
 ANSWER_RETRIES = 20
 _SESSION = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -45,6 +46,7 @@ _DATA_URI = re.compile(r"^data:image/png;base64,(.*)$", re.S)
 
 # Telegram Mini App: initData -> the Telegram user it proves (None when it proves nothing).
 InitDataCheck = Callable[[str], Awaitable[Requester | None]]
+LEVEL = web.RequestKey("level", Level)  # what the request's token proves (the guard sets it)
 
 
 def static_dir() -> Path:
@@ -53,17 +55,21 @@ def static_dir() -> Path:
 
 @dataclass
 class Playground:
-    """The state the handlers share: the port, the service, each session's language."""
+    """The state the handlers share: the port, the service, the access tokens."""
 
     port: WebPort
     service: Service | None = None
     app: Any = None  # bot.app.App when run by run_demo: counters for the admin tab
     check_init_data: InitDataCheck | None = None
     mini_app_only: bool = False  # serving only the editor for Telegram: signed initData only
-    langs: dict[str, str] = field(default_factory=dict)
+    access: Access = field(default_factory=Access)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     started: float = field(default_factory=time.time)
     health_cache: tuple[float, dict[str, Any]] | None = None
+
+    @property
+    def langs(self) -> dict[str, str]:
+        return self.port.langs
 
     @property
     def svc(self) -> Service:
@@ -153,11 +159,12 @@ class Playground:
         notice = await self.svc.press(self.requester(session), token)
         return {"type": "notice", "text": notice.text, "alert": notice.alert}
 
-    def hello(self, session: str) -> dict[str, Any]:
+    def hello(self, session: str, level: Level = Level.CHAT) -> dict[str, Any]:
         lang = self.langs.get(session, "en")
         return {
             "type": "hello",
             "session": session,
+            "admin": level >= Level.ADMIN,  # the page shows the admin tab only then
             "lang": lang,
             "commands": command_list(lang),
             "messages": self.port.history(session),
@@ -203,13 +210,37 @@ def lang_of(request: web.Request, pg: Playground, session: str) -> str:
 
 
 async def index(request: web.Request) -> web.StreamResponse:
-    """The chat page; gives the browser a session (its private chat) on the first visit."""
+    """The chat page. ``?token=`` is traded for a cookie and the clean URL; no token: 401.
+
+    Also gives the browser a session (its private chat) on the first visit."""
+    pg = playground(request)
+    presented = request.query.get("token")
+    if presented is not None:
+        level = pg.access.level_of(presented)
+        if level is Level.NONE:
+            raise web.HTTPForbidden(
+                text="403: this token is not (or no longer) valid: open the URL `mjbot demo`"
+                " printed at its last start.\n"
+            )
+        # Keep the better token when the browser already has one (the operator opening the
+        # shared chat link must not lose the admin tab).
+        keep = presented if level >= request[LEVEL] else request.cookies.get(TOKEN_COOKIE, "")
+        found = web.HTTPFound(str(request.rel_url.without_query_params("token")))
+        _set_cookie(found, TOKEN_COOKIE, keep, max_age=None)  # until the browser closes
+        raise found
+    if request[LEVEL] is Level.NONE:
+        raise unauthorised()
     response = web.FileResponse(static_dir() / "index.html")
     if session_of(request) is None:
-        response.set_cookie(
-            COOKIE, new_session(), httponly=True, samesite="Lax", max_age=86400 * 30
-        )
+        _set_cookie(response, COOKIE, new_session(), max_age=86400 * 30)
     return response
+
+
+def _set_cookie(
+    response: web.StreamResponse, name: str, value: str, *, max_age: int | None
+) -> None:
+    # SameSite=Strict: no other site's page, link or form ever carries it here.
+    response.set_cookie(name, value, httponly=True, samesite="Strict", max_age=max_age, path="/")
 
 
 async def mask_page(request: web.Request) -> web.StreamResponse:
@@ -242,7 +273,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     lang_of(request, pg, session)
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=1024 * 1024)
     await ws.prepare(request)
-    hello = pg.hello(session)  # the history snapshot and the subscription in the same tick
+    # the history snapshot and the subscription in the same tick
+    hello = pg.hello(session, request[LEVEL])
     pg.port.connect(session, ws)
     await ws.send_json(hello)
     try:
@@ -301,35 +333,24 @@ def _int(value: Any) -> int | None:
 
 
 async def upload(request: web.Request) -> web.Response:
-    """Images plus a command (``/blend``, ``/describe``...): multipart ``files`` and ``text``."""
+    """Images plus a command (``/blend``, ``/describe``...): multipart ``files`` and ``text``.
+
+    Files are checked (size, image header) while they stream in, inside the port's budget;
+    nothing is kept before the whole form has passed."""
     pg = playground(request)
     session = session_of(request)
-    text, lang, images = "", "", []
-    reply_to: int | None = None
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if part.name in ("files", "file"):
-            if len(images) >= MAX_FILES:
-                raise web.HTTPRequestEntityTooLarge(max_size=MAX_FILES, actual_size=len(images) + 1)
-            data = await part.read()
-            if len(data) > MAX_FILE_BYTES:
-                raise web.HTTPRequestEntityTooLarge(max_size=MAX_FILE_BYTES, actual_size=len(data))
-            if data:
-                images.append(bytes(data))
-        elif part.name == "text":
-            text = await part.text()
-        elif part.name == "lang":
-            lang = await part.text()
-        elif part.name == "reply_to":
-            reply_to = _int(await part.text())
-        elif part.name == "session" and session is None:
-            value = await part.text()
-            session = value if _SESSION.match(value) else None
-    if session is None:
-        raise web.HTTPBadRequest(text="no session")
-    if lang:
-        pg.langs[session] = normalize(lang)
-    pg.spawn(pg.on_text(session, text, images, reply_to), session)
+    form = await read_form(request, pg.port, pg.langs.get(session or "", "en"))
+    try:
+        if _SESSION.match(form.session) and "session" not in request.query:
+            session = form.session  # named explicitly: before the browser's cookie
+        if session is None:
+            raise web.HTTPBadRequest(text="no session")
+        if form.lang:
+            pg.langs[session] = normalize(form.lang)
+    finally:
+        form.done(pg.port)  # record_user keeps the images in the budget from here on
+    images = form.images
+    pg.spawn(pg.on_text(session, form.text, images, _int(form.reply_to)), session)
     return web.json_response({"ok": True, "files": len(images)}, status=202)
 
 
@@ -345,19 +366,13 @@ async def mask(request: web.Request) -> web.Response:
     if not ref:
         raise web.HTTPBadRequest(text="ref missing")
     png = decode_mask(str(data.get("mask_png") or ""))
-    init_data = str(data.get("init_data") or "")
-    if init_data:
+    init_data = str(data.get("init_data") or "") or _tma(request)
+    req = await requester_of(request, pg, init_data, str(data.get("session") or ""))
+    if req.platform != PLATFORM:
         # The Mini App inside Telegram: the user is whoever Telegram's signed initData names.
-        req = await pg.check_init_data(init_data) if pg.check_init_data else None
-        if req is None:
-            raise web.HTTPForbidden(text="initData not valid")
         await pg.svc.answer_mask(req, ref, png, prompt)
         return web.json_response({"ok": True})
-    if pg.mini_app_only:
-        raise web.HTTPForbidden(text="initData required")
-    session = session_of(request) or str(data.get("session") or "")
-    if not _SESSION.match(session):
-        raise web.HTTPBadRequest(text="no session")
+    session = req.chat_id
     if data.get("lang"):
         pg.langs[session] = normalize(str(data["lang"]))
     ask_id = _int(data.get("ask_message_id"))
@@ -391,9 +406,19 @@ def decode_mask(value: str) -> bytes:
 
 
 async def region_image(request: web.Request) -> web.Response:
-    """The image a Vary (Region) question is about, for the editor to draw over."""
+    """The image a Vary (Region) question is about, for the editor to draw over: only for the
+    task's owner (Telegram's signed initData in ``Authorization: tma``, or a playground session
+    with the token)."""
+    pg = playground(request)
+    ref = request.match_info["ref"]
+    who = await requester_of(request, pg, _tma(request), request.query.get("session", ""))
+    row = await pg.svc.store.task(ref)
+    if row is None:
+        raise web.HTTPNotFound()
+    if (row.platform, row.user_id) != (who.platform, who.user_id):
+        raise web.HTTPForbidden(text="403: this question is someone else's")
     try:
-        data = await playground(request).svc.region_image(request.match_info["ref"])
+        data = await pg.svc.region_image(ref)
     except (KeyError, LookupError, ValueError):
         raise web.HTTPNotFound() from None
     if not data:
@@ -403,11 +428,39 @@ async def region_image(request: web.Request) -> web.Response:
     )
 
 
+async def requester_of(
+    request: web.Request, pg: Playground, init_data: str, session: str = ""
+) -> Requester:
+    """Who asks: the Telegram user signed initData names, else the playground session of a
+    request that carries the token. Raises 401/403 when neither proves anyone."""
+    if init_data:
+        req = await pg.check_init_data(init_data) if pg.check_init_data else None
+        if req is None:
+            raise web.HTTPForbidden(text="403: initData not valid")
+        return req
+    if pg.mini_app_only:
+        raise web.HTTPForbidden(text="403: Telegram initData required")
+    if request.get(LEVEL, Level.NONE) < Level.CHAT:
+        raise unauthorised()
+    session = session if _SESSION.match(session) else session_of(request) or ""
+    if not _SESSION.match(session):
+        raise web.HTTPBadRequest(text="no session")
+    return pg.requester(session)
+
+
+def _tma(request: web.Request) -> str:
+    """Telegram Mini App initData sent the usual way: ``Authorization: tma <initData>``."""
+    auth = request.headers.get("Authorization", "")
+    return auth[4:].strip() if auth[:4].lower() == "tma " else ""
+
+
 # --- admin -----------------------------------------------------------------------------------
 
 
 async def admin(request: web.Request) -> web.Response:
-    """Everything the admin tab shows, in one JSON document (read-only queries)."""
+    """Everything the admin tab shows, in one JSON document (read-only queries).
+
+    Every user's prompts: the admin token only (the guard checks it)."""
     return web.json_response(
         await admin_report(playground(request)),
         dumps=lambda obj: json.dumps(obj, ensure_ascii=False),
@@ -434,8 +487,34 @@ async def security_headers(request: web.Request, handler: Any) -> web.StreamResp
     return response
 
 
+# Routes open without the token: the package's own files, and the editor page (its data comes
+# from routes that check). "/" trades ?token= for the cookie itself.
+_OPEN_PATHS = ("/", "/mask")
+# Routes where a Telegram Mini App's signed initData may stand in for the token.
+_INIT_DATA_PATHS = ("/api/mask", "/api/region/")
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Host and Origin first (403), then the token each route needs (401/403)."""
+    access = playground(request).access
+    refusal = access.refusal(request)
+    if refusal is not None:
+        raise refusal
+    level = request[LEVEL] = access.level(request)
+    path = request.path
+    if path in _OPEN_PATHS or path.startswith("/static/") or path.startswith(_INIT_DATA_PATHS):
+        return await handler(request)
+    if path.startswith("/api/admin"):
+        if level < Level.ADMIN:
+            raise unauthorised(admin=level > Level.NONE)
+    elif level < Level.CHAT:
+        raise unauthorised()
+    return await handler(request)
+
+
 def build_app(pg: Playground) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[security_headers])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[guard, security_headers])
     app[PLAYGROUND] = pg
     app.router.add_get("/", index)
     app.router.add_get("/mask", mask_page)

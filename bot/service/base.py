@@ -41,6 +41,7 @@ MODAL_KINDS = (
 MODAL_ACTIONS = {"zoom": "zoom", "region": "region", "pick": "imagine", "remix": "variation"}
 BLEND_DIMENSIONS = {"portrait": "PORTRAIT", "square": "SQUARE", "landscape": "LANDSCAPE"}
 MODES = ("fast", "relax")
+IMAGE_WORKERS = 2  # image conversions at once (bench/hostile_uploads.py measures the peak)
 QUEUE_FULL = re.compile(r"队列已满|queue (is )?full", re.I)
 
 Submit = Callable[[], Awaitable[Submission]]
@@ -86,11 +87,12 @@ class ServiceBase:
         self._showing: set[str] = set()  # finished tasks being posted again (presses.py)
         self._last_seen: dict[str, tuple[tuple[int, int], str]] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        # CPU-bound image work at once: under load this bounds memory and keeps threads from
-        # starving the event loop.
-        # A pool of their own (not the shared default executor): decoding big grids in many
-        # threads at once is what drove peak memory up in the benchmark (251 -> 186 MB).
-        self._images = ThreadPoolExecutor(max_workers=2, thread_name_prefix="images")
+        # All image work (uploads, results, masks, previews) runs here, two at a time: under
+        # load this bounds memory and keeps threads from starving the event loop. A pool of
+        # its own, not the shared default executor: decoding big grids in many threads at
+        # once drove peak memory up in the benchmark (251 -> 186 MB); with decoding capped
+        # at media.MAX_PIXELS two conversions at once stay under ~170 MB.
+        self._images = ThreadPoolExecutor(max_workers=IMAGE_WORKERS, thread_name_prefix="images")
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run work after answering the user (a press is acknowledged before the submit)."""
@@ -99,7 +101,7 @@ class ServiceBase:
         task.add_done_callback(self._background.discard)
 
     async def convert(self, function: Callable[..., T], *args: Any) -> T:
-        """Run a Pillow conversion off the event loop, a couple at a time."""
+        """Run image work (bot.media, bot.mask) off the event loop in the bounded pool."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._images, functools.partial(function, *args))
 
@@ -133,6 +135,12 @@ class ServiceBase:
         if not quiet and await self.store.first_time(told):
             await self.tell(req, t("access.denied", req.language))
         return None
+
+    async def admits(self, req: Requester, *, quiet: bool = False) -> bool:
+        """Whether ``req`` may use the bot (an outsider is told, as by ``enter``, unless
+        ``quiet``): adapters ask before downloading what a message carries, so outsiders and
+        banned users cost no bandwidth."""
+        return await self.enter(req, quiet=quiet) is not None
 
     async def user_settings(self, req: Requester) -> dict[str, Any]:
         return await self.store.settings(f"user:{req.user_key}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from bot import buttons, results
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
@@ -147,7 +145,7 @@ class Presses(ServiceBase):
                 view = (
                     results.file_view(row, original)
                     if verb == "file"
-                    else await asyncio.to_thread(results.split_view, row, original)
+                    else await self.convert(results.split_view, row, original)
                 )
                 self.spawn(self.outbox.send(row.platform, row.chat_id, view, row.ref("result")))
                 return Notice(t("press.sending", lang))

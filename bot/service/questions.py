@@ -3,7 +3,6 @@ masks, and photos asked for in a conversation."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Sequence
 
@@ -78,10 +77,10 @@ class Questions(ServiceBase):
         if base is None:
             await self.tell(req, t("modal.expired", lang))
             return
-        size = await asyncio.to_thread(media.image_size, base)
+        size = await self.convert(media.image_size, base)
         if images:
             try:
-                png = await asyncio.to_thread(mask.normalise_mask, images[0], size)
+                png = await self.convert(mask.normalise_mask, images[0], size)
             except Exception:
                 await self.tell(req, t("upload.not_image", lang))
                 return
@@ -92,7 +91,7 @@ class Questions(ServiceBase):
             if not cells:
                 await self.tell(req, t("region.cells_needed", lang))
                 return
-            png = await asyncio.to_thread(mask.cells_mask, size, cells)
+            png = await self.convert(mask.cells_mask, size, cells)
             prompt = prompt or prefill
         await self.answer_mask(req, row.key, png, prompt)
 
@@ -113,12 +112,12 @@ class Questions(ServiceBase):
             return False
         base = await self.region_image(ref)
         try:
-            size = await asyncio.to_thread(media.image_size, base) if base else None
-            png = await asyncio.to_thread(mask.normalise_mask, mask_png, size or (1024, 1024))
+            size = await self.convert(media.image_size, base) if base else None
+            png = await self.convert(mask.normalise_mask, mask_png, size or (1024, 1024))
         except Exception:
             await self.tell(req, t("upload.not_image", lang))
             return False
-        if await asyncio.to_thread(mask.is_empty, png):
+        if await self.convert(mask.is_empty, png):
             await self.tell(req, t("region.cells_needed", lang))
             return False
         uri = "data:image/png;base64," + base64.b64encode(png).decode()
@@ -209,7 +208,7 @@ class Questions(ServiceBase):
         if kind != "region":
             return View(text, ask=ask)
         base = await self.region_image(row.key)
-        grid = await asyncio.to_thread(mask.labelled_grid, base) if base else None
+        grid = await self.convert(mask.labelled_grid, base) if base else None
         rows: tuple[tuple[Choice, ...], ...] = ()
         if self.webapp_url and row.platform == "telegram" and not row.chat_id.startswith("-"):
             url = f"{self.webapp_url}?ref={row.key}"

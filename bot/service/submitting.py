@@ -243,7 +243,7 @@ class Submitting(ServiceBase):
             await self.reply(req, View(text))
             return None
         try:
-            return [await asyncio.to_thread(media.upload_data_uri, data) for data in images]
+            return [await self.convert(media.upload_data_uri, data) for data in images]
         except media.MediaError as exc:
             await self.tell(req, t(f"upload.{exc.reason}", lang))
             return None

@@ -441,7 +441,8 @@
     host.append(box);
     dialog.dataset.askId = message.id;
     new window.MaskEditor(box, {
-      imageUrl: `/api/region/${encodeURIComponent(message.ask.ref)}/image`,
+      imageUrl: `/api/region/${encodeURIComponent(message.ask.ref)}/image`
+        + (state.session ? `?session=${encodeURIComponent(state.session)}` : ""),
       prompt: message.ask.prefill || "",
       title: message.ask.title || "",
       lang: state.lang,

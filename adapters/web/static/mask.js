@@ -60,7 +60,7 @@
   class MaskEditor {
     /**
      * @param {HTMLElement} root where the editor is built
-     * @param {{imageUrl: string, prompt?: string, lang?: string, title?: string,
+     * @param {{imageUrl: string, initData?: string, prompt?: string, lang?: string, title?: string,
      *          onSubmit: (maskPng: string, prompt: string) => Promise<void>,
      *          onCancel?: () => void}} options
      */
@@ -157,7 +157,18 @@
         this.status.textContent = this.s.failed;
         this.status.classList.add("error");
       });
-      this.image.src = url;
+      if (!this.options.initData) {
+        this.image.src = url; // the playground: its cookie proves who asks
+        return;
+      }
+      // The Mini App: only the task's owner may see the image, proven by Telegram's initData.
+      fetch(url, { headers: { Authorization: `tma ${this.options.initData}` } })
+        .then((response) => {
+          if (!response.ok) throw new Error(response.statusText);
+          return response.blob();
+        })
+        .then((blob) => { this.image.src = URL.createObjectURL(blob); })
+        .catch(() => this.image.dispatchEvent(new Event("error")));
     }
 
     setTool(tool) {
@@ -367,14 +378,16 @@
       return;
     }
     const initData = telegramInitData();
+    const session = query.get("session");
+    const image = `/api/region/${encodeURIComponent(ref)}/image`;
     const editor = new MaskEditor(root, {
-      imageUrl: `/api/region/${encodeURIComponent(ref)}/image`,
+      imageUrl: session ? `${image}?session=${encodeURIComponent(session)}` : image,
+      initData,
       prompt: query.get("prompt") || "",
       lang,
       onSubmit: async (maskPng, prompt) => {
         const body = { ref, mask_png: maskPng, prompt, lang };
         if (initData) body.init_data = initData;
-        const session = query.get("session");
         if (session) body.session = session;
         await postMask(body);
         if (app && app.close) setTimeout(() => app.close(), 600);
