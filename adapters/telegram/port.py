@@ -29,6 +29,10 @@ TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 PLACEHOLDER_LIMIT = 64
 GROUP_PER_MINUTE = 20
+# How long a send waits for Telegram's answer. Giving up early (PTB's default is 5 s) does not
+# unsend the message: it stays in the chat with nobody knowing its id. The core does not wait
+# for a slow progress message (it submits meanwhile), so patience here costs nothing.
+SEND_TIMEOUT_S = 30.0
 
 
 def keyboard(view: View) -> InlineKeyboardMarkup | None:
@@ -93,11 +97,20 @@ class TelegramPort:
                 }[item.kind]
                 file = InputFile(item.data, filename=item.filename)
                 message = await send(
-                    chat, file, caption=caption, reply_markup=markup, reply_parameters=reply
+                    chat,
+                    file,
+                    caption=caption,
+                    reply_markup=markup,
+                    reply_parameters=reply,
+                    read_timeout=SEND_TIMEOUT_S,
                 )
                 return _ref(message, item.kind)
             message = await self.bot.send_message(
-                chat, _clip(view.text, TEXT_LIMIT), reply_markup=markup, reply_parameters=reply
+                chat,
+                _clip(view.text, TEXT_LIMIT),
+                reply_markup=markup,
+                reply_parameters=reply,
+                read_timeout=SEND_TIMEOUT_S,
             )
             return _ref(message, "text")
 
@@ -112,12 +125,18 @@ class TelegramPort:
             )
             for i, m in enumerate(view.media[:10])
         ]
-        messages = await self.bot.send_media_group(chat, items, reply_parameters=reply)
+        messages = await self.bot.send_media_group(
+            chat, items, reply_parameters=reply, read_timeout=SEND_TIMEOUT_S
+        )
         if markup is None:
             return _ref(messages[-1], view.media[0].kind)
         head = _clip(view.text.splitlines()[0] if view.text else "⬆️", TEXT_LIMIT)
         message = await self.bot.send_message(
-            chat, f"⬆️ {head}", reply_markup=markup, reply_parameters=reply
+            chat,
+            f"⬆️ {head}",
+            reply_markup=markup,
+            reply_parameters=reply,
+            read_timeout=SEND_TIMEOUT_S,
         )
         return _ref(message, "text")
 

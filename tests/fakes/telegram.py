@@ -910,6 +910,7 @@ class FakeTelegram:
         self._wakeup = asyncio.Event()
         self._closing = False
         self._faults: list[_Fault] = []
+        self._late: dict[str, list[float]] = {}  # method -> [seconds, times left]
         self._throttles: dict[int, list[int]] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
         self._ids = itertools.count(1)
@@ -1068,6 +1069,11 @@ class FakeTelegram:
     ) -> None:
         """The next ``times`` calls of ``method`` (optionally only for one chat) fail."""
         self._faults.append(_Fault(method, error_code, description, times, chat_id, parameters))
+
+    def answer_late(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` take effect at once but are answered
+        ``seconds`` later: a client that gives up first has posted without knowing it."""
+        self._late[method] = [seconds, times]
 
     # -- test-side user actions ------------------------------------------------------------------
 
@@ -1497,6 +1503,10 @@ class FakeTelegram:
         if method in SEND_METHODS or method in EDIT_METHODS:
             self._check_rate(method, params)
         result = await self._handlers[method](params, uploads)
+        late = self._late.get(method)
+        if late and late[1] > 0:
+            late[1] -= 1
+            await asyncio.sleep(late[0])
         if self.check_responses:
             self._check_result(method, result)
         return result
