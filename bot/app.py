@@ -65,10 +65,24 @@ class App:
         self.config = config
         self.adapters = configured_adapters(config) if adapters is None else adapters
         self.simulator: Any = None
-        self._tasks: list[asyncio.Task[None]] = []
+        # What start opened, closed in reverse order by stop (also after a failed start).
+        self._stack = contextlib.AsyncExitStack()
 
     async def start(self) -> None:
+        """Start every part; when one fails, what already started is stopped again (no
+        open sockets, sessions or database left behind) and the error propagates."""
+        try:
+            await self._start()
+        except BaseException:
+            try:
+                await self.stop()
+            except Exception:
+                log.exception("cleaning up after a failed start failed")
+            raise
+
+    async def _start(self) -> None:
         config = self.config
+        stack = self._stack
         base_url = config.midjourney.base_url
         if base_url == "simulator":
             from bot.sim import SimConfig, Simulator
@@ -80,9 +94,11 @@ class App:
                     flavour=SIM_FLAVOURS[config.midjourney.provider],
                 )
             )
+            stack.push_async_callback(self.simulator.stop)
             base_url = await self.simulator.start()
             log.info("built-in simulator at %s", base_url)
         self.store = await Store.open(config.storage.path)
+        stack.push_async_callback(self.store.close)
         # The provider's profile; "auto" probes the API once, here (bot/mj/probe.py).
         profile, _ = await resolve_profile(
             config.midjourney.provider,
@@ -92,6 +108,13 @@ class App:
             timeout_s=min(config.midjourney.timeout_s, 10.0),
         )
         log.info("Midjourney provider profile: %s", profile.name)
+        # Result downloads reach public addresses, plus the origins configured here (the
+        # simulator by its real URL) and the private hosts the operator listed (bot/egress.py).
+        origins = (base_url, config.telegram.api_base_url, config.telegram.file_base_url)
+        self.downloader = Downloader(
+            Egress((*origins, config.discord.api_base_url), config.media.allow_private_hosts)
+        )
+        stack.push_async_callback(self.downloader.aclose)
         self.client = MjClient(
             base_url,
             config.midjourney.api_key.reveal(),
@@ -99,17 +122,13 @@ class App:
             mode=config.midjourney.mode,
             timeout_s=config.midjourney.timeout_s,
         )
-        # Result downloads reach public addresses, plus the origins configured here (the
-        # simulator by its real URL) and the private hosts the operator listed (bot/egress.py).
-        origins = (base_url, config.telegram.api_base_url, config.telegram.file_base_url)
-        self.downloader = Downloader(
-            Egress((*origins, config.discord.api_base_url), config.media.allow_private_hosts)
-        )
+        stack.push_async_callback(self.client.aclose)
         self.outbox = Outbox(
             {a.platform: a.port for a in self.adapters},
             edit_interval_s=config.tracking.edit_interval_s,
             send_interval_s=config.tracking.send_interval_s,
         )
+        stack.push_async_callback(self.outbox.close)
         secret = await hook_secret(self.store)
         public = config.tracking.webhook_public_url.rstrip("/")
         self.service = Service(
@@ -123,6 +142,7 @@ class App:
             webapp_url=config.telegram.webapp_url,
             policy=Policy(self.store, config.access, config.quota),
         )
+        stack.push_async_callback(self.service.close)
         self.hooks = HookServer(self.store, self.client, self.service, secret, self.status)
         self.tracker = Tracker(
             self.store,
@@ -134,31 +154,27 @@ class App:
             resend_after_s=config.tracking.resend_after_s,
             hooks_flowing=lambda: self.hooks.flowing,
         )
+        stack.push_async_callback(self.hooks.stop)
         await self.hooks.start(config.tracking.listen)
         for adapter in self.adapters:
             adapter.attach(self.service)
+            # Pushed before starting: an adapter that fails half way closes what it opened.
+            stack.push_async_callback(self._stop_adapter, adapter)
             await adapter.start()
-        self._tasks.append(asyncio.create_task(self.tracker.run()))
+        tracking = asyncio.create_task(self.tracker.run())
+        stack.push_async_callback(_cancel, tracking)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for adapter in reversed(self.adapters):
-            try:
-                await adapter.stop()
-            except Exception:
-                log.exception("stopping %s failed", adapter.platform)
-        await self.hooks.stop()
-        await self.service.close()
-        await self.outbox.close()
-        await self.client.aclose()
-        await self.downloader.aclose()
-        await self.store.close()
-        if self.simulator is not None:
-            await self.simulator.stop()
+        """Stop what started, newest first: the tracker, the adapters, the hook receiver,
+        work in flight, the outbox, the HTTP clients, the store, the simulator. Safe to call
+        after a failed or a partial start, and twice."""
+        await self._stack.aclose()
+
+    async def _stop_adapter(self, adapter: Adapter) -> None:
+        try:
+            await adapter.stop()
+        except Exception:
+            log.exception("stopping %s failed", adapter.platform)
 
     async def status(self) -> dict[str, Any]:
         """What `mjbot status` shows: tasks in flight, delivery sources, API health."""
@@ -175,3 +191,9 @@ class App:
             "rate_limited": self.outbox.rate_limited,
             "adapters": [a.platform for a in self.adapters],
         }
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

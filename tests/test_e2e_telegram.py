@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from PIL import Image
 
 from tests.conftest import ALICE, BOB, GROUP
@@ -135,3 +136,19 @@ async def test_empty_prompt_and_help(bot, tg):
     assert "/blend" in help_msg.text
     commands = tg.calls_to("setMyCommands")
     assert {c.params.get("language_code") for c in commands} == {None, "zh"}
+
+
+@pytest.mark.parametrize("status", [500, 400])
+async def test_a_refused_command_menu_is_one_warning_and_the_bot_runs(make_bot, sim, tg, status):
+    """setMyCommands is cosmetic: when Telegram refuses it, the bot says so in one log line
+    and serves as usual."""
+    description = "Internal Server Error" if status == 500 else "Bad Request: BOT_COMMAND_INVALID"
+    tg.fail_next("setMyCommands", error_code=status, description=description, times=2)
+    bot = make_bot()
+    bot.start()
+    await tg.wait_for_call("deleteWebhook", timeout=30)
+    _, result = await imagine(tg, "/imagine a paper lantern")
+    assert result.photo_bytes and bot.alive
+    warnings = [line for line in bot.log().splitlines() if "command menu" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0], warnings
+    assert "Traceback" not in bot.log()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from telegram import BotCommand, Update
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -13,6 +14,7 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
 from bot.commands import ADMIN_COMMANDS, COMMANDS
 from bot.config import TelegramConfig
@@ -34,13 +36,20 @@ class TelegramAdapter:
 
     def __init__(self, config: TelegramConfig) -> None:
         self.config = config
+        # Our own HTTP clients (PTB's defaults: a pool of 256, and one connection for long
+        # polling), so stop() closes them whatever state a failed start left PTB in.
+        self._http = (
+            HTTPXRequest(connection_pool_size=256),
+            HTTPXRequest(connection_pool_size=1, read_timeout=40),
+        )
         self.app: Application = (
             ApplicationBuilder()
             .token(config.token.reveal())
             .base_url(config.api_base_url)
             .base_file_url(config.file_base_url)
             .concurrent_updates(True)
-            .get_updates_read_timeout(40)
+            .request(self._http[0])
+            .get_updates_request(self._http[1])
             .build()
         )
         self.port = TelegramPort(self.app.bot, config.group_messages_per_minute)
@@ -78,16 +87,28 @@ class TelegramAdapter:
         log.info("telegram polling as @%s", self.app.bot.username)
 
     async def _register_commands(self) -> None:
+        """The command menu: cosmetic, so a refusal costs one warning and the bot runs on."""
+        refused = []
         for lang in LANGUAGES:
             commands = [BotCommand(name, t(f"cmd.{name}", lang)) for name in COMMANDS]
             code = None if lang == "en" else lang
-            await self.app.bot.set_my_commands(commands, language_code=code)
+            try:
+                await self.app.bot.set_my_commands(commands, language_code=code)
+            except TelegramError as exc:
+                refused.append(f"{lang}: {type(exc).__name__}: {exc}")
+        if refused:
+            log.warning("telegram: the command menu was not set (%s)", "; ".join(refused))
 
     async def stop(self) -> None:
-        if self.app.updater is not None and self.app.updater.running:
-            await self.app.updater.stop()
-        if self.app.running:
-            await self.app.stop()
-        await self.app.shutdown()
-        if self.mini_app is not None:
-            await self.mini_app.stop()
+        """Stop what started; also after a start that failed half way."""
+        try:
+            if self.app.updater is not None and self.app.updater.running:
+                await self.app.updater.stop()
+            if self.app.running:
+                await self.app.stop()
+            await self.app.shutdown()
+        finally:
+            for request in self._http:
+                await request.shutdown()
+            if self.mini_app is not None:
+                await self.mini_app.stop()

@@ -1,0 +1,114 @@
+"""Starting and stopping the whole App in-process: a start that fails half way closes
+everything it had opened (sockets, HTTP sessions, the database, the simulator), and the
+Telegram adapter that had already started stops polling."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+import warnings
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import discord
+import pytest
+
+from bot.app import App
+from bot.config import (
+    Config,
+    DiscordConfig,
+    MidjourneyConfig,
+    Secret,
+    StorageConfig,
+    TelegramConfig,
+    TrackingConfig,
+)
+from tests.conftest import ALICE
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.telegram import FakeTelegram
+from tests.harness import TG_TOKEN, free_port
+
+DISCORD_TOKEN = "discord-start-secret-0123456789"
+
+
+@pytest.fixture
+async def dc(seams: None) -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord(token=DISCORD_TOKEN) as fake:
+        yield fake
+
+
+def config(tmp_path: Path, tg: FakeTelegram, dc: FakeDiscord, discord_token: str) -> Config:
+    return Config(
+        # The built-in simulator: one more part the App starts (and must stop).
+        midjourney=MidjourneyConfig(base_url="simulator"),
+        telegram=TelegramConfig(
+            token=Secret(TG_TOKEN),
+            api_base_url=f"{tg.url}/bot",
+            file_base_url=f"{tg.url}/file/bot",
+        ),
+        discord=DiscordConfig(
+            token=Secret(discord_token), api_base_url=dc.api_base, gateway_url=dc.gateway_url
+        ),
+        tracking=TrackingConfig(poll_interval_s=0.3, listen=f"127.0.0.1:{free_port()}"),
+        storage=StorageConfig(path=str(tmp_path / "data" / "mjbot.db")),
+    )
+
+
+def port_is_free(listen: str) -> bool:
+    host, port = listen.rsplit(":", 1)
+    with socket.socket() as s:
+        try:
+            s.bind((host, int(port)))
+        except OSError:
+            return False
+    return True
+
+
+async def test_a_failed_start_closes_what_it_opened(
+    tmp_path: Path, tg: FakeTelegram, dc: FakeDiscord
+) -> None:
+    """Telegram starts, then Discord refuses the token: Telegram stops polling, and the hook
+    receiver, the simulator, the database and every HTTP session are closed again."""
+    cfg = config(tmp_path, tg, dc, "not-the-token")
+    app = App(cfg)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(discord.LoginFailure):
+            await app.start()
+        polls = len(tg.calls_to("getUpdates"))
+        assert polls >= 1  # Telegram had started
+        # A message now would end a running long poll and be answered: nobody polls.
+        await tg.send_text(ALICE, tg.users[ALICE], "/help")
+        await asyncio.sleep(0.5)
+        gc.collect()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == []
+    assert len(tg.calls_to("getUpdates")) == polls and tg.calls_to("sendMessage") == []
+    assert port_is_free(cfg.tracking.listen)
+    with pytest.raises(OSError):  # the simulator is down
+        await asyncio.open_connection("127.0.0.1", int(app.simulator.base_url.rsplit(":", 1)[1]))
+
+    # Nothing is held: the same database and ports start again, and stop() is harmless twice.
+    again = App(config(tmp_path, tg, dc, DISCORD_TOKEN))
+    await again.start()
+    await again.stop()
+    await again.stop()
+
+
+async def test_a_refused_telegram_token_closes_its_http_clients(
+    tmp_path: Path, tg: FakeTelegram, dc: FakeDiscord
+) -> None:
+    """getMe refused while PTB initializes: its HTTP clients are closed, nothing leaks."""
+    tg.fail_next("getMe", error_code=401, description="Unauthorized")
+    app = App(config(tmp_path, tg, dc, DISCORD_TOKEN))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(Exception, match=r"(?i)unauthorized|token"):
+            await app.start()
+        gc.collect()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == []
+    telegram = next(a for a in app.adapters if a.platform == "telegram")
+    assert all(request._client.is_closed for request in telegram._http)  # type: ignore[attr-defined]
+    assert dc.identify is None  # Discord never started
