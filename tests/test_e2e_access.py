@@ -27,7 +27,9 @@ async def up(make_bot, tg, **overrides):
     return bot
 
 
-async def test_outsiders_and_banned_users_hear_once_then_silence(make_bot, sim, tg):
+async def test_outsiders_hear_once_per_chat_then_silence(make_bot, sim, tg):
+    """README: "Outsiders get one polite message per chat, then silence": two outsiders (one
+    of them banned) in one group get one message between them; a private chat is its own."""
     tg.user(CAROL, "Carol")
     await up(
         make_bot,
@@ -39,11 +41,18 @@ async def test_outsiders_and_banned_users_hear_once_then_silence(make_bot, sim, 
     assert "管理员" in replies(tg, GROUP, first.message_id)[0].text  # Bob's client is Chinese
     second = await tg.send_text(GROUP, tg.users[BOB], "/imagine another garden")
     banned = await tg.send_text(GROUP, tg.users[CAROL], "/imagine a forbidden door")
+    alone = await tg.send_text(CAROL, tg.users[CAROL], "/imagine a door of my own")
+    await tg.wait_for(lambda: replies(tg, CAROL, alone.message_id), timeout=15)
+    again = await tg.send_text(CAROL, tg.users[CAROL], "/imagine another door")
     allowed = await tg.send_text(GROUP, tg.users[ALICE], "/imagine an open door")
     await tg.wait_for(lambda: results_for(tg, GROUP, allowed.message_id), timeout=30)
     await asyncio.sleep(0.5)
     assert replies(tg, GROUP, second.message_id) == []  # silence the second time
-    assert len(replies(tg, GROUP, banned.message_id)) == 1
+    assert replies(tg, GROUP, banned.message_id) == []  # and for the next outsider too
+    assert replies(tg, CAROL, again.message_id) == []
+    refusals = [m for chat in (GROUP, CAROL) for m in tg.bot_messages(chat) if not m.photo]
+    refusals = [m for m in refusals if "admin" in m.text.lower() or "管理员" in m.text]
+    assert len(refusals) == 2  # one per chat
     assert [r.body["prompt"] for r in sim.submits("imagine")] == ["an open door"]
 
 

@@ -83,8 +83,8 @@ class ServiceBase:
         self.default_mode = default_mode
         self.webapp_url = webapp_url
         self._previews: dict[str, tuple[str, bytes]] = {}  # key -> (url, jpeg)
-        # task id -> (rank, preview url) last handled: a cache only, the store's merge decides
         self._showing: set[str] = set()  # finished tasks being posted again (presses.py)
+        # task id -> (rank, preview url) last handled: a cache only, the store's merge decides
         self._last_seen: dict[str, tuple[tuple[int, int], str]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         # All image work (uploads, results, masks, previews) runs here, two at a time: under
@@ -123,7 +123,8 @@ class ServiceBase:
     async def enter(self, req: Requester, *, quiet: bool = False) -> Requester | None:
         """The gate every use case passes: the requester (language applied) if admitted.
 
-        An outsider hears one polite message per chat, then silence (no spam loops).
+        Outsiders hear one polite message per chat, then silence: per chat, not per person,
+        so a group full of strangers is not filled with refusals (nor a spam loop fed).
         """
         req = await self.who(req)
         if self.policy is None:
@@ -131,7 +132,7 @@ class ServiceBase:
         await self.policy.remember(req)
         if await self.policy.admitted(req):
             return req
-        told = f"told:{req.platform}:{req.chat_id}:{req.user_id}"
+        told = f"told:{req.platform}:{req.chat_id}"
         if not quiet and await self.store.first_time(told):
             await self.tell(req, t("access.denied", req.language))
         return None
