@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
+from bot import media
+
 GRID = 3
 _WORDS = {
     "top": (0,),
@@ -76,8 +78,11 @@ def shapes_mask(size: tuple[int, int], shapes: Sequence[dict]) -> bytes:
 
 
 def normalise_mask(data: bytes, size: tuple[int, int]) -> bytes:
-    """A user-supplied mask image -> pure black/white at ``size`` (light = repaint)."""
-    image = Image.open(io.BytesIO(data)).convert("L").resize(size)
+    """A user-supplied mask image -> pure black/white at ``size`` (light = repaint).
+
+    Decoded like any upload (bot.media: pixel cap from the header, reduced on load), so a
+    mask cannot be a decompression bomb either; raises MediaError."""
+    image = media.decode(data, max(size)).convert("L").resize(size)
     return _png(image.point(lambda v: 255 if v >= 128 else 0))
 
 
@@ -87,8 +92,7 @@ def is_empty(mask_png: bytes) -> bool:
 
 def labelled_grid(data: bytes, max_side: int = 1024) -> bytes:
     """The image with a numbered 3x3 grid drawn over it, for the cell-picking fallback."""
-    image = Image.open(io.BytesIO(data)).convert("RGB")
-    image.thumbnail((max_side, max_side))
+    image = media.decode(data, max_side).convert("RGB")
     draw = ImageDraw.Draw(image, "RGBA")
     width, height = image.size
     font = ImageFont.load_default(size=max(18, min(width, height) // 10))

@@ -1,12 +1,18 @@
 import base64
+import functools
 import io
 import struct
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from bot import media
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def png(size=(64, 48), color="teal") -> bytes:
@@ -29,6 +35,116 @@ def bomb_png(width: int = 30000, height: int = 30000) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+
+
+@functools.cache
+def solid_png(width: int, height: int) -> bytes:
+    """A real, fully decodable RGBA PNG of one colour: 8000x5000 is 40 Mpx in ~160 KB, the
+    hostile upload that cost 650 MB and 3 s of CPU before decoding was capped."""
+    row = b"\x00" + bytes((30, 120, 200, 128)) * width  # filter byte, then the pixels
+    squeeze = zlib.compressobj(6)
+    data = b"".join(squeeze.compress(row) for _ in range(height)) + squeeze.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", data)
+        + _chunk(b"IEND", b"")
+    )
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return struct.pack(">I", len(data)) + kind + data + crc
+
+
+def cmyk_jpeg(size=(6000, 4000)) -> bytes:
+    out = io.BytesIO()
+    Image.new("CMYK", size, (10, 80, 30, 5)).save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def peak_rss_mb(call: str, data: bytes, tmp_path) -> tuple[float, str]:
+    """Peak memory growth (MB) of ``call`` on ``data`` in a fresh interpreter, and its result
+    (Pillow allocates outside Python's allocator: only the process's peak RSS sees it)."""
+    source = tmp_path / "input"
+    source.write_bytes(data)
+    script = f"""
+import resource, sys
+from bot import mask, media
+data = open({str(source)!r}, "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    {call}
+    result = "ok"
+except media.MediaError as exc:
+    result = exc.reason
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024, result)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    grown, result = done.stdout.split()
+    return float(grown), result
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "media.upload_data_uri(data)",
+        "media.to_jpeg(data)",
+        "media.image_size(data)",
+        "mask.normalise_mask(data, (1024, 1024))",
+        "mask.labelled_grid(data)",
+    ],
+)
+def test_a_40_megapixel_png_is_refused_from_its_header(call, tmp_path):
+    hostile = solid_png(8000, 5000)
+    assert len(hostile) < 200_000
+    grown, result = peak_rss_mb(call, hostile, tmp_path)
+    assert result == "too_many_pixels"
+    assert grown < 20  # was 650 MB for upload_data_uri
+
+
+def test_the_largest_accepted_png_is_decoded_within_bounds(tmp_path):
+    largest = solid_png(4096, 4096)  # Midjourney's largest output (a 4x upscale)
+    grown, result = peak_rss_mb("media.upload_data_uri(data)", largest, tmp_path)
+    assert result == "ok"
+    assert grown < 100  # 67 MB of pixels, reduced on the spot (was 180 MB)
+    with pytest.raises(media.MediaError) as caught:
+        media.image_size(solid_png(4097, 4096))
+    assert caught.value.reason == "too_many_pixels"
+
+
+def test_a_big_jpeg_is_decoded_reduced(tmp_path):
+    out = io.BytesIO()
+    Image.new("RGB", (8000, 6000), "orange").save(out, "JPEG")  # a 48 Mpx phone photo
+    grown, result = peak_rss_mb("media.upload_data_uri(data)", out.getvalue(), tmp_path)
+    assert result == "ok"  # libjpeg decodes it at half size: 12 Mpx, under the cap
+    assert grown < 100
+    uri = media.upload_data_uri(out.getvalue())
+    image = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert image.size == (2048, 1536)
+
+
+def test_a_large_cmyk_jpeg_becomes_an_rgb_jpeg():
+    """It raised "cannot write mode CMYK as PNG" and the user never heard back."""
+    uri = media.upload_data_uri(cmyk_jpeg())
+    assert uri.startswith("data:image/jpeg;base64,")
+    image = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert image.mode == "RGB" and max(image.size) == media.UPLOAD_MAX_SIDE
+    small = media.upload_data_uri(cmyk_jpeg((600, 400)))  # re-encoded too: RGB for the API
+    assert Image.open(io.BytesIO(base64.b64decode(small.split(",", 1)[1]))).mode == "RGB"
+    assert Image.open(io.BytesIO(media.to_jpeg(cmyk_jpeg()))).mode == "RGB"
+
+
+def test_exif_rotation_is_applied():
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90°
+    Image.new("RGB", (400, 200), "red").save(out, "JPEG", exif=exif)
+    uri = media.upload_data_uri(out.getvalue())
+    assert Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).size == (200, 400)
 
 
 def test_a_small_png_passes_as_is():

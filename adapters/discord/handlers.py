@@ -99,6 +99,8 @@ async def run(
     ref = client.port.register(interaction)
     req = requester(interaction, ref)
     try:
+        if files and not await client.service.admits(req):
+            return  # checked before downloading: outsiders and banned users cost nothing
         try:
             images = await _download(files)
         except (discord.HTTPException, aiohttp.ClientError, OSError):
@@ -254,6 +256,6 @@ async def _answer_cells(
     if base is None:
         await service.answer(req, ask_id, " ".join(map(str, cells)) + " " + prompt)
         return
-    size = await asyncio.to_thread(media.image_size, base)
-    png = await asyncio.to_thread(mask.cells_mask, size, cells)
+    size = await service.convert(media.image_size, base)
+    png = await service.convert(mask.cells_mask, size, cells)
     await service.answer_mask(req, ask.ref, png, prompt)

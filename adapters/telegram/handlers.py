@@ -144,6 +144,8 @@ async def command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     images: list[bytes] = []
     replied = message.reply_to_message
     if replied is not None and name in ("imagine", "describe", "blend", "swap", "video", "edit"):
+        if not await service.admits(req):
+            return  # checked before downloading: outsiders and banned users cost nothing
         try:
             images = await _images(service, req, [replied])
         except TooBig:
@@ -164,6 +166,12 @@ async def media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     parsed = commands.parse(caption)
     if parsed is None and replied is None:
         return  # a photo for someone else in the group
+    # Checked before downloading: outsiders and banned users cost no bandwidth. A reply is
+    # checked quietly: the outsider hears about it only if it answers one of our questions.
+    if not await service.admits(req, quiet=parsed is None):
+        if parsed is None and replied is not None:
+            await service.answer(req, str(replied.message_id), caption)
+        return
     try:
         images = await _images(service, req, messages)
     except TooBig:
