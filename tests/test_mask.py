@@ -33,7 +33,7 @@ def test_cells_mask_is_white_in_the_cells_and_black_elsewhere():
     assert image.getpixel((150, 300)) == 255  # cell 5 (centre)
     assert image.getpixel((250, 100)) == 0  # cell 3
     assert image.getpixel((50, 500)) == 0  # cell 7
-    assert set(image.getdata()) == {0, 255}
+    assert {value for _, value in image.getcolors()} == {0, 255}
 
 
 def test_shapes_mask_rasterises_rectangles_and_polygons():
@@ -56,7 +56,7 @@ def test_user_mask_is_normalised_to_size_and_two_levels():
     image = pixels(mask.normalise_mask(out.getvalue(), (400, 400)))
     assert image.size == (400, 400)
     assert image.getpixel((50, 50)) == 255 and image.getpixel((300, 300)) == 0
-    assert set(image.getdata()) <= {0, 255}
+    assert {value for _, value in image.getcolors()} <= {0, 255}
     assert mask.is_empty(mask.cells_mask((30, 30), set()))
 
 
