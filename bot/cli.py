@@ -60,10 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _fewer_malloc_arenas()
             return asyncio.run(_run(cfg))
         if args.command == "demo":
-            cfg = _load(args.config, need_chat=False) if args.config else None
-            if cfg is None:
+            demo_cfg = _load(args.config, need_chat=False) if args.config else None
+            if demo_cfg is None:
                 logs.setup("INFO")
-            return asyncio.run(_demo(args.host, args.port, cfg))
+            return asyncio.run(_demo(args.host, args.port, demo_cfg))
         if args.command == "sim":
             logs.setup("INFO", [args.api_key])
             return asyncio.run(
@@ -142,8 +142,9 @@ async def _demo(host: str, port: int, cfg: Config | None) -> int:
     for task in (demo, stop):
         task.cancel()
     await asyncio.gather(demo, stop, return_exceptions=True)
-    if demo in done and demo.exception() is not None:
-        raise demo.exception()  # type: ignore[misc]
+    error = demo.exception() if demo in done else None
+    if error is not None:
+        raise error
     return 0
 
 

@@ -15,10 +15,13 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.egress import parse_host_rule
 from bot.mj.profiles import AUTH_SCHEMES, CODE21, DEFAULT_PROVIDER, MODE_FORMS, PROVIDERS
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 class ConfigError(Exception):
@@ -294,6 +297,7 @@ class Config:
 
 
 ENV_PREFIX = "MJBOT_"
+_Section = typing.TypeVar("_Section", bound="DataclassInstance")
 
 
 def load(path: str | Path | None = None, env: typing.Mapping[str, str] | None = None) -> Config:
@@ -325,7 +329,7 @@ def load(path: str | Path | None = None, env: typing.Mapping[str, str] | None = 
     return _build(Config, data, "")
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
+def _build(cls: type[_Section], data: Any, where: str) -> _Section:
     if not isinstance(data, dict):
         raise ConfigError(f"{where.rstrip('.') or 'config'} must be a table")
     hints = typing.get_type_hints(cls)
@@ -333,13 +337,13 @@ def _build(cls: type, data: Any, where: str) -> Any:
     for key in data:
         if key not in known:
             raise ConfigError(f"unknown setting {where}{key}")
-    values = {}
+    values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.name not in data:
             continue
         kind = hints[f.name]
         key = f"{where}{f.name}"
-        if dataclasses.is_dataclass(kind):
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             values[f.name] = _build(kind, data[f.name], key + ".")
         else:
             values[f.name] = _convert(kind, data[f.name], key)

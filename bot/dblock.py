@@ -63,9 +63,9 @@ def acquire(db_path: str | Path) -> DatabaseLock:
     except BaseException:
         os.close(fd)
         raise
-    holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
     os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(holder).encode(), 0)
+    os.pwrite(fd, json.dumps(me).encode(), 0)
     return DatabaseLock(path, fd)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -60,7 +61,7 @@ def cells_mask(size: tuple[int, int], cells: Iterable[int]) -> bytes:
     return _png(image)
 
 
-def shapes_mask(size: tuple[int, int], shapes: Sequence[dict]) -> bytes:
+def shapes_mask(size: tuple[int, int], shapes: Sequence[dict[str, Any]]) -> bytes:
     """Rasterise editor shapes: {"type": "rect", "x","y","w","h"} or {"type": "poly",
     "points": [[x, y], ...]}, all coordinates normalised to 0..1."""
     width, height = size

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from bot.chat import ChatPort, MessageGone, MessageRef, RateLimited
 from bot.views import View
+
+_R = TypeVar("_R")
 
 log = logging.getLogger("bot.outbox")
 
@@ -101,19 +105,20 @@ class Outbox:
                 return
             await asyncio.sleep(self._global[0] + 1 - now)
 
-    async def _call(self, chat: _Chat, op: Callable[[], Awaitable[MessageRef | None]]):
+    async def _call(self, chat: _Chat, op: Callable[[], Awaitable[_R]]) -> _R:
         """Run one platform call, honouring RetryAfter for this chat only."""
-        for attempt in range(self.max_retries + 1):
+        attempt = 0
+        while True:
             try:
                 return await op()
             except RateLimited as exc:
                 self.rate_limited += 1
                 if attempt == self.max_retries:
                     raise
+                attempt += 1
                 chat.paused_until = time.monotonic() + exc.retry_after
                 log.info("chat rate limited, waiting %.1fs", exc.retry_after)
                 await asyncio.sleep(exc.retry_after)
-        return None
 
     async def send(
         self, platform: str, chat_id: str, view: View, reply_to: MessageRef | None = None
@@ -172,7 +177,7 @@ class Outbox:
                 view = edit if isinstance(edit, View) else await edit()
                 async with chat.lock:
                     new_ref = await self._call(
-                        chat, lambda ref=ref, view=view: self.ports[ref.platform].edit(ref, view)
+                        chat, functools.partial(self.ports[ref.platform].edit, ref, view)
                     )
                     chat.last_edit = time.monotonic()
                 if on_edited is not None and new_ref is not None:

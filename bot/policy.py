@@ -196,7 +196,8 @@ class Policy:
 
         async def scalar(sql: str, args: tuple[Any, ...]) -> int:
             async with db.execute(sql, args) as cur:
-                return int((await cur.fetchone())[0])
+                row = await cur.fetchone()
+            return int(row[0]) if row is not None else 0  # an aggregate always has a row
 
         if not admin and q.concurrency:
             running = await scalar(

@@ -70,7 +70,7 @@ async def final_view(service: Service, row: TaskRow) -> View:
     lang = row.lang
     if task is None or task.status is not Status.SUCCESS:
         reason = describe_failure((task.fail_reason if task else "") or row.error or "", lang)
-        rows = ()
+        rows: tuple[tuple[Choice, ...], ...] = ()
         if row.kind == "imagine" and row.prompt:
             rows = ((Choice(t("btn.retry", lang), buttons.encode(row.key, "retry")),),)
         return View(headline(f"❌ {reason}", row.prompt), rows=rows)
@@ -109,7 +109,7 @@ async def final_view(service: Service, row: TaskRow) -> View:
 
 
 async def _video_view(
-    service: Service, row: TaskRow, task: Task, caption: str, rows: tuple
+    service: Service, row: TaskRow, task: Task, caption: str, rows: tuple[tuple[Choice, ...], ...]
 ) -> View:
     urls = task.video_urls or (task.video_url,)
     videos = []

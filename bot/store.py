@@ -161,7 +161,8 @@ class Store:
 
     async def _migrate(self) -> None:
         async with self._db.execute("PRAGMA user_version") as cur:
-            (version,) = await cur.fetchone()
+            row = await cur.fetchone()
+        version = row[0] if row is not None else 0
         scripts = sorted(
             (int(p.name[:4]), p)
             for p in resources.files("bot.migrations").iterdir()
@@ -475,7 +476,9 @@ class Store:
 
     # --- asks (waiting for an upload) --------------------------------------------------------
 
-    async def add_ask(self, ref: MessageRef, user_id: str, command: str, args: str, lang: str):
+    async def add_ask(
+        self, ref: MessageRef, user_id: str, command: str, args: str, lang: str
+    ) -> None:
         async with self.transaction() as db:
             await db.execute(
                 "INSERT OR REPLACE INTO asks (platform, chat_id, message_id, user_id, command,"
@@ -572,15 +575,15 @@ async def _insert(db: aiosqlite.Connection, row: TaskRow) -> None:
 
 
 async def _merge_rows(
-    db: aiosqlite.Connection, rows: list[TaskRow], updates: dict[str | None, Task]
+    db: aiosqlite.Connection, rows: list[TaskRow], updates: dict[str, Task]
 ) -> list[tuple[TaskRow, Task]]:
     """Move each row forward to its update where that is progress; write and return those."""
     merged = []
     now = time.time()
     for row in rows:
-        task = updates[row.task_id]
-        if row.is_final:
+        if row.task_id is None or row.is_final:
             continue
+        task = updates[row.task_id]
         current = row.task
         if current is not None and task.rank <= current.rank:
             # Same rank may still bring a new preview image; anything lower is stale.

@@ -18,7 +18,8 @@ DEFAULT = "en"
 @cache
 def catalog(lang: str) -> dict[str, str]:
     text = resources.files(__package__).joinpath(f"{lang}.json").read_text("utf-8")
-    return json.loads(text)
+    strings: dict[str, str] = json.loads(text)
+    return strings
 
 
 def normalize(code: str | None) -> str:

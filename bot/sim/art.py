@@ -37,6 +37,8 @@ class ArtSpec:
 def size_for(ratio: tuple[int, int], short_side: int) -> tuple[int, int]:
     """Pixel size with the given aspect ratio whose short side is ``short_side`` (even numbers)."""
     w, h = ratio
+    width: float
+    height: float
     if w >= h:
         width, height = short_side * w / h, short_side
     else:

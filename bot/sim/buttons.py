@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +110,7 @@ class Press:
     special: str = ""  # "zoom", "inpaint", "pick", "all", "retry", "extend"
 
 
-_RULES: list[tuple[re.Pattern[str], Any]] = [
+_RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Press]]] = [
     (
         re.compile(r"^MJ::JOB::upsample::(\d)::"),
         lambda m: Press("UPSCALE", UPSCALE, int(m[1]), name=f"U{m[1]}"),

@@ -67,7 +67,9 @@ class Rejected(Exception):
         self.reply = Reply(envelope(code, description, None, properties), status)
 
 
-def envelope(code: int, description: str, result: Any = None, properties: Any = None) -> dict:
+def envelope(
+    code: int, description: str, result: Any = None, properties: Any = None
+) -> dict[str, Any]:
     return {
         "code": code,
         "description": description,
