@@ -67,7 +67,7 @@ async def run(
         case "settings" if args:
             await service.set_suffix(req, args)
         case "settings":
-            await service.reply(req, await service.settings_view(req))
+            await service.open_settings(req)
         case "fast" | "relax":
             await service.set_mode(req, name)
         case "tasks":

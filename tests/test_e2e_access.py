@@ -20,6 +20,13 @@ def results_for(tg, chat: int, request_id: int):
     return [m for m in replies(tg, chat, request_id) if m.photo and m.buttons]
 
 
+async def asked_result(tg, user: int, text: str, chat: int = GROUP):
+    """Send a command and wait for its finished result (a photo with buttons)."""
+    asked = await tg.send_text(chat, tg.users[user], text)
+    await tg.wait_for(lambda: results_for(tg, chat, asked.message_id), timeout=30)
+    return asked, results_for(tg, chat, asked.message_id)[0]
+
+
 async def up(make_bot, tg, **overrides):
     bot = make_bot(**overrides)
     bot.start()
@@ -168,3 +175,86 @@ async def test_secrets_never_reach_users_or_logs(make_bot, sim, tg):
         assert API_KEY not in text and TG_TOKEN not in text
     log = bot.log()
     assert API_KEY not in log and TG_TOKEN not in log and "/mj/hook/" not in log
+
+
+def seed_lookups(sim) -> list:
+    return [r for r in sim.requests if r.path.endswith("/image-seed")]
+
+
+async def test_settings_buttons_act_only_on_your_own_menu_with_offered_values(make_bot, sim, tg):
+    """Settings data forged onto someone else's result or menu edits and stores nothing; a
+    value the menu does not offer (turbo, a language we do not have) is refused."""
+    await up(make_bot, tg)
+    _, grid = await asked_result(tg, ALICE, "/imagine a quiet harbour")
+    menu_request = await tg.send_text(GROUP, tg.users[ALICE], "/settings")
+    await tg.wait_for(lambda: replies(tg, GROUP, menu_request.message_id), timeout=15)
+    menu = replies(tg, GROUP, menu_request.message_id)[0]
+    relax = next(data for row in menu.buttons for text, data in row if text == "relax")
+
+    async def answer(chat, message, data, user):
+        return await tg.wait_for_answer(await tg.forge_press(chat, message, data, user))
+
+    forged = {
+        "Bob's relax on Alice's result": await answer(GROUP, grid, relax, tg.users[BOB]),
+        "Alice's language on her result": await answer(GROUP, grid, "s1:lang:zh", ALICE),
+        "Alice's own data on her result": await answer(GROUP, grid, relax, tg.users[ALICE]),
+        "Bob presses Alice's menu": await tg.wait_for_answer(
+            await tg.press(GROUP, menu, "relax", tg.users[BOB])
+        ),
+        "turbo": await answer(GROUP, menu, "s1:mode:turbo", tg.users[ALICE]),
+        "a language we do not have": await answer(GROUP, menu, "s1:lang:xx", tg.users[ALICE]),
+        "an unknown setting": await answer(GROUP, menu, "s1:quota:999", tg.users[ALICE]),
+    }
+    for name, reply in forged.items():
+        assert reply.get("show_alert") and reply.get("text"), name
+    await asyncio.sleep(0.5)
+    assert tg.message(GROUP, grid.message_id).edits == []  # the result kept its buttons
+    assert tg.message(GROUP, menu.message_id).edits == []
+    targets = (grid.message_id, menu.message_id)
+    edits = [c for c in tg.calls if c.method.startswith("editMessage")]
+    assert [c for c in edits if c.params.get("message_id") in targets] == []
+
+    # Nothing was stored: both still imagine in the default mode, Alice still in English.
+    _, lighthouse = await asked_result(tg, ALICE, "/imagine a lighthouse")
+    await asked_result(tg, BOB, "/imagine a windmill")
+    assert [r.prefix for r in sim.submits("imagine")] == ["", "", ""]
+    assert lighthouse.caption.endswith(" s")
+
+    # The owner's own press on her own menu works and redraws it in place.
+    saved = await tg.wait_for_answer(await tg.press(GROUP, menu, "relax", tg.users[ALICE]))
+    assert saved.get("text") == "Saved" and not saved.get("show_alert")
+    await tg.wait_for(lambda: tg.message(GROUP, menu.message_id).edits, timeout=10)
+    assert "✅ relax" in tg.message(GROUP, menu.message_id).button_texts
+    await tg.send_text(GROUP, tg.users[ALICE], "/imagine a slow river")
+    await tg.wait_for(lambda: len(sim.submits("imagine")) == 4, timeout=15)
+    assert sim.submits("imagine")[-1].prefix == "/relax"
+
+
+async def test_seeds_belong_to_their_owner_and_admins(make_bot, sim, tg):
+    tg.user(ADMIN, "Ada")
+    await up(make_bot, tg, access={"admins": [str(ADMIN)], "buttons": "chat"})
+    _, grid = await asked_result(tg, ALICE, "/imagine a secret recipe")
+    task_id = next(t.id for t in sim.tasks.values() if t.prompt == "a secret recipe")
+
+    # Bob, by replying to the result, by its id, and with the 🌱 button (buttons are shared).
+    by_reply = await tg.send_text(GROUP, tg.users[BOB], "/seed", reply_to=grid.message_id)
+    by_id = await tg.send_text(GROUP, tg.users[BOB], f"/seed {task_id}")
+    await tg.wait_for_answer(await tg.press(GROUP, grid, "🌱", tg.users[BOB]))
+    for asked in (by_reply, by_id):
+        refusal = await tg.wait_for(lambda a=asked: replies(tg, GROUP, a.message_id), timeout=15)
+        assert "只有生成这张图的人" in refusal[0].text  # Bob reads Chinese
+    await tg.wait_for(
+        lambda: len([m for m in tg.bot_messages(GROUP) if "只有生成" in (m.text or "")]) == 3,
+        timeout=15,
+    )
+    assert seed_lookups(sim) == []
+    assert not any(
+        "Seed:" in (m.text or "") or "种子：" in (m.text or "") for m in tg.bot_messages(GROUP)
+    )
+
+    # The owner and an admin get it.
+    for user in (ALICE, ADMIN):
+        asked = await tg.send_text(GROUP, tg.users[user], "/seed", reply_to=grid.message_id)
+        shown = await tg.wait_for(lambda a=asked: replies(tg, GROUP, a.message_id), timeout=15)
+        assert "🌱 Seed:" in shown[0].text
+    assert len(seed_lookups(sim)) == 2

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot import buttons, results
-from bot.chat import Requester
-from bot.i18n import t
+from bot.chat import MessageRef, Requester
+from bot.i18n import LANGUAGES, t
 from bot.mj.client import MjError
 from bot.mj.models import Outcome
-from bot.service.base import MODES, ServiceBase, clean
+from bot.service.base import MODES, Notice, ServiceBase, clean
 from bot.store import REJECTED, TaskRow
 from bot.views import Choice, View, clip
+
+# What the settings menu offers, per setting: the menu is drawn from this table and a press
+# must name one of its values (a forged ``mode=turbo`` or ``lang=xx`` is refused, not stored).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "mode": MODES,
+    "delivery": ("photo", "file"),
+    "lang": LANGUAGES,
+    "suffix": ("-",),  # clears it; a suffix itself is typed: /settings <suffix>
+}
+LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
+# Settings menus a user can still press, newest last: each menu message is recorded as its
+# opener's, and a settings press acts only on a menu of the presser's own.
+MENUS_KEPT = 10
+
+
+def _menu(ref: MessageRef) -> str:
+    return f"{ref.platform}|{ref.chat_id}|{ref.message_id}"  # not the kind: edits change it
 
 
 class Preferences(ServiceBase):
@@ -17,37 +36,62 @@ class Preferences(ServiceBase):
         req = await self.who(req)
         lang = req.language
         current = await self.user_settings(req)
-        mode = current.get("mode", self.default_mode) or "fast"
-        delivery = current.get("delivery", "photo")
+        shown = {
+            "mode": current.get("mode", self.default_mode) or "fast",
+            "delivery": current.get("delivery", "photo"),
+            "lang": lang,
+        }
+        names: dict[str, Callable[[str], str | None]] = {
+            "mode": lambda v: t(f"mode.{v}", lang),
+            "delivery": lambda v: t(f"settings.delivery.{v}", lang),
+            "lang": LANGUAGE_NAMES.get,
+        }
 
-        def mark(on: bool, label: str) -> str:
-            return f"✅ {label}" if on else label
+        def choice(name: str, value: str) -> Choice:
+            label = names[name](value) or value
+            mark = "✅ " if shown[name] == value else ""
+            return Choice(f"{mark}{label}", buttons.setting(name, value))
 
-        rows = (
-            tuple(
-                Choice(mark(mode == m, t(f"mode.{m}", lang)), buttons.setting("mode", m))
-                for m in MODES
-            ),
-            tuple(
-                Choice(
-                    mark(delivery == d, t(f"settings.delivery.{d}", lang)),
-                    buttons.setting("delivery", d),
-                )
-                for d in ("photo", "file")
-            ),
-            (
-                Choice(mark(lang == "en", "English"), buttons.setting("lang", "en")),
-                Choice(mark(lang == "zh", "中文"), buttons.setting("lang", "zh")),
-            ),
-            (Choice(t("settings.suffix.clear", lang), buttons.setting("suffix", "-")),),
-        )
+        rows = tuple(tuple(choice(name, value) for value in CHOICES[name]) for name in names)
+        clear = Choice(t("settings.suffix.clear", lang), buttons.setting("suffix", "-"))
+        mode = shown["mode"]
         text = t(
             "settings.text",
             lang,
             mode=t(f"mode.{mode}", lang) if mode in MODES else mode,
             suffix=current.get("suffix") or "—",
         )
-        return View(text, rows=rows)
+        return View(text, rows=(*rows, (clear,)))
+
+    async def open_settings(self, req: Requester) -> None:
+        """/settings: the menu, recorded as the requester's (only they may press it)."""
+        ref = await self.reply(req, await self.settings_view(req))
+        scope = f"user:{req.user_key}"
+        menus = (await self.store.settings(scope)).get("menus", [])
+        menus = [m for m in menus if m != _menu(ref)] + [_menu(ref)]
+        await self.store.set_setting(scope, "menus", menus[-MENUS_KEPT:])
+
+    async def press_setting(self, req: Requester, name: str, value: str) -> Notice:
+        """A settings-menu button: checked against the menu, saved, the menu redrawn.
+
+        Only a menu the presser opened is redrawn, and only with a value it offers: settings
+        data sent for someone else's message (a result, another person's menu) stores and
+        edits nothing. A press without a message (the playground) answers with a new menu.
+        """
+        lang = req.language
+        if value not in CHOICES.get(name, ()):
+            return Notice(t("settings.invalid", lang), alert=True)
+        scope = f"user:{req.user_key}"
+        current = await self.store.settings(scope)
+        if req.message is not None and _menu(req.message) not in current.get("menus", ()):
+            return Notice(t("settings.not_yours", lang), alert=True)
+        await self.store.set_setting(scope, name, None if name == "suffix" else value)
+        req = await self.who(req)
+        if req.message is not None:
+            self.spawn(self.outbox.edit(req.message, await self.settings_view(req)))
+        else:
+            self.spawn(self.open_settings(req))
+        return Notice(t("settings.saved", req.language))
 
     async def set_mode(self, req: Requester, mode: str) -> None:
         """/fast and /relax: the speed mode (the API path prefix) for this user's next jobs."""
@@ -120,7 +164,14 @@ class Preferences(ServiceBase):
         self.spawn(self._seed(req, row))
 
     async def _seed(self, req: Requester, row: TaskRow) -> None:
+        """Ask for the seed (the /seed command and the 🌱 button). A seed lets anyone remake
+        the image exactly, so it is its owner's (and admins'), even where a chat shares the
+        task's other buttons."""
         lang = req.language
+        admin = self.policy is not None and self.policy.is_admin(req)
+        if row.user_id != req.user_id and not admin:
+            await self.tell(req, t("seed.not_owner", lang))
+            return
         assert row.task_id
         try:
             submission = await self.client.image_seed(row.task_id)

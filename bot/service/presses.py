@@ -26,7 +26,7 @@ class Presses(ServiceBase):
         lang = req.language
         setting = buttons.decode_setting(data)
         if setting is not None:
-            return await self._press_setting(req, *setting)
+            return await self.press_setting(req, *setting)  # preferences.py
         token = buttons.decode(data)
         row = await self.store.task(token.key) if token else None
         if token is None or row is None or row.platform != req.platform:
@@ -195,21 +195,3 @@ class Presses(ServiceBase):
             )
         )
         return Notice(t("press.again" if claim.again else "press.submitted", lang, label=label))
-
-    async def _press_setting(self, req: Requester, name: str, value: str) -> Notice:
-        lang = req.language
-        scope = f"user:{req.user_key}"
-        if name == "suffix":
-            await self.store.set_setting(scope, "suffix", None)
-        elif name in ("mode", "delivery", "lang"):
-            await self.store.set_setting(scope, name, value)
-        else:
-            return Notice(t("press.expired", lang), alert=True)
-        req = await self.who(req)
-        view = await self.settings_view(req)
-        # The menu the button sits on is redrawn in place (req.message is that message).
-        if req.message is not None:
-            self.spawn(self.outbox.edit(req.message, view))
-        else:
-            self.spawn(self.reply(req, view))
-        return Notice(t("settings.saved", req.language))
