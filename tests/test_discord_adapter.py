@@ -331,6 +331,63 @@ async def test_buttons_keep_working_after_a_restart(
         await second.stop()
 
 
+@pytest.mark.parametrize("opened_by", ["this version", "the version before"])
+async def test_a_modal_open_across_a_restart_is_answered(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord, opened_by: str
+) -> None:
+    """The bot restarts while someone types into a modal: the submit reaches the new process,
+    which answers it from the store (the zoom is submitted, the interaction gets its
+    response) instead of leaving Discord to say "Something went wrong"."""
+    first = App(config(tmp_path, sim, fake))
+    await first.start()
+    try:
+        _, grid = await imagine(fake, "a paper boat on a puddle")
+        upscaled = await upscale(fake, grid, "U2")
+        await fake.click(upscaled, label="🔍 Custom Zoom")
+        ask = await channel_message(fake, lambda m: ANSWER in flat(m))
+        opened = await fake.click(ask, label=ANSWER)
+        assert (await opened.wait_callback()).type == 9
+    finally:
+        await first.stop()
+    assert opened.modal is not None
+    if opened_by == "the version before":  # its custom_id named the interaction, not the task
+        opened.modal["custom_id"] = f"q1:{ask.id}:{opened.id}"
+    second = App(config(tmp_path, sim, fake))
+    await second.start()
+    try:
+        before = list(fake.channel_messages())
+        answer = await fake.submit_modal(
+            None, {"text": "a paper boat on a puddle --zoom 1.5"}, interaction=opened
+        )
+        callback = await answer.wait_callback()
+        assert callback.type == 5 and callback.elapsed < 3
+        zoomed = await channel_message(fake, is_result(*before))
+        body = sim.submits("modal")[0].body
+        assert body["prompt"] == "a paper boat on a puddle --zoom 1.5"
+        assert zoomed.content.startswith(f"<@{fake.user_id}>")
+    finally:
+        await second.stop()
+
+
+async def test_a_modal_for_a_question_already_answered_says_so(
+    app: App, sim: Simulator, fake: FakeDiscord
+) -> None:
+    _, grid = await imagine(fake, "a tin robot")
+    upscaled = await upscale(fake, grid, "U1")
+    await fake.click(upscaled, label="🔍 Custom Zoom")
+    ask = await channel_message(fake, lambda m: ANSWER in flat(m))
+    first = await fake.click(ask, label=ANSWER)
+    second = await fake.click(ask, label=ANSWER)  # two windows open on one question
+    await first.wait_callback()
+    await second.wait_callback()
+    await fake.submit_modal(None, {"text": "a tin robot --zoom 2"}, interaction=first)
+    await fake.wait_for(lambda: sim.submits("modal"), timeout=10)
+    late = await fake.submit_modal(None, {"text": "a tin robot --zoom 1.2"}, interaction=second)
+    notice = await late.wait_message()
+    assert notice.ephemeral and "already been answered" in notice.content
+    assert len(sim.submits("modal")) == 1
+
+
 async def test_someone_elses_button_is_refused_privately(
     app: App, sim: Simulator, fake: FakeDiscord
 ) -> None:

@@ -13,6 +13,7 @@ from bot.config import DiscordConfig
 from bot.service import Service
 
 from .commands import Translator, install
+from .handlers import MODAL_PREFIX, submitted
 from .port import PLATFORM, AskButton, DiscordPort, TokenButton
 from .seams import point_discord_at
 
@@ -47,6 +48,15 @@ class DiscordClient(discord.Client):
         # Buttons are parsed from their custom_id on every click: old messages keep working.
         self.add_dynamic_items(TokenButton, AskButton)
         await self.tree.set_translator(Translator())
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        # Answers to our questions are handled here, not by a Modal object in memory: the
+        # question is in the store, so a submit that comes after a restart (or after the
+        # modal's interaction expired) is answered like any other.
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        if str((interaction.data or {}).get("custom_id", "")).startswith(MODAL_PREFIX):
+            await submitted(interaction)
 
 
 class DiscordAdapter:

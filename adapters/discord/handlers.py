@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
@@ -142,6 +144,16 @@ def _jump_url(interaction: discord.Interaction, ref: MessageRef) -> str:
 
 # --- questions: the Answer button, the modal, the answer ------------------------------------
 
+# A question modal's custom_id: the question message and the task key it asks for (empty for
+# a photo question). Everything else is in the store, so an answer is understood whenever it
+# comes: after a restart, or after discord.py would have forgotten the modal.
+MODAL_PREFIX = "q1:"
+# Modals opened by earlier versions carry the interaction id instead of the key: for them the
+# key is read from the question message's Answer button (Discord sends that message along).
+_MODAL_ID = re.compile(
+    r"^q1:(?P<message>\d{1,20}):(?:(?P<ref>[a-z2-9]{10})|(?P<legacy>\d{11,20}))?$"
+)
+
 
 async def open_answer(interaction: discord.Interaction, ref: str) -> None:
     """The Answer button: open the question as a modal (prefilled), for its owner only."""
@@ -158,41 +170,38 @@ async def open_answer(interaction: discord.Interaction, ref: str) -> None:
     if owner != req.user_id:
         await _tell(interaction, t("modal.not_owner", req.language))
         return
-    modal = AnswerModal(ask, message.id, f"q1:{message.id}:{interaction.id}", req.language)
+    modal = AnswerModal(ask, f"{MODAL_PREFIX}{message.id}:{ask.ref}", req.language)
+    # Stopped before it is sent, so discord.py does not hold it in memory and dispatch the
+    # submit to it: every submit takes the one path below (submitted), which reads the
+    # question from the store and works the same before and after a restart.
+    modal.stop()
     await interaction.response.send_modal(modal)
 
 
 class AnswerModal(discord.ui.Modal):
-    """A question as a Discord modal: a prefilled prompt; for Vary (Region) also the grid
-    cells and a mask upload; for a photo question an upload."""
+    """A question as a Discord modal (the form only; see ``submitted``): a prefilled prompt;
+    for Vary (Region) also the grid cells and a mask upload; for a photo question an
+    upload."""
 
-    def __init__(self, ask: Ask, ask_message_id: int, custom_id: str, lang: str) -> None:
-        super().__init__(
-            title=clip(ask.title.strip() or "mjbot", TITLE_LIMIT),
-            custom_id=custom_id,
-            timeout=15 * 60,
-        )
-        self.ask = ask
-        self.ask_message_id = ask_message_id
-        self.cells: discord.ui.Select | None = None
-        self.upload: discord.ui.FileUpload | None = None
+    def __init__(self, ask: Ask, custom_id: str, lang: str) -> None:
+        super().__init__(title=clip(ask.title.strip() or "mjbot", TITLE_LIMIT), custom_id=custom_id)
         if ask.kind == "mask":
             options = [
                 discord.SelectOption(label=t("discord.region.cell", lang, n=n), value=str(n))
                 for n in range(1, 10)
             ]
-            self.cells = discord.ui.Select(
+            cells = discord.ui.Select(
                 custom_id="cells", options=options, min_values=0, max_values=9, required=False
             )
-            self._field(t("discord.region.cells", lang), self.cells)
-            self.upload = discord.ui.FileUpload(custom_id="mask", required=False, max_values=1)
-            self._field(t("discord.region.mask", lang), self.upload)
+            self._field(t("discord.region.cells", lang), cells)
+            upload = discord.ui.FileUpload(custom_id="mask", required=False, max_values=1)
+            self._field(t("discord.region.mask", lang), upload)
         elif not ask.ref:
-            self.upload = discord.ui.FileUpload(
+            upload = discord.ui.FileUpload(
                 custom_id="files", required=True, min_values=1, max_values=5
             )
-            self._field(t("discord.answer.files", lang), self.upload)
-        self.prompt = discord.ui.TextInput(
+            self._field(t("discord.answer.files", lang), upload)
+        prompt = discord.ui.TextInput(
             custom_id="text",
             style=discord.TextStyle.paragraph,
             default=clip(ask.prefill, VALUE_LIMIT) or None,
@@ -200,47 +209,108 @@ class AnswerModal(discord.ui.Modal):
             required=False,
             max_length=VALUE_LIMIT,
         )
-        self._field(t("discord.answer.prompt", lang), self.prompt)
+        self._field(t("discord.answer.prompt", lang), prompt)
 
     def _field(self, label: str, component: discord.ui.Item[Any]) -> None:
         self.add_item(discord.ui.Label(text=clip(label, LABEL_LIMIT), component=component))
 
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        await answer(interaction, self)
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
-        log.error("modal failed: %s", type(error).__name__, exc_info=error)
+@dataclass(frozen=True)
+class Answer:
+    """What a submitted question modal carries, read from the interaction's data."""
+
+    text: str = ""
+    cells: tuple[int, ...] = ()
+    files: tuple[discord.Attachment, ...] = ()
 
 
-async def answer(interaction: discord.Interaction, modal: AnswerModal) -> None:
-    """A submitted modal: the answer to the question message it came from."""
-    ask = modal.ask
-    files = list(modal.upload.values) if modal.upload is not None else []
-    cells = [int(v) for v in modal.cells.values] if modal.cells is not None else []
-    if any(a.size > MAX_DOWNLOAD for a in files):
-        await _tell(interaction, t("upload.too_big", await _language(interaction)))
-        return
-    if ask.kind == "mask" and not files and not cells:
-        await _tell(interaction, t("region.cells_needed", await _language(interaction)))
-        return
-    await interaction.response.defer(thinking=True)
+def read_answer(interaction: discord.Interaction) -> Answer:
+    """The fields of a submitted modal (text input "text", select "cells", uploads "mask"
+    and "files"), from the raw interaction data: no live Modal object is needed."""
+    data: dict[str, Any] = dict(interaction.data or {})
+    fields: dict[str, Any] = {}
+
+    def walk(components: Sequence[dict[str, Any]]) -> None:
+        for component in components:
+            if component.get("type") == 1:  # an action row (older modals)
+                walk(component.get("components") or [])
+            elif component.get("type") == 18:  # a label around one component
+                walk([component["component"]])
+            elif component.get("custom_id"):
+                fields[component["custom_id"]] = component.get("values", component.get("value"))
+
+    walk(data.get("components") or [])
+    resolved = (data.get("resolved") or {}).get("attachments") or {}
+    uploads = [*(fields.get("mask") or []), *(fields.get("files") or [])]
+    # discord.py builds Attachments from payloads this way itself (its state does the
+    # downloading); the payloads are the resolved attachments Discord sent with the submit.
+    state = interaction._state
+    files = tuple(
+        discord.Attachment(data=resolved[str(i)], state=state)
+        for i in uploads
+        if str(i) in resolved
+    )
+    picked = [str(v) for v in fields.get("cells") or []]
+    cells = tuple(sorted({int(v) for v in picked if v.isdigit() and 1 <= int(v) <= 9}))
+    text = fields.get("text")
+    return Answer(text if isinstance(text, str) else "", cells, files)
+
+
+def _asked_key(interaction: discord.Interaction) -> str:
+    """The task key on the Answer button of the message a modal was opened from."""
+    message = interaction.message
+    for row in message.components if message is not None else []:
+        for item in getattr(row, "children", ()):
+            custom_id = getattr(item, "custom_id", None) or ""
+            if custom_id.startswith("a1:"):
+                return custom_id[3:]
+    return ""
+
+
+async def submitted(interaction: discord.Interaction) -> None:
+    """A submitted question modal: the answer to the question message it names, taken from
+    the store whenever it comes (also after a restart). Always answered: the answer's own
+    messages replace the "thinking…" placeholder, a refusal is private."""
+    data = interaction.data or {}
+    parsed = _MODAL_ID.match(str(data.get("custom_id", "")))
     client = client_of(interaction)
     service = client.service
+    req = await service.who(requester(interaction, None))
+    found = None
+    if parsed is not None:
+        key = _asked_key(interaction) if parsed["legacy"] else parsed["ref"] or ""
+        found = await service.question(req, parsed["message"], key)
+    if parsed is None or found is None:
+        await _tell(interaction, t("modal.expired", req.language))
+        return
+    ask, owner = found
+    if owner != req.user_id:
+        await _tell(interaction, t("modal.not_owner", req.language))
+        return
+    answer = read_answer(interaction)
+    if any(a.size > MAX_DOWNLOAD for a in answer.files):
+        await _tell(interaction, t("upload.too_big", req.language))
+        return
+    if ask.kind == "mask" and not answer.files and not answer.cells:
+        await _tell(interaction, t("region.cells_needed", req.language))
+        return
+    await interaction.response.defer(thinking=True)
     ref = client.port.register(interaction)
     req = requester(interaction, ref)
-    ask_id = str(modal.ask_message_id)
-    prompt = modal.prompt.value or ""
+    ask_id = parsed["message"]
     try:
+        if answer.files and not await service.admits(req):
+            return  # checked before downloading: outsiders and banned users cost nothing
         try:
-            images = await _download(files)
+            images = await _download(answer.files)
         except (discord.HTTPException, aiohttp.ClientError, OSError):
             req = await service.who(req)
             await service.reply(req, View(t("upload.download", req.language)))
             return
         if ask.kind == "mask" and not images:
-            await _answer_cells(service, req, ask, ask_id, sorted(set(cells)), prompt)
+            await _answer_cells(service, req, ask, ask_id, list(answer.cells), answer.text)
         else:
-            await service.answer(req, ask_id, prompt, images)
+            await service.answer(req, ask_id, answer.text, images)
     except Exception:
         log.exception("answer failed (interaction %s)", interaction.id)
     finally:
