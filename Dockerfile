@@ -3,10 +3,11 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 RUN useradd --create-home --uid 10001 mjbot
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY bot ./bot
 COPY adapters ./adapters
-RUN pip install . && mkdir -p /data /config && chown mjbot /data
+# The exact versions CI tested (constraints.txt), not whatever is newest on the day of the build.
+RUN pip install -c constraints.txt . && mkdir -p /data /config && chown mjbot /data
 
 USER mjbot
 VOLUME ["/data"]
