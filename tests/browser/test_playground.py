@@ -52,6 +52,7 @@ expect = playwright_api.expect
 class Stage:
     app: App
     adapter: WebAdapter
+    context: Any
     page: Any
     prefix: str
     shots: list[str]
@@ -83,6 +84,9 @@ async def stage(tmp_path, request) -> AsyncIterator[Stage]:
     adapter.playground.app = app
     await app.start()
     OUTPUT.mkdir(exist_ok=True)
+    prefix = request.node.name.removeprefix("test_").split("_")[0]
+    for old in OUTPUT.glob(f"{prefix}-*.png"):
+        old.unlink()  # only this run's screenshots: none left over from an older page
     try:
         async with playwright_api.async_playwright() as pw:
             profile = tmp_path / "profile"
@@ -91,7 +95,7 @@ async def stage(tmp_path, request) -> AsyncIterator[Stage]:
                 executable_path=str(CHROMIUM),
                 headless=True,
                 args=FLAGS,
-                viewport={"width": 1200, "height": 900},
+                viewport={"width": 1280, "height": 800},
                 locale="en-US",
             )
             try:
@@ -99,11 +103,16 @@ async def stage(tmp_path, request) -> AsyncIterator[Stage]:
                 page.set_default_timeout(20_000)
                 errors: list[str] = []
                 page.on("pageerror", lambda exc: errors.append(str(exc)))
-                await page.goto(adapter.url)
+                page.on(
+                    "console",
+                    lambda msg: errors.append(msg.text) if msg.type == "error" else None,
+                )
+                # The link `mjbot demo` prints: its token becomes a cookie, the URL goes clean.
+                await page.goto(adapter.admin_link)
+                assert page.url == adapter.url + "/"
                 await expect(page.locator("body")).to_have_attribute("data-ready", "true")
-                prefix = request.node.name.removeprefix("test_").split("_")[0]
-                yield Stage(app, adapter, page, prefix, [])
-                assert errors == [], f"JavaScript errors: {errors}"
+                yield Stage(app, adapter, context, page, prefix, [])
+                assert errors == [], f"JavaScript or console errors: {errors}"
             finally:
                 await context.close()
     finally:
@@ -133,12 +142,73 @@ def png_file(path: Path, color: tuple[int, int, int], shape: str) -> Path:
     return path
 
 
+# --- what every screen must satisfy ---------------------------------------------------------
+
+LETTER = re.compile(r"[A-Za-z\u4e00-\u9fff]")  # a name that is more than an icon
+
+
+async def assert_every_button_is_named(page: Any) -> None:
+    """Every button says what it does (icon-only ones through aria-label, with a tooltip)."""
+    buttons = page.get_by_role("button")
+    named = page.get_by_role("button", name=LETTER)
+    assert await buttons.count() == await named.count(), await page.evaluate(
+        """() => [...document.querySelectorAll('button')]
+            .filter(b => !/[A-Za-z\u4e00-\u9fff]/.test(
+                b.getAttribute('aria-label') || b.textContent))
+            .map(b => b.outerHTML)"""
+    )
+    for icon in await page.locator("button.btn[aria-label]").all():
+        assert await icon.get_attribute("title") == await icon.get_attribute("aria-label")
+    await expect(page.get_by_label(re.compile("Attach images|添加图片"))).to_have_count(1)
+
+
+async def assert_no_label_is_cut(page: Any) -> None:
+    cut = await page.evaluate(
+        """() => [...document.querySelectorAll('.btn, .example, .tabs button, #send')]
+            .filter(b => b.offsetParent && (b.scrollWidth > b.clientWidth
+                || b.getBoundingClientRect().right > window.innerWidth))
+            .map(b => b.textContent)"""
+    )
+    assert cut == [], f"labels cut or sticking out: {cut}"
+
+
+async def toast_overlaps(page: Any) -> list[str]:
+    """What the toast covers: messages (their visible part), the composer, or any of the area
+    where messages appear (a bubble may arrive there while it shows); [] when nothing."""
+    return await page.evaluate(
+        """() => {
+            const t = document.getElementById('toast').getBoundingClientRect();
+            const box = document.getElementById('messages').getBoundingClientRect();
+            const hits = [];
+            if (t.top < box.bottom && box.top < t.bottom) hits.push('the messages area');
+            for (const a of document.querySelectorAll('article.msg, .composer')) {
+                const r = a.getBoundingClientRect();
+                const top = Math.max(r.top, box.top);
+                const bottom = a.matches('.composer') ? r.bottom : Math.min(r.bottom, box.bottom);
+                if (bottom <= top) continue;  // scrolled out of view
+                if (t.left < r.right && r.left < t.right && t.top < bottom && top < t.bottom) {
+                    hits.push(a.textContent.slice(0, 40));
+                }
+            }
+            return hits;
+        }"""
+    )
+
+
 async def test_playground_in_a_real_browser(stage: Stage, tmp_path: Path) -> None:
     page = stage.page
+    # The first screen says what to type, with examples to tap.
+    welcome = page.locator("#messages .welcome")
+    await expect(welcome).to_contain_text("/imagine")
+    await expect(welcome.locator("button.example")).to_have_count(3)
+    await assert_every_button_is_named(page)
     await stage.shot("open")
+    box = page.locator("#input")
+    await welcome.locator("button.example").first.click()
+    await expect(box).to_have_value(re.compile(r"^/imagine a red fox"))
+    await expect(box).to_be_focused()
 
     # /imagine, with the command hints on the way
-    box = page.locator("#input")
     await box.fill("/im")
     await expect(page.locator("#hints .hint").first).to_contain_text("/imagine")
     await stage.shot("command-hints")
@@ -160,10 +230,22 @@ async def test_playground_in_a_real_browser(stage: Stage, tmp_path: Path) -> Non
         await expect(grid.get_by_role("button", name=name, exact=True)).to_be_visible()
     await expect(progress).to_have_count(0)  # the progress message gave way to the result
     await expect(grid.locator(".media img")).to_have_js_property("complete", True)
+    await expect(welcome).to_have_count(0)
+    # 🔄 🌱 📎 ✂️ are icons: each has a name for screen readers and a tooltip
+    for name in ("Reroll", "Show the seed", "The original file", "The four images"):
+        icon = grid.get_by_role("button", name=name, exact=True)
+        await expect(icon).to_have_attribute("title", name)
+    await assert_every_button_is_named(page)
     await stage.shot("grid")
 
-    # U1 -> the upscale with its own buttons
+    # U1 -> the toast says so, above the chat: it covers neither the progress nor the grid
     await grid.get_by_role("button", name="U1", exact=True).click()
+    toast = page.locator("#toast")
+    await expect(toast).to_be_visible()
+    await expect(toast).to_contain_text("U1")
+    await expect(stage.bot_message(re.compile(r"U1|\d+%")).last).to_be_visible()
+    assert await toast_overlaps(page) == []
+    await stage.shot("toast")
     upscale = stage.bot_message().filter(
         has=page.get_by_role("button", name=re.compile("Vary \\(Region\\)"))
     )
@@ -173,6 +255,7 @@ async def test_playground_in_a_real_browser(stage: Stage, tmp_path: Path) -> Non
             upscale.get_by_role("button", name=re.compile(re.escape(name)))
         ).to_be_visible()
     await expect(upscale.locator(".media img")).to_have_js_property("complete", True)
+    await assert_no_label_is_cut(page)
     await stage.shot("upscale")
 
     # Vary (Region): the API answers code 21, the editor opens over the image
@@ -270,15 +353,34 @@ async def test_admin_tab_and_phone_screen(stage: Stage) -> None:
     await expect(page.locator("#usage tbody tr")).to_have_count(1)
     await expect(page.locator("#chart")).to_have_attribute("data-total", "1")
     await expect(page.locator("#health")).to_contain_text("OK")
+    hints = page.locator(".scroll-hint")
+    await expect(hints.first).to_be_hidden()  # wide enough: nothing to scroll
     await stage.shot("admin")
 
+    # On a phone the task tables scroll sideways, and say so.
     await page.set_viewport_size({"width": 390, "height": 844})
+    recent = page.locator("#recent").locator("xpath=..")
+    await expect(recent).to_have_attribute("data-overflow", "true")
+    await expect(recent.locator("xpath=following-sibling::p[1]")).to_be_visible()
+    await expect(recent.locator("xpath=following-sibling::p[1]")).to_contain_text("sideways")
+    await recent.locator("xpath=following-sibling::p[1]").scroll_into_view_if_needed()
     await stage.shot("admin-phone")
     await page.locator("#tab-chat").click()
     await expect(page.get_by_role("button", name="V4", exact=True)).to_be_in_viewport()
+    await assert_no_label_is_cut(page)
+    await assert_every_button_is_named(page)
     await stage.shot("chat-phone")
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, "nothing sticks out sideways on a phone"
+
+    # The chat link (shared with others) opens the chat but no admin tab.
+    await stage.context.clear_cookies()
+    await page.goto(stage.adapter.chat_link)
+    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    await expect(page.locator("#tab-admin")).to_be_hidden()  # no tabs at all: only the chat
+    await expect(page.locator("#messages .welcome button.example")).to_have_count(3)
+    await assert_no_label_is_cut(page)
+    await stage.shot("welcome-phone-chat-token")
 
 
 async def test_mask_editor_on_a_phone_lasso_undo_and_mini_app_page(stage: Stage) -> None:
@@ -287,7 +389,15 @@ async def test_mask_editor_on_a_phone_lasso_undo_and_mini_app_page(stage: Stage)
     await page.locator("#input").fill("/imagine a quiet harbour")
     await page.locator("#input").press("Enter")
     await page.get_by_role("button", name="U2", exact=True).click()
+    await expect(page.locator("#toast")).to_contain_text("U2")
+    await expect(stage.bot_message(re.compile(r"U2|\d+%")).last).to_be_visible()
+    assert await toast_overlaps(page) == []
+    await stage.shot("toast-phone")
     region = page.get_by_role("button", name=re.compile("Vary \\(Region\\)"))
+    await expect(page.get_by_role("button", name=re.compile("Custom Zoom"))).to_be_visible()
+    await assert_no_label_is_cut(page)  # "Custom Zo…" no more
+    await page.get_by_role("button", name=re.compile("Custom Zoom")).scroll_into_view_if_needed()
+    await stage.shot("upscale-phone")
     await region.click()
     editor = page.locator("#mask-dialog .mask-editor")
     await expect(editor).to_have_attribute("data-ready", "true")

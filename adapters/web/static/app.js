@@ -63,6 +63,10 @@
       "health.on": "configured",
       "chart.tasks": "tasks",
       "chart.succeeded": "succeeded",
+      "scroll.hint": "Swipe sideways to see every column →",
+      "media.gone": "🖼 no longer kept (the playground keeps recent images only)",
+      "welcome.title": "Draw something with Midjourney",
+      "welcome.text": "Type /imagine and describe a picture, then press the buttons under the result. Add photos with 📎 for /describe or /blend. Tap an example to start:",
       you: "You",
       bot: "mjbot",
     },
@@ -121,12 +125,22 @@
       "health.on": "已配置",
       "chart.tasks": "任务",
       "chart.succeeded": "成功",
+      "scroll.hint": "左右滑动可查看所有列 →",
+      "media.gone": "🖼 已不再保存（演示页只保留最近的图片）",
+      "welcome.title": "用 Midjourney 画点什么",
+      "welcome.text": "输入 /imagine 和画面描述，然后点结果下方的按钮。用 📎 添加照片可以 /describe 或 /blend。点一个示例开始：",
       you: "你",
       bot: "mjbot",
     },
   };
 
   const PHOTO_COMMANDS = ["describe", "blend", "swap", "video", "edit", "imagine"];
+  // The first screen's examples (English: what Midjourney understands best).
+  const EXAMPLES = [
+    "a red fox in fresh snow, golden hour --ar 3:2",
+    "a lighthouse on a cliff at dusk, watercolor",
+    "a tiny robot watering plants, isometric 3d",
+  ];
   const $ = (id) => document.getElementById(id);
   const query = new URLSearchParams(location.search);
   const state = {
@@ -176,11 +190,15 @@
       node.placeholder = tr(node.dataset.i18nPlaceholder);
     }
     for (const node of document.querySelectorAll("[data-i18n-title]")) node.title = tr(node.dataset.i18nTitle);
+    for (const node of document.querySelectorAll("[data-i18n-aria]")) {
+      node.setAttribute("aria-label", tr(node.dataset.i18nAria));
+    }
     for (const button of document.querySelectorAll(".lang button")) {
       button.setAttribute("aria-pressed", String(button.dataset.lang === state.lang));
     }
     setStatus($("status").dataset.state);
     for (const message of state.messages.values()) render(message);
+    welcome(true);
     if (state.tab === "admin") loadAdmin();
   }
 
@@ -245,6 +263,10 @@
         state.nodes.clear();
         $("messages").textContent = "";
         for (const message of data.messages || []) upsert(message, false);
+        welcome();
+        // The admin tab (everyone's prompts) is for the admin token only.
+        document.querySelector(".tabs").hidden = !data.admin;
+        if (!data.admin && state.tab === "admin") showTab("chat");
         if (data.lang !== state.lang) send({ type: "lang", lang: state.lang });
         document.body.dataset.ready = "true";
         scrollDown(true);
@@ -275,6 +297,7 @@
   function upsert(message, fresh) {
     const known = state.messages.has(message.id);
     state.messages.set(message.id, message);
+    welcome();
     const stick = nearBottom();
     render(message);
     if (!known) scrollDown(stick || message.from === "user");
@@ -287,6 +310,33 @@
     const node = state.nodes.get(id);
     if (node) node.remove();
     state.nodes.delete(id);
+    welcome();
+  }
+
+  /** The first screen: what to type, and examples to tap (only while the chat is empty). */
+  function welcome(rebuild) {
+    const box = $("messages");
+    let node = box.querySelector(".welcome");
+    if (state.messages.size) {
+      if (node) node.remove();
+      return;
+    }
+    if (node && !rebuild) return;
+    if (node) node.remove();
+    node = el("section", { class: "welcome", "aria-labelledby": "welcome-title" }, [
+      el("h2", { id: "welcome-title", text: tr("welcome.title") }),
+      el("p", { text: tr("welcome.text") }),
+      el("div", { class: "examples" }, EXAMPLES.map((prompt) => el("button", {
+        type: "button", class: "example", text: `/imagine ${prompt}`,
+        onclick: () => {
+          const input = $("input");
+          input.value = `/imagine ${prompt}`;
+          autosize();
+          input.focus();
+        },
+      }))),
+    ]);
+    box.append(node);
   }
 
   function render(message) {
@@ -333,6 +383,8 @@
     if (item.kind === "photo" || item.content_type.startsWith("image/")) {
       const img = el("img", { src: item.url, alt: item.filename, loading: "lazy" });
       img.addEventListener("load", () => { if (nearBottom(img.height + 80)) scrollDown(true); });
+      // Dropped from the playground's memory budget: say so instead of a broken image.
+      img.addEventListener("error", () => img.replaceWith(el("div", { class: "gone", text: tr("media.gone") })));
       img.addEventListener("click", () => lightbox(item.url));
       return img;
     }
@@ -347,13 +399,14 @@
         if (choice.url) {
           line.append(el("a", {
             class: `btn style-${choice.style}`, href: choice.url, target: "_blank", rel: "noopener",
-            text: choice.label,
+            text: choice.label, title: choice.title || undefined, "aria-label": choice.title || undefined,
           }));
           continue;
         }
+        // An icon alone (🔄 🌱 📎 ✂️, arrows) gets its name as tooltip and accessible label.
         const button = el("button", {
           type: "button", class: `btn style-${choice.style}`, "data-token": choice.token,
-          text: choice.label,
+          text: choice.label, title: choice.title || undefined, "aria-label": choice.title || undefined,
         });
         button.addEventListener("click", () => {
           button.classList.add("pressed");
@@ -394,9 +447,11 @@
   let toastTimer = null;
   function toast(text, alert) {
     const node = $("toast");
+    const stick = nearBottom();
     node.textContent = text;
     node.classList.toggle("alert", Boolean(alert));
     node.hidden = false;
+    scrollDown(stick); // the toast takes room above the chat: keep the newest message in view
     clearTimeout(toastTimer);
     toastTimer = setTimeout(() => { node.hidden = true; }, alert ? 5000 : 2500);
   }
@@ -745,6 +800,14 @@
     ], data.usage);
     renderHealth(data.health || {});
     renderChart(data.chart);
+    markOverflow();
+  }
+
+  /** Tables wider than the screen (phones) scroll sideways: mark them, so a hint shows. */
+  function markOverflow() {
+    for (const box of document.querySelectorAll(".scroll")) {
+      box.dataset.overflow = String(box.scrollWidth > box.clientWidth + 1);
+    }
   }
 
   function renderHealth(h) {
@@ -826,6 +889,7 @@
     }
     setupComposer();
     setupDialogs();
+    window.addEventListener("resize", markOverflow);
     applyLang();
     connect();
   }
