@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import re
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,10 +21,12 @@ import pytest
 from PIL import Image
 
 from adapters.web import WebAdapter, demo_config
+from adapters.web.access import Access
 from bot.app import App
 from bot.chat import Requester
 from bot.config import AccessConfig, QuotaConfig
 from bot.policy import Policy
+from tests.harness import ROOT, free_port
 from tests.test_web import Chat, is_result
 
 SESSION = "access-test-0001"
@@ -258,3 +263,58 @@ def test_policy_matches_web_sessions_only_by_their_prefixed_name() -> None:
     assert not policy.is_admin(who("web", "12345678"))
     assert policy.is_admin(who("web", "boss-session"))
     assert not policy.is_admin(who("telegram", "boss-session"))
+
+
+# --- `mjbot demo` itself, and the hosts it answers to ----------------------------------------
+
+
+async def test_mjbot_demo_prints_a_link_that_opens_the_playground(tmp_path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MJBOT_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "demo", "--port", str(port),
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        printed = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        printed += (await asyncio.wait_for(proc.stdout.readline(), 5)).decode()
+        admin_link, chat_link = re.findall(r"http://\S+\?token=[\w-]+", printed)
+        base = f"http://127.0.0.1:{port}"
+        assert admin_link.startswith(base + "/?token=") and chat_link != admin_link
+        async with aiohttp.ClientSession(cookie_jar=jar()) as browser:
+            async with browser.get(base + "/") as response:
+                assert response.status == 401
+            async with browser.get(admin_link) as response:
+                assert response.status == 200 and str(response.url) == base + "/"
+            async with browser.get(base + "/api/admin") as response:
+                assert response.status == 200
+        async with aiohttp.ClientSession(cookie_jar=jar()) as guest:
+            async with guest.get(chat_link) as response:
+                assert response.status == 200
+            async with guest.get(base + "/api/admin") as response:
+                assert response.status == 403
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("listen", "host", "allowed"),
+    [
+        ("127.0.0.1", "127.0.0.1:8080", True),
+        ("127.0.0.1", "localhost:8080", True),
+        ("127.0.0.1", "[::1]:8080", True),
+        ("127.0.0.1", "127.0.0.1:8081", False),
+        ("127.0.0.1", "192.168.1.5:8080", False),
+        ("127.0.0.1", "evil.example:8080", False),
+        ("192.168.1.5", "192.168.1.5:8080", True),  # --host 192.168.1.5
+        ("192.168.1.5", "10.0.0.9:8080", False),
+        ("0.0.0.0", "192.168.1.5:8080", True),  # every interface: any IP literal
+        ("0.0.0.0", "[fe80::1]:8080", True),
+        ("0.0.0.0", "rebind.evil.example:8080", False),  # but no name: DNS rebinding
+        ("0.0.0.0", "", False),
+    ],
+)
+def test_the_hosts_the_playground_answers_to(listen: str, host: str, allowed: bool) -> None:
+    assert Access(host=listen, port=8080).host_ok(host) is allowed
