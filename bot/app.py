@@ -83,6 +83,9 @@ class App:
     async def _start(self) -> None:
         config = self.config
         stack = self._stack
+        # First: a process refused the database (another one holds it) starts nothing else.
+        self.store = await Store.open(config.storage.path)
+        stack.push_async_callback(self.store.close)
         base_url = config.midjourney.base_url
         if base_url == "simulator":
             from bot.sim import SimConfig, Simulator
@@ -97,8 +100,6 @@ class App:
             stack.push_async_callback(self.simulator.stop)
             base_url = await self.simulator.start()
             log.info("built-in simulator at %s", base_url)
-        self.store = await Store.open(config.storage.path)
-        stack.push_async_callback(self.store.close)
         # The provider's profile; "auto" probes the API once, here (bot/mj/probe.py).
         profile, _ = await resolve_profile(
             config.midjourney.provider,

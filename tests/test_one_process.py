@@ -4,6 +4,7 @@ line naming the holder; the first keeps working; kill -9 frees the database for 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 from pathlib import Path
@@ -104,3 +105,24 @@ async def test_the_store_is_exclusive_until_closed(tmp_path):
     await store.close()
     again = await Store.open(path)  # closing gave it back
     await again.close()
+
+
+async def test_the_demo_with_a_config_is_refused_a_database_in_use(tmp_path):
+    db = tmp_path / "data" / "mjbot.db"
+    config = tmp_path / "config.toml"
+    config.write_text(f"[storage]\npath = '{db}'\n")
+    holder = await Store.open(db)  # this test process plays the running bot
+    try:
+        demo = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "bot.cli", "demo", "--config", str(config), "--port", "0"),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(demo.communicate(), 60)
+    finally:
+        await holder.close()
+    assert demo.returncode == 1
+    assert out == b""  # no playground URL: it never started
+    (line,) = err.decode().strip().splitlines()  # and nothing else started either
+    assert line.startswith(f"mjbot: {db} is in use by another mjbot (pid {os.getpid()} on ")
