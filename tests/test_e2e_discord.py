@@ -58,6 +58,15 @@ async def both(
     assert not any(i.token in log for i in dc.interactions.values())
 
 
+def syncs(fake: FakeDiscord) -> list:
+    """The bot's command syncs: one per start, after it is connected."""
+    return [r for r in fake.requests if r.method == "PUT" and r.path.endswith("/commands")]
+
+
+def questions(fake: FakeDiscord) -> list[FakeMessage]:
+    return [m for m in fake.channel_messages() if "✏️ Answer" in str(m.buttons())]
+
+
 def grid_of(fake: FakeDiscord, *exclude: FakeMessage) -> FakeMessage | None:
     ids = {m.id for m in exclude}
     return next(
@@ -118,3 +127,46 @@ def test_point_discord_at_raises_without_a_seam(
     monkeypatch.delattr(discord.http.Route, "BASE")
     with pytest.raises(RuntimeError, match="BASE"):
         point_discord_at("http://127.0.0.1:1/api/v10", "ws://127.0.0.1:1/gateway")
+
+
+async def test_a_modal_open_while_the_bot_is_killed_is_answered_after_the_restart(
+    tmp_path: Path, sim: Simulator, tg: FakeTelegram, dc: FakeDiscord
+) -> None:
+    """kill -9 while someone types into the Custom Zoom modal; the restarted process gets the
+    submit, answers the interaction and submits the zoom with the typed prompt."""
+    discord_config = {
+        "token": DISCORD_TOKEN,
+        "api_base_url": dc.api_base,
+        "gateway_url": dc.gateway_url,
+    }
+    process = BotProcess(tmp_path, sim.base_url, tg.url, discord=discord_config)
+    process.start()
+    try:
+        await dc.wait_for(lambda: dc.command("imagine"), timeout=30)
+        inter = await dc.slash("imagine", {"prompt": "a kite over the dunes"})
+        progress = await inter.wait_message(timeout=10)
+        grid = await dc.wait_for(lambda: grid_of(dc, progress), timeout=30)
+        await (await dc.click(grid, label="U1")).wait_message(timeout=10)
+        upscaled = await dc.wait_for(lambda: grid_of(dc, progress, grid), timeout=30)
+        await dc.click(upscaled, label="🔍 Custom Zoom")
+        ask = (await dc.wait_for(lambda: questions(dc), timeout=30))[0]
+        opened = await dc.click(ask, label="✏️ Answer")
+        assert (await opened.wait_callback(timeout=10)).type == 9  # the modal is open
+        await process.stop(kill=True)
+        sessions = len(dc.interactions)
+        synced = len(syncs(dc))
+
+        process.start()
+        await dc.wait_for(lambda: len(syncs(dc)) > synced, timeout=30)  # up again
+        before = list(dc.channel_messages())
+        answer = await dc.submit_modal(
+            None, {"text": "a kite over the dunes --zoom 1.5"}, interaction=opened
+        )
+        assert len(dc.interactions) == sessions + 1
+        assert (await answer.wait_callback(timeout=10)).type == 5
+        await dc.wait_for(lambda: sim.submits("modal"), timeout=30)
+        assert sim.submits("modal")[0].body["prompt"] == "a kite over the dunes --zoom 1.5"
+        zoomed = await dc.wait_for(lambda: grid_of(dc, *before), timeout=30)
+        assert zoomed.attachments
+    finally:
+        await process.stop()
