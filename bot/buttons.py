@@ -148,7 +148,11 @@ _SETTING = re.compile(r"^s1:([a-z]{1,12}):([a-z0-9_-]{1,16})$")
 
 
 def setting(name: str, value: str) -> str:
-    """A settings-menu button: ``s1:<name>:<value>`` (no task behind it)."""
+    """A settings-menu button: ``s1:<name>:<value>`` (no task behind it).
+
+    The data names no owner (anyone can forge it): the service acts only on a menu message
+    recorded as the presser's and only with a value the menu offers
+    (``bot.service.preferences``)."""
     return f"s1:{name}:{value}"
 
 
