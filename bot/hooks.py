@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import secrets
 import time
@@ -19,8 +18,9 @@ from typing import Any
 from aiohttp import web
 
 from bot.mj.client import MjClient, MjError
-from bot.mj.models import Task
+from bot.mj.models import Task, loads
 from bot.service import Service
+from bot.serving import READ_TIMEOUT_S, serve
 from bot.store import Store
 
 log = logging.getLogger("bot.hooks")
@@ -46,7 +46,14 @@ async def hook_secret(store: Store) -> str:
 
 class HookServer:
     def __init__(
-        self, store: Store, client: MjClient, service: Service, secret: str, stats: Any
+        self,
+        store: Store,
+        client: MjClient,
+        service: Service,
+        secret: str,
+        stats: Any,
+        *,
+        read_timeout_s: float = READ_TIMEOUT_S,
     ) -> None:
         self.store = store
         self.client = client
@@ -62,6 +69,7 @@ class HookServer:
         self._hinted: set[str] = set()  # task ids called back, waiting to be confirmed
         self._flusher: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
+        self.read_timeout_s = read_timeout_s
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post(HOOK_PATH + "{secret}", self._hook)
         app.router.add_get("/status", self._status)
@@ -69,9 +77,9 @@ class HookServer:
 
     async def start(self, listen: str) -> None:
         host, _, port = listen.rpartition(":")
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host.strip("[]"), int(port)).start()
+        self._runner, _ = await serve(
+            self.app, host.strip("[]"), int(port), read_timeout_s=self.read_timeout_s
+        )
         log.info("hook receiver and status on %s", listen)
 
     async def stop(self) -> None:
@@ -93,12 +101,17 @@ class HookServer:
             return web.Response(status=404)
         try:
             body = await request.read()
-            task = Task.from_json(json.loads(body))
-        except (ValueError, web.HTTPRequestEntityTooLarge):
+        except web.HTTPRequestEntityTooLarge:
+            return self._invalid(413, f"a callback is at most {MAX_BODY} bytes")
+        except Exception as exc:  # a body that cannot be read (bad Content-Encoding, cut off)
+            log.info("unreadable callback body: %s", type(exc).__name__)
+            return self._invalid(400, "the body cannot be read")
+        try:
+            task = Task.from_json(loads(body))
+        except Exception:  # nested beyond reason, or a type the parser did not foresee
             task = None
         if task is None:
-            self.dropped_invalid += 1
-            return web.Response(status=400)
+            return self._invalid(400, "not a task object")
         if await self.store.task_by_id(task.id) is None:
             self.dropped_unknown += 1
             return web.Response(status=200)  # not ours: say nothing useful to a prober
@@ -109,6 +122,13 @@ class HookServer:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._confirm_soon())
         return web.Response(status=200)
+
+    def _invalid(self, status: int, why: str) -> web.Response:
+        """A clear 4xx, and the connection closed: its body may be half read."""
+        self.dropped_invalid += 1
+        response = web.Response(status=status, text=f"{status}: {why}\n")
+        response.force_close()
+        return response
 
     async def _confirm_soon(self) -> None:
         await asyncio.sleep(CONFIRM_WINDOW_S)

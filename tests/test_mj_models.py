@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from bot.mj import models
 from bot.mj.models import (
     Action,
     Button,
@@ -697,3 +698,67 @@ def test_task_raw_keeps_unknown_fields() -> None:
     task = Task.from_json(data)
     assert task is not None
     assert task.raw["isPartner"] is True
+
+
+# --- odd input: lenient, and never a crash ----------------------------------------------------
+
+
+def test_loads_turns_numbers_out_of_range_into_null():
+    assert models.loads('{"a": 1e400, "b": -1e400, "c": NaN, "d": Infinity}') == {
+        "a": None,
+        "b": None,
+        "c": None,
+        "d": None,
+    }
+    assert models.loads('{"n": ' + "9" * 5000 + "}") == {"n": None}
+    assert models.loads(b'{"id": 17}') == {"id": 17}
+    for junk in ("not json", b"\xff\xfe", "{"):
+        with pytest.raises(ValueError):
+            models.loads(junk)
+
+
+def test_loads_cuts_off_nesting_the_standard_parser_cannot_take():
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(RecursionError):
+        json.loads(deep)
+    answer = models.loads('[{"id": "1", "x": ' + deep + '}, {"id": "2", "s": "[[[{{"}]')
+    assert answer[1] == {"id": "2", "s": "[[[{{"}  # brackets inside strings do not count
+    with pytest.raises(models.Unparseable):
+        Task.from_json(answer[0])
+    assert Task.from_json(answer[1]).id == "2"
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"buttons": 5},
+        {"buttons": "U1"},
+        {"buttons": [{"customId": "MJ::JOB::upsample::1::x", "style": 1e400}]},
+        {"buttons": [{"customId": "MJ::JOB::upsample::1::x", "style": float("nan")}]},
+        {"properties": 7},
+        {"properties": [1, 2]},
+        {"progress": float("inf")},
+        {"progress": float("nan")},
+        {"submitTime": float("inf"), "finishTime": "1e400", "startTime": True},
+        {"imageUrl": {"url": "x"}, "prompt": [1, 2], "status": {"a": 1}, "action": []},
+        {"videoUrls": 5, "imageUrls": {"a": 1}},
+    ],
+)
+def test_odd_fields_are_coerced_or_defaulted(odd):
+    task = Task.from_json({"id": "1710000000000000", "status": "IN_PROGRESS", **odd})
+    assert task is not None and task.id == "1710000000000000"
+    assert 0 <= task.progress <= 100
+    assert all(isinstance(b.style, int) for b in task.buttons)
+    assert isinstance(task.image_url, str)
+
+
+@pytest.mark.parametrize("odd_id", [{"a": 1}, [1], None, "", True, "  "])
+def test_a_task_without_a_usable_id_is_none(odd_id):
+    assert Task.from_json({"id": odd_id, "status": "SUCCESS"}) is None
+
+
+def test_odd_submit_envelopes_are_failures_not_crashes():
+    assert Submission.from_json({"code": 1e400}).outcome is Outcome.FAILED
+    assert Submission.from_json({"code": float("nan")}).code == -1
+    queued = Submission.from_json({"code": 22, "properties": {"numberOfQueues": "²"}})
+    assert queued.outcome is Outcome.QUEUED and queued.queue_position is None

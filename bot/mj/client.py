@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.mj.models import Action, Outcome, Status, Submission, Task
+from bot.mj.models import Action, Outcome, Status, Submission, Task, loads
 from bot.mj.profiles import (
     AUTH_SCHEMES,
     PROFILES,
@@ -53,6 +53,7 @@ _SYNTHESISED_GRIDS = (Action.IMAGINE, Action.VARIATION, Action.REROLL, Action.BL
 _MODE_RE = re.compile(r"^[A-Za-z0-9_.\-/]*$")
 _SEED_TIMEOUT_S = 90.0  # trueai blocks up to ~60 s asking Discord for the seed (§3.14, P23)
 _DETAIL_MAX = 500
+_UNPARSEABLE_KEPT = 10_000  # ids remembered so an odd task is logged once, not every tick
 
 
 class ErrorKind(StrEnum):
@@ -181,6 +182,7 @@ class MjClient:
         self._list_route = self._profile.list_route
         self._list_concurrency = max(1, int(list_concurrency))
         self._refused: list[str] = []  # button families the provider answered "unknown" to
+        self._unparseable: set[str] = set()  # task ids already logged as unparseable
         self._timeout_s = float(timeout_s)
         self._read_retries = max(0, int(read_retries))
         self._retry_delay_s = max(0.0, float(retry_delay_s))
@@ -408,8 +410,9 @@ class MjClient:
         if not response.is_success:
             return None  # a 4xx envelope: unknown id on aggregators (§3.12)
         if _is_envelope(body) and isinstance(body.get("result"), dict):
-            return self._complete(Task.from_json(body["result"]))  # relays that wrap the task
-        return self._complete(Task.from_json(body))
+            body = body["result"]  # relays that wrap the task
+        tasks = self._tasks([body])
+        return tasks[0] if tasks else None
 
     async def list_by_condition(self, ids: Sequence[str]) -> list[Task]:
         """Many tasks in one request (the poller's call); unknown ids are simply absent (§3.13).
@@ -446,8 +449,7 @@ class MjClient:
                 f"list-by-condition answered {_body_text(body, '')!r} instead of a list",
                 status=response.status_code,
             )
-        tasks = (self._complete(Task.from_json(item)) for item in body)
-        return [task for task in tasks if task is not None]
+        return self._tasks(body)
 
     async def _fetch_each(self, ids: list[str]) -> list[Task]:
         """list-by-condition's answer built from one fetch per id, at bounded concurrency."""
@@ -467,6 +469,31 @@ class MjClient:
         if failures and not tasks:
             raise failures[0]  # nothing came back: report it like a failed list request
         return tasks
+
+    def _tasks(self, items: list[Any]) -> list[Task]:
+        """The tasks of an answer, each parsed on its own: one the parser cannot use is logged
+        once (per id) and skipped, and the rest of the answer still counts (one odd task used
+        to fail the whole poll answer, on every tick)."""
+        tasks = []
+        for item in items:
+            try:
+                task = self._complete(Task.from_json(item))
+            except Exception as exc:
+                self._skip(item, exc)
+                continue
+            if task is not None:
+                tasks.append(task)
+        return tasks
+
+    def _skip(self, item: Any, exc: Exception) -> None:
+        task_id = item.get("id") if isinstance(item, dict) else None
+        key = str(task_id)[:64] if isinstance(task_id, str | int) else repr(item)[:64]
+        if key in self._unparseable:
+            return
+        if len(self._unparseable) >= _UNPARSEABLE_KEPT:
+            self._unparseable.clear()  # a bound, not a history: at worst logged again
+        self._unparseable.add(key)
+        log.warning("skipping task %s: the API's answer cannot be parsed (%r)", key, exc)
 
     def _complete(self, task: Task | None) -> Task | None:
         """Give grids the U/V/🔄 buttons a provider without buttons[] (Java OSS) leaves out."""
@@ -619,7 +646,7 @@ class MjClient:
         valid = True
         if text.strip():
             try:
-                body = json.loads(text)
+                body = loads(text)
             except ValueError:
                 valid = False
         snippet = _body_text(body, text)  # _error masks the key first, then shortens

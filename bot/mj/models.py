@@ -8,6 +8,8 @@ on human-readable text (see reference/mj-api.md §0, §14).
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -88,24 +90,109 @@ class Action(StrEnum):
             return cls.OTHER
 
 
+MAX_DEPTH = 16  # a task object nests 3 or 4 levels; deeper is junk (Unparseable)
+_PRUNE_DEPTH = 2 * MAX_DEPTH  # a whole answer holds tasks: pruned ones still count as too deep
+_JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+class Unparseable(ValueError):
+    """A task object we cannot use (nested beyond MAX_DEPTH); its ``id`` is known."""
+
+
+def loads(text: str | bytes) -> Any:
+    """JSON from the API (answers and callbacks), leniently: numbers out of range (``1e400``,
+    ``NaN``, a 5,000-digit integer) become null, and nesting too deep for the standard parser
+    (it recurses: a few KB of brackets raised RecursionError, not ValueError, and crashed the
+    hook receiver) is cut off below _PRUNE_DEPTH. Raises ValueError when it is not JSON."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    try:
+        return _json(text)
+    except RecursionError:
+        return _json(_prune(text, _PRUNE_DEPTH))
+
+
+def _json(text: str) -> Any:
+    return json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_nothing)
+
+
+def _int(text: str) -> int | None:
+    return int(text) if len(text) <= 40 else None
+
+
+def _float(text: str) -> float | None:
+    number = float(text)
+    return number if math.isfinite(number) else None
+
+
+def _nothing(text: str) -> None:
+    return None
+
+
+def _prune(text: str, limit: int) -> str:
+    """``text`` with every array or object opened below ``limit`` levels replaced by null
+    (a string-aware scan without recursion; only run when the parser hit its limit)."""
+    parts, depth, cut, last = [], 0, -1, 0
+    for match in _JSON_TOKENS.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth == limit + 1:
+                cut = match.start()
+        elif token in ("]", "}"):
+            if depth == limit + 1 and cut >= 0:
+                parts += [text[last:cut], "null"]
+                last, cut = match.end(), -1
+            depth -= 1
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest deeper than ``limit`` (iterative: no recursion to exhaust);
+    such a value could not be stored again (json.dumps recurses as well)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
 def _str(value: Any) -> str:
-    """Coerce ids and texts to str; numbers become their decimal form (never floats)."""
-    if value is None:
+    """Coerce ids and texts to str; numbers become their decimal form (never floats); an
+    object or a list where a text belongs is no text."""
+    if value is None or isinstance(value, dict | list):
         return ""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    try:
+        return str(value)
+    except ValueError:  # an integer beyond Python's digit limit
+        return ""
+
+
+def _table(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _int_or(value: Any, default: int) -> int:
+    """An integer field: numbers and numeric strings; bools, inf, NaN and junk -> default."""
+    if isinstance(value, bool):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
 
 
 def _ms(value: Any) -> int | None:
     """Epoch milliseconds; 0, null and junk all mean 'not reached yet' (P14)."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number or None
+    return _int_or(value, 0) or None
 
 
 _PERCENT = re.compile(r"(\d{1,3})(?:\.\d+)?\s*%?")
@@ -114,7 +201,7 @@ _PERCENT = re.compile(r"(\d{1,3})(?:\.\d+)?\s*%?")
 def parse_progress(value: Any) -> int:
     """'46%' -> 46; null, '' and non-numeric text -> 0 (P5, §6.6)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return max(0, min(100, int(value)))
+        return max(0, min(100, int(value))) if math.isfinite(value) else 0
     match = _PERCENT.search(_str(value))
     return max(0, min(100, int(match.group(1)))) if match else 0
 
@@ -135,10 +222,7 @@ class Button:
         custom_id = _str(data.get("customId") or data.get("custom_id")).strip()
         if not custom_id:  # link buttons (style 5) carry no customId: nothing to press
             return None
-        try:
-            style = int(data.get("style") or 2)
-        except (TypeError, ValueError):
-            style = 2
+        style = _int_or(data.get("style") or 2, 2)
         return cls(custom_id, _str(data.get("label")), _str(data.get("emoji")), style)
 
 
@@ -182,16 +266,27 @@ class Task:
 
     @classmethod
     def from_json(cls, data: Any) -> Task | None:
-        """Parse one task object; None when it has no id (empty or foreign bodies)."""
+        """Parse one task object; None when it has no id (empty or foreign bodies).
+
+        Every field is coerced or defaulted (``"buttons": 5`` is no buttons); a task nested
+        beyond MAX_DEPTH raises Unparseable."""
         if not isinstance(data, dict):
             return None
-        task_id = _str(data.get("id")).strip()
+        raw_id = data.get("id")
+        if not isinstance(raw_id, str | int | float) or isinstance(raw_id, bool):
+            return None  # an object or a list is no task id
+        task_id = _str(raw_id).strip()
         if not task_id:
             return None
-        props = data.get("properties") if isinstance(data.get("properties"), dict) else {}
+        if _deeper_than(data, MAX_DEPTH):
+            raise Unparseable(task_id)
+        props = _table(data.get("properties"))
         status = Status.parse(data.get("status"))
+        items = data.get("buttons")
         buttons = tuple(
-            b for b in (Button.from_json(item) for item in data.get("buttons") or []) if b
+            b
+            for b in (Button.from_json(item) for item in (items if isinstance(items, list) else ()))
+            if b
         )
         progress = parse_progress(data.get("progress"))
         if status is Status.SUCCESS:
@@ -282,11 +377,8 @@ class Submission:
         """Parse an envelope ({code, description, result}) or trueai's {success, message}."""
         if not isinstance(data, dict):
             return cls(code=-1, outcome=Outcome.FAILED, description=_str(data)[:500])
-        try:
-            code = int(data.get("code", -1))
-        except (TypeError, ValueError):
-            code = -1
-        props = data.get("properties") if isinstance(data.get("properties"), dict) else {}
+        code = _int_or(data.get("code", -1), -1)
+        props = _table(data.get("properties"))
         description = _str(data.get("description") or data.get("message"))
         outcome = _CODE_OUTCOME.get(code, Outcome.FAILED)
         if code == 21:
@@ -298,7 +390,7 @@ class Submission:
             code=code,
             outcome=outcome,
             description=description,
-            queue_position=int(queue) if queue.isdigit() else None,
+            queue_position=int(queue) if queue.isdecimal() and len(queue) < 10 else None,
             banned_word=_str(props.get("bannedWord")),
             final_prompt=_str(props.get("finalPrompt")),
             result=result,

@@ -1,0 +1,213 @@
+"""The notifyHook receiver and the poller against odd input: a task the parser cannot use is
+skipped (and logged once) while the rest of the answer counts, bad bodies answer 4xx (never
+500), and slow clients are cut off. A real HookServer, the simulator, and a proxy in front of
+the simulator that slips odd tasks into its answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bot.egress import Egress
+from bot.hooks import HOOK_PATH, HookServer
+from bot.media import Downloader
+from bot.mj.client import MjClient
+from bot.outbox import Outbox
+from bot.service import Service
+from bot.sim import SimConfig, Simulator
+from bot.store import Store
+from bot.tracker import Tracker
+from tests.harness import API_KEY, free_port
+from tests.inprocess import CHAT, Chat
+from tests.test_downloads import serve
+
+DEEP = "[" * 5000 + "]" * 5000  # the standard parser raises RecursionError on this
+ODD_TASKS = [
+    '{"id": "odd-1", "status": "SUCCESS", "progress": 1e400, "submitTime": 1e400}',
+    '{"id": "odd-2", "status": "IN_PROGRESS", "buttons": 5, "properties": 7}',
+    '{"id": "odd-3", "status": "SUCCESS", "imageUrl": ' + DEEP + "}",
+    '{"id": "odd-4", "status": "SUCCESS", "properties": {"x": ' + DEEP + "}}",
+    '{"id": {"not": "an id"}, "status": "SUCCESS"}',
+    "NaN",
+    "[5, 6]",
+]
+
+
+def odd_api(sim_url: str) -> web.Application:
+    """The simulator behind a proxy whose list answers carry odd tasks among the real ones."""
+    app = web.Application()
+
+    async def forward(request: web.Request) -> web.Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+        async with aiohttp.ClientSession() as session:
+            async with session.request(
+                request.method,
+                sim_url + request.path_qs,
+                data=await request.read(),
+                headers=headers,
+            ) as answer:
+                body = (await answer.read()).decode()
+                status, kind = answer.status, answer.content_type
+        if request.path.endswith("/list-by-condition") and body.startswith("["):
+            real = body[1:-1]
+            body = (
+                "[" + ", ".join([*ODD_TASKS[:2], real, *ODD_TASKS[2:]] if real else ODD_TASKS) + "]"
+            )
+        return web.Response(status=status, text=body, content_type=kind)
+
+    app.router.add_route("*", "/{tail:.*}", forward)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def core(
+    tmp_path, api_url: str, sim_url: str
+) -> AsyncIterator[tuple[Service, MjClient, Store, Chat]]:
+    store = await Store.open(tmp_path / "mjbot.db")
+    client = MjClient(api_url, API_KEY)
+    downloader = Downloader(Egress([sim_url, api_url]))
+    chat = Chat()
+    outbox = Outbox({"t": chat}, edit_interval_s=0.05, send_interval_s=0)
+    service = Service(store, client, outbox, downloader)
+    try:
+        yield service, client, store, chat
+    finally:
+        await service.close()
+        await outbox.close()
+        await client.aclose()
+        await downloader.aclose()
+        await store.close()
+
+
+@pytest.fixture
+async def sim():
+    simulator = Simulator(SimConfig(api_key=API_KEY, time_scale=0.02))
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+def who():
+    from bot.chat import MessageRef, Requester
+
+    return Requester("t", CHAT, "7", message=MessageRef("t", CHAT, "1"), event="update-1")
+
+
+async def test_one_odd_task_does_not_stall_the_poll_answer(tmp_path, sim, caplog):
+    caplog.set_level(logging.WARNING, logger="bot.mj.client")
+    async with serve(odd_api(sim.base_url)) as api, core(tmp_path, api, sim.base_url) as parts:
+        service, client, store, chat = parts
+        tracker = Tracker(store, client, service, poll_interval_s=0.1)
+        tracking = asyncio.create_task(tracker.run())
+        try:
+            await service.imagine(who(), "a lighthouse at dawn")
+            deadline = time.monotonic() + 20
+            while not any(view.media for _, view in chat.sent):
+                assert time.monotonic() < deadline, f"no result posted: {chat.texts()}"
+                await asyncio.sleep(0.05)
+        finally:
+            tracking.cancel()
+            await asyncio.gather(tracking, return_exceptions=True)
+    assert tracker.poll_errors == 0
+    assert tracker.polls >= 3  # the odd tasks came back on every one of them
+    skipped = [r.getMessage() for r in caplog.records if "skipping task" in r.getMessage()]
+    assert sorted(m.split()[2] for m in skipped) == ["odd-3:", "odd-4:"]  # once each
+
+
+async def test_the_hook_answers_4xx_to_bad_bodies_and_still_takes_good_ones(tmp_path, sim):
+    async with core(tmp_path, sim.base_url, sim.base_url) as (service, client, store, _chat):
+        hooks = HookServer(store, client, service, "s3cret", lambda: {})
+        port = free_port()
+        await hooks.start(f"127.0.0.1:{port}")
+        url = f"http://127.0.0.1:{port}{HOOK_PATH}s3cret"
+        try:
+            async with aiohttp.ClientSession() as http:
+                for body in [*ODD_TASKS, "not json", "\xff\xfe", DEEP, "{" * 3000]:
+                    async with http.post(url, data=body.encode("latin-1")) as answer:
+                        assert answer.status in (200, 400), (body[:40], answer.status)
+                gzipped = {"Content-Encoding": "gzip"}
+                async with http.post(url, data=b"not gzip", headers=gzipped) as answer:
+                    assert answer.status == 400
+                async with http.post(
+                    url, data=gzip.compress(b" " * 2_000_000), headers=gzipped
+                ) as answer:
+                    assert answer.status == 413
+                async with http.post(url, data=b"x" * 300_000) as answer:
+                    assert answer.status == 413
+                # After all that, a real callback is still confirmed and handled.
+                await service.imagine(who(), "a fox")
+                (row,) = await store.live_tasks()
+                task = {"id": row.task_id, "status": "IN_PROGRESS", "progress": "10%"}
+                async with http.post(url, data=json.dumps(task)) as answer:
+                    assert answer.status == 200
+            deadline = time.monotonic() + 10
+            while hooks.confirmed < 1:
+                assert time.monotonic() < deadline, "the good callback was never confirmed"
+                await asyncio.sleep(0.05)
+        finally:
+            await hooks.stop()
+    assert hooks.dropped_invalid >= 6
+
+
+# --- slow clients -----------------------------------------------------------------------------
+
+
+async def closed_after(port: int, send: list[bytes], every_s: float, limit_s: float) -> float:
+    """Seconds until the server closes a connection that sends ``send`` piece by piece."""
+    loop = asyncio.get_running_loop()
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setblocking(False)
+    started = time.monotonic()
+    try:
+        pieces = iter(send)
+        while time.monotonic() - started < limit_s:
+            piece = next(pieces, None)
+            if piece is not None:
+                try:
+                    await loop.sock_sendall(sock, piece)
+                except (BrokenPipeError, ConnectionResetError):
+                    return time.monotonic() - started
+            try:
+                data = await asyncio.wait_for(loop.sock_recv(sock, 4096), every_s)
+            except TimeoutError:
+                continue
+            except ConnectionResetError:
+                return time.monotonic() - started
+            if data == b"":
+                return time.monotonic() - started
+            if data.startswith(b"HTTP/1.1 2"):
+                continue  # an answer to a whole request: the connection may stay a while
+        return float("inf")
+    finally:
+        sock.close()
+
+
+SLOW_HEADERS = [b"POST /mj/hook/s3cret HTTP/1.1\r\n", b"Host: x\r\n"] + [b"X-A: b\r\n"] * 100
+SLOW_BODY = [b"POST /mj/hook/s3cret HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"] + [
+    b"{"
+] * 99
+
+
+@pytest.mark.parametrize(
+    "send", [[], SLOW_HEADERS, SLOW_BODY], ids=["silent", "slow-headers", "slow-body"]
+)
+async def test_slow_clients_are_cut_off(tmp_path, sim, send):
+    async with core(tmp_path, sim.base_url, sim.base_url) as (service, client, store, _chat):
+        hooks = HookServer(store, client, service, "s3cret", lambda: {}, read_timeout_s=1.0)
+        port = free_port()
+        await hooks.start(f"127.0.0.1:{port}")
+        try:
+            took = await closed_after(port, send, every_s=0.2, limit_s=5.0)
+        finally:
+            await hooks.stop()
+    assert 0.8 < took < 2.0, took
