@@ -22,7 +22,8 @@ from aiohttp.web_protocol import RequestHandler
 
 log = logging.getLogger("bot.serving")
 
-READ_TIMEOUT_S = 10.0  # a request is a few KB (an upload a few MB): seconds, even on a phone
+READ_TIMEOUT_S = 10.0  # a callback is a few KB: seconds are plenty
+UPLOAD_READ_TIMEOUT_S = 30.0  # pages that take photos and masks from phones on slow links
 SHUTDOWN_TIMEOUT_S = 5.0  # requests in flight at stop get this long
 
 
@@ -35,8 +36,8 @@ async def serve(
 ) -> tuple[web.AppRunner, int]:
     """Start ``app`` on host:port (0 = any free port); the runner (cleanup() stops it) and
     the port it listens on."""
-    watches: dict[RequestHandler[web.Request], _Watch] = {}
-    app.middlewares.append(_middleware(watches))
+    watches: dict[RequestHandler, _Watch] = {}
+    app.middlewares.insert(0, _middleware(watches))  # outermost: sees every request
     runner = web.AppRunner(
         app,
         access_log=None,
@@ -55,9 +56,9 @@ class _Watch:
 
     def __init__(
         self,
-        handler: RequestHandler[web.Request],
+        handler: RequestHandler,
         timeout_s: float,
-        watches: dict[RequestHandler[web.Request], _Watch],
+        watches: dict[RequestHandler, _Watch],
     ) -> None:
         self.handler = handler
         self.timeout_s = timeout_s
@@ -88,7 +89,7 @@ class _Watch:
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _middleware(watches: dict[RequestHandler[web.Request], _Watch]) -> Any:
+def _middleware(watches: dict[RequestHandler, _Watch]) -> Any:
     @web.middleware
     async def watched(request: web.Request, handler: _Handler) -> web.StreamResponse:
         watch = watches.get(request.protocol)
@@ -112,7 +113,7 @@ class _WatchedSite(web.BaseSite):
         runner: web.AppRunner,
         host: str,
         port: int,
-        watches: dict[RequestHandler[web.Request], _Watch],
+        watches: dict[RequestHandler, _Watch],
         timeout_s: float,
     ) -> None:
         super().__init__(runner)  # the shutdown timeout is the runner's
@@ -131,7 +132,7 @@ class _WatchedSite(web.BaseSite):
         server = self._app_runner.server
         assert server is not None
 
-        def accept() -> RequestHandler[web.Request]:
+        def accept() -> RequestHandler:
             handler = server()
             self._watches[handler] = _Watch(handler, self._timeout_s, self._watches)
             return handler

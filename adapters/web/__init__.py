@@ -19,6 +19,7 @@ from aiohttp import web
 
 from bot.config import Config
 from bot.service import Service
+from bot.serving import UPLOAD_READ_TIMEOUT_S, serve
 
 from .access import Access
 from .port import PLATFORM, WebPort
@@ -54,12 +55,12 @@ class WebAdapter:
         self.playground.service = service
 
     async def start(self) -> None:
-        runner = web.AppRunner(build_app(self.playground), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.http_port)
-        await site.start()
-        self._runner = runner
-        bound = runner.addresses[0][1] if runner.addresses else self.http_port
+        self._runner, bound = await serve(
+            build_app(self.playground),
+            self.host,
+            self.http_port,
+            read_timeout_s=UPLOAD_READ_TIMEOUT_S,
+        )
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"http://{host}:{bound}"
         self.playground.access.port = bound
@@ -102,9 +103,12 @@ class MiniAppServer:
         self.playground.service = service
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(build_mini_app(self.playground), access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.http_port).start()
+        self._runner, _ = await serve(
+            build_mini_app(self.playground),
+            self.host,
+            self.http_port,
+            read_timeout_s=UPLOAD_READ_TIMEOUT_S,
+        )
         log.info("mask editor Mini App on %s:%s", self.host, self.http_port)
 
     async def stop(self) -> None:
