@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.store import Store
 from tests.conftest import ALICE, BOB, GROUP
 from tests.harness import API_KEY, TG_TOKEN
 
@@ -258,3 +259,18 @@ async def test_seeds_belong_to_their_owner_and_admins(make_bot, sim, tg):
         shown = await tg.wait_for(lambda a=asked: replies(tg, GROUP, a.message_id), timeout=15)
         assert "🌱 Seed:" in shown[0].text
     assert len(seed_lookups(sim)) == 2
+
+
+async def test_values_a_forged_press_stored_earlier_are_ignored(make_bot, sim, tg, tmp_path):
+    """A database written before presses were checked may hold mode=turbo or lang=xx: such
+    values count as not set (the default route, the client's language)."""
+    store = await Store.open(tmp_path / "data" / "mjbot.db")
+    try:
+        await store.set_setting(f"user:telegram:{ALICE}", "mode", "turbo")
+        await store.set_setting(f"user:telegram:{ALICE}", "lang", "xx")
+    finally:
+        await store.close()
+    await up(make_bot, tg)
+    _, result = await asked_result(tg, ALICE, "/imagine a tidy desk")
+    assert [r.prefix for r in sim.submits("imagine")] == [""]
+    assert result.caption.endswith(" s")  # English, Alice's client language

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from bot import media, results
 from bot.buttons import Token
 from bot.chat import MessageRef, Requester
-from bot.i18n import normalize, t
+from bot.i18n import LANGUAGES, normalize, t
 from bot.mj.client import MjClient
 from bot.mj.models import Action, Button, Submission, Task
 from bot.outbox import Outbox
@@ -41,6 +41,15 @@ MODAL_KINDS = (
 MODAL_ACTIONS = {"zoom": "zoom", "region": "region", "pick": "imagine", "remix": "variation"}
 BLEND_DIMENSIONS = {"portrait": "PORTRAIT", "square": "SQUARE", "landscape": "LANDSCAPE"}
 MODES = ("fast", "relax")
+# What the settings menu offers, per setting (bot/service/preferences.py draws the menu from
+# it): a press must name one of these values, and a stored value outside them (a forged
+# ``mode=turbo`` saved before presses were checked) is ignored when settings are read.
+SETTING_CHOICES: dict[str, tuple[str, ...]] = {
+    "mode": MODES,
+    "delivery": ("photo", "file"),
+    "lang": LANGUAGES,
+    "suffix": ("-",),  # clears it; a suffix itself is typed: /settings <suffix>
+}
 IMAGE_WORKERS = 2  # image conversions at once (bench/hostile_uploads.py measures the peak)
 QUEUE_FULL = re.compile(r"队列已满|queue (is )?full", re.I)
 
@@ -144,7 +153,13 @@ class ServiceBase:
         return await self.enter(req, quiet=quiet) is not None
 
     async def user_settings(self, req: Requester) -> dict[str, Any]:
-        return await self.store.settings(f"user:{req.user_key}")
+        """The user's settings; a value the menu does not offer counts as not set."""
+        stored = await self.store.settings(f"user:{req.user_key}")
+        return {
+            name: value
+            for name, value in stored.items()
+            if name == "suffix" or value in SETTING_CHOICES.get(name, (value,))
+        }
 
     async def reply(self, req: Requester, view: View) -> MessageRef:
         return await self.outbox.send(req.platform, req.chat_id, view, req.message)

@@ -6,21 +6,13 @@ from collections.abc import Callable
 
 from bot import buttons, results
 from bot.chat import MessageRef, Requester
-from bot.i18n import LANGUAGES, t
+from bot.i18n import t
 from bot.mj.client import MjError
 from bot.mj.models import Outcome
-from bot.service.base import MODES, Notice, ServiceBase, clean
+from bot.service.base import MODES, SETTING_CHOICES, Notice, ServiceBase, clean
 from bot.store import REJECTED, TaskRow
 from bot.views import Choice, View, clip
 
-# What the settings menu offers, per setting: the menu is drawn from this table and a press
-# must name one of its values (a forged ``mode=turbo`` or ``lang=xx`` is refused, not stored).
-CHOICES: dict[str, tuple[str, ...]] = {
-    "mode": MODES,
-    "delivery": ("photo", "file"),
-    "lang": LANGUAGES,
-    "suffix": ("-",),  # clears it; a suffix itself is typed: /settings <suffix>
-}
 LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
 # Settings menus a user can still press, newest last: each menu message is recorded as its
 # opener's, and a settings press acts only on a menu of the presser's own.
@@ -52,7 +44,7 @@ class Preferences(ServiceBase):
             mark = "✅ " if shown[name] == value else ""
             return Choice(f"{mark}{label}", buttons.setting(name, value))
 
-        rows = tuple(tuple(choice(name, value) for value in CHOICES[name]) for name in names)
+        rows = tuple(tuple(choice(name, v) for v in SETTING_CHOICES[name]) for name in names)
         clear = Choice(t("settings.suffix.clear", lang), buttons.setting("suffix", "-"))
         mode = shown["mode"]
         text = t(
@@ -79,7 +71,7 @@ class Preferences(ServiceBase):
         edits nothing. A press without a message (the playground) answers with a new menu.
         """
         lang = req.language
-        if value not in CHOICES.get(name, ()):
+        if value not in SETTING_CHOICES.get(name, ()):
             return Notice(t("settings.invalid", lang), alert=True)
         scope = f"user:{req.user_key}"
         current = await self.store.settings(scope)
