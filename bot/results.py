@@ -22,7 +22,7 @@ from bot.store import TaskRow
 from bot.views import Choice, Media, View, clip, headline, result_caption
 
 if TYPE_CHECKING:
-    from bot.service import Service
+    from bot.service.base import ServiceBase
 
 log = logging.getLogger("bot.results")
 
@@ -44,7 +44,7 @@ def numbered_options(text: str) -> dict[int, str]:
     return {int(n): body.strip() for n, body in _OPTION.findall(text or "")}
 
 
-async def original(service: Service, row: TaskRow) -> bytes | None:
+async def original(service: ServiceBase, row: TaskRow) -> bytes | None:
     """The result image's original bytes: from the cache, else downloaded (and cached)."""
     if service.cache is not None:
         cached = await asyncio.to_thread(service.cache.get, row.key)
@@ -65,7 +65,7 @@ async def original(service: Service, row: TaskRow) -> bytes | None:
     return data
 
 
-async def final_view(service: Service, row: TaskRow) -> View:
+async def final_view(service: ServiceBase, row: TaskRow) -> View:
     task = row.task
     lang = row.lang
     if task is None or task.status is not Status.SUCCESS:
@@ -109,7 +109,11 @@ async def final_view(service: Service, row: TaskRow) -> View:
 
 
 async def _video_view(
-    service: Service, row: TaskRow, task: Task, caption: str, rows: tuple[tuple[Choice, ...], ...]
+    service: ServiceBase,
+    row: TaskRow,
+    task: Task,
+    caption: str,
+    rows: tuple[tuple[Choice, ...], ...],
 ) -> View:
     urls = task.video_urls or (task.video_url,)
     videos = []

@@ -104,11 +104,12 @@ def _body_text(body: Any, text: str) -> str:
     """The human part of an error body: description, message, OpenAI-style error.message, text."""
     if isinstance(body, dict):
         for key in ("description", "message"):
-            if isinstance(body.get(key), str) and body[key]:
-                return body[key]
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
         error = body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
+        if isinstance(error, dict) and isinstance(message := error.get("message"), str):
+            return message
         if isinstance(error, str) and error:
             return error
     return text.strip()
