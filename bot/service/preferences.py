@@ -87,18 +87,18 @@ class Preferences(ServiceBase):
 
     async def set_mode(self, req: Requester, mode: str) -> None:
         """/fast and /relax: the speed mode (the API path prefix) for this user's next jobs."""
-        req = await self.enter(req)
-        if req is None:
+        if (entered := await self.enter(req)) is None:
             return
+        req = entered
         await self.store.set_setting(f"user:{req.user_key}", "mode", mode)
         await self.reply(
             req, View(t("settings.mode_set", req.language, mode=t(f"mode.{mode}", req.language)))
         )
 
     async def set_suffix(self, req: Requester, suffix: str) -> None:
-        req = await self.enter(req)
-        if req is None:
+        if (entered := await self.enter(req)) is None:
             return
+        req = entered
         value = clean(suffix)[:200] or None
         await self.store.set_setting(f"user:{req.user_key}", "suffix", value)
         await self.reply(req, View(t("settings.suffix_set", req.language, suffix=value or "—")))
@@ -121,9 +121,9 @@ class Preferences(ServiceBase):
 
     async def show(self, req: Requester, ref: str) -> None:
         """/task <id>: post a finished task again, with working buttons (like MJ's /show)."""
-        req = await self.enter(req)
-        if req is None:
+        if (entered := await self.enter(req)) is None:
             return
+        req = entered
         ref = ref.strip()
         row = await self.store.task(ref) or (await self.store.task_by_id(ref) if ref else None)
         if row is None and req.replied is not None:
@@ -141,9 +141,9 @@ class Preferences(ServiceBase):
 
     async def seed(self, req: Requester, args: str = "") -> None:
         """/seed: the seed of a result (asked in the background: it may take a minute)."""
-        req = await self.enter(req)
-        if req is None:
+        if (entered := await self.enter(req)) is None:
             return
+        req = entered
         target = args.strip()
         row = await self.store.task(target) if target else None
         if row is None and target:

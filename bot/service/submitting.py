@@ -41,9 +41,9 @@ def cause(exc: BaseException) -> str:
 class Submitting(ServiceBase):
     async def imagine(self, req: Requester, prompt: str, images: Sequence[bytes] = ()) -> None:
         """/imagine: validate, submit, show progress; the tracker does the rest."""
-        req = await self.enter(req)
-        if req is None:
+        if (entered := await self.enter(req)) is None:
             return
+        req = entered
         settings = await self.user_settings(req)
         prompt = clean(prompt)
         if not await self._prompt_ok(req, prompt):
@@ -65,9 +65,9 @@ class Submitting(ServiceBase):
 
     async def describe(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
         """/describe: four prompts Midjourney would write for a photo."""
-        req = await self.enter(req)
-        if req is None:
+        if (entered := await self.enter(req)) is None:
             return
+        req = entered
         uris = await self._uploads(req, images, "describe", args, least=1, most=1)
         if uris is None:
             return
@@ -82,9 +82,9 @@ class Submitting(ServiceBase):
 
     async def blend(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
         """/blend [portrait|square|landscape]: mix 2-5 photos into one grid."""
-        req = await self.enter(req)
-        if req is None:
+        if (entered := await self.enter(req)) is None:
             return
+        req = entered
         word = args.strip().lower()
         if word and word not in BLEND_DIMENSIONS:
             await self.tell(req, t("blend.dimensions", req.language))
@@ -104,9 +104,9 @@ class Submitting(ServiceBase):
 
     async def swap(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
         """/swap: put the face of the first photo onto the second."""
-        req = await self.enter(req)
-        if req is None:
+        if (entered := await self.enter(req)) is None:
             return
+        req = entered
         face = re.fullmatch(r"face=([a-z2-9]{10})", args.strip())
         if face and self.cache is not None:
             # The second half of the conversation: the face came first, this is the target.
@@ -142,9 +142,9 @@ class Submitting(ServiceBase):
 
     async def shorten(self, req: Requester, prompt: str) -> None:
         """/shorten: which words of a prompt matter, and five shorter versions."""
-        req = await self.enter(req)
-        if req is None:
+        if (entered := await self.enter(req)) is None:
             return
+        req = entered
         prompt = clean(prompt)
         if not await self._prompt_ok(req, prompt, command="shorten"):
             return
@@ -159,9 +159,9 @@ class Submitting(ServiceBase):
 
     async def video(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
         """/video [--motion high|low] <prompt> with a photo: four short videos."""
-        req = await self.enter(req)
-        if req is None:
+        if (entered := await self.enter(req)) is None:
             return
+        req = entered
         motion_match = re.search(r"--motion\s+(high|low)\b", args, re.I)
         motion = motion_match.group(1).lower() if motion_match else "low"
         prompt = clean(re.sub(r"--motion\s+\S+", "", args))
@@ -181,9 +181,9 @@ class Submitting(ServiceBase):
 
     async def edit(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
         """/edit <prompt> with a photo: four edited versions of it."""
-        req = await self.enter(req)
-        if req is None:
+        if (entered := await self.enter(req)) is None:
             return
+        req = entered
         prompt = clean(args)
         if images and not await self._prompt_ok(req, prompt, command="edit"):
             return
