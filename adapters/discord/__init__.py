@@ -13,7 +13,7 @@ from bot.config import DiscordConfig
 from bot.service import Service
 
 from .commands import Translator, install
-from .handlers import MODAL_PREFIX, submitted
+from .handlers import MODAL_PREFIX, custom_id_of, submitted
 from .port import PLATFORM, AskButton, DiscordPort, TokenButton
 from .seams import point_discord_at
 
@@ -55,7 +55,7 @@ class DiscordClient(discord.Client):
         # modal's interaction expired) is answered like any other.
         if interaction.type is not discord.InteractionType.modal_submit:
             return
-        if str((interaction.data or {}).get("custom_id", "")).startswith(MODAL_PREFIX):
+        if custom_id_of(interaction).startswith(MODAL_PREFIX):
             await submitted(interaction)
 
 

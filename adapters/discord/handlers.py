@@ -190,18 +190,20 @@ class AnswerModal(discord.ui.Modal):
                 discord.SelectOption(label=t("discord.region.cell", lang, n=n), value=str(n))
                 for n in range(1, 10)
             ]
-            cells = discord.ui.Select(
+            cells: discord.ui.Select[AnswerModal] = discord.ui.Select(
                 custom_id="cells", options=options, min_values=0, max_values=9, required=False
             )
             self._field(t("discord.region.cells", lang), cells)
-            upload = discord.ui.FileUpload(custom_id="mask", required=False, max_values=1)
+            upload: discord.ui.FileUpload[AnswerModal] = discord.ui.FileUpload(
+                custom_id="mask", required=False, max_values=1
+            )
             self._field(t("discord.region.mask", lang), upload)
         elif not ask.ref:
-            upload = discord.ui.FileUpload(
+            files: discord.ui.FileUpload[AnswerModal] = discord.ui.FileUpload(
                 custom_id="files", required=True, min_values=1, max_values=5
             )
-            self._field(t("discord.answer.files", lang), upload)
-        prompt = discord.ui.TextInput(
+            self._field(t("discord.answer.files", lang), files)
+        prompt: discord.ui.TextInput[AnswerModal] = discord.ui.TextInput(
             custom_id="text",
             style=discord.TextStyle.paragraph,
             default=clip(ask.prefill, VALUE_LIMIT) or None,
@@ -256,6 +258,12 @@ def read_answer(interaction: discord.Interaction) -> Answer:
     return Answer(text if isinstance(text, str) else "", cells, files)
 
 
+def custom_id_of(interaction: discord.Interaction) -> str:
+    """The custom_id an interaction carries (a component's or a modal's), or ""."""
+    data: dict[str, Any] = dict(interaction.data or {})
+    return str(data.get("custom_id") or "")
+
+
 def _asked_key(interaction: discord.Interaction) -> str:
     """The task key on the Answer button of the message a modal was opened from."""
     message = interaction.message
@@ -271,8 +279,7 @@ async def submitted(interaction: discord.Interaction) -> None:
     """A submitted question modal: the answer to the question message it names, taken from
     the store whenever it comes (also after a restart). Always answered: the answer's own
     messages replace the "thinking…" placeholder, a refusal is private."""
-    data = interaction.data or {}
-    parsed = _MODAL_ID.match(str(data.get("custom_id", "")))
+    parsed = _MODAL_ID.match(custom_id_of(interaction))
     client = client_of(interaction)
     service = client.service
     req = await service.who(requester(interaction, None))
