@@ -21,9 +21,15 @@ class Questions(ServiceBase):
         self, req: Requester, reply_to_message_id: str, text: str, images: Sequence[bytes] = ()
     ) -> bool:
         """A reply to one of our questions; False when it answers nothing of ours."""
-        modal = await self.store.modal_for_reply(
-            req.platform, req.chat_id, reply_to_message_id
-        ) or await self.store.unrecorded_modal(req.platform, req.chat_id, req.user_id)
+        # Asked by that message, or asked but not recorded yet (answered in the instant
+        # between sending the question and storing its id). Asked once more last: recording
+        # may happen between the first two looks, and it only ever goes from none to one.
+        by_message = (req.platform, req.chat_id, reply_to_message_id)
+        modal = (
+            await self.store.modal_for_reply(*by_message)
+            or await self.store.unrecorded_modal(req.platform, req.chat_id, req.user_id)
+            or await self.store.modal_for_reply(*by_message)
+        )
         ask = await self.store.ask(req.platform, req.chat_id, reply_to_message_id)
         if modal is None and ask is None:
             return False
@@ -173,8 +179,8 @@ class Questions(ServiceBase):
         await self.store.add_modal(row.key, kind, prefill)
         # Nothing runs until the answer: the press's own charge is void, the answer pays. Only
         # that charge: an answer may already have claimed the question and paid.
-        progress = progress or await self._adopted_progress(row.key)  # MODAL: none adopted now
         await self._void(row.charge_id)
+        progress = progress or await self._adopted_progress(row.key)  # MODAL: none adopted now
         if progress is not None:
             await self.outbox.delete(progress)
         view = await self._modal_view(row, kind, prefill)
