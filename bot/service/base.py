@@ -14,7 +14,7 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot import media, results
 from bot.buttons import Token
@@ -23,8 +23,8 @@ from bot.i18n import LANGUAGES, normalize, t
 from bot.mj.client import MjClient
 from bot.mj.models import Action, Button, Submission, Task
 from bot.outbox import Outbox
-from bot.policy import Policy
-from bot.store import Store
+from bot.policy import Policy, Refusal
+from bot.store import Pay, Store, TaskRow
 from bot.views import View
 
 log = logging.getLogger("bot.service")
@@ -68,6 +68,36 @@ class Notice:
 
 class ServiceBase:
     """The parts every use case works with, and the gate every request passes."""
+
+    if TYPE_CHECKING:
+        # What one use case calls on another. Each is defined by one module of this package
+        # (named below) and ``Service`` has them all; declared here so that every module is
+        # checked against the same signatures.
+
+        # submitting.py
+        def _payment(self, req: Requester, key: str, action: str) -> Pay | None: ...
+        def _over_quota(self, req: Requester, refusal: Refusal) -> str: ...
+        async def _settle(self, charge_id: str | None, success: bool) -> None: ...
+        async def _void(self, charge_id: str | None) -> None: ...
+        async def _submit(
+            self, row: TaskRow, call: Submit, modal_kind: str = "", pick: str = ""
+        ) -> None: ...
+        async def _adopted_progress(self, key: str) -> MessageRef | None: ...
+        def _title(self, row: TaskRow) -> str: ...
+
+        # preferences.py
+        async def press_setting(self, req: Requester, name: str, value: str) -> Notice: ...
+        async def _seed(self, req: Requester, row: TaskRow) -> None: ...
+
+        # questions.py
+        async def _ask_modal(
+            self,
+            row: TaskRow,
+            progress: MessageRef | None,
+            submission: Submission,
+            kind: str,
+            pick: str,
+        ) -> None: ...
 
     def __init__(
         self,
