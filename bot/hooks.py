@@ -37,7 +37,7 @@ async def hook_secret(store: Store) -> str:
     """The secret path segment, kept in the store so in-flight tasks keep a valid URL."""
     scope = "system:hooks"
     current = (await store.settings(scope)).get("secret")
-    if current:
+    if isinstance(current, str) and current:
         return current
     secret = secrets.token_urlsafe(24)
     await store.set_setting(scope, "secret", secret)

@@ -156,7 +156,7 @@ class Following(ServiceBase):
             await self._settle(row.charge_id, success=False)
             progress = row.ref("progress")
             text = headline(f"⚠️ {t('submit.interrupted', row.lang)}", row.prompt)
-            rows = ()
+            rows: tuple[tuple[Choice, ...], ...] = ()
             if row.kind == "imagine":
                 rows = ((Choice(t("btn.retry", row.lang), buttons.encode(row.key, "retry")),),)
             view = View(text, rows=rows)

@@ -121,7 +121,7 @@ class Presses(ServiceBase):
         """Buttons belong to the task's owner, unless the chat (or the config) shares them."""
         chat = await self.store.settings(f"chat:{req.chat_key}")
         default = self.policy.access.buttons if self.policy else "owner"
-        return chat.get("buttons", default) == "chat"
+        return str(chat.get("buttons", default)) == "chat"
 
     async def _already_running(self, key: str, lang: str) -> Notice:
         """Somebody pressed this button before: how far that task is, and where it shows."""
