@@ -40,6 +40,7 @@ class Questions(ServiceBase):
         if modal is not None:
             await self._answer_modal(req, modal.key, text, images)
             return True
+        assert ask is not None  # one of the two was found (or it returned False above)
         if ask["user_id"] != req.user_id:
             await self.tell(req, t("modal.not_owner", req.language))
             return True
