@@ -7,7 +7,6 @@ import logging
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
 from telegram.ext import (
-    Application,
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
@@ -42,7 +41,7 @@ class TelegramAdapter:
             HTTPXRequest(connection_pool_size=256),
             HTTPXRequest(connection_pool_size=1, read_timeout=40),
         )
-        self.app: Application = (
+        self.app = (
             ApplicationBuilder()
             .token(config.token.reveal())
             .base_url(config.api_base_url)

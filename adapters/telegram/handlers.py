@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from telegram import Message, Update
+from telegram import Document, Message, PhotoSize, Update
 from telegram.constants import FileSizeLimit
 from telegram.ext import ContextTypes
 
@@ -25,7 +25,8 @@ ALBUM_WINDOW_S = 1.5  # the parts of an album arrive as separate updates within 
 
 
 def service_of(context: ContextTypes.DEFAULT_TYPE) -> Service:
-    return context.application.bot_data["service"]
+    service: Service = context.application.bot_data["service"]  # put there by attach()
+    return service
 
 
 def _ref(message: Message) -> MessageRef:
@@ -63,6 +64,7 @@ def command_text(message: Message) -> str:
 
 async def download(message: Message) -> bytes | None:
     """The photo (largest size) or image document of a message; None when there is none."""
+    item: PhotoSize | Document
     if message.photo:
         item = message.photo[-1]
     elif message.document:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from telegram import (
     Bot,
@@ -90,11 +91,12 @@ class TelegramPort:
                 return await self._send_album(chat, view, markup, reply)
             if view.media:
                 item = view.media[0]
-                send = {
+                senders: dict[str, Callable[..., Awaitable[Message]]] = {
                     "photo": self.bot.send_photo,
                     "video": self.bot.send_video,
                     "document": self.bot.send_document,
-                }[item.kind]
+                }
+                send = senders[item.kind]
                 file = InputFile(item.data, filename=item.filename)
                 message = await send(
                     chat,
@@ -113,6 +115,8 @@ class TelegramPort:
                 read_timeout=SEND_TIMEOUT_S,
             )
             return _ref(message, "text")
+        # _translated_errors swallows only "not modified", which Telegram says to edits alone.
+        raise AssertionError("a send was answered 'message is not modified'")
 
     async def _send_album(self, chat: int, view: View, markup, reply) -> MessageRef:
         """Up to ten photos/videos as one album; buttons follow in their own message (an album
