@@ -10,12 +10,12 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
 
-from . import art, video
+from . import art, shapes, video
 from . import buttons as kinds
 from .clock import Clock
 from .config import MODE_PREFIXES, SimConfig
@@ -33,6 +33,7 @@ _SUBMIT_ROUTE = re.compile(r"^/mj/submit/([\w-]+)$")
 _PREVIEW = re.compile(r"^preview_(\d{1,3})\.webp$")
 _INPUT = re.compile(r"^input_(\d)\.\w+$")
 _VIDEO = re.compile(r"^video_(\d)\.mp4$")
+_EDITED = re.compile(r"^0_([0-3])\.png$")  # the four images of an EDITS result
 _CACHE_ITEMS = 256
 _BROKEN_IMAGE_PAGE = "<html><body><h1>502 Bad Gateway</h1></body></html>"
 
@@ -158,10 +159,7 @@ class Simulator:
             preview=self.config.preview,
             zero_times=self.faults.zero_times or spec.zero_times,
         )
-        if not spec.buttons:  # Java OSS: no buttons, customId, mode or parentId on tasks
-            for key in ("buttons", "customId", "mode", "parentId"):
-                data.pop(key, None)
-        return data
+        return shapes.task_json(spec, data, task, self.public_url, self.config.image_size)
 
     # lifecycle ---------------------------------------------------------------------------
 
@@ -242,7 +240,8 @@ class Simulator:
 
         self.board.run_until(self.clock.now())
         mode = MODE_PREFIXES.get(prefix) or mode_of_prefix(prefix)
-        if _route_key(path) in spec.missing:
+        route = _route_key(path)
+        if route in spec.missing or (spec.routes is not None and route not in spec.routes):
             return self._not_found(request.path)
         reply = await self._api(request.method, path, body or {}, mode)
         if reply.status == 404 and reply.body is None:
@@ -317,7 +316,8 @@ class Simulator:
                     return Reply(envelope(4, "task_no_exist"), self.config.spec.error_http)
                 return Reply(None)  # Java / Plus: 200 with an empty body
             if what == "image-seed" and method == "GET":
-                return await self._image_seed(task_id)
+                seed = await self._image_seed(task_id)
+                return replace(seed, body=shapes.envelope(self.config.spec, what, seed.body))
             if what == "cancel" and method == "POST":
                 return self._cancel(task_id)
             return Reply(None, 405)
@@ -425,6 +425,14 @@ class Simulator:
         if upload and 1 <= int(upload.group(1)) <= len(task.inputs):
             item = task.inputs[int(upload.group(1)) - 1]
             return lambda: (item.data, item.mime)
+        edited = _EDITED.match(name)
+        if edited and task.status == SUCCESS and task.kind == kinds.EDIT:
+            tile_size = art.size_for(spec.ratio, size)
+            index = int(edited.group(1)) + 1
+            return lambda: (
+                art.png(art.tile_of(spec, index, tile_size, caption=False)),
+                "image/png",
+            )
         clip = _VIDEO.match(name)
         if clip and task.status == SUCCESS and 1 <= int(clip.group(1)) <= task.video_count:
             index = spec.tile if spec.layout == art.SINGLE else int(clip.group(1))

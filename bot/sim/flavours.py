@@ -2,7 +2,35 @@
 
 ``SimConfig.flavour`` picks one. ``superset`` is the simulator as it always was (Plus/trueai
 superset, every auth scheme and prefix accepted); the others reproduce one provider each so
-the client's profiles can be tested on the wire.
+the client's profiles can be tested on the wire. What each one reproduces, and what is not
+known about its provider (and therefore kept from the superset rather than invented):
+
+- ``openai-hk``: the provider's own document (reference/openai-hk-api.txt), example for
+  example (tests/test_sim_openai_hk.py): only the routes it lists; submits answer
+  ``{code, description, properties: {}, result}`` (``/video`` and ``/edits``:
+  ``{code, description: "Submit Success", result}``; swap and image-seed: no ``properties``);
+  tasks have the document's keys and Go zero values (``""`` and ``0``, never null, except
+  ``imageUrls``/``videoUrls`` which are null when not filled); EDITS results carry four
+  ``imageUrls`` and no buttons; VIDEO results carry four ``videoUrls``, ``videoUrl: ""`` and no
+  buttons. Not in the document, so kept from Plus: the answer to an unknown route (chosen: a
+  bare 404), to an unknown task id (200, empty body), code 22/23/24/21 envelopes and every
+  validation text, the buttons of imagine/upscale/describe/shorten results (the document's task
+  schema has ``buttons`` but shows no real list), ``/submit/video`` extension (``action:
+  "extend"``), and what a task looks like before SUCCESS.
+- ``java``: Java OSS v2.3.x (2023-07; mj-api §1.1 routes, `mj-api-secret`, Spring's 404 body):
+  no /action, /modal, buttons, customId or mode on tasks; U/V/🔄 through /change; a repeated U
+  answers 21 "任务已存在"; a DESCRIBE result has its text in ``prompt`` and ``promptEn`` and no
+  ``properties.finalPrompt`` (v2.4 and later also set it).
+- ``plus``: midjourney-proxy-plus per its docs; its /video and /edits are not documented (mj-api
+  §1.1 "?") and answer as the superset does.
+- ``trueai``: trueai-org/midjourney-proxy per its source (mj-api §2-§7); a DESCRIBE result's
+  text is in ``promptEn`` (not ``prompt``). The buttons of an EDIT result are not known (the
+  superset's U1-U4 are kept).
+- ``new-api``: the QuantumNous relay (its DTO: 0/"" instead of null, notifyHook dropped,
+  whitelisted customIds, EDITS). What the upstream behind it answers is the upstream's: the
+  superset's here.
+- ``superset``: everything at once. Its EDIT result buttons (U1-U4) and its video result
+  buttons (U1-U4 + Extend, trueai's synthetic set) are not taken from a captured answer.
 """
 
 from __future__ import annotations
@@ -36,7 +64,6 @@ class Flavour:
         {"", "/fast", "/relax", "/mj-fast", "/mj-relax", "/mj-turbo"}
     )
     missing: frozenset[str] = frozenset()  # routes (path after /mj/) answering 404
-    buttons: bool = True  # tasks carry buttons[] (Java OSS: no)
     bookmark: bool = False  # upscales carry MJ's ❤️ (MJ::BOOKMARK::) as Discord shows it
     queue_full: int = 23  # 23 (Java/Plus) or 9 with a text (trueai, P3)
     banned_late: bool = False  # banned words accepted, then FAILURE (trueai, P4)
@@ -50,12 +77,41 @@ class Flavour:
     bad_json: str = "envelope"  # "envelope" (code 4) or "trueai" ({success, code -1, message})
     account_filter: bool = True  # accountFilter.modes selects the speed mode (Plus, trueai)
     spring_404: bool = False  # unknown routes answer Spring's JSON 404 body (Java OSS)
+    # Only these routes exist (route keys as in `missing`); None = every route the simulator has.
+    routes: frozenset[str] | None = None
+    # How tasks and submit envelopes look on the wire (bot/sim/shapes.py): "plus" (mj-api §4,
+    # §6), "java" (no buttons, customId, mode, parentId) or "openai-hk" (its document).
+    shape: str = "plus"
+    edit_action: str = "EDIT"  # what an /edits task reports: trueai EDIT; openai-hk, new-api EDITS
+    bare_kinds: frozenset[str] = frozenset()  # result kinds that finish with buttons [] (§3.8)
+    # A DESCRIBE result's text is also in "both" prompt and promptEn (Java family) or "en"
+    # promptEn only (trueai); describe_final: also in properties.finalPrompt (Java < 2.4: no).
+    describe_prompt: str = "both"
+    describe_final: bool = True
 
 
 _UNKNOWN_ACTION = "未知的 Action 类型"
 _PLUS_REFUSALS = (
     Refusal(re.compile(r"^MJ::Job::PicReader::all$"), _UNKNOWN_ACTION),
     Refusal(re.compile(r"^MJ::BOOKMARK::"), _UNKNOWN_ACTION),
+)
+
+# The routes openai-hk's document lists (route keys: the path after /mj/, task ids taken out).
+OPENAI_HK_ROUTES = frozenset(
+    {
+        "submit/action",
+        "submit/blend",
+        "submit/describe",
+        "submit/imagine",
+        "submit/modal",
+        "insight-face/swap",
+        "submit/shorten",
+        "submit/video",
+        "submit/edits",
+        "task/fetch",
+        "task/image-seed",
+        "task/list-by-condition",
+    }
 )
 
 FLAVOURS: dict[str, Flavour] = {
@@ -74,6 +130,11 @@ FLAVOURS: dict[str, Flavour] = {
         prefixes=frozenset({"", "/fast", "/relax"}),
         bookmark=True,
         refusals=_PLUS_REFUSALS,
+        zero_times=True,  # Go zero values: "" and 0 (the document's examples)
+        routes=OPENAI_HK_ROUTES,
+        shape="openai-hk",
+        edit_action="EDITS",
+        bare_kinds=frozenset({"edit", "video"}),  # "buttons": [] in both examples
     ),
     "java": Flavour(
         "java",
@@ -94,10 +155,11 @@ FLAVOURS: dict[str, Flavour] = {
                 "task/list-by-ids",
             }
         ),
-        buttons=False,
         exists_21=True,
         account_filter=False,
         spring_404=True,
+        shape="java",
+        describe_final=False,
     ),
     "trueai": Flavour(
         "trueai",
@@ -116,6 +178,7 @@ FLAVOURS: dict[str, Flavour] = {
             Refusal(re.compile(r"^MJ::JOB::(animate_|video_virtual_upscale::)"), _UNKNOWN_ACTION),
         ),
         bad_json="trueai",
+        describe_prompt="en",
     ),
     "new-api": Flavour(
         "new-api",
@@ -140,6 +203,7 @@ FLAVOURS: dict[str, Flavour] = {
         zero_times=True,
         error_http=400,
         account_filter=False,
+        edit_action="EDITS",
     ),
 }
 

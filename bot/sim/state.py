@@ -332,11 +332,18 @@ class TaskBoard:
             task.progress = "100%"
             task.finish_time = self.clock.epoch_ms(at)
             task.fail_reason = None
-            task.buttons = kinds.buttons_for(
-                task.kind, task.message_hash, bookmark=self.config.spec.bookmark
+            spec = self.config.spec
+            task.buttons = (
+                []
+                if task.kind in spec.bare_kinds
+                else kinds.buttons_for(task.kind, task.message_hash, bookmark=spec.bookmark)
             )
             if task.result_prompt:
                 task.final_prompt = task.result_prompt
+            if task.kind == kinds.DESCRIBE:  # the text is in the prompt fields too (§3.5)
+                task.prompt_en = task.result_prompt
+                if spec.describe_prompt == "both":
+                    task.prompt = task.result_prompt
         elif step.status == FAILURE:
             task.progress = ""
             task.finish_time = self.clock.epoch_ms(at)

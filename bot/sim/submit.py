@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import buttons as kinds
+from . import shapes
 from .art import GRID, SINGLE, ArtSpec, image_ratio
 from .buttons import Press, parse_press
 from .config import INSTANCE_ID, MODE_SLOWDOWN, SimConfig
@@ -135,7 +136,8 @@ class Submitter:
             if isinstance(modes, list) and modes and str(modes[0]).upper() in MODE_SLOWDOWN:
                 mode = str(modes[0]).upper()
         try:
-            return handler(body, mode)
+            reply = handler(body, mode)
+            return replace(reply, body=shapes.envelope(spec, route, reply.body))
         except Rejected as rejected:
             reply = rejected.reply
             if reply.status == 200 and reply.body["code"] == 4 and spec.error_http != 200:
@@ -554,7 +556,7 @@ class Submitter:
             image = body["base64Array"][0]  # the other reseller shape
         if not prompt or not image:
             raise Rejected(4, "image或prompt不能为空")
-        task = self._new("EDIT", kinds.EDIT, self._mode(mode, prompt))
+        task = self._new(self.config.spec.edit_action, kinds.EDIT, self._mode(mode, prompt))
         self._common(task, body)
         self._check_words(prompt, task)
         self._need_room()
