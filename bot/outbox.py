@@ -65,6 +65,11 @@ class Outbox:
         self._global: collections.deque[float] = collections.deque()
         self.rate_limited = 0  # RateLimited answers seen (all were honoured and retried)
 
+    def private_replies(self, platform: str) -> bool:
+        """Whether a message meant for one person (``View.ephemeral``) is seen by that person
+        alone on this platform (a port says so with ``private_replies = True``)."""
+        return bool(getattr(self.ports.get(platform), "private_replies", False))
+
     def _chat(self, platform: str, chat_id: str) -> _Chat:
         chat = self._chats.get((platform, chat_id))
         if chat is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from adapters.discord.port import components, fit
 from bot.app import App
 from bot.chat import Requester
 from bot.config import (
+    AccessConfig,
     Config,
     DiscordConfig,
     MidjourneyConfig,
@@ -532,3 +534,24 @@ async def test_a_refusal_is_private_and_the_placeholder_goes(app: App, fake: Fak
     public = [m for m in fake.channel_messages() if not m.ephemeral and not m.deleted]
     assert public == []  # nobody else sees the "thinking" message or the refusal
     assert sim.submits() == []
+
+
+async def test_outsiders_are_each_told_privately(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord
+) -> None:
+    """Refusals on Discord are private answers to an interaction, so "once per chat, then
+    silence" would leave every later outsider with an unanswered command: each is told."""
+    cfg = config(tmp_path, sim, fake)
+    cfg = replace(cfg, access=AccessConfig(mode="allowlist"))
+    application = App(cfg)
+    await application.start()
+    try:
+        for user in ("9101", "9102", "9101"):
+            inter = await fake.slash("imagine", {"prompt": "a fox"}, user=user)
+            refusal = await inter.wait_message(lambda m: "private" in m.content.lower())
+            assert refusal.ephemeral
+        public = [m for m in fake.channel_messages() if not m.ephemeral and not m.deleted]
+        assert public == []
+        assert sim.submits() == []
+    finally:
+        await application.stop()

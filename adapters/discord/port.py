@@ -239,6 +239,8 @@ class Session:
 
 class DiscordPort:
     platform = PLATFORM
+    # A refusal is a private answer to the person's own interaction: nobody else sees it.
+    private_replies = True
 
     def __init__(self, client: discord.Client) -> None:
         self.client = client

@@ -163,7 +163,9 @@ class ServiceBase:
         """The gate every use case passes: the requester (language applied) if admitted.
 
         Outsiders hear one polite message per chat, then silence: per chat, not per person,
-        so a group full of strangers is not filled with refusals (nor a spam loop fed).
+        so a group full of strangers is not filled with refusals (nor a spam loop fed). Where
+        refusals are private (Discord answers the person's own interaction), nobody else sees
+        them and an unanswered command would just hang: there every attempt is told.
         """
         req = await self.who(req)
         if self.policy is None:
@@ -171,8 +173,9 @@ class ServiceBase:
         await self.policy.remember(req)
         if await self.policy.admitted(req):
             return req
+        private = self.outbox.private_replies(req.platform)
         told = f"told:{req.platform}:{req.chat_id}"
-        if not quiet and await self.store.first_time(told):
+        if not quiet and (private or await self.store.first_time(told)):
             await self.tell(req, t("access.denied", req.language))
         return None
 
