@@ -1,6 +1,6 @@
 """Resident memory of ``mjbot demo`` under hostile uploads (a script, not a test).
 
-    python tests/measure_web_rss.py [checkout]   # default: this checkout
+    python -m bench.web_rss [checkout]   # default: this checkout
 
 Starts ``mjbot demo`` from the checkout as a subprocess, opens the printed link, makes one
 /imagine (the normal working set), then sends 120 MB of junk "images" and 120 MB of real,
