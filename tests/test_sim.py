@@ -617,3 +617,42 @@ async def test_reseller_quirks_numeric_ids_zero_times_expiring_images_duplicate_
             await asyncio.sleep(0.01)
         statuses = [body["status"] for _, body in received]
         assert statuses[:2] == ["SUBMITTED", "SUBMITTED"] and statuses[-2:] == ["SUCCESS"] * 2
+
+
+@pytest.mark.parametrize(
+    ("flavour", "prompt", "prompt_en", "final"),
+    [
+        # Java OSS 2.3: the text in prompt and promptEn, no properties.finalPrompt (mj-api §3.5)
+        ("java", True, True, False),
+        ("plus", True, True, True),
+        ("trueai", False, True, True),  # trueai: promptEn and finalPrompt
+        ("superset", True, True, True),
+    ],
+)
+async def test_describe_text_is_where_each_provider_puts_it(flavour, prompt, prompt_en, final):
+    async with running(flavour=flavour) as (_, client):
+        reply = await submit(client, "describe", {"base64": png_uri("plum")})
+        done = await finish(client, reply["result"])
+        text = next(v for v in (done["promptEn"], done["prompt"]) if v)
+        assert text.startswith("1️⃣") and "4️⃣" in text
+        assert (done["prompt"] == text, done["promptEn"] == text) == (prompt, prompt_en)
+        assert ("finalPrompt" in done["properties"]) is final
+        assert done["properties"].get("finalPrompt", text) == text
+
+
+@pytest.mark.parametrize(
+    ("flavour", "action", "buttons"),
+    [
+        ("superset", "EDIT", ["U1", "U2", "U3", "U4"]),  # not from a captured answer
+        ("trueai", "EDIT", ["U1", "U2", "U3", "U4"]),  # trueai's buttons are not known
+        ("new-api", "EDITS", ["U1", "U2", "U3", "U4"]),  # the upstream's, as the superset
+        ("openai-hk", "EDITS", []),  # its document: "buttons": [], four imageUrls
+    ],
+)
+async def test_edits_action_and_buttons_per_flavour(flavour, action, buttons):
+    async with running(flavour=flavour) as (_, client):
+        body = {"prompt": "make it snowy", "image": png_uri("olive")}
+        done = await finish(client, (await submit(client, "edits", body))["result"])
+        assert done["action"] == action
+        assert [b["label"] for b in done["buttons"]] == buttons
+        assert len(done.get("imageUrls") or []) == (4 if flavour == "openai-hk" else 0)
