@@ -125,7 +125,7 @@ def _api_label(app: Any) -> str:
         simulator = getattr(app, "simulator", None)
         url = getattr(simulator, "base_url", "") or ""
         return f"simulator {url}".strip()
-    return base
+    return str(base)
 
 
 async def _probe_api(pg: Playground) -> dict[str, Any]:

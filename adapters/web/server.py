@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from aiohttp.typedefs import Handler
 
 from bot import commands
 from bot.chat import MessageRef, Requester
@@ -471,7 +472,7 @@ async def admin(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
     if request.path in ("/", "/mask"):
         # Everything ships inside the package: the page loads nothing from elsewhere.
@@ -495,7 +496,7 @@ _INIT_DATA_PATHS = ("/api/mask", "/api/region/")
 
 
 @web.middleware
-async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Host and Origin first (403), then the token each route needs (401/403)."""
     access = playground(request).access
     refusal = access.refusal(request)
