@@ -190,6 +190,28 @@ async def test_java_upscale_goes_through_change(start_bot, tg):
     assert sum(1 for t in sim.tasks.values() if t.action == "UPSCALE") == 1
 
 
+async def test_java_describe_shows_its_four_prompts(start_bot, tg):
+    """Java OSS 2.3 (like older gateways) leaves properties.finalPrompt out of a describe
+    result and puts the text in prompt/promptEn: the user still sees the four suggestions
+    under the title (it was the title over an empty body)."""
+    sim, _ = await start_bot("java", "midjourney-proxy")
+    asked = await tg.send_photo(GROUP, tg.users[ALICE], png("olive"), caption="/describe")
+    await tg.wait_for(
+        lambda: any(t.status == "SUCCESS" for t in sim.tasks.values()), timeout=30, message="done"
+    )
+    task = sim.task_json(next(iter(sim.tasks.values())))
+    assert "finalPrompt" not in task["properties"] and task["promptEn"] == task["prompt"]
+    suggestions = [line[3:].strip() for line in task["promptEn"].split("\n\n")]
+    assert len(suggestions) == 4
+    shown = await tg.wait_for_bot_message(
+        GROUP,
+        lambda m: m.reply_to_message_id == asked.message_id and "4️⃣" in (m.content or ""),
+        timeout=30,
+    )
+    assert shown.content.startswith("🔎 Describe")
+    assert all(suggestion in shown.content for suggestion in suggestions)
+
+
 async def test_trueai_queue_full_and_late_banned_word(start_bot, tg):
     frozen = {"time_scale": 0, "concurrency": 1, "queue_size": 0}  # advance() moves time
     sim, _ = await start_bot("trueai", "trueai", sim=frozen)

@@ -762,3 +762,20 @@ def test_odd_submit_envelopes_are_failures_not_crashes():
     assert Submission.from_json({"code": float("nan")}).code == -1
     queued = Submission.from_json({"code": 22, "properties": {"numberOfQueues": "²"}})
     assert queued.outcome is Outcome.QUEUED and queued.queue_position is None
+
+
+@pytest.mark.parametrize(
+    ("data", "text"),
+    [
+        # Java OSS before 2.4: the describe text in prompt and promptEn, no finalPrompt
+        ({"action": "DESCRIBE", "prompt": "1️⃣ a", "promptEn": "1️⃣ a", "properties": {}}, "1️⃣ a"),
+        ({"action": "DESCRIBE", "prompt": "", "promptEn": "1️⃣ b"}, "1️⃣ b"),  # no properties
+        ({"action": "SHORTEN", "prompt": "long cat", "promptEn": ""}, "long cat"),
+        # finalPrompt wins where it is given; other actions never borrow the prompt
+        ({"action": "DESCRIBE", "promptEn": "x", "properties": {"finalPrompt": "1️⃣ c"}}, "1️⃣ c"),
+        ({"action": "IMAGINE", "prompt": "cat", "promptEn": "cat"}, ""),
+    ],
+)
+def test_describe_and_shorten_text_falls_back_to_the_prompt_fields(data, text) -> None:
+    task = Task.from_json({"id": "1", "status": "SUCCESS", **data})
+    assert task is not None and task.final_prompt == text

@@ -292,9 +292,14 @@ class Task:
         if status is Status.SUCCESS:
             progress = 100
         video_urls = _urls(data.get("videoUrls"))
+        action = Action.parse(data.get("action"))
+        final_prompt = _str(props.get("finalPrompt"))
+        if not final_prompt and action in (Action.DESCRIBE, Action.SHORTEN):
+            # Java OSS < 2.4 and older gateways put the result text only in promptEn/prompt
+            final_prompt = _str(data.get("promptEn")) or _str(data.get("prompt"))
         return cls(
             id=task_id,
-            action=Action.parse(data.get("action")),
+            action=action,
             status=status,
             progress=progress,
             prompt=_str(data.get("prompt")),
@@ -306,7 +311,7 @@ class Task:
             submit_time=_ms(data.get("submitTime")),
             start_time=_ms(data.get("startTime")),
             finish_time=_ms(data.get("finishTime")),
-            final_prompt=_str(props.get("finalPrompt")),
+            final_prompt=final_prompt,
             message_hash=_str(props.get("messageHash") or data.get("jobId")),
             mode=_str(data.get("mode")).upper(),
             buttons=buttons,
