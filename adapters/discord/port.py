@@ -56,8 +56,17 @@ _STYLES = {
 
 # --- components ----------------------------------------------------------------------------
 
+_Button = discord.ui.Button[discord.ui.View]
 
-class TokenButton(discord.ui.DynamicItem[discord.ui.Button], template=TOKEN_TEMPLATE):
+
+def _clicked(item: discord.ui.Item[Any]) -> _Button:
+    """The component a DynamicItem was matched on: ours are all buttons."""
+    if not isinstance(item, discord.ui.Button):
+        raise TypeError(f"expected a button, got {type(item).__name__}")
+    return item
+
+
+class TokenButton(discord.ui.DynamicItem[_Button], template=TOKEN_TEMPLATE):
     """A button carrying one of our short tokens; parsed back from its custom_id on every
     click, so buttons keep working after a restart."""
 
@@ -73,9 +82,10 @@ class TokenButton(discord.ui.DynamicItem[discord.ui.Button], template=TOKEN_TEMP
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> TokenButton:
-        return cls(match["data"], item.label or "•", item.style)
+        button = _clicked(item)
+        return cls(match["data"], button.label or "•", button.style)
 
     async def callback(self, interaction: discord.Interaction) -> None:
         from .handlers import press
@@ -83,11 +93,11 @@ class TokenButton(discord.ui.DynamicItem[discord.ui.Button], template=TOKEN_TEMP
         await press(interaction, self.data)
 
 
-class AskButton(discord.ui.DynamicItem[discord.ui.Button], template=ASK_TEMPLATE):
+class AskButton(discord.ui.DynamicItem[_Button], template=ASK_TEMPLATE):
     """The "Answer" button under a question: opens the modal (the question is the message)."""
 
     def __init__(self, ref: str, label: str, row: int | None = None) -> None:
-        button = discord.ui.Button(
+        button: _Button = discord.ui.Button(
             label=label, style=discord.ButtonStyle.primary, custom_id=f"a1:{ref}"
         )
         super().__init__(button, row=row)
@@ -95,9 +105,9 @@ class AskButton(discord.ui.DynamicItem[discord.ui.Button], template=ASK_TEMPLATE
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> AskButton:
-        return cls(match["ref"], item.label or "✏️")
+        return cls(match["ref"], _clicked(item).label or "✏️")
 
     async def callback(self, interaction: discord.Interaction) -> None:
         from .handlers import open_answer
@@ -142,7 +152,9 @@ def components(view: View) -> discord.ui.View | None:
     for index, row in enumerate(rows):
         for choice in row:
             if choice.url:
-                link = discord.ui.Button(label=_label(choice.label), url=choice.url, row=index)
+                link: _Button = discord.ui.Button(
+                    label=_label(choice.label), url=choice.url, row=index
+                )
                 ui.add_item(link)
             elif choice.token and len(choice.token) <= CUSTOM_ID_LIMIT and choice.token not in seen:
                 seen.add(choice.token)
@@ -176,7 +188,7 @@ def fit(item: Media, limit: int) -> Media | None:
     if item.kind == "video":
         return None
     try:
-        image = Image.open(io.BytesIO(item.data))
+        image: Image.Image = Image.open(io.BytesIO(item.data))
         image.load()
     except Exception:
         return None
@@ -304,6 +316,11 @@ class DiscordPort:
             return channel
         return self.client.get_partial_messageable(int(chat_id))
 
+    def _message(self, ref: MessageRef) -> discord.PartialMessage:
+        """A posted message to edit or delete, by its ids (nothing fetched)."""
+        channel = self.client.get_partial_messageable(int(ref.chat_id))
+        return channel.get_partial_message(int(ref.message_id))
+
     # ChatPort -------------------------------------------------------------------------------
 
     async def send(
@@ -349,7 +366,7 @@ class DiscordPort:
         lang: str,
     ) -> MessageRef:
         mention = ""
-        reference = None
+        reference: discord.MessageReference | None = None
         if reply_to is not None and reply_to.chat_id == chat_id:
             interaction = _INTERACTION_REF.match(reply_to.message_id)
             if interaction:
@@ -368,9 +385,10 @@ class DiscordPort:
         with _translated():
             message = await channel.send(
                 rendered.content or None,
-                files=rendered.files() or None,
+                files=rendered.files_or_missing(),
                 view=ui or discord.utils.MISSING,
-                reference=reference,
+                # discord.py takes None (its default); only its overloads leave None out.
+                reference=reference,  # type: ignore[arg-type]
                 allowed_mentions=allowed,
                 mention_author=False,
             )
@@ -399,7 +417,7 @@ class DiscordPort:
                 if not self._dead(session, exc):
                     raise
         rendered = await render(view, self._limit(ref.chat_id), lang=lang)
-        message = self._channel(ref.chat_id).get_partial_message(int(ref.message_id))
+        message = self._message(ref)
         with _translated():
             await message.edit(
                 content=rendered.content,
@@ -422,7 +440,7 @@ class DiscordPort:
                 except discord.HTTPException as exc:
                     if not self._dead(session, exc):
                         raise
-            message = self._channel(ref.chat_id).get_partial_message(int(ref.message_id))
+            message = self._message(ref)
             with _translated():
                 await message.delete()
         except MessageGone:
@@ -442,14 +460,13 @@ class _translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind, exc, tb) -> bool:
+    def __exit__(self, kind, exc, tb) -> None:  # None: the exception, if any, propagates
         if isinstance(exc, discord.RateLimited):
             raise RateLimited(exc.retry_after) from exc
         if isinstance(exc, discord.NotFound) and exc.code in (10008, 10003):
             raise MessageGone(str(exc)) from exc
         if isinstance(exc, discord.HTTPException) and exc.status == 429:
             raise RateLimited(5.0) from exc
-        return False
 
 
 __all__ = [
