@@ -212,6 +212,40 @@ async def test_java_describe_shows_its_four_prompts(start_bot, tg):
     assert all(suggestion in shown.content for suggestion in suggestions)
 
 
+async def test_openai_hk_edit_and_video_come_without_the_apis_buttons(start_bot, tg):
+    """openai-hk answers an EDITS task with four imageUrls and "buttons": [], a VIDEO task
+    with four videoUrls and "buttons": [] (its document). What a user sees today: the edit's
+    combined picture with only mjbot's own 🌱 📎 ✂️ (no U1-U4: those came from the unfaithful
+    simulator), and the four clips with nothing to press (no pick, no Extend). The four
+    edited images and the next steps for each are issue 15's "Edits" and "video studio"."""
+    sim, _ = await start_bot("openai-hk", "openai-hk", mode="fast")
+    alice = tg.users[ALICE]
+    picture = await tg.send_photo(GROUP, alice, png("olive"))
+    asked = await tg.send_text(GROUP, alice, "/edit make it snowy", reply_to=picture.message_id)
+    edited = await tg.wait_for_bot_message(
+        GROUP,
+        lambda m: m.reply_to_message_id == asked.message_id and m.photo and m.buttons,
+        timeout=30,
+    )
+    assert sim.submits("edits")[0].body["prompt"] == "make it snowy"
+    task = sim.task_json(next(t for t in sim.tasks.values() if t.kind == "edit"))
+    assert task["action"] == "EDITS" and task["buttons"] == [] and len(task["imageUrls"]) == 4
+    # one picture and mjbot's own buttons (✂️ cuts the combined picture locally), none from
+    # the API
+    assert labels(edited) == ["🌱", "📎", "✂️"]
+
+    clip = await tg.send_photo(GROUP, alice, png("maroon"), caption="/video a slow zoom")
+    await tg.wait_for(
+        lambda: len([m for m in tg.bot_messages(GROUP) if m.video is not None]) == 4,
+        timeout=40,
+        message="four clips",
+    )
+    video = sim.task_json(next(t for t in sim.tasks.values() if t.kind == "video"))
+    assert video["buttons"] == [] and video["videoUrl"] == "" and len(video["videoUrls"]) == 4
+    answers = [m for m in tg.bot_messages(GROUP) if m.reply_to_message_id == clip.message_id]
+    assert not any(m.buttons for m in answers)  # no U1-U4, no Extend on openai-hk
+
+
 async def test_trueai_queue_full_and_late_banned_word(start_bot, tg):
     frozen = {"time_scale": 0, "concurrency": 1, "queue_size": 0}  # advance() moves time
     sim, _ = await start_bot("trueai", "trueai", sim=frozen)
