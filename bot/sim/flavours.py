@@ -16,7 +16,9 @@ known about its provider (and therefore kept from the superset rather than inven
   bare 404), to an unknown task id (200, empty body), code 22/23/24/21 envelopes and every
   validation text, the buttons of imagine/upscale/describe/shorten results (the document's task
   schema has ``buttons`` but shows no real list), ``/submit/video`` extension (``action:
-  "extend"``), and what a task looks like before SUCCESS.
+  "extend"``), what a task looks like before SUCCESS, and where a DESCRIBE result's text is (the
+  document shows no describe task: in ``prompt``, ``promptEn`` and ``finalPrompt``, as Plus and
+  the Java proxy it derives from do).
 - ``java``: Java OSS v2.3.x (2023-07; mj-api §1.1 routes, `mj-api-secret`, Spring's 404 body):
   no /action, /modal, buttons, customId or mode on tasks; U/V/🔄 through /change; a repeated U
   answers 21 "任务已存在"; a DESCRIBE result has its text in ``prompt`` and ``promptEn`` and no
