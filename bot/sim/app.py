@@ -225,6 +225,7 @@ class Simulator:
             await asyncio.sleep(self.faults.hang_s)
         rule = self.faults.take(path)
         if rule is not None:
+            await _hold(request, rule.delay_s)
             return self._fault_response(request, rule.status, rule.body)
         if spec.prefixes is not None and prefix not in spec.prefixes:
             return self._not_found(request.path)
@@ -244,6 +245,7 @@ class Simulator:
         if route in spec.missing or (spec.routes is not None and route not in spec.routes):
             return self._not_found(request.path)
         reply = await self._api(request.method, path, body or {}, mode)
+        await _hold(request, self.faults.take_late(path))  # done; the answer is late
         if reply.status == 404 and reply.body is None:
             return self._not_found(request.path)
         return self._respond(reply)
@@ -460,6 +462,17 @@ class Simulator:
             "auth": bool(self.config.api_key),
             "flavour": self.config.flavour,
         }
+
+
+async def _hold(request: web.Request, seconds: float) -> None:
+    """Hold a request up to ``seconds``, ending early when its client hangs up (a killed
+    client leaves nothing waiting behind, and stopping the simulator waits for nothing)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
 
 def _dumps(value: Any) -> str:
