@@ -30,6 +30,9 @@ from bot.mj.models import Task
 SUBMITTING = "SUBMITTING"
 REJECTED = "REJECTED"
 FINAL_STATUSES = ("SUCCESS", "FAILURE", "CANCEL", REJECTED, "TIMEOUT")
+# How long a finished result the chat refuses is posted again; then it is given up, and the
+# button that made it may be pressed again (``add_child``).
+RESEND_FOR_S = 86400.0
 
 # Pays for a claim inside the claim's own transaction: the charge's id (None when nothing is
 # charged); raising rolls the claim back with the charge (``bot.policy.Policy.charge_in``).
@@ -270,15 +273,18 @@ class Store:
         return [TaskRow(**dict(r)) for r in rows]
 
     async def undelivered(self) -> list[TaskRow]:
-        """Final tasks whose result never reached the chat (e.g. killed while sending)."""
+        """Final tasks whose result never reached the chat (e.g. killed while sending), but
+        not those given up (``RESEND_FOR_S``): their buttons may have made new jobs since."""
         rows = await self._all(
             "SELECT * FROM tasks WHERE delivered_at IS NULL AND status IN"
-            f" ({', '.join('?' for _ in FINAL_STATUSES)}) ORDER BY created_at",
+            f" ({', '.join('?' for _ in FINAL_STATUSES)})"
+            " AND COALESCE(finished_at, created_at) > ? ORDER BY created_at",
             *FINAL_STATUSES,
+            time.time() - RESEND_FOR_S,
         )
         return [TaskRow(**dict(r)) for r in rows]
 
-    async def unsent(self, idle_s: float, within_s: float = 86400.0) -> list[TaskRow]:
+    async def unsent(self, idle_s: float, within_s: float = RESEND_FOR_S) -> list[TaskRow]:
         """Final tasks nobody is posting, untouched for ``idle_s`` (a failed post, released),
         that finished less than ``within_s`` ago (a chat that refuses for a day is given up)."""
         now = time.time()
@@ -296,6 +302,16 @@ class Store:
         """Submits a previous process started but never saw answered."""
         rows = await self._all(
             "SELECT * FROM tasks WHERE status = ? AND created_at < ?", SUBMITTING, self.started_at
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
+    async def answers_in_flight(self) -> list[TaskRow]:
+        """Answers a previous process claimed (and charged) but never saw the API answer:
+        the question is answered, the task still waits for it (``claim_modal``)."""
+        rows = await self._all(
+            "SELECT t.* FROM tasks t JOIN modals m ON m.key = t.key WHERE t.status = 'MODAL'"
+            " AND m.answered_at IS NOT NULL AND m.answered_at < ? ORDER BY m.answered_at",
+            self.started_at,
         )
         return [TaskRow(**dict(r)) for r in rows]
 
@@ -390,11 +406,7 @@ class Store:
             ) as cur:
                 found = await cur.fetchone()
             earlier = TaskRow(**dict(found)) if found else None
-            if earlier is not None and (
-                not earlier.is_final
-                or earlier.delivered_at is None
-                or (not again and earlier.status == "SUCCESS")
-            ):
+            if earlier is not None and _holds(earlier, again, now):
                 return Slot(held_by=earlier)
             if pay is not None:
                 row.charge_id = await pay(db)
@@ -467,6 +479,23 @@ class Store:
             assignments = ", ".join(f"{k} = ?" for k in values)
             await db.execute(
                 f"UPDATE tasks SET {assignments} WHERE key = ?", [*values.values(), key]
+            )
+            return True
+
+    async def reopen_modal(self, key: str, prefill: str) -> bool:
+        """Open an answered question again (its answer never reached the API): the next
+        answer claims it as the first did. ``prefill`` is the answer that was lost."""
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "UPDATE modals SET answered_at = NULL, prefill = ?, ask_chat = NULL,"
+                " ask_message = NULL WHERE key = ? AND answered_at IS NOT NULL",
+                (prefill, key),
+            )
+            if cur.rowcount != 1:
+                return False
+            await db.execute(
+                "UPDATE tasks SET charge_id = NULL, updated_at = ? WHERE key = ?",
+                (time.time(), key),
             )
             return True
 
@@ -564,6 +593,17 @@ def _read_only_uri(path: Path) -> str:
 def _statements(script: str) -> list[str]:
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _holds(earlier: TaskRow, again: bool, now: float) -> bool:
+    """Whether a button's earlier task keeps it: while it runs; while its result is being
+    posted (until posting is given up, RESEND_FOR_S); and for good once its result was
+    posted, when the button is done once (``again`` False)."""
+    if not earlier.is_final:
+        return True
+    if earlier.delivered_at is None:
+        return (earlier.finished_at or earlier.created_at) > now - RESEND_FOR_S
+    return not again and earlier.status == "SUCCESS"
 
 
 async def _insert(db: aiosqlite.Connection, row: TaskRow) -> None:

@@ -98,6 +98,7 @@ class ServiceBase:
             kind: str,
             pick: str,
         ) -> None: ...
+        async def _ask_again(self, row: TaskRow) -> None: ...
 
     def __init__(
         self,

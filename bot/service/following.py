@@ -145,31 +145,72 @@ class Following(ServiceBase):
 
         Results that finished but never reached their chat are posted (once); progress
         messages of delivered tasks are removed; a submit cut off before the API answered is
-        reported with a retry button, since nobody can know whether it was accepted.
+        reported with a retry button, since nobody can know whether it was accepted; an
+        answer cut off the same way is looked up, since its task is known (_resume_answer).
         """
         for row in await self.store.undelivered():
             await self._finish(row)
         for row in await self.store.interrupted():
-            await self.store.update(
-                row.key, status=REJECTED, error="interrupted", finished_at=time.time()
-            )
-            await self._settle(row.charge_id, success=False)
-            progress = row.ref("progress")
-            text = headline(f"⚠️ {t('submit.interrupted', row.lang)}", row.prompt)
-            rows: tuple[tuple[Choice, ...], ...] = ()
-            if row.kind == "imagine":
-                rows = ((Choice(t("btn.retry", row.lang), buttons.encode(row.key, "retry")),),)
-            view = View(text, rows=rows)
-            ref = await self.outbox.edit(progress, view) if progress else None
-            if ref is None:
-                ref = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
-            await self.store.delivered(row.key, ref)
-            await self.store.update(row.key, progress_ref=None)  # it is the notice now
+            await self._interrupted(row)
+        for row in await self.store.answers_in_flight():
+            with logs.context(task=row.key, chat=row.chat_id):
+                await self._resume_answer(row)
         for row in await self.store.stale_progress():
             ref = row.ref("progress")
             if ref is not None:
                 await self.outbox.delete(ref)
             await self.store.update(row.key, progress_ref=None)
+
+    async def _interrupted(self, row: TaskRow) -> None:
+        """A submit whose fate nobody knows: refunded, final, and said so (with 🔁 where
+        the command can simply be run again)."""
+        await self.store.update(
+            row.key, status=REJECTED, error="interrupted", finished_at=time.time()
+        )
+        await self._settle(row.charge_id, success=False)
+        progress = row.ref("progress")
+        text = headline(f"⚠️ {t('submit.interrupted', row.lang)}", row.prompt)
+        rows: tuple[tuple[Choice, ...], ...] = ()
+        if row.kind == "imagine":
+            rows = ((Choice(t("btn.retry", row.lang), buttons.encode(row.key, "retry")),),)
+        view = View(text, rows=rows)
+        ref = await self.outbox.edit(progress, view) if progress else None
+        if ref is None:
+            ref = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
+        await self.store.delivered(row.key, ref)
+        await self.store.update(row.key, progress_ref=None)  # it is the notice now
+
+    async def _resume_answer(self, row: TaskRow) -> None:
+        """An answer the previous process claimed and paid for, killed before the API
+        answered its submit. Unlike a new submit, its task is known (a modal goes on under
+        the id of the task that asked), so the API is asked how far it is:
+
+        - still waiting for an answer: the answer never arrived. It is refunded and the
+          question asked again, with the lost answer as its prefill: answering is the retry.
+        - moved on: the answer was accepted. The task is followed from here like any other
+          and its charge stands (settled when it finishes).
+        - unknown, or the API cannot be asked: nobody knows, as for a submit (refunded,
+          reported).
+        """
+        assert row.task_id is not None  # asked by this task id (_ask_modal)
+        try:
+            task = await self.client.fetch(row.task_id)
+        except Exception as exc:
+            log.warning("an answer's task cannot be looked up: %s", type(exc).__name__)
+            task = None
+        if task is None or task.id != row.task_id:
+            log.info("an answer cut off by the restart: its task is unknown; reported")
+            await self._interrupted(row)
+        elif task.status is Status.MODAL:
+            log.info("an answer cut off by the restart never arrived; asking again")
+            await self._ask_again(row)
+        else:
+            log.info("an answer cut off by the restart was accepted (%s); following", task.status)
+            if row.ref("progress") is None and not task.is_final:
+                view = progress_view(row.prompt, self._title(row), row.lang, mode=row.mode)
+                ref = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
+                await self.store.update(row.key, progress_ref=ref)
+            await self.on_tasks([task])
 
 
 def _news(task: Task) -> tuple[tuple[int, int], str]:

@@ -97,6 +97,8 @@ class Presses(ServiceBase):
                 self._showing.add(earlier.key)
                 self.spawn(self._show_again(req, earlier))
             return Notice(t("press.shown_again", lang, label=label), where=earlier.ref("result"))
+        if earlier.is_final:  # done, its result not posted yet (or the chat refuses it)
+            return Notice(t("press.unsent", lang, label=label))
         if earlier.status == Status.MODAL.value:
             modal = await self.store.modal(earlier.key)
             where = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from dataclasses import replace
 
 from bot import mask, media, results
 from bot.chat import MessageRef, Requester
@@ -188,6 +189,29 @@ class Questions(ServiceBase):
         ask = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
         await self.store.set_modal_ask(row.key, ask)
         await self.store.update(row.key, progress_ref=None)
+
+    async def _ask_again(self, row: TaskRow) -> None:
+        """An answer that never reached the API (the bot was killed while submitting it):
+        refund it, open the question again and ask it once more, saying why, with the lost
+        answer as the prefill. The next answer claims and pays exactly as the first did."""
+        modal = await self.store.modal(row.key)
+        if modal is None:
+            return
+        # Refunded first: a crash between the two leaves the answer in flight, and the next
+        # start comes here again (settling twice changes nothing); never an orphaned charge.
+        await self._settle(row.charge_id, success=False)
+        lost = row.prompt or modal.prefill  # claim_modal wrote the answer to the task
+        if not await self.store.reopen_modal(row.key, lost):
+            return
+        progress = row.ref("progress")
+        if progress is not None:
+            await self.outbox.delete(progress)
+            await self.store.update(row.key, progress_ref=None)
+        view = await self._modal_view(row, modal.kind, lost)
+        notice = t("modal.interrupted", row.lang)
+        view = replace(view, text=f"⚠️ {notice}\n\n{view.text}")
+        ask = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
+        await self.store.set_modal_ask(row.key, ask)
 
     async def question(
         self, req: Requester, message_id: str, ref: str = ""
