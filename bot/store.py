@@ -465,17 +465,22 @@ class Store:
     async def claim_modal(self, key: str, pay: Pay | None = None, **values: Any) -> bool:
         """True exactly once per modal: the answer that wins is the one submitted. The winner
         pays and its ``values`` are written to the task in the same transaction; losers pay
-        nothing. A refused payment leaves the question open."""
+        nothing. A refused payment leaves the question open.
+
+        The task's ``created_at`` becomes the answer's time: the job starts now, and its time
+        limit (the tracker), its age and its elapsed time count from here, not from the press
+        that asked (an answer given an hour later was timed out at once)."""
+        now = time.time()
         async with self.transaction() as db:
             cur = await db.execute(
                 "UPDATE modals SET answered_at = ? WHERE key = ? AND answered_at IS NULL",
-                (time.time(), key),
+                (now, key),
             )
             if cur.rowcount != 1:
                 return False
             if pay is not None:
                 values["charge_id"] = await pay(db)
-            values["updated_at"] = time.time()
+            values["created_at"] = values["updated_at"] = now
             assignments = ", ".join(f"{k} = ?" for k in values)
             await db.execute(
                 f"UPDATE tasks SET {assignments} WHERE key = ?", [*values.values(), key]
