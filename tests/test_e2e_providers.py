@@ -183,11 +183,23 @@ async def test_java_upscale_goes_through_change(start_bot, tg):
     assert not sim.submits("action")  # the route does not exist there
     assert upscaled.photo_bytes and "Custom Zoom" not in " ".join(labels(upscaled))
 
-    # The same U again: Java answers 21 "任务已存在"; the user is told, nothing hangs.
+    # The same U again is the same upscale: posted again from what mjbot has, never sent to
+    # Java again (which would answer 21 "任务已存在"; that answer is tested in
+    # test_providers).
     await tg.press(GROUP, grid, "U2", tg.users[ALICE])
-    await said(tg, "already made this one")
-    assert len(sim.submits("change")) == 2
+    await tg.wait_for(
+        lambda: len(photos_replying_to(tg, grid)) == 2, timeout=20, message="the upscale again"
+    )
+    assert len(sim.submits("change")) == 1
     assert sum(1 for t in sim.tasks.values() if t.action == "UPSCALE") == 1
+
+
+def photos_replying_to(tg, message) -> list:
+    return [
+        m
+        for m in tg.bot_messages(GROUP)
+        if m.reply_to_message_id == message.message_id and m.photo and m.buttons
+    ]
 
 
 async def test_java_describe_shows_its_four_prompts(start_bot, tg):
