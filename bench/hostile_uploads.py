@@ -68,7 +68,7 @@ def photo_jpeg(size: tuple[int, int], mode: str = "RGB") -> bytes:
 
 
 def grid_png() -> bytes:
-    from bot.sim.art import ArtSpec, result_png
+    from mjsim.art import ArtSpec, result_png
 
     return result_png(ArtSpec("a fox in the snow", "a fox in the snow"), 2048)
 
@@ -186,7 +186,7 @@ def _status(pid: int) -> dict[str, int]:
 
 
 async def at_once(data: bytes, name: str, count: int, folder: Path) -> dict[str, object]:
-    from bot.sim import SimConfig, Simulator
+    from mjsim import SimConfig, Simulator
     from tests.fakes.telegram import FakeTelegram
     from tests.harness import API_KEY, TG_TOKEN, BotProcess
 

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.metrics import ProcSampler, cpu_seconds, hwm_mb, percentile, self_cpu_seconds
-from bot.sim import SimConfig, Simulator
-from bot.sim.state import FINAL, SUCCESS, SimTask
+from mjsim import SimConfig, Simulator
+from mjsim.state import FINAL, SUCCESS, SimTask
 from tests.fakes.telegram import EDIT_METHODS, SEND_METHODS, FakeTelegram
 from tests.harness import API_KEY, TG_TOKEN, free_port, write_config
 

@@ -88,7 +88,7 @@ class App:
         stack.push_async_callback(self.store.close)
         base_url = config.midjourney.base_url
         if base_url == "simulator":
-            from bot.sim import SimConfig, Simulator
+            from mjsim import SimConfig, Simulator
 
             self.simulator = Simulator(
                 SimConfig(

@@ -21,7 +21,7 @@ async def checkup(cfg: Config) -> tuple[bool, list[str]]:
     simulator = None
     base_url = mj.base_url
     if base_url == "simulator":
-        from bot.sim import SimConfig, Simulator
+        from mjsim import SimConfig, Simulator
 
         flavour = SIM_FLAVOURS[mj.provider]
         simulator = Simulator(SimConfig(api_key=mj.api_key.reveal(), flavour=flavour))

@@ -151,7 +151,7 @@ async def _demo(host: str, port: int, cfg: Config | None) -> int:
 async def _sim(
     host: str, port: int, time_scale: float, api_key: str, flavour: str = "superset"
 ) -> int:
-    from bot.sim import SimConfig, Simulator
+    from mjsim import SimConfig, Simulator
 
     simulator = Simulator(SimConfig(api_key=api_key, time_scale=time_scale, flavour=flavour))
     url = await simulator.start(host, port)

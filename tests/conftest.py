@@ -8,7 +8,7 @@ import discord.gateway
 import discord.http
 import pytest
 
-from bot.sim import SimConfig, Simulator
+from mjsim import SimConfig, Simulator
 from tests.fakes.telegram import FakeTelegram
 from tests.harness import API_KEY, TG_TOKEN, BotProcess
 

@@ -22,10 +22,10 @@ from bot.mj.client import MjClient
 from bot.outbox import Outbox
 from bot.policy import Policy
 from bot.service import Service
-from bot.sim import SimConfig, Simulator
 from bot.store import Store
 from bot.tracker import Tracker
 from bot.views import View
+from mjsim import SimConfig, Simulator
 from tests.harness import API_KEY
 
 CHAT = "-100"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.sim import SimConfig, Simulator
+from mjsim import SimConfig, Simulator
 from tests.harness import ROOT, write_config
 
 KEY = "sk-check-0123456789"

@@ -26,8 +26,8 @@ from bot.config import (
     StorageConfig,
     TrackingConfig,
 )
-from bot.sim import SimConfig, Simulator
 from bot.views import Ask, Choice, Media, View
+from mjsim import SimConfig, Simulator
 from tests.fakes.discord import FakeDiscord, FakeInteraction, FakeMessage
 from tests.harness import API_KEY, free_port
 

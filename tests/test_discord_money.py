@@ -5,7 +5,7 @@ discord.py against the fake Discord, a real App and the simulator (tests/test_di
 from __future__ import annotations
 
 from bot.app import App
-from bot.sim import Simulator
+from mjsim import Simulator
 from tests.fakes.discord import FakeDiscord
 from tests.test_discord_adapter import (  # noqa: F401 (app and fake are fixtures)
     app,

@@ -19,7 +19,7 @@ from PIL import Image
 
 from bot import media
 from bot.egress import Egress, is_public, parse_host_rule
-from bot.sim import SimConfig, Simulator
+from mjsim import SimConfig, Simulator
 from tests.conftest import ALICE, GROUP
 from tests.harness import API_KEY
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-from bot.sim.faults import RESET
+from mjsim.faults import RESET
 from tests.conftest import ALICE, GROUP
 from tests.harness import BotProcess
 

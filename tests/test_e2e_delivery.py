@@ -10,7 +10,7 @@ import sqlite3
 
 import httpx
 
-from bot.sim import SimConfig, Simulator
+from mjsim import SimConfig, Simulator
 from tests.conftest import ALICE, BOB, GROUP
 from tests.harness import API_KEY, BotProcess, free_port
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from adapters.discord.seams import point_discord_at
-from bot.sim import Simulator
+from mjsim import Simulator
 from tests.conftest import ALICE, GROUP
 from tests.fakes.discord import FakeDiscord, FakeMessage
 from tests.fakes.telegram import FakeTelegram

@@ -367,7 +367,7 @@ async def test_vary_region_through_the_mini_app(make_bot, sim, tg):
 
 
 async def test_remix_asks_for_the_prompt_and_strangers_cannot_answer(make_bot, tg):
-    from bot.sim import SimConfig, Simulator
+    from mjsim import SimConfig, Simulator
     from tests.conftest import BOB
     from tests.harness import API_KEY
 

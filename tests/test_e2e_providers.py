@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.sim import SimConfig, Simulator
+from mjsim import SimConfig, Simulator
 from tests.conftest import ALICE, GROUP
 from tests.harness import API_KEY, TG_TOKEN, BotProcess, free_port
 

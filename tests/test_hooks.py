@@ -24,9 +24,9 @@ from bot.media import Downloader
 from bot.mj.client import MjClient
 from bot.outbox import Outbox
 from bot.service import Service
-from bot.sim import SimConfig, Simulator
 from bot.store import Store
 from bot.tracker import Tracker
+from mjsim import SimConfig, Simulator
 from tests.harness import API_KEY, free_port
 from tests.inprocess import CHAT, Chat
 from tests.test_downloads import serve

@@ -24,7 +24,7 @@ from bot.mj.profiles import (
     change_for,
     profile_for,
 )
-from bot.sim import FLAVOURS, SimConfig, Simulator
+from mjsim import FLAVOURS, SimConfig, Simulator
 
 BASE = "https://api.example.com"
 KEY = "sk-provider-0123456789"

@@ -17,7 +17,7 @@ from aiohttp import web
 from PIL import Image
 
 from bot.mj.models import Status, Task
-from bot.sim import RESET, SimConfig, Simulator
+from mjsim import RESET, SimConfig, Simulator
 
 FAST = 0.01  # real seconds per simulated second: an imagine takes ~0.25 s
 

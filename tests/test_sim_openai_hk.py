@@ -24,7 +24,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from bot.sim import SimConfig, Simulator
+from mjsim import SimConfig, Simulator
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openai_hk"
 FAST = 0.01

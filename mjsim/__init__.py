@@ -6,7 +6,7 @@ It backs ``mjbot demo``, the tests, the benchmarks and ``mjbot sim``. See refere
     base_url = await sim.start()          # http://127.0.0.1:<port>
     ...                                   # point an MjClient at base_url
     sim.faults.fail_next("imagine", 500)  # fault injection
-    Simulator(SimConfig(flavour="trueai"))  # one provider's differences (bot/sim/flavours.py)
+    Simulator(SimConfig(flavour="trueai"))  # one provider's differences (mjsim/flavours.py)
     await sim.stop()
 """
 

@@ -27,7 +27,7 @@ MODE_SLOWDOWN: dict[str, float] = {"FAST": 1.0, "RELAX": 3.0, "TURBO": 0.5}
 class SimConfig:
     """How the simulated Midjourney proxy behaves.
 
-    ``flavour`` picks the provider it imitates (bot/sim/flavours.py): "superset" (the default:
+    ``flavour`` picks the provider it imitates (mjsim/flavours.py): "superset" (the default:
     the Plus/trueai superset, any auth scheme and prefix), "plus", "openai-hk", "java",
     "trueai" or "new-api".
     """

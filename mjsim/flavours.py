@@ -81,7 +81,7 @@ class Flavour:
     spring_404: bool = False  # unknown routes answer Spring's JSON 404 body (Java OSS)
     # Only these routes exist (route keys as in `missing`); None = every route the simulator has.
     routes: frozenset[str] | None = None
-    # How tasks and submit envelopes look on the wire (bot/sim/shapes.py): "plus" (mj-api §4,
+    # How tasks and submit envelopes look on the wire (mjsim/shapes.py): "plus" (mj-api §4,
     # §6), "java" (no buttons, customId, mode, parentId) or "openai-hk" (its document).
     shape: str = "plus"
     edit_action: str = "EDIT"  # what an /edits task reports: trueai EDIT; openai-hk, new-api EDITS
