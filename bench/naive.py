@@ -10,8 +10,8 @@ constructor, same ``run``/``poll_once`` surface, same counters). Instead of aski
         service.on_tasks([task])
 
 Everything else in the bot is the real code: the same Service, merge, delivery, Outbox and
-Telegram adapter. ``python -m bench.naive_bot`` swaps the class in before ``mjbot run`` builds
-the App (see there); nothing under ``bot/`` is edited.
+Telegram adapter. ``python -m bench.naive_bot`` hands the class to the App it runs (the App's
+``tracker`` parameter); nothing under ``bot/`` is edited.
 """
 
 from __future__ import annotations

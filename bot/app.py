@@ -1,7 +1,9 @@
 """Composition root: builds every part from the config and owns start and stop.
 
 The one core module that knows adapters exist; it imports the configured ones lazily so a
-deployment without Discord never loads discord.py.
+deployment without Discord never loads discord.py. Where two adapters meet, they meet here:
+Telegram's Mini App is the web adapter's mask editor guarded by the Telegram adapter's initData
+check, and ``mjbot demo`` is the App around the web adapter. Adapters never import each other.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,20 +29,27 @@ from bot.outbox import Outbox
 from bot.policy import Policy
 from bot.service import Service
 from bot.store import Store
+from bot.store.sqlite import SQLiteStore
 from bot.tracker import Tracker
 
 log = logging.getLogger("bot.app")
 
 
-class Adapter(Protocol):
-    platform: str
-    port: Any
+class Server(Protocol):
+    """A part that serves the Service: handed it once, then started and stopped."""
 
     def attach(self, service: Service) -> None: ...
 
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+class Adapter(Server, Protocol):
+    """A chat platform: a Server whose ChatPort the outbox sends through."""
+
+    platform: str
+    port: Any
 
 
 def configured_adapters(config: Config) -> list[Adapter]:
@@ -53,17 +65,79 @@ def configured_adapters(config: Config) -> list[Adapter]:
     return adapters
 
 
-async def run_demo(host: str, port: int, config: Config | None) -> None:
-    """``mjbot demo``: the web playground over the simulator (or ``config``'s API)."""
-    from adapters.web import run_demo as serve_playground
+def configured_servers(config: Config) -> list[Server]:
+    """Servers beside the chat adapters: Telegram's Mini App (the mask editor) when
+    ``telegram.webapp_url`` is set."""
+    if not (config.telegram.enabled and config.telegram.webapp_url):
+        return []
+    from adapters.telegram.initdata import init_data_check
+    from adapters.web import MiniAppServer  # the same editor page as the playground
 
-    await serve_playground(host, port, config)
+    check = init_data_check(config.telegram.token.reveal())
+    return [MiniAppServer(config.telegram.webapp_listen, check)]
+
+
+def demo_config(data_dir: str | Path) -> Config:
+    """The no-account demo: the built-in simulator, fast, a throwaway database."""
+    base = Config()
+    return replace(
+        base,
+        midjourney=replace(base.midjourney, base_url="simulator"),
+        simulator=replace(base.simulator, time_scale=0.3),
+        storage=replace(base.storage, path=str(Path(data_dir) / "demo.db")),
+        tracking=replace(
+            base.tracking,
+            poll_interval_s=1.0,
+            edit_interval_s=1.0,
+            send_interval_s=0.3,  # a browser has no flood limits; order is all that matters
+            listen="127.0.0.1:0",  # the hook receiver must not collide with a running bot
+        ),
+    )
+
+
+async def run_demo(host: str, port: int, config: Config | None = None) -> None:
+    """``mjbot demo``: the web playground over the simulator (unless ``config`` names an API),
+    until cancelled."""
+    from adapters.web import WebAdapter
+
+    data_dir = None
+    if config is None:
+        data_dir = tempfile.mkdtemp(prefix="mjbot-demo-")
+        config = demo_config(data_dir)
+    adapter = WebAdapter(host, port)
+    app = App(config, adapters=[adapter])
+    adapter.playground.app = app  # the admin tab's counters
+    try:
+        await app.start()
+        print(
+            f"mjbot demo running at {adapter.admin_link}\n"
+            f"  (that link opens the admin tab too; to share the chat alone: {adapter.chat_link})",
+            flush=True,
+        )
+        await asyncio.Event().wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await app.stop()
+        if data_dir is not None:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 class App:
-    def __init__(self, config: Config, adapters: list[Adapter] | None = None) -> None:
+    """Every part, built from ``config``. ``adapters`` (default: the configured ones) and
+    ``tracker`` (default: :class:`Tracker`; the benchmark passes its naive poller) are the
+    parts a caller may swap."""
+
+    def __init__(
+        self,
+        config: Config,
+        adapters: list[Adapter] | None = None,
+        *,
+        tracker: type[Tracker] = Tracker,
+    ) -> None:
         self.config = config
         self.adapters = configured_adapters(config) if adapters is None else adapters
+        self.servers = configured_servers(config)
+        self.tracker_class = tracker
         self.simulator: Any = None
         # What start opened, closed in reverse order by stop (also after a failed start).
         self._stack = contextlib.AsyncExitStack()
@@ -84,7 +158,7 @@ class App:
         config = self.config
         stack = self._stack
         # First: a process refused the database (another one holds it) starts nothing else.
-        self.store = await Store.open(config.storage.path)
+        self.store: Store = await SQLiteStore.open(config.storage.path)
         stack.push_async_callback(self.store.close)
         base_url = config.midjourney.base_url
         if base_url == "simulator":
@@ -145,7 +219,7 @@ class App:
         )
         stack.push_async_callback(self.service.close)
         self.hooks = HookServer(self.store, self.client, self.service, secret, self.status)
-        self.tracker = Tracker(
+        self.tracker = self.tracker_class(
             self.store,
             self.client,
             self.service,
@@ -157,25 +231,25 @@ class App:
         )
         stack.push_async_callback(self.hooks.stop)
         await self.hooks.start(config.tracking.listen)
-        for adapter in self.adapters:
-            adapter.attach(self.service)
-            # Pushed before starting: an adapter that fails half way closes what it opened.
-            stack.push_async_callback(self._stop_adapter, adapter)
-            await adapter.start()
+        for part in (*self.servers, *self.adapters):
+            part.attach(self.service)
+            # Pushed before starting: a part that fails half way closes what it opened.
+            stack.push_async_callback(self._stop_part, part)
+            await part.start()
         tracking = asyncio.create_task(self.tracker.run())
         stack.push_async_callback(_cancel, tracking)
 
     async def stop(self) -> None:
-        """Stop what started, newest first: the tracker, the adapters, the hook receiver,
-        work in flight, the outbox, the HTTP clients, the store, the simulator. Safe to call
-        after a failed or a partial start, and twice."""
+        """Stop what started, newest first: the tracker, the adapters, the Mini App, the hook
+        receiver, work in flight, the outbox, the HTTP clients, the store, the simulator. Safe
+        to call after a failed or a partial start, and twice."""
         await self._stack.aclose()
 
-    async def _stop_adapter(self, adapter: Adapter) -> None:
+    async def _stop_part(self, part: Server) -> None:
         try:
-            await adapter.stop()
+            await part.stop()
         except Exception:
-            log.exception("stopping %s failed", adapter.platform)
+            log.exception("stopping %s failed", getattr(part, "platform", type(part).__name__))
 
     async def status(self) -> dict[str, Any]:
         """What `mjbot status` shows: tasks in flight, delivery sources, API health."""

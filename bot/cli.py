@@ -14,14 +14,20 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bot import config as config_module
 from bot import logs
 from bot.config import Config, ConfigError
 from bot.dblock import DatabaseInUse
 
+if TYPE_CHECKING:
+    from bot.tracker import Tracker
 
-def main(argv: Sequence[str] | None = None) -> int:
+
+def main(argv: Sequence[str] | None = None, *, tracker: type[Tracker] | None = None) -> int:
+    """Run one command; ``tracker`` replaces the task tracker of ``mjbot run`` (the
+    benchmark's naive poller, bench/naive_bot.py)."""
     parser = argparse.ArgumentParser(prog="mjbot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -58,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             cfg = _load(args.config, need_chat=True)
             _fewer_malloc_arenas()
-            return asyncio.run(_run(cfg))
+            return asyncio.run(_run(cfg, tracker))
         if args.command == "demo":
             demo_cfg = _load(args.config, need_chat=False) if args.config else None
             if demo_cfg is None:
@@ -120,10 +126,10 @@ def _fewer_malloc_arenas() -> None:
         pass
 
 
-async def _run(cfg: Config) -> int:
+async def _run(cfg: Config, tracker: type[Tracker] | None = None) -> int:
     from bot.app import App
 
-    app = App(cfg)
+    app = App(cfg) if tracker is None else App(cfg, tracker=tracker)
     await app.start()  # a start that fails has already stopped what it opened
     try:
         print("mjbot is running; Ctrl+C stops it", file=sys.stderr, flush=True)
@@ -175,11 +181,11 @@ async def _status(cfg: Config) -> int:
             document = (await http.get(f"http://{host}:{port}/status")).json()
         source = "running bot"
     except (httpx.HTTPError, ValueError):
-        from bot.store import Store
+        from bot.store.sqlite import SQLiteStore
 
         # Read-only: it takes no lock and writes nothing, so it works beside a running bot
         # whose status page is not reachable from here.
-        store = await Store.open(cfg.storage.path, read_only=True)
+        store = await SQLiteStore.open(cfg.storage.path, read_only=True)
         try:
             live = await store.live_tasks()
         finally:

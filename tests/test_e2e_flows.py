@@ -291,8 +291,8 @@ async def test_vary_region_through_the_mini_app(make_bot, sim, tg):
 
     import httpx
 
+    from adapters.telegram.initdata import sign
     from bot import mask as masks
-    from bot.webapp import sign
     from tests.harness import TG_TOKEN, free_port
 
     port = free_port()

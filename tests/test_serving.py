@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 import adapters.web
+from adapters.telegram.initdata import init_data_check
 from adapters.web import MiniAppServer, WebAdapter
 from bot.serving import serve
 from tests.harness import TG_TOKEN, free_port
@@ -39,7 +40,7 @@ async def test_the_playground_cuts_off_slow_clients(quick, send):
 
 async def test_the_mini_app_cuts_off_slow_clients(quick):
     port = free_port()
-    server = MiniAppServer(f"127.0.0.1:{port}", TG_TOKEN)
+    server = MiniAppServer(f"127.0.0.1:{port}", init_data_check(TG_TOKEN))
     await server.start()
     try:
         took = await closed_after(port, SLOW_GET, every_s=0.2, limit_s=5.0)

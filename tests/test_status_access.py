@@ -12,9 +12,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from adapters.web import demo_config
 from bot import cli
-from bot.app import App
+from bot.app import App, demo_config
 from tests.harness import free_port
 
 

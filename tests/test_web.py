@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from adapters.web import WebAdapter, demo_config
+from adapters.web import WebAdapter
 from adapters.web.port import WebPort, sniff
-from bot.app import App
+from bot.app import App, demo_config
 from bot.chat import MessageGone, MessageRef
 from bot.views import Ask, Choice, Media, View
 
@@ -386,7 +386,7 @@ def test_sniff() -> None:
 
 
 async def test_run_demo_prints_the_url_and_serves(capsys, tmp_path, monkeypatch) -> None:
-    from adapters.web import run_demo
+    from bot.app import run_demo
 
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     task = asyncio.create_task(run_demo("127.0.0.1", 0))
@@ -412,29 +412,6 @@ async def test_run_demo_prints_the_url_and_serves(capsys, tmp_path, monkeypatch)
     with pytest.raises(asyncio.CancelledError):
         await task
     assert list(tmp_path.iterdir()) == [], "the throwaway database is removed"
-
-
-async def test_telegram_init_data_names_the_user() -> None:
-    import json as json_module
-
-    from adapters.web.server import telegram_init_data
-    from bot.webapp import sign
-
-    user = {"id": 4242, "first_name": "Ann", "language_code": "zh-hans"}
-    fields = {"auth_date": str(int(time.time())), "user": json_module.dumps(user)}
-    signed = "&".join(f"{k}={v}" for k, v in fields.items())
-    signed += "&hash=" + sign(fields, "123:abc")
-    check = telegram_init_data("123:abc")
-    req = await check(signed)
-    assert req is not None
-    assert (req.platform, req.chat_id, req.user_id, req.language) == (
-        "telegram",
-        "4242",
-        "4242",
-        "zh",
-    )
-    assert await check(signed.replace("Ann", "Bob")) is None
-    assert await telegram_init_data("999:other")(signed) is None
 
 
 async def test_mask_with_init_data_is_refused_without_a_check(demo: Demo) -> None:

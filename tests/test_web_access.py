@@ -20,9 +20,9 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from adapters.web import WebAdapter, demo_config
+from adapters.web import WebAdapter
 from adapters.web.access import Access
-from bot.app import App
+from bot.app import App, demo_config
 from bot.chat import Requester
 from bot.config import AccessConfig, QuotaConfig
 from bot.policy import Policy

@@ -1,4 +1,8 @@
-"""The Telegram adapter: python-telegram-bot in, TelegramPort out."""
+"""The Telegram adapter: python-telegram-bot in, TelegramPort out.
+
+The Mini App's initData check is here too (``initdata.py``); the mask editor page it guards is
+the web adapter's, and the composition root (``bot.app``) puts the two together.
+"""
 
 from __future__ import annotations
 
@@ -52,15 +56,8 @@ class TelegramAdapter:
             .build()
         )
         self.port = TelegramPort(self.app.bot, config.group_messages_per_minute)
-        self.mini_app = None
-        if config.webapp_url:
-            from adapters.web import MiniAppServer  # the same editor page as the playground
-
-            self.mini_app = MiniAppServer(config.webapp_listen, config.token.reveal())
 
     def attach(self, service: Service) -> None:
-        if self.mini_app is not None:
-            self.mini_app.attach(service)
         app = self.app
         app.bot_data["service"] = service
         app.add_handler(CommandHandler(["start", "help"], handlers.start))
@@ -74,8 +71,6 @@ class TelegramAdapter:
         app.add_error_handler(handlers.error)
 
     async def start(self) -> None:
-        if self.mini_app is not None:
-            await self.mini_app.start()
         await self.app.initialize()
         await self._register_commands()
         await self.app.start()
@@ -109,5 +104,3 @@ class TelegramAdapter:
         finally:
             for request in self._http:
                 await request.shutdown()
-            if self.mini_app is not None:
-                await self.mini_app.stop()

@@ -56,12 +56,6 @@ def requester(update: Update, message: Message | None = None) -> Requester:
     )
 
 
-def command_text(message: Message) -> str:
-    """Everything after the command word (``/imagine@BotName a fox`` -> ``a fox``)."""
-    parsed = commands.parse(message.text or message.caption or "")
-    return parsed[1] if parsed else ""
-
-
 async def download(message: Message) -> bytes | None:
     """The photo (largest size) or image document of a message; None when there is none."""
     item: PhotoSize | Document

@@ -2,30 +2,26 @@
 
 A third adapter beside Telegram and Discord: the page talks to ``server.py`` (HTTP and a
 WebSocket), the service answers through ``WebPort``. The same static page carries the mask
-editor that Telegram opens as a Mini App.
+editor that Telegram opens as a Mini App (:class:`MiniAppServer`). The composition root
+(``bot.app``) builds both: the demo around a :class:`WebAdapter`, and the Mini App with the
+Telegram adapter's initData check.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import shutil
-import tempfile
-from dataclasses import replace
-from pathlib import Path
 
 from aiohttp import web
 
-from bot.config import Config
 from bot.service import Service
 from bot.serving import UPLOAD_READ_TIMEOUT_S, serve
 
 from .access import Access
+from .playground import InitDataCheck, Playground
 from .port import PLATFORM, WebPort
-from .server import InitDataCheck, Playground, build_app, build_mini_app, telegram_init_data
+from .server import build_app, build_mini_app
 
-__all__ = ["PLATFORM", "MiniAppServer", "WebAdapter", "WebPort", "demo_config", "run_demo"]
+__all__ = ["PLATFORM", "InitDataCheck", "MiniAppServer", "WebAdapter", "WebPort"]
 
 log = logging.getLogger("adapters.web")
 
@@ -88,15 +84,14 @@ class MiniAppServer:
     """The mask editor alone, as Telegram's Mini App for ``mjbot run``.
 
     Put it behind public HTTPS and set ``telegram.webapp_url`` to ``https://<host>/mask``.
-    Only answers carrying Telegram's signed initData are accepted.
+    Only answers carrying Telegram's signed initData are accepted: ``check_init_data`` (the
+    Telegram adapter's, handed over by the composition root) says whom they name.
     """
 
-    def __init__(self, listen: str, bot_token: str) -> None:
+    def __init__(self, listen: str, check_init_data: InitDataCheck) -> None:
         host, _, port = listen.rpartition(":")
         self.host, self.http_port = host.strip("[]"), int(port)
-        self.playground = Playground(
-            WebPort(), check_init_data=telegram_init_data(bot_token), mini_app_only=True
-        )
+        self.playground = Playground(WebPort(), check_init_data=check_init_data, mini_app_only=True)
         self._runner: web.AppRunner | None = None
 
     def attach(self, service: Service) -> None:
@@ -116,47 +111,3 @@ class MiniAppServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-
-def demo_config(data_dir: str | Path) -> Config:
-    """The no-account demo: the built-in simulator, fast, a throwaway database."""
-    base = Config()
-    return replace(
-        base,
-        midjourney=replace(base.midjourney, base_url="simulator"),
-        simulator=replace(base.simulator, time_scale=0.3),
-        storage=replace(base.storage, path=str(Path(data_dir) / "demo.db")),
-        tracking=replace(
-            base.tracking,
-            poll_interval_s=1.0,
-            edit_interval_s=1.0,
-            send_interval_s=0.3,  # a browser has no flood limits; order is all that matters
-            listen="127.0.0.1:0",  # the hook receiver must not collide with a running bot
-        ),
-    )
-
-
-async def run_demo(host: str, port: int, config: Config | None = None) -> None:
-    """Serve the playground (over the simulator unless ``config`` names an API) until cancelled."""
-    from bot.app import App
-
-    data_dir = None
-    if config is None:
-        data_dir = tempfile.mkdtemp(prefix="mjbot-demo-")
-        config = demo_config(data_dir)
-    adapter = WebAdapter(host, port)
-    app = App(config, adapters=[adapter])
-    adapter.playground.app = app
-    try:
-        await app.start()
-        print(
-            f"mjbot demo running at {adapter.admin_link}\n"
-            f"  (that link opens the admin tab too; to share the chat alone: {adapter.chat_link})",
-            flush=True,
-        )
-        await asyncio.Event().wait()
-    finally:
-        with contextlib.suppress(Exception):
-            await app.stop()
-        if data_dir is not None:
-            shutil.rmtree(data_dir, ignore_errors=True)

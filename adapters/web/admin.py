@@ -1,6 +1,6 @@
 """The admin tab's data: tasks in flight, recent tasks, usage, a chart, API and hook health.
 
-Read-only: tasks come from ``Store.query``; counters from the running App when there is one.
+Read-only: tasks come from the store's reports; counters from the running App when there is one.
 """
 
 from __future__ import annotations
@@ -8,58 +8,44 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from bot.store import TaskCount, TaskRow
+
 if TYPE_CHECKING:
-    from .server import Playground
+    from .playground import Playground
 
 log = logging.getLogger("adapters.web")
 
-FINAL = ("SUCCESS", "FAILURE", "CANCEL", "REJECTED", "TIMEOUT")
 BUCKET_S = 600  # the chart: tasks per 10 minutes
 CHART_BUCKETS = 36  # six hours
 PROBE_ID = "0000000000000000"  # no such task: a free authenticated round trip
 
 
 async def admin_report(pg: Playground) -> dict[str, Any]:
-    """Everything the admin tab shows, in one JSON-ready document (read-only queries)."""
+    """Everything the admin tab shows, in one JSON-ready document (the store's reports)."""
     store = pg.svc.store
     now = time.time()
-    marks = ", ".join("?" for _ in FINAL)
-    in_flight = await store.query(
-        "SELECT key, platform, user_id, kind, label, status, progress, prompt, created_at,"
-        f" ? - created_at AS age FROM tasks WHERE status NOT IN ({marks})"
-        " ORDER BY created_at DESC LIMIT 100",
-        now,
-        *FINAL,
-    )
-    recent = await store.query(
-        "SELECT key, platform, user_id, kind, label, status, progress, prompt, error,"
-        " created_at, finished_at, finished_at - created_at AS elapsed"
-        " FROM tasks ORDER BY created_at DESC LIMIT 50"
-    )
-    midnight = time.mktime((*time.localtime(now)[:3], 0, 0, 0, 0, 0, -1))
-    usage = await store.query(
-        "SELECT platform, user_id, COUNT(*) AS tasks,"
-        " SUM(status = 'SUCCESS') AS succeeded,"
-        " SUM(status IN ('FAILURE', 'REJECTED', 'TIMEOUT', 'CANCEL')) AS failed"
-        " FROM tasks WHERE created_at >= ? GROUP BY platform, user_id ORDER BY tasks DESC",
-        midnight,
-    )
-    first = (int(now) // BUCKET_S - CHART_BUCKETS + 1) * BUCKET_S
-    counted = await store.query(
-        f"SELECT CAST(created_at / {BUCKET_S} AS INTEGER) * {BUCKET_S} AS start,"
-        " COUNT(*) AS tasks, SUM(status = 'SUCCESS') AS succeeded"
-        " FROM tasks WHERE created_at >= ? GROUP BY start ORDER BY start",
-        first,
-    )
-    by_start = {int(row["start"]): row for row in counted}
-    chart = [
+    in_flight = [
+        {**_task_fields(row), "age": now - row.created_at}
+        for row in await store.unfinished_tasks(100)
+    ]
+    recent = [
         {
-            "start": start,
-            "tasks": int(by_start.get(start, {}).get("tasks") or 0),
-            "succeeded": int(by_start.get(start, {}).get("succeeded") or 0),
+            **_task_fields(row),
+            "error": row.error,
+            "finished_at": row.finished_at,
+            "elapsed": None if row.finished_at is None else row.finished_at - row.created_at,
         }
+        for row in await store.latest_tasks(50)
+    ]
+    midnight = time.mktime((*time.localtime(now)[:3], 0, 0, 0, 0, 0, -1))
+    usage = [asdict(row) for row in await store.tasks_per_user(midnight)]
+    first = (int(now) // BUCKET_S - CHART_BUCKETS + 1) * BUCKET_S
+    by_start = {count.start: count for count in await store.tasks_per_interval(first, BUCKET_S)}
+    chart = [
+        asdict(by_start.get(start) or TaskCount(start, 0, 0))
         for start in range(first, first + CHART_BUCKETS * BUCKET_S, BUCKET_S)
     ]
     return {
@@ -70,6 +56,12 @@ async def admin_report(pg: Playground) -> dict[str, Any]:
         "chart": {"bucket_s": BUCKET_S, "buckets": chart},
         "health": await health(pg),
     }
+
+
+def _task_fields(row: TaskRow) -> dict[str, Any]:
+    """What the tables show of a task."""
+    fields = ("key", "platform", "user_id", "kind", "label", "status", "progress", "prompt")
+    return {**{name: getattr(row, name) for name in fields}, "created_at": row.created_at}
 
 
 async def health(pg: Playground) -> dict[str, Any]:
@@ -103,7 +95,6 @@ async def health(pg: Playground) -> dict[str, Any]:
             "tracker": {
                 "polls": getattr(tracker, "polls", None),
                 "poll_errors": getattr(tracker, "poll_errors", None),
-                "hooks": getattr(tracker, "hooks", None),
             },
             "outbox": {"rate_limited": getattr(outbox, "rate_limited", None)},
             "web": {

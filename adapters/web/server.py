@@ -4,7 +4,6 @@ Service call (through the shared command table) and answering through the WebPor
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import io
@@ -12,9 +11,6 @@ import json
 import logging
 import re
 import secrets
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,164 +18,30 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
-from bot import commands
-from bot.chat import MessageRef, Requester
-from bot.i18n import normalize, t
-from bot.service import Service
-from bot.views import View
+from bot.chat import Requester
+from bot.i18n import normalize
 
 from .access import COOKIE as TOKEN_COOKIE
-from .access import Access, Level, unauthorised
+from .access import Level, unauthorised
 from .admin import admin_report
-from .port import PLATFORM, WebPort, sniff
+from .playground import Playground, command_list
+from .port import PLATFORM, sniff
 from .uploads import MAX_FILE_BYTES, read_form
 
-__all__ = ["Playground", "build_app", "command_list", "telegram_init_data"]
+__all__ = ["build_app", "build_mini_app"]
 
 log = logging.getLogger("adapters.web")
 
 COOKIE = "mjbot_session"
 MAX_BODY = 2 * MAX_FILE_BYTES  # JSON bodies (a mask); uploads are streamed by read_form
-ANSWER_GRACE_S = 2.0  # how long a just-sent question may take to be registered
-ANSWER_RETRIES = 20
 _SESSION = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _DATA_URI = re.compile(r"^data:image/png;base64,(.*)$", re.S)
 
-# Telegram Mini App: initData -> the Telegram user it proves (None when it proves nothing).
-InitDataCheck = Callable[[str], Awaitable[Requester | None]]
 LEVEL = web.RequestKey("level", Level)  # what the request's token proves (the guard sets it)
 
 
 def static_dir() -> Path:
     return Path(str(resources.files(__package__).joinpath("static")))
-
-
-@dataclass
-class Playground:
-    """The state the handlers share: the port, the service, the access tokens."""
-
-    port: WebPort
-    service: Service | None = None
-    app: Any = None  # bot.app.App when run by run_demo: counters for the admin tab
-    check_init_data: InitDataCheck | None = None
-    mini_app_only: bool = False  # serving only the editor for Telegram: signed initData only
-    access: Access = field(default_factory=Access)
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    started: float = field(default_factory=time.time)
-    health_cache: tuple[float, dict[str, Any]] | None = None
-
-    @property
-    def langs(self) -> dict[str, str]:
-        return self.port.langs
-
-    @property
-    def svc(self) -> Service:
-        if self.service is None:
-            raise web.HTTPServiceUnavailable(text="not attached")
-        return self.service
-
-    def requester(self, session: str, message: MessageRef | None = None) -> Requester:
-        return Requester(
-            platform=PLATFORM,
-            chat_id=session,
-            user_id=session,
-            language=self.langs.get(session, "en"),
-            user_name="you",
-            is_private=True,
-            message=message,
-        )
-
-    def spawn(self, coro: Awaitable[None], session: str) -> None:
-        """Run one user action in the background, so a socket keeps reading while it works."""
-
-        async def guarded() -> None:
-            try:
-                await coro
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("web action failed")
-                await self.port.push(session, {"type": "error", "text": "internal error"})
-
-        task = asyncio.create_task(guarded())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def close(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
-    # --- what a user can do ------------------------------------------------------------------
-
-    async def on_text(
-        self,
-        session: str,
-        text: str,
-        images: Sequence[bytes] = (),
-        reply_to: int | None = None,
-    ) -> None:
-        """A message typed (maybe with files): a command, or an answer to one of our questions."""
-        text = text.strip()
-        if not text and not images:
-            return
-        replied = self.port.find(session, str(reply_to)) if reply_to else None
-        ref = await self.port.record_user(session, text, images, reply_to)
-        req = self.requester(session, ref)
-        parsed = commands.parse(text)
-        if parsed is None:
-            # Not a command: it answers the question it replies to, or the one still open.
-            asked = replied if replied is not None and replied.ask else self.port.open_ask(session)
-            if asked is not None:
-                await self.answer(req, asked.id, text, images)
-                return
-            if not images:
-                await self.svc.reply(req, self.svc.help(req))
-                return
-            # Files alone: one image is a describe, several are a blend.
-            parsed = ("describe" if len(images) == 1 else "blend", text)
-        name, args = parsed
-        await commands.run(self.svc, req, name, args, images)
-
-    async def answer(
-        self, req: Requester, ask_id: int, text: str, images: Sequence[bytes] = ()
-    ) -> None:
-        # The service records which message asked only after the page has it: an answer
-        # typed at once (a script, a test) may come first, so a fresh question gets a moment.
-        asked = self.port.find(req.chat_id, str(ask_id))
-        for _ in range(ANSWER_RETRIES):
-            if await self.svc.answer(req, str(ask_id), text, images):
-                await self.port.mark_answered(req.chat_id, ask_id)
-                return
-            if asked is None or time.time() - asked.time > ANSWER_GRACE_S:
-                break
-            await asyncio.sleep(ANSWER_GRACE_S / ANSWER_RETRIES)
-        await self.svc.reply(req, View(t("modal.expired", req.language)))
-
-    async def press(self, session: str, token: str) -> dict[str, Any]:
-        notice = await self.svc.press(self.requester(session), token)
-        return {"type": "notice", "text": notice.text, "alert": notice.alert}
-
-    def hello(self, session: str, level: Level = Level.CHAT) -> dict[str, Any]:
-        lang = self.langs.get(session, "en")
-        return {
-            "type": "hello",
-            "session": session,
-            "admin": level >= Level.ADMIN,  # the page shows the admin tab only then
-            "lang": lang,
-            "commands": command_list(lang),
-            "messages": self.port.history(session),
-        }
-
-
-def command_list(lang: str) -> list[dict[str, str]]:
-    """The shared command table with its menu descriptions, for the input's hints."""
-    out = []
-    for name in commands.COMMANDS:
-        key = f"cmd.{name}"
-        text = t(key, lang)
-        out.append({"name": name, "description": "" if text == key else text})
-    return out
 
 
 PLAYGROUND = web.AppKey("playground", Playground)
@@ -538,29 +400,3 @@ def build_mini_app(pg: Playground) -> web.Application:
     app.router.add_get("/api/region/{ref}/image", region_image)
     app.router.add_static("/static/", static_dir())
     return app
-
-
-def telegram_init_data(bot_token: str) -> InitDataCheck:
-    """The Mini App check for Telegram: signed initData -> that user in their private chat.
-
-    The mask editor button is only offered in private chats, whose chat id is the user's id.
-    """
-    from bot.webapp import validate
-
-    async def check(init_data: str) -> Requester | None:
-        fields = validate(init_data, bot_token)
-        user = fields.get("user") if fields else None
-        if not isinstance(user, dict) or "id" not in user:
-            return None
-        user_id = str(user["id"])
-        name = " ".join(str(user.get(k) or "") for k in ("first_name", "last_name")).strip()
-        return Requester(
-            platform="telegram",
-            chat_id=user_id,
-            user_id=user_id,
-            language=normalize(user.get("language_code")),
-            user_name=name,
-            is_private=True,
-        )
-
-    return check

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
-from adapters.web import WebAdapter, demo_config
-from bot.app import App
+from adapters.web import WebAdapter
+from bot.app import App, demo_config
 
 CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT = Path(__file__).parent / "output"

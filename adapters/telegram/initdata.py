@@ -1,5 +1,8 @@
 """Telegram Mini App ``initData`` validation (the mask editor posts it with every mask).
 
+Telegram's own signing scheme, so it lives in the Telegram adapter; the composition root hands
+:func:`init_data_check` to the mask editor's server (``adapters.web.MiniAppServer``).
+
 Algorithm from the Mini Apps docs ("Validating data received via the Mini App"): drop
 ``hash``, sort the remaining ``key=value`` pairs, join them with newlines; the secret key is
 HMAC-SHA256(key="WebAppData", msg=bot_token); the expected hash is the hex HMAC-SHA256 of the
@@ -12,8 +15,14 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
+
+from bot.chat import Requester
+from bot.i18n import normalize
+
+from .port import PLATFORM
 
 MAX_AGE_S = 24 * 3600
 
@@ -51,3 +60,28 @@ def validate(
         except ValueError:
             return None
     return parsed
+
+
+def init_data_check(bot_token: str) -> Callable[[str], Awaitable[Requester | None]]:
+    """The Mini App check for Telegram: signed initData -> that user in their private chat.
+
+    The mask editor button is only offered in private chats, whose chat id is the user's id.
+    """
+
+    async def check(init_data: str) -> Requester | None:
+        fields = validate(init_data, bot_token)
+        user = fields.get("user") if fields else None
+        if not isinstance(user, dict) or "id" not in user:
+            return None
+        user_id = str(user["id"])
+        name = " ".join(str(user.get(k) or "") for k in ("first_name", "last_name")).strip()
+        return Requester(
+            platform=PLATFORM,
+            chat_id=user_id,
+            user_id=user_id,
+            language=normalize(user.get("language_code")),
+            user_name=name,
+            is_private=True,
+        )
+
+    return check
