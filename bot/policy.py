@@ -1,4 +1,5 @@
-"""Who may do what, and how much: access rules, quotas, the ledger.
+"""Who may do what, and how much: access rules, quotas, the ledger. Rules only: what is kept
+is read and written through the store (``bot.store.Store``), which holds every SQL statement.
 
 Every submit spends the operator's money. Access comes from the config (the base) and from
 admin commands stored in the database (which win). Quotas are counted in cost units from a
@@ -19,14 +20,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from bot.chat import Requester
 from bot.config import AccessConfig, QuotaConfig
-from bot.store import Store, new_key
-
-# Ledger rows that count as spent (``refunded`` and ``void`` do not).
-SPENT = "outcome IN ('pending', 'success')"
+from bot.store import Charge, Ledger, Outcome, Stats, Store, Usage, new_key
 
 # customId prefix -> action name in the weight table (mj-api.md §7.8).
 _ACTIONS: tuple[tuple[str, str], ...] = (
@@ -96,13 +92,7 @@ class Policy:
         return _listed(self.access.admins, req.platform, req.user_id)
 
     async def _rule(self, platform: str, subject: str, ident: str) -> str | None:
-        rows = await self.store.query(
-            "SELECT rule FROM access WHERE platform = ? AND subject = ? AND id = ?",
-            platform,
-            subject,
-            ident,
-        )
-        return rows[0]["rule"] if rows else None
+        return await self.store.access_rule(platform, subject, ident)
 
     async def admitted(self, req: Requester) -> bool:
         """May this person use the bot here? Admins always may."""
@@ -132,18 +122,7 @@ class Policy:
         )
 
     async def set_rule(self, req: Requester, subject: str, ident: str, rule: str | None) -> None:
-        async with self.store.transaction() as db:
-            if rule is None:
-                await db.execute(
-                    "DELETE FROM access WHERE platform = ? AND subject = ? AND id = ?",
-                    (req.platform, subject, ident),
-                )
-            else:
-                await db.execute(
-                    "INSERT OR REPLACE INTO access (platform, subject, id, rule, by_user, at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (req.platform, subject, ident, rule, req.user_id, time.time()),
-                )
+        await self.store.set_access_rule(req.platform, subject, ident, rule, req.user_id)
 
     def banned_word(self, prompt: str) -> str | None:
         return next((word for word, pattern in self._banned if pattern.search(prompt)), None)
@@ -158,83 +137,66 @@ class Policy:
     async def charge(self, req: Requester, task_key: str, action: str) -> str | Refusal:
         """Check every limit and record the charge, in one transaction of its own: the
         charge's id, or the Refusal when over a limit."""
+
+        async def pay(ledger: Ledger) -> str:
+            return await self.charge_in(ledger, req, task_key, action)
+
         try:
-            async with self.store.transaction() as db:
-                return await self.charge_in(db, req, task_key, action)
+            charge_id = await self.store.charge(pay)
         except OverQuota as over:
             return over.refusal
+        assert charge_id is not None  # pay always records one
+        return charge_id
 
-    async def charge_in(
-        self, db: aiosqlite.Connection, req: Requester, task_key: str, action: str
-    ) -> str:
-        """Inside the caller's transaction (a claim): check every limit and record the charge
-        as an attempt of its own; its id. Raises OverQuota, which rolls the claim back."""
+    async def charge_in(self, ledger: Ledger, req: Requester, task_key: str, action: str) -> str:
+        """Inside the caller's transaction (a claim; ``ledger`` is the ledger as it sees it):
+        check every limit and record the charge as an attempt of its own; its id. Raises
+        OverQuota, which rolls the claim back."""
         units = self.units(action)
         now = time.time()
         day, month = _today(now)
         q = self.quota
         reset = _next_midnight(now)
-        user = ("platform = ? AND user_id = ?", req.platform, req.user_id)
+        person = {"platform": req.platform, "user_id": req.user_id}
         # (limit, ledger rows it counts, refusal key, for admins too?) in the order they apply.
-        budgets = [
-            (q.daily_units, (f"{user[0]} AND day = ?", *user[1:], day), "quota.daily", False),
-            (
-                q.monthly_units,
-                (f"{user[0]} AND month = ?", *user[1:], month),
-                "quota.monthly",
-                False,
-            ),
+        budgets: list[tuple[int, dict[str, str], str, bool]] = [
+            (q.daily_units, {**person, "day": day}, "quota.daily", False),
+            (q.monthly_units, {**person, "month": month}, "quota.monthly", False),
             (
                 q.chat_daily_units,
-                ("platform = ? AND chat_id = ? AND day = ?", req.platform, req.chat_id, day),
+                {"platform": req.platform, "chat_id": req.chat_id, "day": day},
                 "quota.chat",
                 False,
             ),
-            (q.global_daily_units, ("day = ?", day), "quota.global", True),
+            (q.global_daily_units, {"day": day}, "quota.global", True),
         ]
         admin = self.is_admin(req)
-
-        async def scalar(sql: str, args: tuple[Any, ...]) -> int:
-            async with db.execute(sql, args) as cur:
-                row = await cur.fetchone()
-            return int(row[0]) if row is not None else 0  # an aggregate always has a row
-
         if not admin and q.concurrency:
-            running = await scalar(
-                f"SELECT COUNT(*) FROM ledger WHERE {user[0]} AND outcome = 'pending'",
-                user[1:],
-            )
+            running = await ledger.running(req.platform, req.user_id)
             if running >= q.concurrency:
                 raise OverQuota(Refusal("quota.concurrency", {"limit": q.concurrency}))
-        for limit, (where, *args), key, for_admins in budgets:
+        for limit, counted, key, for_admins in budgets:
             if not (units and limit) or (admin and not for_admins):
                 continue
-            used = await scalar(
-                f"SELECT COALESCE(SUM(units), 0) FROM ledger WHERE {SPENT} AND {where}",
-                tuple(args),
-            )
+            used = await ledger.spent(**counted)
             if used + units > limit:
                 left = max(0, limit - used)
                 fields = {"used": used, "limit": limit, "left": left, "units": units}
                 raise OverQuota(Refusal(key, {**fields, "reset": reset}))
-        charge_id = new_key()
-        await db.execute(
-            "INSERT INTO ledger (id, task_key, platform, user_id, chat_id, action, units,"
-            " outcome, day, month, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-            (
-                charge_id,
-                task_key,
-                req.platform,
-                req.user_id,
-                req.chat_id,
-                action,
-                units,
-                day,
-                month,
-                now,
-            ),
+        charge = Charge(
+            id=new_key(),
+            task_key=task_key,
+            platform=req.platform,
+            user_id=req.user_id,
+            chat_id=req.chat_id,
+            action=action,
+            units=units,
+            day=day,
+            month=month,
+            created_at=now,
         )
-        return charge_id
+        await ledger.record(charge)
+        return charge.id
 
     async def settle(self, charge_id: str | None, success: bool) -> None:
         """An attempt ended: keep its charge on success, refund it otherwise. Only that
@@ -246,78 +208,30 @@ class Policy:
         the answer pays): not spent, and not a failure in the reports either."""
         await self._close(charge_id, "void")
 
-    async def _close(self, charge_id: str | None, outcome: str) -> None:
-        if not charge_id:
-            return
-        async with self.store.transaction() as db:
-            await db.execute(
-                "UPDATE ledger SET outcome = ?, settled_at = ? WHERE id = ?"
-                " AND outcome = 'pending'",
-                (outcome, time.time(), charge_id),
-            )
+    async def _close(self, charge_id: str | None, outcome: Outcome) -> None:
+        if charge_id:
+            await self.store.settle_charge(charge_id, outcome)
 
     # --- reports --------------------------------------------------------------------------------
 
-    async def usage(self, platform: str, user_id: str) -> dict[str, Any]:
+    async def usage(self, platform: str, user_id: str) -> Usage:
         day, month = _today(time.time())
-        rows = await self.store.query(
-            "SELECT"
-            f" COALESCE(SUM(CASE WHEN day = ? AND {SPENT} THEN units END), 0) AS today,"
-            f" COALESCE(SUM(CASE WHEN month = ? AND {SPENT} THEN units END), 0) AS month,"
-            " COUNT(CASE WHEN outcome = 'pending' THEN 1 END) AS running,"
-            f" COUNT(CASE WHEN {SPENT} THEN 1 END) AS jobs,"
-            " COUNT(CASE WHEN outcome = 'refunded' THEN 1 END) AS refunded"
-            " FROM ledger WHERE platform = ? AND user_id = ?",
-            day,
-            month,
-            platform,
-            user_id,
-        )
-        return rows[0]
+        return await self.store.usage(platform, user_id, day, month)
 
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self) -> Stats:
+        """Today and the last seven days (today included), UTC."""
         day, _ = _today(time.time())
         week = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=6)).isoformat()
-        totals = await self.store.query(
-            "SELECT"
-            f" COALESCE(SUM(CASE WHEN day = ? AND {SPENT} THEN units END), 0) AS today,"
-            " COUNT(CASE WHEN day = ? AND outcome != 'void' THEN 1 END) AS jobs_today,"
-            f" COALESCE(SUM(CASE WHEN day >= ? AND {SPENT} THEN units END), 0) AS week,"
-            " COUNT(CASE WHEN day >= ? AND outcome != 'void' THEN 1 END) AS jobs_week,"
-            " COUNT(CASE WHEN day >= ? AND outcome = 'refunded' THEN 1 END) AS failures_week"
-            " FROM ledger",
-            day,
-            day,
-            week,
-            week,
-            week,
-        )
-        top = await self.store.query(
-            "SELECT l.platform, l.user_id, COALESCE(p.handle, '') AS handle,"
-            " SUM(l.units) AS units FROM ledger l LEFT JOIN people p"
-            " ON p.platform = l.platform AND p.user_id = l.user_id"
-            " WHERE l.day >= ? AND l.outcome IN ('pending', 'success')"
-            " GROUP BY l.platform, l.user_id ORDER BY units DESC LIMIT 5",
-            week,
-        )
-        return {**totals[0], "top": top}
+        return await self.store.stats(day, week)
 
     async def remember(self, req: Requester) -> None:
         """Keep the @handle of everyone who talks to the bot (for /ban @name)."""
-        async with self.store.transaction() as db:
-            await db.execute(
-                "INSERT OR REPLACE INTO people (platform, user_id, handle, name, last_seen)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (req.platform, req.user_id, req.handle.lower(), req.user_name, time.time()),
-            )
+        await self.store.remember_person(
+            req.platform, req.user_id, req.handle.lower(), req.user_name
+        )
 
     async def find_user(self, platform: str, handle: str) -> str | None:
-        rows = await self.store.query(
-            "SELECT user_id FROM people WHERE platform = ? AND handle = ?",
-            platform,
-            handle.lstrip("@").lower(),
-        )
-        return rows[0]["user_id"] if rows else None
+        return await self.store.person_by_handle(platform, handle.lstrip("@").lower())
 
 
 # Platforms whose user ids the user chooses (a playground session names itself): an unprefixed

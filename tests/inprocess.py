@@ -22,10 +22,11 @@ from bot.mj.client import MjClient
 from bot.outbox import Outbox
 from bot.policy import Policy
 from bot.service import Service
-from bot.store import Store
+from bot.store.sqlite import SQLiteStore
 from bot.tracker import Tracker
 from bot.views import View
 from mjsim import SimConfig, Simulator
+from tests.dbrows import stored
 from tests.harness import API_KEY
 
 CHAT = "-100"
@@ -81,7 +82,7 @@ class World:
 
     async def __aenter__(self) -> World:
         await self.sim.start()
-        self.store = await Store.open(self.tmp / "mjbot.db")
+        self.store = await SQLiteStore.open(self.tmp / "mjbot.db")
         self.client = MjClient(self.sim.base_url, API_KEY)
         # The simulator is one of the origins the operator configured (its base URL).
         self.downloader = Downloader(Egress(origins=[self.sim.base_url]))
@@ -143,25 +144,26 @@ class World:
         """The task's ledger rows once none is pending any more."""
 
         async def done() -> list[dict[str, Any]] | None:
-            rows = await self.store.query(
-                "SELECT * FROM ledger WHERE task_key = ? ORDER BY created_at", key
+            rows = stored(
+                self.store, "SELECT * FROM ledger WHERE task_key = ? ORDER BY created_at", key
             )
             return rows if rows and all(r["outcome"] != "pending" for r in rows) else None
 
         return await self.until(done)
 
     async def spent(self) -> int:
-        rows = await self.store.query(
+        rows = stored(
+            self.store,
             "SELECT COALESCE(SUM(units), 0) AS units FROM ledger"
-            " WHERE outcome IN ('pending', 'success')"
+            " WHERE outcome IN ('pending', 'success')",
         )
         return rows[0]["units"]
 
     async def imagine(self, prompt: str = "a lighthouse at dawn") -> tuple[str, str]:
         """An /imagine from the owner, finished: (task key, result message id)."""
-        before = {r["key"] for r in await self.store.query("SELECT key FROM tasks")}
+        before = {r["key"] for r in stored(self.store, "SELECT key FROM tasks")}
         await self.service.imagine(self.who(), prompt)
-        rows = await self.store.query("SELECT key FROM tasks")
+        rows = stored(self.store, "SELECT key FROM tasks")
         (key,) = {r["key"] for r in rows} - before
         return key, await self.result(key)
 
@@ -176,7 +178,8 @@ class World:
         """The newest task a button of ``parent`` made."""
 
         async def found() -> str | None:
-            rows = await self.store.query(
+            rows = stored(
+                self.store,
                 "SELECT key FROM tasks WHERE parent_key = ? AND label LIKE ?"
                 " ORDER BY created_at DESC LIMIT 1",
                 parent,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.store import Store
+from bot.store.sqlite import SQLiteStore
 from tests.conftest import ALICE, BOB, GROUP
 from tests.harness import API_KEY, TG_TOKEN
 
@@ -264,7 +264,7 @@ async def test_seeds_belong_to_their_owner_and_admins(make_bot, sim, tg):
 async def test_values_a_forged_press_stored_earlier_are_ignored(make_bot, sim, tg, tmp_path):
     """A database written before presses were checked may hold mode=turbo or lang=xx: such
     values count as not set (the default route, the client's language)."""
-    store = await Store.open(tmp_path / "data" / "mjbot.db")
+    store = await SQLiteStore.open(tmp_path / "data" / "mjbot.db")
     try:
         await store.set_setting(f"user:telegram:{ALICE}", "mode", "turbo")
         await store.set_setting(f"user:telegram:{ALICE}", "lang", "xx")

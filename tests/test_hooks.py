@@ -25,6 +25,7 @@ from bot.mj.client import MjClient
 from bot.outbox import Outbox
 from bot.service import Service
 from bot.store import Store
+from bot.store.sqlite import SQLiteStore
 from bot.tracker import Tracker
 from mjsim import SimConfig, Simulator
 from tests.harness import API_KEY, free_port
@@ -73,7 +74,7 @@ def odd_api(sim_url: str) -> web.Application:
 async def core(
     tmp_path, api_url: str, sim_url: str
 ) -> AsyncIterator[tuple[Service, MjClient, Store, Chat]]:
-    store = await Store.open(tmp_path / "mjbot.db")
+    store = await SQLiteStore.open(tmp_path / "mjbot.db")
     client = MjClient(api_url, API_KEY)
     downloader = Downloader(Egress([sim_url, api_url]))
     chat = Chat()

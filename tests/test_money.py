@@ -17,7 +17,8 @@ from bot import media
 from bot.chat import MessageRef
 from bot.config import AccessConfig, QuotaConfig
 from bot.policy import Policy
-from bot.store import Store
+from bot.store.sqlite import SQLiteStore
+from tests.dbrows import stored
 from tests.inprocess import CHAT, TEN, png, worlds
 
 
@@ -117,7 +118,7 @@ async def test_a_finished_upscale_is_posted_again_and_not_submitted(world):
         assert len(w.chat.sent) == sent_before + 1
         again = reposts[0][0]
         assert "🖌️ Vary (Region)" in w.chat.tokens(again)
-        ledger = await w.store.query("SELECT * FROM ledger WHERE task_key = ?", upscale)
+        ledger = stored(w.store, "SELECT * FROM ledger WHERE task_key = ?", upscale)
         assert len(ledger) == 1
 
 
@@ -166,7 +167,7 @@ async def test_ten_retries_of_a_failed_job_submit_once(world):
         await w.until(lambda: w.submits("imagine") >= 2)
         await asyncio.sleep(0.5)  # give a wrong second retry time to happen
         assert w.submits("imagine") == 2
-        (retry,) = await w.store.query("SELECT key FROM tasks WHERE key != ?", key)
+        (retry,) = stored(w.store, "SELECT key FROM tasks WHERE key != ?", key)
         await w.result(retry["key"])
         assert [r["outcome"] for r in await w.settled(retry["key"])] == ["refunded"]
         assert sum("Already running" not in n.text for n in notices) == 1, [n.text for n in notices]
@@ -183,7 +184,7 @@ async def test_ten_photo_replies_to_one_album_question_charge_once(world):
         await asyncio.gather(
             *(w.service.answer(w.who(message=f"p{n}"), asked, "", [photo]) for n in range(TEN))
         )
-        (row,) = await w.store.query("SELECT key FROM tasks WHERE kind = 'describe'")
+        (row,) = stored(w.store, "SELECT key FROM tasks WHERE kind = 'describe'")
         await w.result(row["key"])
         assert w.submits("describe") == 1
         assert [r["outcome"] for r in await w.settled(row["key"])] == ["success"]
@@ -193,15 +194,15 @@ async def test_a_redelivered_command_is_charged_once(world):
     async with world() as w:
         req = w.who()
         await asyncio.gather(*(w.service.imagine(req, "a fox") for _ in range(TEN)))
-        rows = await w.store.query("SELECT * FROM ledger")
+        rows = stored(w.store, "SELECT * FROM ledger")
         assert len(rows) == 1 and w.submits("imagine") == 1
 
 
 async def test_a_quota_refusal_leaves_no_task_and_no_charge(world):
     async with world(quota=QuotaConfig(daily_units=1, concurrency=0)) as w:
         await asyncio.gather(*(w.service.imagine(w.who(), f"a fox {n}") for n in range(TEN)))
-        assert len(await w.store.query("SELECT * FROM ledger")) == 1
-        assert len(await w.store.query("SELECT * FROM tasks")) == 1
+        assert len(stored(w.store, "SELECT * FROM ledger")) == 1
+        assert len(stored(w.store, "SELECT * FROM tasks")) == 1
         assert w.submits("imagine") == 1
 
 
@@ -210,7 +211,9 @@ async def test_a_quota_refusal_leaves_no_task_and_no_charge(world):
 
 async def test_a_version_4_ledger_is_kept_and_still_settles(tmp_path):
     path = tmp_path / "old.db"
-    scripts = sorted(Path(media.__file__).parent.joinpath("migrations").glob("000[1-4]_*.sql"))
+    scripts = sorted(
+        Path(media.__file__).parent.joinpath("store", "migrations").glob("000[1-4]_*.sql")
+    )
     async with aiosqlite.connect(path) as db:
         for script in scripts:
             await db.executescript(script.read_text())
@@ -225,13 +228,13 @@ async def test_a_version_4_ledger_is_kept_and_still_settles(tmp_path):
             " '2026-01-01', '2026-01', 1)"
         )
         await db.commit()
-    store = await Store.open(path)
+    store = await SQLiteStore.open(path)
     try:
         row = await store.task("oldtask234")
         assert row is not None and row.charge_id == "oldtask234"
         policy = Policy(store, AccessConfig(), QuotaConfig())
         await policy.settle(row.charge_id, success=True)
-        (entry,) = await store.query("SELECT * FROM ledger")
+        (entry,) = stored(store, "SELECT * FROM ledger")
         assert entry["id"] == "oldtask234" and entry["outcome"] == "success"
     finally:
         await store.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot import dblock
-from bot.store import Store
+from bot.store.sqlite import SQLiteStore
 from tests.conftest import ALICE, GROUP
 from tests.harness import ROOT, BotProcess
 
@@ -94,16 +94,16 @@ async def test_a_second_process_on_one_database_is_refused(tmp_path, sim, tg):
 
 async def test_the_store_is_exclusive_until_closed(tmp_path):
     path = tmp_path / "s.db"
-    store = await Store.open(path)
+    store = await SQLiteStore.open(path)
     with pytest.raises(dblock.DatabaseInUse, match=r"s\.db is in use by another mjbot \(pid"):
-        await Store.open(path)
-    reader = await Store.open(path, read_only=True)  # a reader shares, and cannot write
+        await SQLiteStore.open(path)
+    reader = await SQLiteStore.open(path, read_only=True)  # a reader shares, and cannot write
     assert await reader.live_tasks() == []
     with pytest.raises(Exception, match="readonly"):
         await reader.first_time("x")
     await reader.close()
     await store.close()
-    again = await Store.open(path)  # closing gave it back
+    again = await SQLiteStore.open(path)  # closing gave it back
     await again.close()
 
 
@@ -111,7 +111,7 @@ async def test_the_demo_with_a_config_is_refused_a_database_in_use(tmp_path):
     db = tmp_path / "data" / "mjbot.db"
     config = tmp_path / "config.toml"
     config.write_text(f"[storage]\npath = '{db}'\n")
-    holder = await Store.open(db)  # this test process plays the running bot
+    holder = await SQLiteStore.open(db)  # this test process plays the running bot
     try:
         demo = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "bot.cli", "demo", "--config", str(config), "--port", "0"),

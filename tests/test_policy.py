@@ -5,12 +5,13 @@ import pytest
 from bot.chat import Requester
 from bot.config import AccessConfig, QuotaConfig
 from bot.policy import Policy, action_of
-from bot.store import Store
+from bot.store.sqlite import SQLiteStore
+from tests.dbrows import stored
 
 
 @pytest.fixture
 async def store(tmp_path):
-    store = await Store.open(tmp_path / "p.db")
+    store = await SQLiteStore.open(tmp_path / "p.db")
     yield store
     await store.close()
 
@@ -60,7 +61,7 @@ async def test_quota_limits_refunds_and_weights(store):
     await policy.settle(k1, success=False)  # refunded
     assert isinstance(await policy.charge(who(), "k3", "video"), str)
     usage = await policy.usage("telegram", "1")
-    assert usage["today"] == 4 and usage["refunded"] == 1 and usage["running"] == 1
+    assert usage.today == 4 and usage.refunded == 1 and usage.running == 1
     # admins skip personal limits but not the bot's budget
     assert isinstance(await policy.charge(who("9"), "a1", "video"), str)
     assert isinstance(await policy.charge(who("9"), "a2", "video"), str)
@@ -83,13 +84,13 @@ async def test_a_refund_touches_only_its_own_attempt(store):
     answer = await policy.charge(who(), "task", "zoom")
     assert isinstance(press, str) and isinstance(answer, str) and press != answer
     await policy.settle(press, success=False)  # late, and for the other attempt: no effect
-    rows = await store.query("SELECT id, outcome FROM ledger ORDER BY created_at")
+    rows = stored(store, "SELECT id, outcome FROM ledger ORDER BY created_at")
     assert [(r["id"], r["outcome"]) for r in rows] == [(press, "void"), (answer, "pending")]
     await policy.settle(answer, success=True)
     usage = await policy.usage("telegram", "1")
-    assert usage["today"] == 1 and usage["jobs"] == 1 and usage["refunded"] == 0
+    assert usage.today == 1 and usage.jobs == 1 and usage.refunded == 0
     stats = await policy.stats()
-    assert stats["jobs_today"] == 1 and stats["failures_week"] == 0
+    assert stats.jobs_today == 1 and stats.failures_week == 0
 
 
 def test_banned_words_match_whole_words_only(store):

@@ -13,6 +13,7 @@ import pytest
 from bot.chat import MessageRef
 from bot.service import submitting
 from bot.views import View
+from tests.dbrows import stored
 from tests.inprocess import Chat, worlds
 
 
@@ -75,7 +76,7 @@ async def test_a_progress_message_confirmed_while_running_is_used(tmp_path, fast
     chat = SlowChat(0.6)
     async with worlds(tmp_path)(chat=chat, time_scale=0.05) as w:
         await w.service.imagine(w.who(), "a slow lighthouse")
-        (row,) = await w.store.query("SELECT key FROM tasks")
+        (row,) = stored(w.store, "SELECT key FROM tasks")
         key = row["key"]
         await w.until(lambda: chat.confirmed_at)
         progress = await w.until(lambda: _progress_ref(w, key))

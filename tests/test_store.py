@@ -7,12 +7,13 @@ import pytest
 
 from bot.chat import MessageRef
 from bot.mj.models import Task
-from bot.store import Store, TaskRow, new_key
+from bot.store import TaskRow, new_key
+from bot.store.sqlite import SQLiteStore
 
 
 @pytest.fixture
 async def store(tmp_path):
-    store = await Store.open(tmp_path / "db" / "mjbot.db")
+    store = await SQLiteStore.open(tmp_path / "db" / "mjbot.db")
     yield store
     await store.close()
 
@@ -39,18 +40,18 @@ def task(status: str, progress: str = "", **kw) -> Task:
 
 async def test_migrations_set_user_version_and_wal(tmp_path):
     path = tmp_path / "m.db"
-    store = await Store.open(path)
+    store = await SQLiteStore.open(path)
     await store.close()
     db = sqlite3.connect(path)
     newest = max(
         int(p.name[:4])
-        for p in resources.files("bot.migrations").iterdir()
+        for p in resources.files("bot.store.migrations").iterdir()
         if p.name.endswith(".sql")
     )
     assert db.execute("PRAGMA user_version").fetchone()[0] == newest
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
-    store = await Store.open(path)  # reopening applies nothing twice
+    store = await SQLiteStore.open(path)  # reopening applies nothing twice
     await store.close()
 
 
@@ -128,12 +129,12 @@ async def test_delivery_is_claimed_once(store):
 
 async def test_a_claim_of_a_dead_process_is_taken_over(tmp_path):
     path = tmp_path / "t.db"
-    first = await Store.open(path)
+    first = await SQLiteStore.open(path)
     r = await first.add_task(row(task_id="1", status="SUCCESS"))
     assert await first.claim_delivery(r.key)
     await first.close()  # killed while posting
     await asyncio.sleep(0.01)
-    second = await Store.open(path)
+    second = await SQLiteStore.open(path)
     assert [u.key for u in await second.undelivered()] == [r.key]
     assert await second.claim_delivery(r.key)
     assert not await second.claim_delivery(r.key)

@@ -10,13 +10,14 @@ from bot.mj.client import MjClient
 from bot.outbox import Outbox
 from bot.service import Service
 from bot.store import Store, TaskRow, new_key
+from bot.store.sqlite import SQLiteStore
 from bot.tracker import BATCH, Tracker
 from tests.harness import API_KEY
 
 
 @pytest.fixture
 async def parts(tmp_path, sim):
-    store = await Store.open(tmp_path / "mjbot.db")
+    store = await SQLiteStore.open(tmp_path / "mjbot.db")
     client = MjClient(sim.base_url, API_KEY)
     downloader = Downloader()
     service = Service(store, client, Outbox({}), downloader)

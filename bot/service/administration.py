@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from bot.chat import Requester
 from bot.i18n import t
 from bot.service.base import MODES, ServiceBase
+from bot.store import Stats
 from bot.views import View
 
 
@@ -32,16 +31,16 @@ class Administration(ServiceBase):
                 lang,
                 user=user_id or req.user_id,
                 mode=t(f"mode.{mode}", lang) if mode in MODES else mode,
-                today=usage["today"],
+                today=usage.today,
                 daily=limit(q.daily_units),
-                daily_left=left(q.daily_units, usage["today"]),
-                month=usage["month"],
+                daily_left=left(q.daily_units, usage.today),
+                month=usage.month,
                 monthly=limit(q.monthly_units),
-                monthly_left=left(q.monthly_units, usage["month"]),
-                running=usage["running"],
+                monthly_left=left(q.monthly_units, usage.month),
+                running=usage.running,
                 concurrency=limit(q.concurrency),
-                jobs=usage["jobs"],
-                refunded=usage["refunded"],
+                jobs=usage.jobs,
+                refunded=usage.refunded,
             )
         )
 
@@ -89,22 +88,22 @@ class Administration(ServiceBase):
             return word
         return req.replied_user if not word else ""
 
-    def _stats_text(self, stats: dict[str, Any], lang: str) -> str:
-        names = [f"@{row['handle']}" if row["handle"] else row["user_id"] for row in stats["top"]]
+    def _stats_text(self, stats: Stats, lang: str) -> str:
+        names = [f"@{row.handle}" if row.handle else row.user_id for row in stats.top]
         top = (
             "\n".join(
-                f"  {i}. {name}: {row['units']}"
-                for i, (name, row) in enumerate(zip(names, stats["top"], strict=True), start=1)
+                f"  {i}. {name}: {row.units}"
+                for i, (name, row) in enumerate(zip(names, stats.top, strict=True), start=1)
             )
             or "  —"
         )
         return t(
             "admin.stats",
             lang,
-            today=stats["today"],
-            jobs_today=stats["jobs_today"],
-            week=stats["week"],
-            jobs_week=stats["jobs_week"],
-            failures=stats["failures_week"],
+            today=stats.today,
+            jobs_today=stats.jobs_today,
+            week=stats.week,
+            jobs_week=stats.jobs_week,
+            failures=stats.failures_week,
             top=top,
         )

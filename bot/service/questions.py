@@ -42,7 +42,7 @@ class Questions(ServiceBase):
             await self._answer_modal(req, modal.key, text, images)
             return True
         assert ask is not None  # one of the two was found (or it returned False above)
-        if ask["user_id"] != req.user_id:
+        if ask.user_id != req.user_id:
             await self.tell(req, t("modal.not_owner", req.language))
             return True
         if not images:
@@ -51,8 +51,8 @@ class Questions(ServiceBase):
         if not await self.store.claim_ask(req.platform, req.chat_id, reply_to_message_id):
             await self.tell(req, t("modal.expired", req.language))
             return True
-        command = ask["command"]
-        args = ask["args"] if ask["args"].startswith("face=") else text.strip() or ask["args"]
+        command = ask.command
+        args = ask.args if ask.args.startswith("face=") else text.strip() or ask.args
         await getattr(self, command)(req, args, images)
         return True
 
@@ -227,10 +227,10 @@ class Questions(ServiceBase):
                 return None
             return _modal_ask(row, modal.kind, modal.prefill, req.language), row.user_id
         asked = await self.store.ask(req.platform, req.chat_id, message_id)
-        if asked is None or asked["answered_at"] is not None:
+        if asked is None or asked.answered_at is not None:
             return None
-        ask = Ask(t("ask.placeholder", req.language), title=asked["command"])
-        return ask, asked["user_id"]
+        ask = Ask(t("ask.placeholder", req.language), title=asked.command)
+        return ask, asked.user_id
 
     async def _modal_view(self, row: TaskRow, kind: str, prefill: str) -> View:
         lang = row.lang

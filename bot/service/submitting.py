@@ -7,8 +7,6 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-import aiosqlite
-
 from bot import logs, media
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
@@ -24,7 +22,7 @@ from bot.service.base import (
     clean,
     log,
 )
-from bot.store import REJECTED, Pay, TaskRow, new_key
+from bot.store import REJECTED, Ledger, Pay, TaskRow, new_key
 from bot.views import Ask, View, clip, headline, progress_view
 
 # How long a submit waits for its progress message before going ahead without it.
@@ -285,8 +283,8 @@ class Submitting(ServiceBase):
         if policy is None:
             return None
 
-        async def pay(db: aiosqlite.Connection) -> str:
-            return await policy.charge_in(db, req, key, action)
+        async def pay(ledger: Ledger) -> str:
+            return await policy.charge_in(ledger, req, key, action)
 
         return pay
 

@@ -1,9 +1,8 @@
-"""Persistence: one aiosqlite connection, WAL, numbered migrations by ``user_version``.
+"""The Store on SQLite: one aiosqlite connection, WAL, numbered migrations by ``user_version``
+(``bot/store/migrations/``), one process per database (``bot.dblock``).
 
-Everything a restart must not lose lives here: tasks and their message refs, button snapshots
-(through the task JSON), pending modals, presses and settings. Writes that decide something
-(claim a delivery, claim a press, answer a modal) are single transactions, so two concurrent
-updates can never both win.
+Every SQL statement of the project is in this module. Each decision is one ``BEGIN IMMEDIATE``
+transaction, serialised by a lock, so two concurrent updates can never both win.
 """
 
 from __future__ import annotations
@@ -11,113 +10,58 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import aiosqlite
 
 from bot import dblock
 from bot.chat import MessageRef
 from bot.mj.models import Task
+from bot.store import (
+    FINAL_STATUSES,
+    RESEND_FOR_S,
+    SUBMITTING,
+    AccessRule,
+    AccessSubject,
+    AskRow,
+    Charge,
+    ModalRow,
+    Outcome,
+    Pay,
+    Slot,
+    Spender,
+    Stats,
+    TaskChange,
+    TaskCount,
+    TaskRow,
+    Usage,
+    UserTasks,
+)
 
-# Statuses of our own, beside the API's: the submit is in flight / the API refused it.
-SUBMITTING = "SUBMITTING"
-REJECTED = "REJECTED"
-FINAL_STATUSES = ("SUCCESS", "FAILURE", "CANCEL", REJECTED, "TIMEOUT")
-# How long a finished result the chat refuses is posted again; then it is given up, and the
-# button that made it may be pressed again (``add_child``).
-RESEND_FOR_S = 86400.0
-
-# Pays for a claim inside the claim's own transaction: the charge's id (None when nothing is
-# charged); raising rolls the claim back with the charge (``bot.policy.Policy.charge_in``).
-Pay = Callable[[aiosqlite.Connection], Awaitable[str | None]]
-
-_KEY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 _IDS_PER_QUERY = 500  # SQLite allows 999 parameters in older builds
-
-
-def new_key() -> str:
-    """A short random task key: 10 chars of a 32-letter alphabet (50 bits)."""
-    return "".join(secrets.choice(_KEY_ALPHABET) for _ in range(10))
-
-
-@dataclass
-class TaskRow:
-    key: str
-    platform: str
-    chat_id: str
-    user_id: str
-    kind: str
-    status: str = SUBMITTING
-    lang: str = "en"
-    label: str = ""
-    prompt: str = ""
-    mode: str = ""
-    task_id: str | None = None
-    parent_key: str | None = None
-    progress: int = 0
-    snapshot: str | None = None
-    error: str | None = None
-    request_ref: str | None = None
-    progress_ref: str | None = None
-    result_ref: str | None = None
-    created_at: float = 0.0
-    updated_at: float = 0.0
-    finished_at: float | None = None
-    delivered_at: float | None = None
-    delivering_at: float | None = None
-    charge_id: str | None = None  # the ledger row the current run is paid by
-
-    @property
-    def task(self) -> Task | None:
-        return Task.from_json(json.loads(self.snapshot)) if self.snapshot else None
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
-
-    def ref(self, name: str) -> MessageRef | None:
-        return MessageRef.decode(getattr(self, f"{name}_ref"))
-
-
 _COLUMNS = [f.name for f in fields(TaskRow)]
+# Ledger rows that count as spent (``refunded`` and ``void`` do not).
+_SPENT = "outcome IN ('pending', 'success')"
 
 
-@dataclass(frozen=True)
-class Slot:
-    """What claiming a button found: the earlier task that keeps it (then nothing was
-    inserted or paid), or, when the press won, whether it follows an earlier task."""
+class SQLiteStore:
+    """``bot.store.Store`` on one SQLite file."""
 
-    held_by: TaskRow | None = None
-    again: bool = False
-
-
-@dataclass
-class ModalRow:
-    key: str
-    kind: str
-    prefill: str
-    ask_chat: str | None
-    ask_message: str | None
-    created_at: float
-    answered_at: float | None
-
-
-class Store:
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, path: str | Path = ":memory:") -> None:
         self._db = db
+        self.path = str(path)  # the database file (tests read it beside the store)
         self._db_lock: dblock.DatabaseLock | None = None  # set by open() for a writer
         self._lock = asyncio.Lock()
         self.started_at = time.time()
 
     @classmethod
-    async def open(cls, path: str | Path, *, read_only: bool = False) -> Store:
+    async def open(cls, path: str | Path, *, read_only: bool = False) -> SQLiteStore:
         """Open (creating and migrating) the database, holding its lock for this process.
 
         Every writer is exclusive (bot/dblock.py): a second process that writes would take
@@ -126,7 +70,7 @@ class Store:
         migrates and cannot write, so it can take nothing over. ``:memory:`` is private.
         """
         if read_only:
-            return cls(await _connect_read_only(Path(path)))
+            return cls(await _connect_read_only(Path(path)), path)
         lock = None
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +81,7 @@ class Store:
             if lock is not None:
                 lock.release()
             raise
-        store = cls(db)
+        store = cls(db, path)
         store._db_lock = lock
         try:
             db.row_factory = aiosqlite.Row
@@ -168,7 +112,7 @@ class Store:
         version = row[0] if row is not None else 0
         scripts = sorted(
             (int(p.name[:4]), p)
-            for p in resources.files("bot.migrations").iterdir()
+            for p in resources.files("bot.store.migrations").iterdir()
             if re.match(r"\d{4}_.*\.sql$", p.name)
         )
         for number, script in scripts:
@@ -200,12 +144,6 @@ class Store:
         async with self._db.execute(sql, args) as cur:
             return list(await cur.fetchall())
 
-    async def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        """A read-only query for reports (admin pages, status): rows as plain dicts."""
-        if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
-            raise ValueError("query() is for reads")
-        return [dict(row) for row in await self._all(sql, *args)]
-
     # --- tasks -------------------------------------------------------------------------------
 
     async def add_task(self, row: TaskRow, pay: Pay | None = None) -> TaskRow:
@@ -213,7 +151,7 @@ class Store:
         row.created_at = row.updated_at = time.time()
         async with self.transaction() as db:
             if pay is not None:
-                row.charge_id = await pay(db)
+                row.charge_id = await pay(_Ledger(db))
             await _insert(db, row)
         return row
 
@@ -225,15 +163,10 @@ class Store:
         row = await self._one("SELECT * FROM tasks WHERE task_id = ?", task_id)
         return TaskRow(**dict(row)) if row else None
 
-    async def update(self, key: str, **values: Any) -> None:
+    async def update(self, key: str, **values: Unpack[TaskChange]) -> None:
         """Set columns of one task (refs may be given as MessageRef)."""
-        values = {k: v.encode() if isinstance(v, MessageRef) else v for k, v in values.items()}
-        values["updated_at"] = time.time()
-        assignments = ", ".join(f"{k} = ?" for k in values)
         async with self.transaction() as db:
-            await db.execute(
-                f"UPDATE tasks SET {assignments} WHERE key = ?", [*values.values(), key]
-            )
+            await _set(db, key, {**values, "updated_at": time.time()})
 
     async def merge(self, tasks: Iterable[Task]) -> list[tuple[TaskRow, Task]]:
         """Apply the API updates that move their tasks forward, all in one transaction.
@@ -409,7 +342,7 @@ class Store:
             if earlier is not None and _holds(earlier, again, now):
                 return Slot(held_by=earlier)
             if pay is not None:
-                row.charge_id = await pay(db)
+                row.charge_id = await pay(_Ledger(db))
             await _insert(db, row)
             await db.execute(
                 "INSERT OR REPLACE INTO presses (parent_key, button, child_key, created_at)"
@@ -462,7 +395,9 @@ class Store:
         )
         return ModalRow(**dict(row)) if row else None
 
-    async def claim_modal(self, key: str, pay: Pay | None = None, **values: Any) -> bool:
+    async def claim_modal(
+        self, key: str, pay: Pay | None = None, **values: Unpack[TaskChange]
+    ) -> bool:
         """True exactly once per modal: the answer that wins is the one submitted. The winner
         pays and its ``values`` are written to the task in the same transaction; losers pay
         nothing. A refused payment leaves the question open.
@@ -479,12 +414,8 @@ class Store:
             if cur.rowcount != 1:
                 return False
             if pay is not None:
-                values["charge_id"] = await pay(db)
-            values["created_at"] = values["updated_at"] = now
-            assignments = ", ".join(f"{k} = ?" for k in values)
-            await db.execute(
-                f"UPDATE tasks SET {assignments} WHERE key = ?", [*values.values(), key]
-            )
+                values["charge_id"] = await pay(_Ledger(db))
+            await _set(db, key, {**values, "created_at": now, "updated_at": now})
             return True
 
     async def reopen_modal(self, key: str, prefill: str) -> bool:
@@ -503,10 +434,6 @@ class Store:
                 (time.time(), key),
             )
             return True
-
-    async def pending_modals(self) -> list[ModalRow]:
-        rows = await self._all("SELECT * FROM modals WHERE answered_at IS NULL")
-        return [ModalRow(**dict(r)) for r in rows]
 
     # --- asks (waiting for an upload) --------------------------------------------------------
 
@@ -529,14 +456,14 @@ class Store:
                 ),
             )
 
-    async def ask(self, platform: str, chat_id: str, message_id: str) -> dict[str, Any] | None:
+    async def ask(self, platform: str, chat_id: str, message_id: str) -> AskRow | None:
         row = await self._one(
             "SELECT * FROM asks WHERE platform = ? AND chat_id = ? AND message_id = ?",
             platform,
             chat_id,
             message_id,
         )
-        return dict(row) if row else None
+        return AskRow(**dict(row)) if row else None
 
     async def claim_ask(self, platform: str, chat_id: str, message_id: str) -> bool:
         async with self.transaction() as db:
@@ -579,6 +506,208 @@ class Store:
             )
             return data
 
+    # --- the ledger --------------------------------------------------------------------------
+
+    async def charge(self, pay: Pay) -> str | None:
+        async with self.transaction() as db:
+            return await pay(_Ledger(db))
+
+    async def settle_charge(self, charge_id: str, outcome: Outcome) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE ledger SET outcome = ?, settled_at = ? WHERE id = ?"
+                " AND outcome = 'pending'",
+                (outcome, time.time(), charge_id),
+            )
+
+    async def usage(self, platform: str, user_id: str, day: str, month: str) -> Usage:
+        row = await self._one(
+            "SELECT"
+            f" COALESCE(SUM(CASE WHEN day = ? AND {_SPENT} THEN units END), 0) AS today,"
+            f" COALESCE(SUM(CASE WHEN month = ? AND {_SPENT} THEN units END), 0) AS month,"
+            " COUNT(CASE WHEN outcome = 'pending' THEN 1 END) AS running,"
+            f" COUNT(CASE WHEN {_SPENT} THEN 1 END) AS jobs,"
+            " COUNT(CASE WHEN outcome = 'refunded' THEN 1 END) AS refunded"
+            " FROM ledger WHERE platform = ? AND user_id = ?",
+            day,
+            month,
+            platform,
+            user_id,
+        )
+        assert row is not None  # an aggregate always has a row
+        return Usage(**dict(row))
+
+    async def stats(self, day: str, week_from: str) -> Stats:
+        totals = await self._one(
+            "SELECT"
+            f" COALESCE(SUM(CASE WHEN day = ? AND {_SPENT} THEN units END), 0) AS today,"
+            " COUNT(CASE WHEN day = ? AND outcome != 'void' THEN 1 END) AS jobs_today,"
+            f" COALESCE(SUM(CASE WHEN day >= ? AND {_SPENT} THEN units END), 0) AS week,"
+            " COUNT(CASE WHEN day >= ? AND outcome != 'void' THEN 1 END) AS jobs_week,"
+            " COUNT(CASE WHEN day >= ? AND outcome = 'refunded' THEN 1 END) AS failures_week"
+            " FROM ledger",
+            day,
+            day,
+            week_from,
+            week_from,
+            week_from,
+        )
+        assert totals is not None  # an aggregate always has a row
+        top = await self._all(
+            "SELECT l.platform, l.user_id, COALESCE(p.handle, '') AS handle,"
+            " SUM(l.units) AS units FROM ledger l LEFT JOIN people p"
+            " ON p.platform = l.platform AND p.user_id = l.user_id"
+            f" WHERE l.day >= ? AND l.{_SPENT}"
+            " GROUP BY l.platform, l.user_id ORDER BY units DESC LIMIT 5",
+            week_from,
+        )
+        return Stats(**dict(totals), top=[Spender(**dict(r)) for r in top])
+
+    # --- access and people -------------------------------------------------------------------
+
+    async def access_rule(
+        self, platform: str, subject: AccessSubject, ident: str
+    ) -> AccessRule | None:
+        row = await self._one(
+            "SELECT rule FROM access WHERE platform = ? AND subject = ? AND id = ?",
+            platform,
+            subject,
+            ident,
+        )
+        return str(row["rule"]) if row else None
+
+    async def set_access_rule(
+        self,
+        platform: str,
+        subject: AccessSubject,
+        ident: str,
+        rule: AccessRule | None,
+        by_user: str,
+    ) -> None:
+        async with self.transaction() as db:
+            if rule is None:
+                await db.execute(
+                    "DELETE FROM access WHERE platform = ? AND subject = ? AND id = ?",
+                    (platform, subject, ident),
+                )
+            else:
+                await db.execute(
+                    "INSERT OR REPLACE INTO access (platform, subject, id, rule, by_user, at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (platform, subject, ident, rule, by_user, time.time()),
+                )
+
+    async def remember_person(self, platform: str, user_id: str, handle: str, name: str) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO people (platform, user_id, handle, name, last_seen)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (platform, user_id, handle, name, time.time()),
+            )
+
+    async def person_by_handle(self, platform: str, handle: str) -> str | None:
+        row = await self._one(
+            "SELECT user_id FROM people WHERE platform = ? AND handle = ?", platform, handle
+        )
+        return str(row["user_id"]) if row else None
+
+    # --- reports -----------------------------------------------------------------------------
+
+    async def unfinished_tasks(self, limit: int) -> list[TaskRow]:
+        rows = await self._all(
+            "SELECT * FROM tasks WHERE status NOT IN"
+            f" ({', '.join('?' for _ in FINAL_STATUSES)}) ORDER BY created_at DESC LIMIT ?",
+            *FINAL_STATUSES,
+            limit,
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
+    async def latest_tasks(self, limit: int) -> list[TaskRow]:
+        rows = await self._all("SELECT * FROM tasks ORDER BY created_at DESC LIMIT ?", limit)
+        return [TaskRow(**dict(r)) for r in rows]
+
+    async def tasks_per_user(self, since: float) -> list[UserTasks]:
+        rows = await self._all(
+            "SELECT platform, user_id, COUNT(*) AS tasks,"
+            " COALESCE(SUM(status = 'SUCCESS'), 0) AS succeeded,"
+            " COALESCE(SUM(status IN ('FAILURE', 'REJECTED', 'TIMEOUT', 'CANCEL')), 0) AS failed"
+            " FROM tasks WHERE created_at >= ? GROUP BY platform, user_id ORDER BY tasks DESC",
+            since,
+        )
+        return [UserTasks(**dict(r)) for r in rows]
+
+    async def tasks_per_interval(self, since: float, interval_s: int) -> list[TaskCount]:
+        rows = await self._all(
+            "SELECT CAST(created_at / ? AS INTEGER) * ? AS start,"
+            " COUNT(*) AS tasks, COALESCE(SUM(status = 'SUCCESS'), 0) AS succeeded"
+            " FROM tasks WHERE created_at >= ? GROUP BY start ORDER BY start",
+            interval_s,
+            interval_s,
+            since,
+        )
+        return [TaskCount(**dict(r)) for r in rows]
+
+
+class _Ledger:
+    """``bot.store.Ledger`` inside one of the store's transactions."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def running(self, platform: str, user_id: str) -> int:
+        return await self._count(
+            "SELECT COUNT(*) FROM ledger WHERE platform = ? AND user_id = ?"
+            " AND outcome = 'pending'",
+            platform,
+            user_id,
+        )
+
+    async def spent(
+        self,
+        *,
+        day: str | None = None,
+        month: str | None = None,
+        platform: str | None = None,
+        user_id: str | None = None,
+        chat_id: str | None = None,
+    ) -> int:
+        given = {
+            "platform": platform,
+            "user_id": user_id,
+            "chat_id": chat_id,
+            "day": day,
+            "month": month,
+        }
+        where = [(f"{name} = ?", value) for name, value in given.items() if value is not None]
+        return await self._count(
+            "SELECT COALESCE(SUM(units), 0) FROM ledger WHERE "
+            + " AND ".join([_SPENT, *(clause for clause, _ in where)]),
+            *(value for _, value in where),
+        )
+
+    async def record(self, charge: Charge) -> None:
+        await self._db.execute(
+            "INSERT INTO ledger (id, task_key, platform, user_id, chat_id, action, units,"
+            " outcome, day, month, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+            (
+                charge.id,
+                charge.task_key,
+                charge.platform,
+                charge.user_id,
+                charge.chat_id,
+                charge.action,
+                charge.units,
+                charge.day,
+                charge.month,
+                charge.created_at,
+            ),
+        )
+
+    async def _count(self, sql: str, *args: Any) -> int:
+        async with self._db.execute(sql, args) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row is not None else 0  # an aggregate always has a row
+
 
 async def _connect_read_only(path: Path) -> aiosqlite.Connection:
     """A connection that cannot write (``mode=ro``)."""
@@ -609,6 +738,17 @@ def _holds(earlier: TaskRow, again: bool, now: float) -> bool:
     if earlier.delivered_at is None:
         return (earlier.finished_at or earlier.created_at) > now - RESEND_FOR_S
     return not again and earlier.status == "SUCCESS"
+
+
+async def _set(db: aiosqlite.Connection, key: str, values: dict[str, Any]) -> None:
+    """Set columns of one task; refs may be MessageRefs. Names are checked against the table
+    (they become SQL): only a column of ``TaskRow`` may be set."""
+    unknown = set(values) - set(_COLUMNS)
+    if unknown:
+        raise ValueError(f"no such task column: {sorted(unknown)}")
+    encoded = {k: v.encode() if isinstance(v, MessageRef) else v for k, v in values.items()}
+    assignments = ", ".join(f"{k} = ?" for k in encoded)
+    await db.execute(f"UPDATE tasks SET {assignments} WHERE key = ?", [*encoded.values(), key])
 
 
 async def _insert(db: aiosqlite.Connection, row: TaskRow) -> None:

@@ -1,0 +1,401 @@
+"""The store: everything a restart must not lose, behind one interface in the domain's words.
+
+``Store`` is the protocol the rest of the bot uses: tasks and their message refs, button
+presses, questions (modals), asks (waiting for an upload), settings, the ledger, access rules,
+people, and the reports the admin page and /stats show. Writes that decide something (claim a
+delivery, a press, an answer; charge inside a claim) are single transactions of the store, so
+two concurrent updates can never both win.
+
+Every SQL statement of the project lives in an implementation of this protocol:
+``bot.store.sqlite.SQLiteStore`` (the composition root, ``bot.app``, opens it). A second
+implementation is one class that satisfies ``Store`` and ``Ledger``, checked by the same tests.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypedDict, Unpack
+
+from bot.chat import MessageRef
+from bot.mj.models import Task
+
+# Statuses of our own, beside the API's: the submit is in flight / the API refused it.
+SUBMITTING = "SUBMITTING"
+REJECTED = "REJECTED"
+FINAL_STATUSES = ("SUCCESS", "FAILURE", "CANCEL", REJECTED, "TIMEOUT")
+# How long a finished result the chat refuses is posted again; then it is given up, and the
+# button that made it may be pressed again (``add_child``).
+RESEND_FOR_S = 86400.0
+
+_KEY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
+
+
+def new_key() -> str:
+    """A short random task key: 10 chars of a 32-letter alphabet (50 bits)."""
+    return "".join(secrets.choice(_KEY_ALPHABET) for _ in range(10))
+
+
+@dataclass
+class TaskRow:
+    key: str
+    platform: str
+    chat_id: str
+    user_id: str
+    kind: str
+    status: str = SUBMITTING
+    lang: str = "en"
+    label: str = ""
+    prompt: str = ""
+    mode: str = ""
+    task_id: str | None = None
+    parent_key: str | None = None
+    progress: int = 0
+    snapshot: str | None = None
+    error: str | None = None
+    request_ref: str | None = None
+    progress_ref: str | None = None
+    result_ref: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    finished_at: float | None = None
+    delivered_at: float | None = None
+    delivering_at: float | None = None
+    charge_id: str | None = None  # the ledger row the current run is paid by
+
+    @property
+    def task(self) -> Task | None:
+        return Task.from_json(json.loads(self.snapshot)) if self.snapshot else None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def ref(self, name: str) -> MessageRef | None:
+        return MessageRef.decode(getattr(self, f"{name}_ref"))
+
+
+class TaskChange(TypedDict, total=False):
+    """The columns of a task ``Store.update`` and ``Store.claim_modal`` may set (refs may be
+    given as MessageRef). A wrong name or type is a type error, not a runtime surprise."""
+
+    status: str
+    lang: str
+    label: str
+    prompt: str
+    mode: str
+    task_id: str | None
+    progress: int
+    snapshot: str | None
+    error: str | None
+    request_ref: MessageRef | str | None
+    progress_ref: MessageRef | str | None
+    result_ref: MessageRef | str | None
+    created_at: float
+    finished_at: float | None
+    delivered_at: float | None
+    delivering_at: float | None
+    charge_id: str | None
+
+
+@dataclass(frozen=True)
+class Slot:
+    """What claiming a button found: the earlier task that keeps it (then nothing was
+    inserted or paid), or, when the press won, whether it follows an earlier task."""
+
+    held_by: TaskRow | None = None
+    again: bool = False
+
+
+@dataclass
+class ModalRow:
+    key: str
+    kind: str
+    prefill: str
+    ask_chat: str | None
+    ask_message: str | None
+    created_at: float
+    answered_at: float | None
+
+
+@dataclass(frozen=True)
+class AskRow:
+    """A command waiting for an upload: the message that asked, and what to run with it."""
+
+    platform: str
+    chat_id: str
+    message_id: str
+    user_id: str
+    command: str
+    args: str
+    lang: str
+    created_at: float
+    answered_at: float | None
+
+
+# --- the ledger ------------------------------------------------------------------------------
+
+# How an attempt's charge ended: kept, given back, or nothing ran (a press that became a
+# question: neither spent nor a failure).
+Outcome = Literal["success", "refunded", "void"]
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One attempt's charge, recorded as pending until it is settled."""
+
+    id: str
+    task_key: str
+    platform: str
+    user_id: str
+    chat_id: str
+    action: str
+    units: int
+    day: str  # UTC, YYYY-MM-DD
+    month: str  # UTC, YYYY-MM
+    created_at: float
+
+
+class Ledger(Protocol):
+    """The ledger as one transaction sees it: what a payment reads and writes inside a claim,
+    so the check and the charge stand or fall with the claim (``Pay``)."""
+
+    async def running(self, platform: str, user_id: str) -> int:
+        """Charges of this person still pending (jobs in flight)."""
+        ...
+
+    async def spent(
+        self,
+        *,
+        day: str | None = None,
+        month: str | None = None,
+        platform: str | None = None,
+        user_id: str | None = None,
+        chat_id: str | None = None,
+    ) -> int:
+        """Units spent (pending or kept) by the charges matching every given field."""
+        ...
+
+    async def record(self, charge: Charge) -> None:
+        """Record a pending charge."""
+        ...
+
+
+# Pays for a claim inside the claim's own transaction: the charge's id (None when nothing is
+# charged); raising rolls the claim back with the charge (``bot.policy.Policy.charge_in``).
+Pay = Callable[[Ledger], Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One person's units and jobs (/quota, /info)."""
+
+    today: int
+    month: int
+    running: int
+    jobs: int
+    refunded: int
+
+
+@dataclass(frozen=True)
+class Spender:
+    platform: str
+    user_id: str
+    handle: str
+    units: int
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The bot's spending (/stats): today, the last seven days, its top spenders."""
+
+    today: int
+    jobs_today: int
+    week: int
+    jobs_week: int
+    failures_week: int
+    top: list[Spender] = field(default_factory=list)
+
+
+# --- reports (the admin page) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserTasks:
+    """One person's tasks since a time."""
+
+    platform: str
+    user_id: str
+    tasks: int
+    succeeded: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class TaskCount:
+    """Tasks created in one interval of a chart, starting at ``start``."""
+
+    start: int
+    tasks: int
+    succeeded: int
+
+
+# Access rules: subject "user" or "chat", rule "allow", "deny" or "ban".
+AccessSubject = str
+AccessRule = str
+
+
+class Store(Protocol):
+    """Everything the bot keeps. Each method is one transaction (or one consistent read)."""
+
+    started_at: float  # when this process opened the store: older claims are a dead process's
+
+    async def close(self) -> None: ...
+
+    # --- tasks ---------------------------------------------------------------------------------
+
+    async def add_task(self, row: TaskRow, pay: Pay | None = None) -> TaskRow:
+        """Insert a task, and pay for it in the same transaction (a refusal inserts nothing)."""
+        ...
+
+    async def task(self, key: str) -> TaskRow | None: ...
+
+    async def task_by_id(self, task_id: str) -> TaskRow | None: ...
+
+    async def task_by_message(self, ref: MessageRef) -> TaskRow | None:
+        """The task whose result (or progress) message this is."""
+        ...
+
+    async def update(self, key: str, **values: Unpack[TaskChange]) -> None:
+        """Set columns of one task (``TaskChange`` names them)."""
+        ...
+
+    async def merge(self, tasks: Iterable[Task]) -> list[tuple[TaskRow, Task]]:
+        """Apply the API updates that move their tasks forward, in one transaction; the rows
+        that moved with their updates, finished tasks first."""
+        ...
+
+    async def live_tasks(self) -> list[TaskRow]: ...
+
+    async def undelivered(self) -> list[TaskRow]: ...
+
+    async def unsent(self, idle_s: float, within_s: float = RESEND_FOR_S) -> list[TaskRow]: ...
+
+    async def interrupted(self) -> list[TaskRow]: ...
+
+    async def answers_in_flight(self) -> list[TaskRow]: ...
+
+    async def stale_progress(self) -> list[TaskRow]: ...
+
+    async def adopt_progress(self, key: str, ref: MessageRef) -> bool: ...
+
+    async def claim_delivery(self, key: str) -> bool: ...
+
+    async def delivered(self, key: str, result_ref: MessageRef | None) -> None: ...
+
+    async def release_delivery(self, key: str) -> None: ...
+
+    async def first_time(self, event: str) -> bool: ...
+
+    async def recent_tasks(self, platform: str, user_id: str, limit: int = 10) -> list[TaskRow]: ...
+
+    # --- presses, questions, asks ----------------------------------------------------------
+
+    async def add_child(
+        self,
+        row: TaskRow,
+        parent_key: str,
+        button: str,
+        *,
+        again: bool = True,
+        pay: Pay | None = None,
+    ) -> Slot: ...
+
+    async def add_modal(self, key: str, kind: str, prefill: str) -> None: ...
+
+    async def set_modal_ask(self, key: str, ref: MessageRef) -> None: ...
+
+    async def modal(self, key: str) -> ModalRow | None: ...
+
+    async def modal_for_reply(
+        self, platform: str, chat_id: str, message_id: str
+    ) -> ModalRow | None: ...
+
+    async def unrecorded_modal(
+        self, platform: str, chat_id: str, user_id: str
+    ) -> ModalRow | None: ...
+
+    async def claim_modal(
+        self, key: str, pay: Pay | None = None, **values: Unpack[TaskChange]
+    ) -> bool: ...
+
+    async def reopen_modal(self, key: str, prefill: str) -> bool: ...
+
+    async def add_ask(
+        self, ref: MessageRef, user_id: str, command: str, args: str, lang: str
+    ) -> None: ...
+
+    async def ask(self, platform: str, chat_id: str, message_id: str) -> AskRow | None: ...
+
+    async def claim_ask(self, platform: str, chat_id: str, message_id: str) -> bool: ...
+
+    # --- settings ------------------------------------------------------------------------------
+
+    async def settings(self, scope: str) -> dict[str, Any]: ...
+
+    async def set_setting(self, scope: str, name: str, value: Any) -> dict[str, Any]: ...
+
+    # --- the ledger ----------------------------------------------------------------------------
+
+    async def charge(self, pay: Pay) -> str | None:
+        """Pay outside any claim, in a transaction of its own."""
+        ...
+
+    async def settle_charge(self, charge_id: str, outcome: Outcome) -> None:
+        """End one pending charge (settling twice, or another attempt's, changes nothing)."""
+        ...
+
+    async def usage(self, platform: str, user_id: str, day: str, month: str) -> Usage: ...
+
+    async def stats(self, day: str, week_from: str) -> Stats: ...
+
+    # --- access and people ---------------------------------------------------------------------
+
+    async def access_rule(
+        self, platform: str, subject: AccessSubject, ident: str
+    ) -> AccessRule | None: ...
+
+    async def set_access_rule(
+        self,
+        platform: str,
+        subject: AccessSubject,
+        ident: str,
+        rule: AccessRule | None,
+        by_user: str,
+    ) -> None: ...
+
+    async def remember_person(
+        self, platform: str, user_id: str, handle: str, name: str
+    ) -> None: ...
+
+    async def person_by_handle(self, platform: str, handle: str) -> str | None: ...
+
+    # --- reports -------------------------------------------------------------------------------
+
+    async def unfinished_tasks(self, limit: int) -> list[TaskRow]:
+        """Tasks not final yet (in flight, asking, submitting), newest first."""
+        ...
+
+    async def latest_tasks(self, limit: int) -> list[TaskRow]:
+        """Every platform's newest tasks."""
+        ...
+
+    async def tasks_per_user(self, since: float) -> list[UserTasks]:
+        """Tasks created since a time, per person, most first."""
+        ...
+
+    async def tasks_per_interval(self, since: float, interval_s: int) -> list[TaskCount]:
+        """Tasks created since a time, counted per interval (those with none are left out)."""
+        ...
