@@ -11,7 +11,8 @@ import io
 import logging
 import re
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from PIL import Image
 
@@ -21,10 +22,26 @@ from bot.mj.models import Action, Status, Task
 from bot.store import TaskRow
 from bot.views import Choice, Media, View, clip, headline, result_caption
 
-if TYPE_CHECKING:
-    from bot.service.base import ServiceBase
-
 log = logging.getLogger("bot.results")
+
+T = TypeVar("T")
+
+
+class Sources(Protocol):
+    """Where result media comes from: what these functions use of the service (passed in,
+    so this module does not import the service that imports it)."""
+
+    @property
+    def cache(self) -> media.MediaCache | None: ...
+
+    @property
+    def downloader(self) -> media.Downloader: ...
+
+    @property
+    def client(self) -> object: ...  # the API client: only its hidden_buttons are read
+
+    async def convert(self, function: Callable[..., T], *args: Any) -> T: ...
+
 
 TEXT_ACTIONS = (Action.DESCRIBE, Action.SHORTEN)
 GRID_ACTIONS = (
@@ -44,7 +61,7 @@ def numbered_options(text: str) -> dict[int, str]:
     return {int(n): body.strip() for n, body in _OPTION.findall(text or "")}
 
 
-async def original(service: ServiceBase, row: TaskRow) -> bytes | None:
+async def original(service: Sources, row: TaskRow) -> bytes | None:
     """The result image's original bytes: from the cache, else downloaded (and cached)."""
     if service.cache is not None:
         cached = await asyncio.to_thread(service.cache.get, row.key)
@@ -65,7 +82,7 @@ async def original(service: ServiceBase, row: TaskRow) -> bytes | None:
     return data
 
 
-async def final_view(service: ServiceBase, row: TaskRow) -> View:
+async def final_view(service: Sources, row: TaskRow) -> View:
     task = row.task
     lang = row.lang
     if task is None or task.status is not Status.SUCCESS:
@@ -109,7 +126,7 @@ async def final_view(service: ServiceBase, row: TaskRow) -> View:
 
 
 async def _video_view(
-    service: ServiceBase,
+    service: Sources,
     row: TaskRow,
     task: Task,
     caption: str,
