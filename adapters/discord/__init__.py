@@ -13,8 +13,9 @@ from bot.config import DiscordConfig
 from bot.service import Service
 
 from .commands import Translator, install
-from .handlers import MODAL_PREFIX, custom_id_of, submitted
-from .port import PLATFORM, AskButton, DiscordPort, TokenButton
+from .handlers import custom_id_of, submitted
+from .ids import MODAL_PREFIX, PLATFORM
+from .port import AskButton, DiscordPort, TokenButton
 from .seams import point_discord_at
 
 __all__ = ["PLATFORM", "DiscordAdapter", "DiscordClient", "DiscordPort"]

@@ -15,24 +15,7 @@ from bot.i18n import t
 
 from .handlers import run
 
-__all__ = ["NAMES", "Translator", "install"]
-
-NAMES = (
-    "imagine",
-    "describe",
-    "blend",
-    "swap",
-    "shorten",
-    "video",
-    "edit",
-    "settings",
-    "info",
-    "tasks",
-    "show",
-    "fast",
-    "relax",
-    "help",
-)
+__all__ = ["Translator", "install"]
 
 
 def _s(key: str) -> app_commands.locale_str:

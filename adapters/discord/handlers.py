@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import aiohttp
 import discord
@@ -23,10 +23,7 @@ from bot.i18n import normalize, t
 from bot.service import Service
 from bot.views import Ask, View, clip
 
-from .port import PLATFORM
-
-if TYPE_CHECKING:
-    from . import DiscordClient
+from .ids import ASK_PREFIX, MODAL_PREFIX, PLATFORM
 
 log = logging.getLogger("adapters.discord")
 
@@ -38,8 +35,23 @@ PLACEHOLDER_LIMIT = 100
 VALUE_LIMIT = 4000
 
 
-def client_of(interaction: discord.Interaction) -> DiscordClient:
-    return cast("DiscordClient", interaction.client)
+class Deferrals(Protocol):
+    """The port's half of a deferred interaction (``DiscordPort.register``/``finish``)."""
+
+    def register(self, interaction: discord.Interaction) -> MessageRef: ...
+
+    async def finish(self, ref: MessageRef) -> None: ...
+
+
+class Client(Protocol):
+    """What the handlers use of the discord.py client (``adapters.discord.DiscordClient``)."""
+
+    service: Service
+    port: Deferrals
+
+
+def client_of(interaction: discord.Interaction) -> Client:
+    return cast(Client, interaction.client)
 
 
 def requester(interaction: discord.Interaction, message: MessageRef | None) -> Requester:
@@ -144,10 +156,9 @@ def _jump_url(interaction: discord.Interaction, ref: MessageRef) -> str:
 
 # --- questions: the Answer button, the modal, the answer ------------------------------------
 
-# A question modal's custom_id: the question message and the task key it asks for (empty for
-# a photo question). Everything else is in the store, so an answer is understood whenever it
-# comes: after a restart, or after discord.py would have forgotten the modal.
-MODAL_PREFIX = "q1:"
+# A question modal's custom_id (MODAL_PREFIX): the question message and the task key it asks
+# for (empty for a photo question). Everything else is in the store, so an answer is understood
+# whenever it comes: after a restart, or after discord.py would have forgotten the modal.
 # Modals opened by earlier versions carry the interaction id instead of the key: for them the
 # key is read from the question message's Answer button (Discord sends that message along).
 _MODAL_ID = re.compile(
@@ -270,8 +281,8 @@ def _asked_key(interaction: discord.Interaction) -> str:
     for row in message.components if message is not None else []:
         for item in getattr(row, "children", ()):
             custom_id = getattr(item, "custom_id", None) or ""
-            if custom_id.startswith("a1:"):
-                return custom_id[3:]
+            if custom_id.startswith(ASK_PREFIX):
+                return custom_id[len(ASK_PREFIX) :]
     return ""
 
 

@@ -28,9 +28,11 @@ from bot.chat import MessageGone, MessageRef, RateLimited
 from bot.i18n import t
 from bot.views import Choice, Media, Style, View
 
+from .handlers import open_answer, press
+from .ids import ASK_PREFIX, ASK_TEMPLATE, PLATFORM, TOKEN_TEMPLATE
+
 log = logging.getLogger("adapters.discord")
 
-PLATFORM = "discord"
 CONTENT_LIMIT = 2000
 LABEL_LIMIT = 80
 CUSTOM_ID_LIMIT = 100
@@ -40,8 +42,6 @@ MAX_FILES = 10
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's default per file (attachment_size_limit)
 TOKEN_LIFETIME_S = 14 * 60.0  # interaction tokens live 15 minutes; leave a margin
 
-TOKEN_TEMPLATE = r"(?P<data>(?:m1|s1):[A-Za-z0-9:_-]{1,90})"
-ASK_TEMPLATE = r"a1:(?P<ref>[a-z0-9]{0,32})"
 _INTERACTION_REF = re.compile(r"^i(\d+)-(\d+)$")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _DEAD_TOKEN_CODES = (50027, 10015, 10062)  # invalid webhook token, unknown webhook/interaction
@@ -88,8 +88,6 @@ class TokenButton(discord.ui.DynamicItem[_Button], template=TOKEN_TEMPLATE):
         return cls(match["data"], button.label or "•", button.style)
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        from .handlers import press
-
         await press(interaction, self.data)
 
 
@@ -98,7 +96,7 @@ class AskButton(discord.ui.DynamicItem[_Button], template=ASK_TEMPLATE):
 
     def __init__(self, ref: str, label: str, row: int | None = None) -> None:
         button: _Button = discord.ui.Button(
-            label=label, style=discord.ButtonStyle.primary, custom_id=f"a1:{ref}"
+            label=label, style=discord.ButtonStyle.primary, custom_id=f"{ASK_PREFIX}{ref}"
         )
         super().__init__(button, row=row)
         self.ref = ref
@@ -110,8 +108,6 @@ class AskButton(discord.ui.DynamicItem[_Button], template=ASK_TEMPLATE):
         return cls(match["ref"], _clicked(item).label or "✏️")
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        from .handlers import open_answer
-
         await open_answer(interaction, self.ref)
 
 
