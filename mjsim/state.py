@@ -308,9 +308,6 @@ class TaskBoard:
 
     # time -------------------------------------------------------------------------------
 
-    def next_due(self) -> float | None:
-        return self._heap[0][0] if self._heap else None
-
     def run_until(self, now: float) -> None:
         """Play every step due by ``now``, each at its own scheduled instant."""
         while self._heap and self._heap[0][0] <= now:
