@@ -35,13 +35,7 @@ FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Rea
 
 async def hook_secret(store: Store) -> str:
     """The secret path segment, kept in the store so in-flight tasks keep a valid URL."""
-    scope = "system:hooks"
-    current = (await store.settings(scope)).get("secret")
-    if isinstance(current, str) and current:
-        return current
-    secret = secrets.token_urlsafe(24)
-    await store.set_setting(scope, "secret", secret)
-    return secret
+    return await store.keep_hook_secret(secrets.token_urlsafe(24))
 
 
 class HookServer:

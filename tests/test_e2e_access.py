@@ -4,6 +4,7 @@ simultaneous presses, forged buttons, admin commands, and the API key kept out o
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from bot.store.sqlite import SQLiteStore
 from tests.conftest import ALICE, BOB, GROUP
@@ -266,8 +267,9 @@ async def test_values_a_forged_press_stored_earlier_are_ignored(make_bot, sim, t
     values count as not set (the default route, the client's language)."""
     store = await SQLiteStore.open(tmp_path / "data" / "mjbot.db")
     try:
-        await store.set_setting(f"user:telegram:{ALICE}", "mode", "turbo")
-        await store.set_setting(f"user:telegram:{ALICE}", "lang", "xx")
+        await store.change_user_settings(
+            "telegram", str(ALICE), lambda s: replace(s, mode="turbo", lang="xx")
+        )
     finally:
         await store.close()
     await up(make_bot, tg)

@@ -1,14 +1,17 @@
 import asyncio
+import json
 import sqlite3
 import time
+from dataclasses import replace
 from importlib import resources
 
 import pytest
 
 from bot.chat import MessageRef
 from bot.mj.models import Task
-from bot.store import TaskRow, new_key
+from bot.store import ChatSettings, TaskRow, UserSettings, new_key
 from bot.store.sqlite import SQLiteStore
+from tests.dbrows import stored
 
 
 @pytest.fixture
@@ -187,12 +190,25 @@ async def test_modal_answer_is_claimed_once(store):
     assert [await store.claim_modal(r.key) for _ in range(3)] == [True, False, False]
 
 
-async def test_settings_merge(store):
-    await store.set_setting("user:telegram:7", "mode", "relax")
-    await store.set_setting("user:telegram:7", "lang", "zh")
-    assert await store.settings("user:telegram:7") == {"mode": "relax", "lang": "zh"}
-    await store.set_setting("user:telegram:7", "mode", None)
-    assert await store.settings("user:telegram:7") == {"lang": "zh"}
+async def test_settings_are_typed_and_kept_per_person_and_chat(store):
+    assert await store.user_settings("telegram", "7") == UserSettings()
+    await store.change_user_settings("telegram", "7", lambda s: replace(s, mode="relax"))
+    await store.change_user_settings("telegram", "7", lambda s: replace(s, lang="zh"))
+    assert await store.user_settings("telegram", "7") == UserSettings(mode="relax", lang="zh")
+    await store.change_user_settings("telegram", "7", lambda s: replace(s, mode=None))
+    kept = await store.change_user_settings("telegram", "7", lambda s: replace(s, menus=("m",)))
+    assert (
+        kept == await store.user_settings("telegram", "7") == UserSettings(lang="zh", menus=("m",))
+    )
+    assert await store.user_settings("discord", "7") == UserSettings()  # per platform
+    await store.change_chat_settings("telegram", "-1", lambda c: replace(c, buttons="chat"))
+    assert await store.chat_settings("telegram", "-1") == ChatSettings(buttons="chat")
+    assert await store.chat_settings("telegram", "-2") == ChatSettings()
+    # the same documents as before (no migration): one JSON object per scope
+    (row,) = stored(store, "SELECT data FROM settings WHERE scope = 'user:telegram:7'")
+    assert json.loads(row["data"]) == {"lang": "zh", "menus": ["m"]}
+    secret = await store.keep_hook_secret("first")
+    assert secret == "first" and await store.keep_hook_secret("second") == "first"
 
 
 async def test_a_question_never_recorded_is_still_found_for_its_user(store):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.chat import Requester
 from bot.i18n import t
 from bot.service.base import MODES, ServiceBase
@@ -17,7 +19,7 @@ class Administration(ServiceBase):
             return View(t("quota.unlimited", lang))
         q = self.policy.quota
         usage = await self.policy.usage(req.platform, user_id or req.user_id)
-        mode = (await self.user_settings(req)).get("mode", self.default_mode) or "fast"
+        mode = (await self.user_settings(req)).mode or self.default_mode or "fast"
 
         def limit(value: int) -> str:
             return str(value) if value else "∞"
@@ -59,7 +61,9 @@ class Administration(ServiceBase):
             if value not in ("chat", "owner"):
                 await self.tell(req, t("admin.buttons_usage", lang))
                 return
-            await self.store.set_setting(f"chat:{req.chat_key}", "buttons", value)
+            await self.store.change_chat_settings(
+                req.platform, req.chat_id, lambda chat: replace(chat, buttons=value)
+            )
             await self.reply(req, View(t(f"admin.buttons_{value}", lang)))
             return
         target = await self._target(req, args)

@@ -20,25 +20,18 @@ from bot import media, results
 from bot.buttons import Token
 from bot.chat import MessageRef, Requester
 from bot.i18n import LANGUAGES, normalize, t
+from bot.mj import custom_ids
 from bot.mj.client import MjClient
 from bot.mj.models import Action, Button, Submission, Task
 from bot.outbox import Outbox
 from bot.policy import Policy, Refusal
-from bot.store import Pay, Store, TaskRow
+from bot.store import Pay, Store, TaskRow, UserSettings
 from bot.views import View
 
 log = logging.getLogger("bot.service")
 T = TypeVar("T")
 
 MAX_PROMPT = 4000  # MJ refuses longer prompts; say so before spending anything
-MODAL_KINDS = (
-    ("MJ::CustomZoom::", "zoom"),
-    ("MJ::Inpaint::", "region"),
-    ("MJ::Job::PicReader::", "pick"),
-    ("MJ::Job::PromptAnalyzer::", "pick"),
-)
-# What answering a modal costs, by the kind of question (see policy weights).
-MODAL_ACTIONS = {"zoom": "zoom", "region": "region", "pick": "imagine", "remix": "variation"}
 BLEND_DIMENSIONS = {"portrait": "PORTRAIT", "square": "SQUARE", "landscape": "LANDSCAPE"}
 MODES = ("fast", "relax")
 # What the settings menu offers, per setting (bot/service/preferences.py draws the menu from
@@ -157,7 +150,7 @@ class ServiceBase:
 
     async def who(self, req: Requester) -> Requester:
         """The requester with their language setting applied (the client language otherwise)."""
-        lang = (await self.user_settings(req)).get("lang")
+        lang = (await self.user_settings(req)).lang
         return replace(req, language=normalize(lang)) if lang else req
 
     async def enter(self, req: Requester, *, quiet: bool = False) -> Requester | None:
@@ -186,14 +179,19 @@ class ServiceBase:
         banned users cost no bandwidth."""
         return await self.enter(req, quiet=quiet) is not None
 
-    async def user_settings(self, req: Requester) -> dict[str, Any]:
+    async def user_settings(self, req: Requester) -> UserSettings:
         """The user's settings; a value the menu does not offer counts as not set."""
-        stored = await self.store.settings(f"user:{req.user_key}")
-        return {
-            name: value
-            for name, value in stored.items()
-            if name == "suffix" or value in SETTING_CHOICES.get(name, (value,))
-        }
+        stored = await self.store.user_settings(req.platform, req.user_id)
+
+        def offered(name: str, value: str | None) -> str | None:
+            return value if value in SETTING_CHOICES[name] else None
+
+        return replace(
+            stored,
+            mode=offered("mode", stored.mode),
+            delivery=offered("delivery", stored.delivery),
+            lang=offered("lang", stored.lang),
+        )
 
     async def reply(self, req: Requester, view: View) -> MessageRef:
         return await self.outbox.send(req.platform, req.chat_id, view, req.message)
@@ -217,13 +215,9 @@ def button_of(task: Task | None, token: Token) -> Button | None:
     return task.buttons[index]
 
 
-def modal_kind(custom_id: str) -> str:
-    return next((kind for prefix, kind in MODAL_KINDS if custom_id.startswith(prefix)), "")
-
-
 def pick_text(task: Task, custom_id: str) -> str:
     """For describe/shorten picks: the chosen suggestion, as a prefill when the API has none."""
-    match = re.match(r"MJ::Job::(?:PicReader|PromptAnalyzer)::(\d)$", custom_id)
-    if not match or task.action not in (Action.DESCRIBE, Action.SHORTEN):
+    number = custom_ids.pick_number(custom_id)
+    if number is None or task.action not in (Action.DESCRIBE, Action.SHORTEN):
         return ""
-    return results.numbered_options(task.final_prompt).get(int(match.group(1)), "")
+    return results.numbered_options(task.final_prompt).get(number, "")

@@ -117,8 +117,8 @@ class Following(ServiceBase):
             await self.outbox.delete(progress)
             await self.store.update(row.key, progress_ref=None)
         if row.status == "SUCCESS":
-            settings = await self.store.settings(f"user:{row.platform}:{row.user_id}")
-            if settings.get("delivery") == "file":
+            settings = await self.store.user_settings(row.platform, row.user_id)
+            if settings.delivery == "file":
                 original = await results.original(self, row)
                 if original:
                     await self.outbox.send(

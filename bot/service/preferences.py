@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from bot import buttons, results
 from bot.chat import MessageRef, Requester
@@ -10,13 +11,26 @@ from bot.i18n import t
 from bot.mj.client import MjError
 from bot.mj.models import Outcome
 from bot.service.base import MODES, SETTING_CHOICES, Notice, ServiceBase, clean
-from bot.store import REJECTED, TaskRow
+from bot.store import REJECTED, TaskRow, UserSettings
 from bot.views import Choice, View, clip
 
 LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
 # Settings menus a user can still press, newest last: each menu message is recorded as its
 # opener's, and a settings press acts only on a menu of the presser's own.
 MENUS_KEPT = 10
+
+
+def _chosen(settings: UserSettings, name: str, value: str | None) -> UserSettings:
+    """``settings`` with one menu choice (a name of ``SETTING_CHOICES``) set."""
+    if name == "mode":
+        return replace(settings, mode=value)
+    if name == "delivery":
+        return replace(settings, delivery=value)
+    if name == "lang":
+        return replace(settings, lang=value)
+    if name == "suffix":
+        return replace(settings, suffix=value)
+    raise ValueError(f"no setting {name!r}")
 
 
 def _menu(ref: MessageRef) -> str:
@@ -29,8 +43,8 @@ class Preferences(ServiceBase):
         lang = req.language
         current = await self.user_settings(req)
         shown = {
-            "mode": current.get("mode", self.default_mode) or "fast",
-            "delivery": current.get("delivery", "photo"),
+            "mode": current.mode or self.default_mode or "fast",
+            "delivery": current.delivery or "photo",
             "lang": lang,
         }
         names: dict[str, Callable[[str], str | None]] = {
@@ -51,17 +65,20 @@ class Preferences(ServiceBase):
             "settings.text",
             lang,
             mode=t(f"mode.{mode}", lang) if mode in MODES else mode,
-            suffix=current.get("suffix") or "—",
+            suffix=current.suffix or "—",
         )
         return View(text, rows=(*rows, (clear,)))
 
     async def open_settings(self, req: Requester) -> None:
         """/settings: the menu, recorded as the requester's (only they may press it)."""
         ref = await self.reply(req, await self.settings_view(req))
-        scope = f"user:{req.user_key}"
-        menus = (await self.store.settings(scope)).get("menus", [])
-        menus = [m for m in menus if m != _menu(ref)] + [_menu(ref)]
-        await self.store.set_setting(scope, "menus", menus[-MENUS_KEPT:])
+        menu = _menu(ref)
+
+        def opened(settings: UserSettings) -> UserSettings:
+            menus = [m for m in settings.menus if m != menu] + [menu]
+            return replace(settings, menus=tuple(menus[-MENUS_KEPT:]))
+
+        await self.store.change_user_settings(req.platform, req.user_id, opened)
 
     async def press_setting(self, req: Requester, name: str, value: str) -> Notice:
         """A settings-menu button: checked against the menu, saved, the menu redrawn.
@@ -73,11 +90,13 @@ class Preferences(ServiceBase):
         lang = req.language
         if value not in SETTING_CHOICES.get(name, ()):
             return Notice(t("settings.invalid", lang), alert=True)
-        scope = f"user:{req.user_key}"
-        current = await self.store.settings(scope)
-        if req.message is not None and _menu(req.message) not in current.get("menus", ()):
+        current = await self.store.user_settings(req.platform, req.user_id)
+        if req.message is not None and _menu(req.message) not in current.menus:
             return Notice(t("settings.not_yours", lang), alert=True)
-        await self.store.set_setting(scope, name, None if name == "suffix" else value)
+        chosen = None if name == "suffix" else value
+        await self.store.change_user_settings(
+            req.platform, req.user_id, lambda settings: _chosen(settings, name, chosen)
+        )
         req = await self.who(req)
         if req.message is not None:
             self.spawn(self.outbox.edit(req.message, await self.settings_view(req)))
@@ -90,7 +109,9 @@ class Preferences(ServiceBase):
         if (entered := await self.enter(req)) is None:
             return
         req = entered
-        await self.store.set_setting(f"user:{req.user_key}", "mode", mode)
+        await self.store.change_user_settings(
+            req.platform, req.user_id, lambda settings: replace(settings, mode=mode)
+        )
         await self.reply(
             req, View(t("settings.mode_set", req.language, mode=t(f"mode.{mode}", req.language)))
         )
@@ -100,7 +121,9 @@ class Preferences(ServiceBase):
             return
         req = entered
         value = clean(suffix)[:200] or None
-        await self.store.set_setting(f"user:{req.user_key}", "suffix", value)
+        await self.store.change_user_settings(
+            req.platform, req.user_id, lambda settings: replace(settings, suffix=value)
+        )
         await self.reply(req, View(t("settings.suffix_set", req.language, suffix=value or "—")))
 
     async def tasks_view(self, req: Requester) -> View:

@@ -5,15 +5,11 @@ from __future__ import annotations
 from bot import buttons, results
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
+from bot.mj import custom_ids
 from bot.mj.models import Button, Status, Task
 from bot.policy import OverQuota, action_of
-from bot.service.base import Notice, ServiceBase, button_of, log, modal_kind, pick_text
+from bot.service.base import Notice, ServiceBase, button_of, log, pick_text
 from bot.store import TaskRow, new_key
-
-# An upscale of one grid image is done once: pressed again, its result is shown again (as the
-# official bot does). Every other button may be pressed again for a new job once the last
-# one finished.
-SHOWN_AGAIN = "MJ::JOB::upsample::"
 
 
 class Presses(ServiceBase):
@@ -63,11 +59,15 @@ class Presses(ServiceBase):
             parent_key=parent.key,
             request_ref=parent.result_ref,
         )
-        # Claim the button and pay in one transaction; a U is done once (then shown again).
-        once = button.custom_id.startswith(SHOWN_AGAIN)
+        # Claim the button and pay in one transaction. An upscale of one grid image (a U) is
+        # done once: pressed again, its result is shown again (as the official bot does); every
+        # other button may be pressed again for a new job once the last one finished.
+        family = custom_ids.family(button.custom_id)
         pay = self._payment(req, child.key, action_of(button.custom_id))
         try:
-            claim = await self.store.add_child(child, parent.key, slot, again=not once, pay=pay)
+            claim = await self.store.add_child(
+                child, parent.key, slot, again=not family.once, pay=pay
+            )
         except OverQuota as over:
             return Notice(self._over_quota(req, over.refusal), alert=True)
         if claim.held_by is not None:
@@ -82,7 +82,7 @@ class Presses(ServiceBase):
                     notify_hook=self.notify_hook,
                     state=child.key,
                 ),
-                modal_kind=modal_kind(button.custom_id),
+                modal_kind=family.question,
                 pick=pick_text(task, button.custom_id),
             )
         )
@@ -121,9 +121,9 @@ class Presses(ServiceBase):
 
     async def _anyone_may_press(self, req: Requester) -> bool:
         """Buttons belong to the task's owner, unless the chat (or the config) shares them."""
-        chat = await self.store.settings(f"chat:{req.chat_key}")
+        chat = await self.store.chat_settings(req.platform, req.chat_id)
         default = self.policy.access.buttons if self.policy else "owner"
-        return str(chat.get("buttons", default)) == "chat"
+        return (default if chat.buttons is None else chat.buttons) == "chat"
 
     async def _already_running(self, key: str, lang: str) -> Notice:
         """Somebody pressed this button before: how far that task is, and where it shows."""
@@ -166,7 +166,7 @@ class Presses(ServiceBase):
         word = self.policy.banned_word(prompt) if self.policy else None
         if word:
             return Notice(t("refused.banned", lang, word=word), alert=True)
-        mode = (await self.user_settings(req)).get("mode", self.default_mode)
+        mode = (await self.user_settings(req)).mode or self.default_mode
         child = TaskRow(
             key=new_key(),
             platform=failed.platform,

@@ -46,7 +46,7 @@ class Submitting(ServiceBase):
         prompt = clean(prompt)
         if not await self._prompt_ok(req, prompt):
             return
-        suffix = settings.get("suffix", "")
+        suffix = settings.suffix or ""
         if suffix and suffix not in prompt:
             prompt = f"{prompt} {suffix}"
         uris = await self._uploads(req, images, "imagine", prompt, least=0, most=5)
@@ -256,7 +256,7 @@ class Submitting(ServiceBase):
         if not await self.store.first_time(req.event):
             log.info("ignoring a redelivered update %s", req.event)
             return
-        mode = (await self.user_settings(req)).get("mode", self.default_mode)
+        mode = (await self.user_settings(req)).mode or self.default_mode
         row = TaskRow(
             key=new_key(),
             platform=req.platform,

@@ -17,7 +17,7 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypedDict, Unpack
+from typing import Literal, Protocol, TypedDict, Unpack
 
 from bot.chat import MessageRef
 from bot.mj.models import Task
@@ -133,6 +133,28 @@ class AskRow:
     lang: str
     created_at: float
     answered_at: float | None
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserSettings:
+    """One person's choices (``None``: not chosen, the default applies). The store keeps what
+    it is given; which values are offered is the service's rule (``SETTING_CHOICES``)."""
+
+    mode: str | None = None  # fast, relax, turbo: the API path prefix
+    suffix: str | None = None  # added to every prompt
+    delivery: str | None = None  # photo, or file too
+    lang: str | None = None
+    menus: tuple[str, ...] = ()  # the settings menus they opened (only they may press them)
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """One chat's choices, set by its admins."""
+
+    buttons: str | None = None  # chat: anyone may press a result's buttons; owner: its owner
 
 
 # --- the ledger ------------------------------------------------------------------------------
@@ -343,9 +365,23 @@ class Store(Protocol):
 
     # --- settings ------------------------------------------------------------------------------
 
-    async def settings(self, scope: str) -> dict[str, Any]: ...
+    async def user_settings(self, platform: str, user_id: str) -> UserSettings: ...
 
-    async def set_setting(self, scope: str, name: str, value: Any) -> dict[str, Any]: ...
+    async def change_user_settings(
+        self, platform: str, user_id: str, change: Callable[[UserSettings], UserSettings]
+    ) -> UserSettings:
+        """Read, ``change`` and write one person's settings in one transaction; the result."""
+        ...
+
+    async def chat_settings(self, platform: str, chat_id: str) -> ChatSettings: ...
+
+    async def change_chat_settings(
+        self, platform: str, chat_id: str, change: Callable[[ChatSettings], ChatSettings]
+    ) -> ChatSettings: ...
+
+    async def keep_hook_secret(self, candidate: str) -> str:
+        """The notifyHook URL's secret: the one kept, or ``candidate`` kept from now on."""
+        ...
 
     # --- the ledger ----------------------------------------------------------------------------
 

@@ -11,9 +11,9 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import fields
+from dataclasses import asdict, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any, Unpack
@@ -31,6 +31,7 @@ from bot.store import (
     AccessSubject,
     AskRow,
     Charge,
+    ChatSettings,
     ModalRow,
     Outcome,
     Pay,
@@ -41,6 +42,7 @@ from bot.store import (
     TaskCount,
     TaskRow,
     Usage,
+    UserSettings,
     UserTasks,
 )
 
@@ -486,25 +488,48 @@ class SQLiteStore:
         return TaskRow(**dict(row)) if row else None
 
     # --- settings ----------------------------------------------------------------------------
+    # One JSON document per scope ("user:<platform>:<id>", "chat:<platform>:<id>",
+    # "system:hooks"); names this version does not know are kept as they are.
 
-    async def settings(self, scope: str) -> dict[str, Any]:
-        row = await self._one("SELECT data FROM settings WHERE scope = ?", scope)
-        return json.loads(row["data"]) if row else {}
+    async def user_settings(self, platform: str, user_id: str) -> UserSettings:
+        return _user_settings(await self._settings(f"user:{platform}:{user_id}"))
 
-    async def set_setting(self, scope: str, name: str, value: Any) -> dict[str, Any]:
+    async def change_user_settings(
+        self, platform: str, user_id: str, change: Callable[[UserSettings], UserSettings]
+    ) -> UserSettings:
         async with self.transaction() as db:
-            async with db.execute("SELECT data FROM settings WHERE scope = ?", (scope,)) as cur:
-                row = await cur.fetchone()
-            data = json.loads(row["data"]) if row else {}
-            if value is None:
-                data.pop(name, None)
-            else:
-                data[name] = value
-            await db.execute(
-                "INSERT OR REPLACE INTO settings (scope, data) VALUES (?, ?)",
-                (scope, json.dumps(data, ensure_ascii=False)),
-            )
-            return data
+            scope = f"user:{platform}:{user_id}"
+            data = await _settings_in(db, scope)
+            changed = change(_user_settings(data))
+            values = {**asdict(changed), "menus": list(changed.menus) or None}
+            await _set_settings(db, scope, data, values)
+            return changed
+
+    async def chat_settings(self, platform: str, chat_id: str) -> ChatSettings:
+        return _chat_settings(await self._settings(f"chat:{platform}:{chat_id}"))
+
+    async def change_chat_settings(
+        self, platform: str, chat_id: str, change: Callable[[ChatSettings], ChatSettings]
+    ) -> ChatSettings:
+        async with self.transaction() as db:
+            scope = f"chat:{platform}:{chat_id}"
+            data = await _settings_in(db, scope)
+            changed = change(_chat_settings(data))
+            await _set_settings(db, scope, data, asdict(changed))
+            return changed
+
+    async def keep_hook_secret(self, candidate: str) -> str:
+        async with self.transaction() as db:
+            data = await _settings_in(db, "system:hooks")
+            kept = data.get("secret")
+            if isinstance(kept, str) and kept:
+                return kept
+            await _set_settings(db, "system:hooks", data, {"secret": candidate})
+            return candidate
+
+    async def _settings(self, scope: str) -> dict[str, Any]:
+        row = await self._one("SELECT data FROM settings WHERE scope = ?", scope)
+        return _settings_data(row)
 
     # --- the ledger --------------------------------------------------------------------------
 
@@ -707,6 +732,47 @@ class _Ledger:
         async with self._db.execute(sql, args) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row is not None else 0  # an aggregate always has a row
+
+
+def _settings_data(row: aiosqlite.Row | None) -> dict[str, Any]:
+    data = json.loads(row["data"]) if row else {}
+    return data if isinstance(data, dict) else {}
+
+
+async def _settings_in(db: aiosqlite.Connection, scope: str) -> dict[str, Any]:
+    async with db.execute("SELECT data FROM settings WHERE scope = ?", (scope,)) as cur:
+        return _settings_data(await cur.fetchone())
+
+
+async def _set_settings(
+    db: aiosqlite.Connection, scope: str, data: dict[str, Any], values: dict[str, Any]
+) -> None:
+    """Write ``values`` over ``data`` (None removes a name) as the scope's document."""
+    merged = {**data, **values}
+    kept = {name: value for name, value in merged.items() if value is not None}
+    await db.execute(
+        "INSERT OR REPLACE INTO settings (scope, data) VALUES (?, ?)",
+        (scope, json.dumps(kept, ensure_ascii=False)),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _user_settings(data: dict[str, Any]) -> UserSettings:
+    menus = data.get("menus")
+    return UserSettings(
+        mode=_text(data.get("mode")),
+        suffix=_text(data.get("suffix")),
+        delivery=_text(data.get("delivery")),
+        lang=_text(data.get("lang")),
+        menus=tuple(m for m in menus if isinstance(m, str)) if isinstance(menus, list) else (),
+    )
+
+
+def _chat_settings(data: dict[str, Any]) -> ChatSettings:
+    return ChatSettings(buttons=_text(data.get("buttons")))
 
 
 async def _connect_read_only(path: Path) -> aiosqlite.Connection:
