@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import sys
@@ -99,6 +100,10 @@ def _load(path: str | None, *, need_chat: bool) -> Config:
     cfg = config_module.load(path)
     cfg.validate(need_chat=need_chat)
     logs.setup(cfg.logging.level, cfg.secrets())
+    if cfg.ignored:
+        logging.getLogger("bot.config").warning(
+            "%s: accepted and ignored (these settings have no effect)", ", ".join(cfg.ignored)
+        )
     return cfg
 
 

@@ -77,7 +77,6 @@ class MidjourneyConfig:
     mode_form: str = ""  # path | mj-path | body | prompt | none
     code21: str = ""  # modal | exists
     queue_full_code9: bool | None = None
-    banned_late: bool | None = None
     action_route: bool | None = None
     list_route: bool | None = None
     hooks: bool | None = None
@@ -93,7 +92,6 @@ class MidjourneyConfig:
                 "mode_form",
                 "code21",
                 "queue_full_code9",
-                "banned_late",
                 "action_route",
                 "list_route",
                 "hooks",
@@ -274,6 +272,8 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
     quota: QuotaConfig = field(default_factory=QuotaConfig)
+    # Keys of IGNORED this configuration set (not a setting: filled by ``load``).
+    ignored: tuple[str, ...] = field(default=(), metadata={"internal": True})
 
     def validate(self, *, need_chat: bool = True) -> None:
         self.midjourney.validate()
@@ -297,6 +297,9 @@ class Config:
 
 
 ENV_PREFIX = "MJBOT_"
+# Settings that were documented once and never had an effect: still accepted (a working config
+# must keep loading), ignored, and named in one warning by the CLI.
+IGNORED = ("midjourney.banned_late", "midjourney.unknown_fetch")
 _Section = typing.TypeVar("_Section", bound="DataclassInstance")
 
 
@@ -326,19 +329,32 @@ def load(path: str | Path | None = None, env: typing.Mapping[str, str] | None = 
                 raise ConfigError(f"{name}: {where} is a setting, not a table")
             table = inner
         table[key] = value
-    return _build(Config, data, "")
+    ignored = tuple(key for key in IGNORED if _drop(data, key))
+    config = _build(Config, data, "")
+    return dataclasses.replace(config, ignored=ignored) if ignored else config
+
+
+def _drop(data: dict[str, Any], dotted: str) -> bool:
+    """Remove ``section.key`` from the raw settings; True when it was there."""
+    section, _, key = dotted.partition(".")
+    table = data.get(section)
+    return isinstance(table, dict) and table.pop(key, _MISSING) is not _MISSING
+
+
+_MISSING = object()
 
 
 def _build(cls: type[_Section], data: Any, where: str) -> _Section:
     if not isinstance(data, dict):
         raise ConfigError(f"{where.rstrip('.') or 'config'} must be a table")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
+    fields = [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
+    known = {f.name for f in fields}
     for key in data:
         if key not in known:
             raise ConfigError(f"unknown setting {where}{key}")
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
+    for f in fields:
         if f.name not in data:
             continue
         kind = hints[f.name]

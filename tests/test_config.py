@@ -174,3 +174,31 @@ def test_numbers_inside_their_ranges_load(tmp_path):
     cfg.validate(need_chat=False)
     assert cfg.tracking.poll_interval_s == 0.1 and cfg.quota.daily_units == 10
     assert cfg.quota.weights.video == 0 and cfg.tracking.send_interval_s == 0.0
+
+
+def test_settings_without_effect_are_accepted_and_named_in_one_warning(tmp_path):
+    """banned_late and unknown_fetch were documented and never did anything: a config that
+    sets them keeps loading, and the CLI says once that they are ignored."""
+    path = write(
+        tmp_path,
+        '[midjourney]\nbanned_late = true\nunknown_fetch = "204"\n'
+        f'[tracking]\nlisten = "127.0.0.1:1"\n[storage]\npath = "{tmp_path / "none.db"}"\n',
+    )
+    assert load(path, env={}).ignored == ("midjourney.banned_late", "midjourney.unknown_fetch")
+    (tmp_path / "other").mkdir()
+    env = {"MJBOT_MIDJOURNEY__BANNED_LATE": "maybe"}
+    assert load(None, env=env).ignored == ("midjourney.banned_late",)
+    assert load(None, env={}).ignored == ()
+    with pytest.raises(ConfigError, match="unknown setting ignored"):
+        load(write(tmp_path / "other", "ignored = ['x']\n"), env={})
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MJBOT_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "status", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env=clean,
+    )
+    assert proc.stderr.count("accepted and ignored") == 1, proc.stderr
+    assert "midjourney.banned_late, midjourney.unknown_fetch" in proc.stderr
