@@ -121,13 +121,13 @@ class SQLiteStore:
             if number <= version:
                 continue
             # Statements run one by one inside the transaction: executescript() would commit.
-            async with self.transaction() as db:
+            async with self._transaction() as db:
                 for statement in _statements(script.read_text("utf-8")):
                     await db.execute(statement)
                 await db.execute(f"PRAGMA user_version={number}")
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, serialised: the unit of every decision."""
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
@@ -151,7 +151,7 @@ class SQLiteStore:
     async def add_task(self, row: TaskRow, pay: Pay | None = None) -> TaskRow:
         """Insert a task, and pay for it in the same transaction (a refusal inserts nothing)."""
         row.created_at = row.updated_at = time.time()
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             if pay is not None:
                 row.charge_id = await pay(_Ledger(db))
             await _insert(db, row)
@@ -167,7 +167,7 @@ class SQLiteStore:
 
     async def update(self, key: str, **values: Unpack[TaskChange]) -> None:
         """Set columns of one task (refs may be given as MessageRef)."""
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             await _set(db, key, {**values, "updated_at": time.time()})
 
     async def merge(self, tasks: Iterable[Task]) -> list[tuple[TaskRow, Task]]:
@@ -184,7 +184,7 @@ class SQLiteStore:
                 newest[task.id] = task
         ids = list(newest)
         merged: list[tuple[TaskRow, Task]] = []
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             for start in range(0, len(ids), _IDS_PER_QUERY):
                 chunk = ids[start : start + _IDS_PER_QUERY]
                 marks = ", ".join("?" for _ in chunk)
@@ -260,7 +260,7 @@ class SQLiteStore:
     async def adopt_progress(self, key: str, ref: MessageRef) -> bool:
         """Record a progress message that arrived after its submit went ahead, if the task
         still runs and has none (False: posted, refused or asking; the message is not needed)."""
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             cur = await db.execute(
                 "UPDATE tasks SET progress_ref = ?, updated_at = ? WHERE key = ?"
                 " AND progress_ref IS NULL AND delivered_at IS NULL AND delivering_at IS NULL"
@@ -275,7 +275,7 @@ class SQLiteStore:
         A claim made before this process started belongs to a process that died while
         posting; it is taken over (the result is posted again rather than lost).
         """
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             cur = await db.execute(
                 "UPDATE tasks SET delivering_at = ? WHERE key = ? AND delivered_at IS NULL"
                 " AND (delivering_at IS NULL OR delivering_at < ?)",
@@ -297,7 +297,7 @@ class SQLiteStore:
         """True the first time an event (an update id) is seen: redeliveries do nothing."""
         if not event:
             return True
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             cur = await db.execute(
                 "INSERT OR IGNORE INTO seen (event, seen_at) VALUES (?, ?)", (event, time.time())
             )
@@ -333,7 +333,7 @@ class SQLiteStore:
         """
         now = time.time()
         row.created_at = row.updated_at = now
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             async with db.execute(
                 "SELECT t.* FROM presses p JOIN tasks t ON t.key = p.child_key"
                 " WHERE p.parent_key = ? AND p.button = ?",
@@ -356,7 +356,7 @@ class SQLiteStore:
     # --- modals ------------------------------------------------------------------------------
 
     async def add_modal(self, key: str, kind: str, prefill: str) -> None:
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             await db.execute(
                 "INSERT OR REPLACE INTO modals (key, kind, prefill, created_at)"
                 " VALUES (?, ?, ?, ?)",
@@ -364,7 +364,7 @@ class SQLiteStore:
             )
 
     async def set_modal_ask(self, key: str, ref: MessageRef) -> None:
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             await db.execute(
                 "UPDATE modals SET ask_chat = ?, ask_message = ? WHERE key = ?",
                 (f"{ref.platform}:{ref.chat_id}", ref.message_id, key),
@@ -408,7 +408,7 @@ class SQLiteStore:
         limit (the tracker), its age and its elapsed time count from here, not from the press
         that asked (an answer given an hour later was timed out at once)."""
         now = time.time()
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             cur = await db.execute(
                 "UPDATE modals SET answered_at = ? WHERE key = ? AND answered_at IS NULL",
                 (now, key),
@@ -423,7 +423,7 @@ class SQLiteStore:
     async def reopen_modal(self, key: str, prefill: str) -> bool:
         """Open an answered question again (its answer never reached the API): the next
         answer claims it as the first did. ``prefill`` is the answer that was lost."""
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             cur = await db.execute(
                 "UPDATE modals SET answered_at = NULL, prefill = ?, ask_chat = NULL,"
                 " ask_message = NULL WHERE key = ? AND answered_at IS NOT NULL",
@@ -442,7 +442,7 @@ class SQLiteStore:
     async def add_ask(
         self, ref: MessageRef, user_id: str, command: str, args: str, lang: str
     ) -> None:
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             await db.execute(
                 "INSERT OR REPLACE INTO asks (platform, chat_id, message_id, user_id, command,"
                 " args, lang, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -468,7 +468,7 @@ class SQLiteStore:
         return AskRow(**dict(row)) if row else None
 
     async def claim_ask(self, platform: str, chat_id: str, message_id: str) -> bool:
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             cur = await db.execute(
                 "UPDATE asks SET answered_at = ? WHERE platform = ? AND chat_id = ?"
                 " AND message_id = ? AND answered_at IS NULL",
@@ -497,7 +497,7 @@ class SQLiteStore:
     async def change_user_settings(
         self, platform: str, user_id: str, change: Callable[[UserSettings], UserSettings]
     ) -> UserSettings:
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             scope = f"user:{platform}:{user_id}"
             data = await _settings_in(db, scope)
             changed = change(_user_settings(data))
@@ -511,7 +511,7 @@ class SQLiteStore:
     async def change_chat_settings(
         self, platform: str, chat_id: str, change: Callable[[ChatSettings], ChatSettings]
     ) -> ChatSettings:
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             scope = f"chat:{platform}:{chat_id}"
             data = await _settings_in(db, scope)
             changed = change(_chat_settings(data))
@@ -519,7 +519,7 @@ class SQLiteStore:
             return changed
 
     async def keep_hook_secret(self, candidate: str) -> str:
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             data = await _settings_in(db, "system:hooks")
             kept = data.get("secret")
             if isinstance(kept, str) and kept:
@@ -534,11 +534,11 @@ class SQLiteStore:
     # --- the ledger --------------------------------------------------------------------------
 
     async def charge(self, pay: Pay) -> str | None:
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             return await pay(_Ledger(db))
 
     async def settle_charge(self, charge_id: str, outcome: Outcome) -> None:
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             await db.execute(
                 "UPDATE ledger SET outcome = ?, settled_at = ? WHERE id = ?"
                 " AND outcome = 'pending'",
@@ -609,7 +609,7 @@ class SQLiteStore:
         rule: AccessRule | None,
         by_user: str,
     ) -> None:
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             if rule is None:
                 await db.execute(
                     "DELETE FROM access WHERE platform = ? AND subject = ? AND id = ?",
@@ -623,7 +623,7 @@ class SQLiteStore:
                 )
 
     async def remember_person(self, platform: str, user_id: str, handle: str, name: str) -> None:
-        async with self.transaction() as db:
+        async with self._transaction() as db:
             await db.execute(
                 "INSERT OR REPLACE INTO people (platform, user_id, handle, name, last_seen)"
                 " VALUES (?, ?, ?, ?, ?)",
