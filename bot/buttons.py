@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from bot.i18n import t
+from bot.mj import custom_ids
 from bot.mj.models import Button
 from bot.views import Choice, Style
 
@@ -45,63 +46,6 @@ def decode(data: str | None) -> Token | None:
     return Token(match.group(1), match.group(2)) if match else None
 
 
-# Families by customId prefix, in the official bot's row order (mj-api.md §7.8).
-_FAMILIES: tuple[tuple[str, str], ...] = (
-    ("MJ::JOB::upsample::", "u"),
-    ("MJ::JOB::reroll::", "u"),
-    ("MJ::JOB::variation::", "v"),
-    ("MJ::JOB::video_virtual_upscale::", "u"),
-    ("MJ::JOB::upsample_", "hd"),
-    ("MJ::JOB::low_variation::", "vary"),
-    ("MJ::JOB::high_variation::", "vary"),
-    ("MJ::Inpaint::", "vary"),
-    ("MJ::Outpaint::", "zoom"),
-    ("MJ::CustomZoom::", "zoom"),
-    ("MJ::JOB::pan_", "pan"),
-    ("MJ::JOB::animate_", "animate"),
-    ("MJ::Job::PicReader::", "pick"),
-    ("MJ::Job::PromptAnalyzer::", "pick"),
-    ("MJ::Picread::", "pick"),
-)
-
-# Derived names for buttons that come with neither label nor emoji (§7.8).
-_NAMES: tuple[tuple[str, str], ...] = (
-    ("MJ::JOB::reroll::", "btn.reroll"),
-    ("MJ::JOB::pan_left::", "btn.pan_left"),
-    ("MJ::JOB::pan_right::", "btn.pan_right"),
-    ("MJ::JOB::pan_up::", "btn.pan_up"),
-    ("MJ::JOB::pan_down::", "btn.pan_down"),
-    ("MJ::CustomZoom::", "btn.custom_zoom"),
-    ("MJ::Inpaint::", "btn.vary_region"),
-    ("MJ::BOOKMARK::", "btn.like"),
-    ("MJ::Picread::Retry", "btn.reroll"),
-)
-
-# MJ's English labels we translate; anything else is shown as the API sent it.
-_LABEL_KEYS = {
-    "Upscale (Subtle)": "btn.upscale_subtle",
-    "Upscale (Creative)": "btn.upscale_creative",
-    "Upscale (2x)": "btn.upscale_2x",
-    "Upscale (4x)": "btn.upscale_4x",
-    "Vary (Subtle)": "btn.vary_subtle",
-    "Vary (Strong)": "btn.vary_strong",
-    "Vary (Region)": "btn.vary_region",
-    "Zoom Out 2x": "btn.zoom_2x",
-    "Zoom Out 1.5x": "btn.zoom_15x",
-    "Custom Zoom": "btn.custom_zoom",
-    "Animate (High motion)": "btn.animate_high",
-    "Animate (Low motion)": "btn.animate_low",
-    "Extend (High motion)": "btn.extend_high",
-    "Extend (Low motion)": "btn.extend_low",
-    "Imagine all": "btn.imagine_all",
-    "Make Square": "btn.make_square",
-}
-
-
-def family(custom_id: str) -> str:
-    return next((name for prefix, name in _FAMILIES if custom_id.startswith(prefix)), "other")
-
-
 def _is_unicode_emoji(text: str) -> bool:
     # Custom Discord emoji arrive by name ("upscale_1"): not displayable outside Discord.
     return bool(text) and not text.isascii()
@@ -111,11 +55,11 @@ def label(button: Button, lang: str) -> str:
     """Label if present (translated when we know it), else emoji, else a derived name."""
     emoji = button.emoji if _is_unicode_emoji(button.emoji) else ""
     text = button.label.strip()
-    if text in _LABEL_KEYS:
-        text = t(_LABEL_KEYS[text], lang)
+    if text in custom_ids.LABEL_KEYS:
+        text = t(custom_ids.LABEL_KEYS[text], lang)
     if not text and not emoji:
-        key = next((k for p, k in _NAMES if button.custom_id.startswith(p)), "")
-        text = t(key, lang) if key else button.custom_id.split("::")[-1][:20] or "?"
+        key = custom_ids.family(button.custom_id).name
+        text = t(key, lang) if key else custom_ids.fallback_label(button.custom_id) or "?"
     return f"{emoji} {text}".strip() if text else emoji
 
 
@@ -131,12 +75,12 @@ def layout(
     ``hidden`` lists customId prefixes the provider cannot do (they are left out).
     """
     hidden = tuple(hidden)
-    groups: dict[str, list[Choice]] = {}
+    groups: dict[custom_ids.Row, list[Choice]] = {}
     for index, button in enumerate(buttons):
         if hidden and button.custom_id.startswith(hidden):
             continue
         choice = Choice(label(button, lang), encode(key, index), style=_style(button))
-        groups.setdefault(family(button.custom_id), []).append(choice)
+        groups.setdefault(custom_ids.family(button.custom_id).row, []).append(choice)
     rows: list[tuple[Choice, ...]] = []
     for choices in groups.values():
         for start in range(0, len(choices), MAX_PER_ROW):

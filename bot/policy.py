@@ -22,31 +22,13 @@ from typing import Any
 
 from bot.chat import Requester
 from bot.config import AccessConfig, QuotaConfig
+from bot.mj import custom_ids
 from bot.store import Charge, Ledger, Outcome, Stats, Store, Usage, new_key
-
-# customId prefix -> action name in the weight table (mj-api.md §7.8).
-_ACTIONS: tuple[tuple[str, str], ...] = (
-    ("MJ::JOB::upsample::", "upscale"),
-    ("MJ::JOB::video_virtual_upscale::", "upscale"),
-    ("MJ::JOB::upsample_", "upscale_hd"),
-    ("MJ::JOB::variation::", "variation"),
-    ("MJ::JOB::low_variation::", "variation"),
-    ("MJ::JOB::high_variation::", "variation"),
-    ("MJ::JOB::reroll::", "reroll"),
-    ("MJ::Outpaint::", "zoom"),
-    ("MJ::CustomZoom::", "zoom"),
-    ("MJ::JOB::pan_", "pan"),
-    ("MJ::Inpaint::", "region"),
-    ("MJ::JOB::animate_", "video"),
-    ("MJ::Job::PicReader::all", "imagine_all"),
-    ("MJ::Job::PicReader::", "imagine"),
-    ("MJ::Job::PromptAnalyzer::", "imagine"),
-    ("MJ::Picread::Retry", "describe"),
-)
 
 
 def action_of(custom_id: str) -> str:
-    return next((name for prefix, name in _ACTIONS if custom_id.startswith(prefix)), "other")
+    """The action a button press is weighed as (``bot.mj.custom_ids``' table)."""
+    return custom_ids.family(custom_id).cost
 
 
 @dataclass(frozen=True)

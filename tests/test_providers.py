@@ -13,17 +13,10 @@ import pytest
 
 from bot.config import ConfigError, load
 from bot.mj.client import ErrorKind, MjClient, MjError
+from bot.mj.custom_ids import change_for, refusal_prefix
 from bot.mj.models import Outcome, Status
 from bot.mj.probe import probe, resolve_profile
-from bot.mj.profiles import (
-    PROFILES,
-    PROVIDERS,
-    SIM_FLAVOURS,
-    Profile,
-    button_family,
-    change_for,
-    profile_for,
-)
+from bot.mj.profiles import PROFILES, PROVIDERS, SIM_FLAVOURS, Profile, profile_for
 from mjsim import FLAVOURS, SimConfig, Simulator
 
 BASE = "https://api.example.com"
@@ -124,10 +117,10 @@ def test_change_translation_and_button_families() -> None:
     assert change_for(f"MJ::JOB::reroll::0::{HASH}::SOLO") == ("REROLL", None)
     assert change_for(f"MJ::CustomZoom::{HASH}") is None
     assert change_for(f"MJ::JOB::upsample_v7_2x_subtle::1::{HASH}::SOLO") is None
-    assert button_family("MJ::Job::PicReader::all") == "MJ::Job::PicReader::all"
-    assert button_family("MJ::Job::PicReader::2") == "MJ::Job::PicReader::"
-    assert button_family(f"MJ::BOOKMARK::{HASH}") == "MJ::BOOKMARK::"
-    assert button_family(f"MJ::JOB::animate_high::1::{HASH}::SOLO") == "MJ::JOB::animate_high::"
+    assert refusal_prefix("MJ::Job::PicReader::all") == "MJ::Job::PicReader::all"
+    assert refusal_prefix("MJ::Job::PicReader::2") == "MJ::Job::PicReader::"
+    assert refusal_prefix(f"MJ::BOOKMARK::{HASH}") == "MJ::BOOKMARK::"
+    assert refusal_prefix(f"MJ::JOB::animate_high::1::{HASH}::SOLO") == "MJ::JOB::animate_high::"
 
 
 def test_config_provider_and_overrides(tmp_path) -> None:

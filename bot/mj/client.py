@@ -30,15 +30,9 @@ from urllib.parse import quote
 
 import httpx
 
+from bot.mj.custom_ids import change_for, grid_buttons, refusal_prefix
 from bot.mj.models import Action, Outcome, Status, Submission, Task, loads
-from bot.mj.profiles import (
-    AUTH_SCHEMES,
-    PROFILES,
-    Profile,
-    button_family,
-    change_for,
-    grid_buttons,
-)
+from bot.mj.profiles import AUTH_SCHEMES, PROFILES, Profile
 
 log = logging.getLogger("bot.mj")
 
@@ -282,10 +276,10 @@ class MjClient:
         if submission.outcome is Outcome.INVALID and (
             _UNKNOWN_ACTION.search(submission.description) or self._profile.hides(custom_id)
         ):
-            family = button_family(custom_id)
-            if family not in self.hidden_buttons:
-                log.info("the provider refuses %s buttons; hiding them from now on", family)
-                self._refused.append(family)
+            prefix = refusal_prefix(custom_id)
+            if prefix not in self.hidden_buttons:
+                log.info("the provider refuses %s buttons; hiding them from now on", prefix)
+                self._refused.append(prefix)
             submission = dataclasses.replace(submission, outcome=Outcome.UNSUPPORTED)
         return submission
 

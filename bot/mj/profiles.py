@@ -9,7 +9,6 @@ its own. ``auto`` is resolved once at start by :mod:`bot.mj.probe`.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,54 +211,3 @@ def profile_for(provider: str, **overrides: Any) -> Profile:
         raise ValueError(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}") from None
     return base.with_overrides(**overrides)
 
-
-# --- Java OSS: buttons translated to /submit/change (§3.7, P8) ---------------------------------
-
-_CHANGE = (
-    (re.compile(r"^MJ::JOB::upsample::([1-4])::"), "UPSCALE"),
-    (re.compile(r"^MJ::JOB::variation::([1-4])::"), "VARIATION"),
-    (re.compile(r"^MJ::JOB::reroll::0::"), "REROLL"),
-)
-
-
-def change_for(custom_id: str) -> tuple[str, int | None] | None:
-    """('UPSCALE', 2) for MJ::JOB::upsample::2::<hash>; None when /change cannot do it."""
-    for pattern, action in _CHANGE:
-        match = pattern.match(custom_id)
-        if match:
-            return action, int(match.group(1)) if match.groups() else None
-    return None
-
-
-def grid_buttons(job: str) -> list[dict[str, Any]]:
-    """U1-U4, 🔄, V1-V4 for a grid on a server whose tasks carry no buttons (Java OSS).
-
-    ``job`` is the job hash when known, else the task id: /submit/change needs only the
-    parent's task id and the index, which the client reads back from the customId.
-    """
-
-    def button(custom_id: str, label: str = "", emoji: str = "") -> dict[str, Any]:
-        return {"customId": custom_id, "emoji": emoji, "label": label, "type": 2, "style": 2}
-
-    ups = [button(f"MJ::JOB::upsample::{n}::{job}", f"U{n}") for n in range(1, 5)]
-    reroll = button(f"MJ::JOB::reroll::0::{job}::SOLO", "", "🔄")
-    vs = [button(f"MJ::JOB::variation::{n}::{job}", f"V{n}") for n in range(1, 5)]
-    return [*ups, reroll, *vs]
-
-
-_HASHLIKE = re.compile(r"^(\d+|[0-9a-f]{8}-[0-9a-f-]{20,}|SOLO)$", re.I)
-
-
-def button_family(custom_id: str) -> str:
-    """The prefix that names a customId's family, to remember what a provider refused.
-
-    'MJ::JOB::animate_high::1::<hash>::SOLO' -> 'MJ::JOB::animate_high::';
-    'MJ::Job::PicReader::all' -> itself (Plus refuses "all" but not the numbered picks).
-    """
-    parts = custom_id.split("::")
-    kept: list[str] = []
-    for part in parts:
-        if _HASHLIKE.match(part) or len(part) > 30:
-            return "::".join(kept) + "::"
-        kept.append(part)
-    return custom_id

@@ -10,9 +10,10 @@ from dataclasses import replace
 from bot import mask, media, results
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
+from bot.mj import custom_ids
 from bot.mj.models import Status, Submission
 from bot.policy import OverQuota
-from bot.service.base import MAX_PROMPT, MODAL_ACTIONS, ServiceBase, clean
+from bot.service.base import MAX_PROMPT, ServiceBase, clean
 from bot.store import TaskRow
 from bot.views import Ask, Choice, Media, View, clip
 
@@ -141,7 +142,7 @@ class Questions(ServiceBase):
 
     async def _submit_modal(self, req: Requester, row: TaskRow, prompt: str, mask_uri: str) -> bool:
         modal = await self.store.modal(row.key)
-        action = MODAL_ACTIONS.get(modal.kind if modal else "", "other")
+        action = custom_ids.answer_cost(modal.kind if modal else "")
         # Claim first and pay in the same transaction: of two answers one wins and pays;
         # the other pays nothing, so nothing of the winner's can be refunded by it.
         try:
