@@ -1,9 +1,12 @@
+import ast
 import asyncio
 import json
+import re
 import sqlite3
 import time
 from dataclasses import replace
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -219,3 +222,43 @@ async def test_a_question_never_recorded_is_still_found_for_its_user(store):
     assert await store.unrecorded_modal("telegram", "-1", "8") is None  # someone else
     await store.set_modal_ask(r.key, MessageRef("telegram", "-1", "77"))
     assert await store.unrecorded_modal("telegram", "-1", "7") is None  # recorded now
+
+
+# --- one store interface ----------------------------------------------------------------------
+
+SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|PRAGMA|BEGIN|WITH)\s")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _modules() -> list[tuple[str, ast.Module]]:
+    found = []
+    for package in ("bot", "adapters", "mjsim"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            found.append((module, ast.parse(path.read_text(), str(path))))
+    return found
+
+
+def test_every_sql_statement_is_in_the_store():
+    """The store is the one place that speaks SQL (a second implementation is one class):
+    no SQL text, no database driver and no SQLite class anywhere else, except that the
+    composition root and the CLI open the SQLite store."""
+    found = []
+    for module, tree in _modules():
+        if module.startswith("bot.store"):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if SQL.match(node.value):
+                    found.append(f"{module}:{node.lineno} {node.value[:40]!r}")
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if name.split(".")[0] in ("sqlite3", "aiosqlite"):
+                    found.append(f"{module} imports {name}")
+                if name == "bot.store.sqlite" and module not in ("bot.app", "bot.cli"):
+                    found.append(f"{module} imports {name}")
+    assert found == []
