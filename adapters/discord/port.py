@@ -26,7 +26,7 @@ from PIL import Image
 
 from bot.chat import MessageGone, MessageRef, RateLimited
 from bot.i18n import t
-from bot.views import Choice, Media, Style, View
+from bot.views import Choice, Media, Style, View, clip
 
 from .handlers import open_answer, press
 from .ids import ASK_PREFIX, ASK_TEMPLATE, PLATFORM, TOKEN_TEMPLATE
@@ -120,8 +120,7 @@ def language_of(view: View) -> str:
 
 
 def _label(text: str) -> str:
-    text = text.strip() or "•"
-    return text if len(text) <= LABEL_LIMIT else text[: LABEL_LIMIT - 1] + "…"
+    return clip(text.strip() or "•", LABEL_LIMIT)
 
 
 def pack(rows: Sequence[Sequence[Choice]], max_rows: int) -> list[list[Choice]]:
@@ -173,7 +172,7 @@ def content(text: str, mention: str = "") -> str:
     body = discord.utils.escape_markdown(text or "")
     if mention:
         body = f"<@{mention}> {body}"
-    return body if len(body) <= CONTENT_LIMIT else body[: CONTENT_LIMIT - 1] + "…"
+    return clip(body, CONTENT_LIMIT)
 
 
 def fit(item: Media, limit: int) -> Media | None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from telegram import Document, Message, PhotoSize, Update
-from telegram.constants import FileSizeLimit
+from telegram.constants import CallbackQueryLimit, FileSizeLimit
 from telegram.ext import ContextTypes
 
 from bot import commands
@@ -184,7 +184,8 @@ async def press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     assert query is not None
     notice = await service_of(context).press(requester(update), query.data or "")
-    await query.answer(notice.text[:200], show_alert=notice.alert)
+    limit = CallbackQueryLimit.ANSWER_CALLBACK_QUERY_TEXT_LENGTH
+    await query.answer(notice.text[:limit], show_alert=notice.alert)
 
 
 async def reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -18,18 +18,21 @@ from telegram import (
     ReplyParameters,
     WebAppInfo,
 )
+from telegram.constants import FloodLimit, MediaGroupLimit, MessageLimit, ReplyLimit
 from telegram.error import BadRequest, RetryAfter
 
 from bot.chat import MessageGone, MessageRef, RateLimited
-from bot.views import View
+from bot.views import View, clip
 
 log = logging.getLogger("adapters.telegram")
 
 PLATFORM = "telegram"
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
-PLACEHOLDER_LIMIT = 64
-GROUP_PER_MINUTE = 20
+# Telegram's limits, by python-telegram-bot's names for them.
+TEXT_LIMIT = MessageLimit.MAX_TEXT_LENGTH
+CAPTION_LIMIT = MessageLimit.CAPTION_LENGTH
+PLACEHOLDER_LIMIT = ReplyLimit.MAX_INPUT_FIELD_PLACEHOLDER
+GROUP_PER_MINUTE = FloodLimit.MESSAGES_PER_MINUTE_PER_GROUP
+ALBUM_LIMIT = MediaGroupLimit.MAX_MEDIA_LENGTH
 # How long a send waits for Telegram's answer. Giving up early (PTB's default is 5 s) does not
 # unsend the message: it stays in the chat with nobody knowing its id. The core does not wait
 # for a slow progress message (it submits meanwhile), so patience here costs nothing.
@@ -51,10 +54,6 @@ def keyboard(view: View) -> InlineKeyboardMarkup | None:
                 buttons.append(InlineKeyboardButton(choice.label, callback_data=choice.token))
         rows.append(buttons)
     return InlineKeyboardMarkup(rows)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _ref(message: Message, kind: str) -> MessageRef:
@@ -82,9 +81,9 @@ class TelegramPort:
         )
         markup: InlineKeyboardMarkup | ForceReply | None = keyboard(view)
         if view.ask is not None and markup is None:
-            placeholder = _clip(view.ask.placeholder, PLACEHOLDER_LIMIT)
+            placeholder = clip(view.ask.placeholder, PLACEHOLDER_LIMIT)
             markup = ForceReply(selective=True, input_field_placeholder=placeholder)
-        caption = _clip(view.text, CAPTION_LIMIT)
+        caption = clip(view.text, CAPTION_LIMIT)
         chat = int(chat_id)
         with _translated_errors():
             if len(view.media) > 1:
@@ -109,7 +108,7 @@ class TelegramPort:
                 return _ref(message, item.kind)
             message = await self.bot.send_message(
                 chat,
-                _clip(view.text, TEXT_LIMIT),
+                clip(view.text, TEXT_LIMIT),
                 reply_markup=markup,
                 reply_parameters=reply,
                 read_timeout=SEND_TIMEOUT_S,
@@ -125,16 +124,16 @@ class TelegramPort:
         items = [
             kinds.get(m.kind, InputMediaDocument)(
                 InputFile(m.data, filename=m.filename, attach=True),
-                caption=_clip(view.text, CAPTION_LIMIT) if i == 0 else None,
+                caption=clip(view.text, CAPTION_LIMIT) if i == 0 else None,
             )
-            for i, m in enumerate(view.media[:10])
+            for i, m in enumerate(view.media[:ALBUM_LIMIT])
         ]
         messages = await self.bot.send_media_group(
             chat, items, reply_parameters=reply, read_timeout=SEND_TIMEOUT_S
         )
         if markup is None:
             return _ref(messages[-1], view.media[0].kind)
-        head = _clip(view.text.splitlines()[0] if view.text else "⬆️", TEXT_LIMIT)
+        head = clip(view.text.splitlines()[0] if view.text else "⬆️", TEXT_LIMIT)
         message = await self.bot.send_message(
             chat,
             f"⬆️ {head}",
@@ -155,7 +154,7 @@ class TelegramPort:
                     InputMediaPhoto(
                         # attach=True: inside InputMedia a file travels as attach://<name>
                         InputFile(photo.data, filename=photo.filename, attach=True),
-                        caption=_clip(view.text, CAPTION_LIMIT),
+                        caption=clip(view.text, CAPTION_LIMIT),
                     ),
                     chat_id=chat_id,
                     message_id=message_id,
@@ -164,7 +163,7 @@ class TelegramPort:
                 return MessageRef(ref.platform, ref.chat_id, ref.message_id, "photo")
             if ref.kind == "text":
                 await self.bot.edit_message_text(
-                    _clip(view.text, TEXT_LIMIT),
+                    clip(view.text, TEXT_LIMIT),
                     chat_id=chat_id,
                     message_id=message_id,
                     reply_markup=markup,
@@ -173,7 +172,7 @@ class TelegramPort:
                 await self.bot.edit_message_caption(
                     chat_id=chat_id,
                     message_id=message_id,
-                    caption=_clip(view.text, CAPTION_LIMIT),
+                    caption=clip(view.text, CAPTION_LIMIT),
                     reply_markup=markup,
                 )
         return ref
