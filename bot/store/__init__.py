@@ -73,8 +73,14 @@ class TaskRow:
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
 
-    def ref(self, name: str) -> MessageRef | None:
-        return MessageRef.decode(getattr(self, f"{name}_ref"))
+    def ref(self, name: Literal["request", "progress", "result"]) -> MessageRef | None:
+        """The message the task was asked in, shows its progress, or shows its result."""
+        encoded = {
+            "request": self.request_ref,
+            "progress": self.progress_ref,
+            "result": self.result_ref,
+        }[name]
+        return MessageRef.decode(encoded)
 
 
 class TaskChange(TypedDict, total=False):
