@@ -18,6 +18,7 @@ from PIL import Image
 
 from bot import buttons, media
 from bot.i18n import t
+from bot.mj.failures import Reason, of_fail_reason
 from bot.mj.models import Action, Status, Task
 from bot.store import TaskRow
 from bot.views import Choice, Media, View, clip, headline, result_caption
@@ -192,18 +193,18 @@ def _elapsed(task: Task, row: TaskRow) -> float:
     return max(0.0, time.time() - row.created_at)
 
 
-_FAILURE_BUCKETS = (
-    ("moderation", ("banned prompt", "敏感词", "filters", "community standards", "违规")),
-    ("invalid", ("invalid",)),
-    ("timeout", ("超时", "timeout", "timed out")),
-    ("account", ("queue full", "队列已满", "subscription", "实例不可用", "blocked")),
-)
+# The headline (an i18n key) for each kind of failReason; the raw text follows as detail.
+_HEADLINES = {
+    Reason.MODERATION: "failure.moderation",
+    Reason.INVALID: "failure.invalid",
+    Reason.TIMEOUT: "failure.timeout",
+    Reason.QUEUE_FULL: "failure.account",
+    Reason.ACCOUNT: "failure.account",
+}
 
 
 def describe_failure(reason: str, lang: str) -> str:
-    """The failReason in the user's words: a bucket headline plus the raw text as detail."""
-    low = reason.lower()
-    bucket = next((b for b, words in _FAILURE_BUCKETS if any(w in low for w in words)), "generic")
-    text = t(f"failure.{bucket}", lang)
+    """The failReason in the user's words: a headline by its kind plus the raw text as detail."""
+    text = t(_HEADLINES.get(of_fail_reason(reason), "failure.generic"), lang)
     detail = clip(reason.strip(), 300)
     return f"{text}\n{detail}" if detail and reason != "timeout" else text

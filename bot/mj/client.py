@@ -31,6 +31,7 @@ from urllib.parse import quote
 import httpx
 
 from bot.mj.custom_ids import change_for, grid_buttons, refusal_prefix
+from bot.mj.failures import Reason
 from bot.mj.models import Action, Outcome, Status, Submission, Task, loads
 from bot.mj.profiles import AUTH_SCHEMES, PROFILES, Profile
 
@@ -39,9 +40,6 @@ log = logging.getLogger("bot.mj")
 _AUTH_SCHEMES = AUTH_SCHEMES
 _DEFAULT_PROFILE = PROFILES["openai-hk"]
 _LIST_FALLBACK_CONCURRENCY = 8  # parallel fetches when a provider has no list-by-condition
-_QUEUE_FULL_TEXT = re.compile(r"队列已满|queue (is )?full", re.I)  # code 9 on trueai (P3)
-# What a refused button sounds like: new-api's machine token, trueai's fixed text (P11).
-_UNKNOWN_ACTION = re.compile(r"^unknown_action|未知的 ?Action", re.I)
 _MODE_FLAG = re.compile(r"(?<!\S)--(fast|relax|turbo)\b", re.I)
 _SYNTHESISED_GRIDS = (Action.IMAGINE, Action.VARIATION, Action.REROLL, Action.BLEND)
 _MODE_RE = re.compile(r"^[A-Za-z0-9_.\-/]*$")
@@ -264,6 +262,7 @@ class MjClient:
                     code=4,
                     outcome=Outcome.UNSUPPORTED,
                     description=f"unknown_action:{custom_id}",
+                    reason=Reason.UNKNOWN_ACTION,
                 )
             action, index = change
             return await self.change(
@@ -273,8 +272,9 @@ class MjClient:
         if enable_remix:
             body["enableRemix"] = True
         submission = await self._submit("/mj/submit/action", body, mode, notify_hook, state)
+        # A refused button says so in words only: new-api's machine token, trueai's text (P11).
         if submission.outcome is Outcome.INVALID and (
-            _UNKNOWN_ACTION.search(submission.description) or self._profile.hides(custom_id)
+            submission.reason is Reason.UNKNOWN_ACTION or self._profile.hides(custom_id)
         ):
             prefix = refusal_prefix(custom_id)
             if prefix not in self.hidden_buttons:
@@ -542,9 +542,9 @@ class MjClient:
         elif (
             submission.code == 9
             and self._profile.queue_full_code9
-            and _QUEUE_FULL_TEXT.search(submission.description)
+            and submission.reason is Reason.QUEUE_FULL
         ):
-            outcome = Outcome.QUEUE_FULL  # trueai (P3)
+            outcome = Outcome.QUEUE_FULL  # trueai: code 9 with a queue-full text (P3)
         if outcome is submission.outcome:
             return submission
         return dataclasses.replace(submission, outcome=outcome)

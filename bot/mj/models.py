@@ -3,7 +3,8 @@
 Every server of the API family (Java OSS, Plus, trueai, new-api relays, openai-hk) speaks a
 slightly different dialect; these parsers accept all of them and never raise on an unknown
 status, action or extra field. Logic keys on numeric codes, statuses and customIds only, never
-on human-readable text (see reference/mj-api.md §0, §14).
+on human-readable text (see reference/mj-api.md §0, §14): what a description says is read
+once, by bot.mj.failures, into ``Submission.reason``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
+
+from bot.mj.failures import Reason, of_description
 
 
 class Status(StrEnum):
@@ -371,6 +374,7 @@ class Submission:
     outcome: Outcome
     task_id: str = ""
     description: str = ""
+    reason: Reason = Reason.OTHER  # what the description says beyond the code (failures.py)
     queue_position: int | None = None
     banned_word: str = ""
     final_prompt: str = ""
@@ -381,7 +385,8 @@ class Submission:
     def from_json(cls, data: Any) -> Submission:
         """Parse an envelope ({code, description, result}) or trueai's {success, message}."""
         if not isinstance(data, dict):
-            return cls(code=-1, outcome=Outcome.FAILED, description=_str(data)[:500])
+            text = _str(data)[:500]
+            return cls(-1, Outcome.FAILED, description=text, reason=of_description(text))
         code = _int_or(data.get("code", -1), -1)
         props = _table(data.get("properties"))
         description = _str(data.get("description") or data.get("message"))
@@ -395,6 +400,7 @@ class Submission:
             code=code,
             outcome=outcome,
             description=description,
+            reason=of_description(description),
             queue_position=int(queue) if queue.isdecimal() and len(queue) < 10 else None,
             banned_word=_str(props.get("bannedWord")),
             final_prompt=_str(props.get("finalPrompt")),

@@ -210,4 +210,3 @@ def profile_for(provider: str, **overrides: Any) -> Profile:
     except KeyError:
         raise ValueError(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}") from None
     return base.with_overrides(**overrides)
-

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -44,7 +43,6 @@ SETTING_CHOICES: dict[str, tuple[str, ...]] = {
     "suffix": ("-",),  # clears it; a suffix itself is typed: /settings <suffix>
 }
 IMAGE_WORKERS = 2  # image conversions at once (bench/hostile_uploads.py measures the peak)
-QUEUE_FULL = re.compile(r"队列已满|queue (is )?full", re.I)
 
 Submit = Callable[[], Awaitable[Submission]]
 

@@ -11,12 +11,12 @@ from bot import logs, media
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj.client import MjError
+from bot.mj.failures import Reason
 from bot.mj.models import Outcome, Status, Submission
 from bot.policy import OverQuota, Refusal
 from bot.service.base import (
     BLEND_DIMENSIONS,
     MAX_PROMPT,
-    QUEUE_FULL,
     ServiceBase,
     Submit,
     clean,
@@ -411,8 +411,8 @@ class Submitting(ServiceBase):
                 return t("refused.unsupported", lang)
             case Outcome.EXISTS:
                 return t("refused.exists", lang)
-        if submission.code == 9 and QUEUE_FULL.search(submission.description):
-            # trueai says "queue full" with the generic failure code 9 (P3)
+        if submission.outcome is Outcome.FAILED and submission.reason is Reason.QUEUE_FULL:
+            # a full queue said in words under a generic failure code (trueai's 9, P3)
             return t("refused.queue_full", lang)
         return t("refused.failed", lang, detail=detail)
 
