@@ -270,6 +270,29 @@ def to_jpeg(data: bytes, max_side: int = PHOTO_MAX_SIDE, quality: int = 90) -> b
     return out.getvalue()
 
 
+# Magic numbers: (offset, bytes, content type). Uploads and results are never trusted by name.
+_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\x89PNG\r\n\x1a\n", "image/png"),
+    (0, b"\xff\xd8\xff", "image/jpeg"),
+    (0, b"GIF87a", "image/gif"),
+    (0, b"GIF89a", "image/gif"),
+    (0, b"BM", "image/bmp"),
+    (0, b"II*\x00", "image/tiff"),
+    (0, b"MM\x00*", "image/tiff"),
+    (4, b"ftyp", "video/mp4"),
+    (0, b"\x1aE\xdf\xa3", "video/webm"),
+)
+
+
+def sniff(data: bytes) -> str:
+    """The content type the first bytes show, "" when they show none we know (the one file
+    sniffer: a cheap look at the header; ``looks_like_image`` asks Pillow)."""
+    head = bytes(data[:16])
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return next((kind for at, magic, kind in _MAGIC if head[at : at + len(magic)] == magic), "")
+
+
 def looks_like_image(data: bytes) -> bool:
     """Whether the bytes start like an image Pillow knows (reads the header only: cheap)."""
     try:

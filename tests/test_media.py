@@ -192,3 +192,13 @@ def test_media_cache_round_trip(tmp_path):
     assert cache.get("k") is None
     cache.put("k", b"bytes")
     assert cache.get("k") == b"bytes"
+
+
+def test_sniff_names_what_the_first_bytes_show() -> None:
+    assert media.sniff(b"\x89PNG\r\n\x1a\n....") == "image/png"
+    assert media.sniff(b"\xff\xd8\xff\xe0") == "image/jpeg"
+    assert media.sniff(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
+    assert media.sniff(b"GIF89a") == "image/gif"
+    assert media.sniff(b"\x00\x00\x00\x18ftypmp42") == "video/mp4"
+    assert media.sniff(b"\x1aE\xdf\xa3") == "video/webm"
+    assert media.sniff(b"<html>") == media.sniff(b"") == ""

@@ -383,6 +383,7 @@ def test_sniff() -> None:
     assert sniff(b"\x00\x00\x00\x18ftypmp42") == "video/mp4"
     assert sniff(b"????", "video") == "video/mp4"
     assert sniff(b"????", "document") == "application/octet-stream"
+    assert sniff(b"BM\x00\x00\x00\x00") == "application/octet-stream"  # an image, not shown inline
 
 
 async def test_run_demo_prints_the_url_and_serves(capsys, tmp_path, monkeypatch) -> None:

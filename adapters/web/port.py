@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from bot.chat import MessageGone, MessageRef
 from bot.i18n import t
+from bot.media import sniff as sniff_bytes
 from bot.views import Media, View
 
 log = logging.getLogger("adapters.web")
@@ -87,21 +88,15 @@ class WebMessage:
         }
 
 
+# What a page shows inline; anything else is served as a download.
+SHOWN = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif", "video/mp4", "video/webm"})
+
+
 def sniff(data: bytes, kind: str = "photo") -> str:
-    """Content type by magic bytes (uploads and results are never trusted by name)."""
-    head = data[:16]
-    if head.startswith(b"\x89PNG"):
-        return "image/png"
-    if head.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if head[4:8] == b"ftyp":
-        return "video/mp4"
-    if head.startswith(b"\x1aE\xdf\xa3"):
-        return "video/webm"
+    """The content type to serve ``data`` with (by its bytes, bot.media.sniff)."""
+    found = sniff_bytes(data)
+    if found in SHOWN:
+        return found
     return "video/mp4" if kind == "video" else "application/octet-stream"
 
 
