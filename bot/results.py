@@ -19,7 +19,7 @@ from PIL import Image
 from bot import buttons, media
 from bot.i18n import t
 from bot.mj.failures import Reason, of_fail_reason
-from bot.mj.models import Action, Status, Task
+from bot.mj.models import Action, Task, TaskState
 from bot.store import TaskRow
 from bot.views import Choice, Media, View, clip, headline, result_caption
 
@@ -86,7 +86,7 @@ async def original(service: Sources, row: TaskRow) -> bytes | None:
 async def final_view(service: Sources, row: TaskRow) -> View:
     task = row.task
     lang = row.lang
-    if task is None or task.status is not Status.SUCCESS:
+    if task is None or task.status is not TaskState.SUCCESS:
         reason = describe_failure((task.fail_reason if task else "") or row.error or "", lang)
         rows: tuple[tuple[Choice, ...], ...] = ()
         if row.kind == "imagine" and row.prompt:

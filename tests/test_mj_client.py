@@ -13,7 +13,7 @@ import pytest
 
 import bot.mj.client as client_module
 from bot.mj.client import ErrorKind, MjClient, MjError
-from bot.mj.models import Outcome, Status, Submission, Task
+from bot.mj.models import Outcome, Submission, Task, TaskState
 
 BASE = "https://api.example.com"
 KEY = "hk-SeCrEt-0123456789"
@@ -672,7 +672,7 @@ async def test_fetch_request_and_parse(make: MakeClient) -> None:
     assert server.last.content == b""
     assert isinstance(task, Task)
     assert task.id == "1712205491372224"
-    assert task.status is Status.IN_PROGRESS
+    assert task.status is TaskState.IN_PROGRESS
 
 
 @pytest.mark.parametrize(
@@ -732,8 +732,8 @@ async def test_list_request_and_parse(make: MakeClient) -> None:
     assert server.last.url.path == "/mj/task/list-by-condition"
     assert server.body() == {"ids": ["1712205491372224", "1712205491372225", "404"]}
     assert [(t.id, t.status, t.progress) for t in tasks] == [
-        ("1712205491372224", Status.IN_PROGRESS, 45),
-        ("1712205491372225", Status.SUCCESS, 100),
+        ("1712205491372224", TaskState.IN_PROGRESS, 45),
+        ("1712205491372225", TaskState.SUCCESS, 100),
     ]
 
 

@@ -13,12 +13,13 @@ import pytest
 
 from bot.mj import models
 from bot.mj.models import (
+    FINAL_STATES,
     Action,
     Button,
     Outcome,
-    Status,
     Submission,
     Task,
+    TaskState,
     parse_progress,
 )
 
@@ -319,7 +320,7 @@ def test_task_trueai_55_with_id() -> None:
     assert task is not None
     assert task.id == "1729072764329001"
     assert task.action is Action.IMAGINE
-    assert task.status is Status.IN_PROGRESS
+    assert task.status is TaskState.IN_PROGRESS
     assert task.progress == 32
     assert task.image_url == ""  # null preview at 32 % (trueai#55)
     assert task.fail_reason == ""
@@ -337,7 +338,7 @@ def test_task_java_in_progress() -> None:
     task = Task.from_json(load(TASK_JAVA_IN_PROGRESS))
     assert task is not None
     assert task.id == "1712205491372224"
-    assert task.status is Status.IN_PROGRESS
+    assert task.status is TaskState.IN_PROGRESS
     assert task.progress == 45
     assert task.image_url.endswith("3dbbd469-36af-4a0f-8f02-df6c579e7011_grid_0.webp")
     assert task.state == "tg:12345:678"
@@ -354,7 +355,7 @@ def test_task_java_success_notify_payload() -> None:
     task = Task.from_json(load(TASK_JAVA_SUCCESS))
     assert task is not None
     assert task.id == "14001929738841620"
-    assert task.status is Status.SUCCESS
+    assert task.status is TaskState.SUCCESS
     assert task.is_final
     assert task.progress == 100
     assert task.prompt == "猫猫"
@@ -373,7 +374,7 @@ def test_task_plus_success_with_empty_buttons() -> None:
     task = Task.from_json({**data, "buttons": []})
     assert task is not None
     assert task.buttons == ()
-    assert task.status is Status.SUCCESS
+    assert task.status is TaskState.SUCCESS
 
 
 def test_task_newapi_truncated_text_is_not_json() -> None:
@@ -386,7 +387,7 @@ def test_task_newapi_success_buttons_in_order() -> None:
     task = Task.from_json(load(TASK_NEWAPI_SUCCESS))
     assert task is not None
     assert task.id == "1711217942120945"
-    assert task.status is Status.SUCCESS
+    assert task.status is TaskState.SUCCESS
     assert task.progress == 100
     assert task.fail_reason == ""
     assert task.state == ""
@@ -430,7 +431,7 @@ def test_task_b3n_completed_full_plus_properties() -> None:
     task = Task.from_json(items[0])
     assert task is not None
     assert task.id == "1710586687972812"
-    assert task.status is Status.SUCCESS
+    assert task.status is TaskState.SUCCESS
     assert task.state == "string"
     assert task.prompt == "Cat"
     assert task.prompt_en == "Cat --fast"
@@ -446,7 +447,7 @@ def test_task_describe_success() -> None:
     task = Task.from_json(load(TASK_JAVA_DESCRIBE))
     assert task is not None
     assert task.action is Action.DESCRIBE
-    assert task.status is Status.SUCCESS
+    assert task.status is TaskState.SUCCESS
     assert task.progress == 100
     assert task.prompt == ""
     assert task.final_prompt.startswith("1️⃣ Cat --ar 5:4")
@@ -474,7 +475,7 @@ def test_task_failure_fragment_162() -> None:
     task = Task.from_json(load(FAILURE_162_COMPLETED))
     assert task is not None
     assert task.id == "1686900000000001"
-    assert task.status is Status.FAILURE
+    assert task.status is TaskState.FAILURE
     assert task.progress == 0
     assert task.fail_reason == "Invalid Form Body"
     assert task.action is Action.OTHER  # absent action
@@ -484,7 +485,7 @@ def test_task_java_failure() -> None:
     task = Task.from_json(load(TASK_JAVA_FAILURE))
     assert task is not None
     assert task.id == "1712205491372225"
-    assert task.status is Status.FAILURE
+    assert task.status is TaskState.FAILURE
     assert task.is_final
     assert task.progress == 0  # "" progress
     assert task.image_url == ""
@@ -498,7 +499,7 @@ def test_task_java_failure() -> None:
 def test_task_trueai_timeout_failure() -> None:
     task = Task.from_json(load(TASK_TRUEAI_TIMEOUT))
     assert task is not None
-    assert task.status is Status.FAILURE
+    assert task.status is TaskState.FAILURE
     assert task.fail_reason == "执行超时 5 分钟"
     assert task.submit_time is None
     assert task.buttons == ()
@@ -561,7 +562,7 @@ def test_task_newapi_zero_times_mean_none() -> None:
 def test_task_unknown_status_and_action() -> None:
     task = Task.from_json({"id": "1", "status": "PAUSED", "action": "SWAP_VIDEO_FACE"})
     assert task is not None
-    assert task.status is Status.UNKNOWN
+    assert task.status is TaskState.UNKNOWN
     assert task.action is Action.OTHER
     assert not task.is_final
     assert task.rank == (-1, 0)
@@ -593,24 +594,42 @@ def test_action_parse(raw: object, action: Action) -> None:
 @pytest.mark.parametrize(
     ("raw", "status"),
     [
-        ("in_progress", Status.IN_PROGRESS),
-        ("MODAL", Status.MODAL),
-        ("CANCEL", Status.CANCEL),
-        ("", Status.UNKNOWN),
-        (None, Status.UNKNOWN),
-        (7, Status.UNKNOWN),
+        ("in_progress", TaskState.IN_PROGRESS),
+        ("MODAL", TaskState.MODAL),
+        ("CANCEL", TaskState.CANCEL),
+        ("", TaskState.UNKNOWN),
+        (None, TaskState.UNKNOWN),
+        (7, TaskState.UNKNOWN),
     ],
 )
-def test_status_parse(raw: object, status: Status) -> None:
-    assert Status.parse(raw) is status
+def test_status_parse(raw: object, status: TaskState) -> None:
+    assert TaskState.parse(raw) is status
 
 
 def test_status_rank_ordering() -> None:
-    assert Status.UNKNOWN.rank < Status.NOT_START.rank == Status.MODAL.rank
-    assert Status.NOT_START.rank < Status.SUBMITTED.rank < Status.IN_PROGRESS.rank
-    assert Status.IN_PROGRESS.rank < Status.SUCCESS.rank
-    assert Status.SUCCESS.rank == Status.FAILURE.rank == Status.CANCEL.rank
-    assert {s for s in Status if s.is_final} == {Status.SUCCESS, Status.FAILURE, Status.CANCEL}
+    assert TaskState.UNKNOWN.rank < TaskState.NOT_START.rank == TaskState.MODAL.rank
+    assert TaskState.NOT_START.rank < TaskState.SUBMITTED.rank < TaskState.IN_PROGRESS.rank
+    assert TaskState.IN_PROGRESS.rank < TaskState.SUCCESS.rank
+    assert TaskState.SUCCESS.rank == TaskState.FAILURE.rank == TaskState.CANCEL.rank
+    final = {TaskState.SUCCESS, TaskState.FAILURE, TaskState.CANCEL}
+    assert {s for s in TaskState if s.is_final} == final | {TaskState.REJECTED, TaskState.TIMEOUT}
+
+
+def test_our_own_states_are_never_read_from_the_api() -> None:
+    """SUBMITTING, REJECTED and TIMEOUT are mjbot's words: an API that sends them is not
+    believed (a task it calls TIMEOUT is not final for us, nor refunded as ours)."""
+    for ours in ("SUBMITTING", "REJECTED", "TIMEOUT", "timeout"):
+        assert TaskState.parse(ours) is TaskState.UNKNOWN
+        task = Task.from_json({"id": "1", "status": ours})
+        assert task is not None and task.status is TaskState.UNKNOWN and not task.is_final
+
+
+def test_task_states_are_stored_as_their_names() -> None:
+    """tasks.status holds these strings (no migration); a plain str from the database equals
+    its member, in comparisons and as a dict key."""
+    assert all(state.name == state.value == str(state) for state in TaskState)
+    assert "SUCCESS" == TaskState.SUCCESS and {TaskState.TIMEOUT: 1}.get("TIMEOUT") == 1
+    assert "REJECTED" in FINAL_STATES and "MODAL" not in FINAL_STATES
 
 
 def test_task_rank_orders_a_lifecycle() -> None:

@@ -14,7 +14,7 @@ import pytest
 from bot.config import ConfigError, load
 from bot.mj.client import ErrorKind, MjClient, MjError
 from bot.mj.custom_ids import change_for, refusal_prefix
-from bot.mj.models import Outcome, Status
+from bot.mj.models import Outcome, TaskState
 from bot.mj.probe import probe, resolve_profile
 from bot.mj.profiles import PROFILES, PROVIDERS, SIM_FLAVOURS, Profile, profile_for
 from mjsim import FLAVOURS, SimConfig, Simulator
@@ -287,7 +287,7 @@ async def test_java_grids_get_u_v_reroll_buttons(make) -> None:
 
     client, _ = make("midjourney-proxy", answer)
     task = await client.fetch(PARENT)
-    assert task is not None and task.status is Status.SUCCESS
+    assert task is not None and task.status is TaskState.SUCCESS
     assert [b.label or b.emoji for b in task.buttons] == [
         "U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4",
     ]  # fmt: skip

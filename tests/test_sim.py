@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from bot.mj.models import Status, Task
+from bot.mj.models import Task, TaskState
 from mjsim import RESET, SimConfig, Simulator
 
 FAST = 0.01  # real seconds per simulated second: an imagine takes ~0.25 s
@@ -540,7 +540,7 @@ async def test_hook_faults_drop_and_reorder(sim, client):
             await asyncio.sleep(0.01)
     ranks = [Task.from_json(body).rank for _, body in received]
     assert len(ranks) == 9 and ranks != sorted(ranks)
-    assert {Task.from_json(body).status for _, body in received} >= {Status.SUCCESS}
+    assert {Task.from_json(body).status for _, body in received} >= {TaskState.SUCCESS}
 
 
 async def test_fail_next_down_and_reset(sim, client):

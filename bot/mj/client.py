@@ -32,7 +32,7 @@ import httpx
 
 from bot.mj.custom_ids import change_for, grid_buttons, refusal_prefix
 from bot.mj.failures import Reason
-from bot.mj.models import Action, Outcome, Status, Submission, Task, loads
+from bot.mj.models import Action, Outcome, Submission, Task, TaskState, loads
 from bot.mj.profiles import AUTH_SCHEMES, PROFILES, Profile
 
 log = logging.getLogger("bot.mj")
@@ -496,7 +496,7 @@ class MjClient:
             task is None
             or self._profile.buttons_on_tasks
             or task.buttons
-            or task.status is not Status.SUCCESS
+            or task.status is not TaskState.SUCCESS
             or task.action not in _SYNTHESISED_GRIDS
         ):
             return task

@@ -19,26 +19,37 @@ from typing import Any
 from bot.mj.failures import Reason, of_description
 
 
-class Status(StrEnum):
+class TaskState(StrEnum):
+    """Where a task is: the API's states and mjbot's own, one enum. The values are the strings
+    stored in ``tasks.status`` (no migration: they always were)."""
+
+    # mjbot's own: before the API knows the task, or after it gave up on it
+    SUBMITTING = "SUBMITTING"  # the submit is in flight (the row is written first)
+    REJECTED = "REJECTED"  # the API refused the submit, or it was lost (interrupted)
+    TIMEOUT = "TIMEOUT"  # the tracker's time limit passed without a final state
+    # the API's (mj-api.md §6)
     NOT_START = "NOT_START"
     SUBMITTED = "SUBMITTED"
-    MODAL = "MODAL"
+    MODAL = "MODAL"  # waiting for /submit/modal (our question is asked meanwhile)
     IN_PROGRESS = "IN_PROGRESS"
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"
     CANCEL = "CANCEL"
-    UNKNOWN = "UNKNOWN"
+    UNKNOWN = "UNKNOWN"  # a state the API invented; never stored
 
     @classmethod
-    def parse(cls, value: Any) -> Status:
+    def parse(cls, value: Any) -> TaskState:
+        """A state as the API sends it: one of its own, else UNKNOWN (an API saying
+        "REJECTED" or "TIMEOUT" does not speak for mjbot)."""
         try:
-            return cls(str(value).upper())
+            state = cls(str(value).upper())
         except ValueError:
             return cls.UNKNOWN
+        return state if state in _API_STATES else cls.UNKNOWN
 
     @property
     def is_final(self) -> bool:
-        return self in (Status.SUCCESS, Status.FAILURE, Status.CANCEL)
+        return self in FINAL_STATES
 
     @property
     def rank(self) -> int:
@@ -46,15 +57,37 @@ class Status(StrEnum):
         return _RANK[self]
 
 
+# Where a task ends; the store's queries list them in this order.
+FINAL_STATES = (
+    TaskState.SUCCESS,
+    TaskState.FAILURE,
+    TaskState.CANCEL,
+    TaskState.REJECTED,
+    TaskState.TIMEOUT,
+)
+_API_STATES = frozenset(
+    {
+        TaskState.NOT_START,
+        TaskState.SUBMITTED,
+        TaskState.MODAL,
+        TaskState.IN_PROGRESS,
+        TaskState.SUCCESS,
+        TaskState.FAILURE,
+        TaskState.CANCEL,
+    }
+)
 _RANK = {
-    Status.UNKNOWN: -1,
-    Status.MODAL: 0,
-    Status.NOT_START: 0,
-    Status.SUBMITTED: 1,
-    Status.IN_PROGRESS: 3,
-    Status.FAILURE: 5,
-    Status.CANCEL: 5,
-    Status.SUCCESS: 5,
+    TaskState.UNKNOWN: -1,
+    TaskState.SUBMITTING: -1,
+    TaskState.MODAL: 0,
+    TaskState.NOT_START: 0,
+    TaskState.SUBMITTED: 1,
+    TaskState.IN_PROGRESS: 3,
+    TaskState.FAILURE: 5,
+    TaskState.CANCEL: 5,
+    TaskState.SUCCESS: 5,
+    TaskState.REJECTED: 5,
+    TaskState.TIMEOUT: 5,
 }
 
 
@@ -247,7 +280,7 @@ class Task:
 
     id: str
     action: Action = Action.OTHER
-    status: Status = Status.UNKNOWN
+    status: TaskState = TaskState.UNKNOWN
     progress: int = 0
     prompt: str = ""
     prompt_en: str = ""
@@ -284,7 +317,7 @@ class Task:
         if _deeper_than(data, MAX_DEPTH):
             raise Unparseable(task_id)
         props = _table(data.get("properties"))
-        status = Status.parse(data.get("status"))
+        status = TaskState.parse(data.get("status"))
         items = data.get("buttons")
         buttons = tuple(
             b
@@ -292,7 +325,7 @@ class Task:
             if b
         )
         progress = parse_progress(data.get("progress"))
-        if status is Status.SUCCESS:
+        if status is TaskState.SUCCESS:
             progress = 100
         video_urls = _urls(data.get("videoUrls"))
         action = Action.parse(data.get("action"))

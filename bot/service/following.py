@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from bot import buttons, logs, media, results
 from bot.chat import MessageRef
 from bot.i18n import t
-from bot.mj.models import Status, Task
+from bot.mj.models import Task, TaskState
 from bot.service.base import ServiceBase, log
-from bot.store import REJECTED, TaskRow
+from bot.store import TaskRow
 from bot.views import Choice, View, headline, progress_view
 
 
@@ -47,7 +47,7 @@ class Following(ServiceBase):
                 log.info("task %s: %s", row.task_id, row.status)
                 # Independent of each other: the ledger need not hold up the result.
                 await asyncio.gather(
-                    self._settle(row.charge_id, success=row.status == Status.SUCCESS.value),
+                    self._settle(row.charge_id, success=row.status == TaskState.SUCCESS),
                     self.deliver(row),
                 )
             except Exception:
@@ -57,7 +57,7 @@ class Following(ServiceBase):
         ref = row.ref("progress")
         if ref is None:
             return
-        percent = None if task.status in (Status.NOT_START, Status.MODAL) else task.progress
+        percent = None if task.status in (TaskState.NOT_START, TaskState.MODAL) else task.progress
 
         async def view() -> View:
             # Built when the edit's turn comes: a step coalesced away costs no preview download.
@@ -116,7 +116,7 @@ class Following(ServiceBase):
         if progress:
             await self.outbox.delete(progress)
             await self.store.update(row.key, progress_ref=None)
-        if row.status == "SUCCESS":
+        if row.status == TaskState.SUCCESS:
             settings = await self.store.user_settings(row.platform, row.user_id)
             if settings.delivery == "file":
                 original = await results.original(self, row)
@@ -135,7 +135,9 @@ class Following(ServiceBase):
 
     async def time_out(self, row: TaskRow) -> None:
         """A task the API never finished: tell the user instead of leaving it dangling."""
-        await self.store.update(row.key, status="TIMEOUT", error="timeout", finished_at=time.time())
+        await self.store.update(
+            row.key, status=TaskState.TIMEOUT, error="timeout", finished_at=time.time()
+        )
         fresh = await self.store.task(row.key)
         if fresh is not None:
             await self._finish(fresh)
@@ -165,7 +167,7 @@ class Following(ServiceBase):
         """A submit whose fate nobody knows: refunded, final, and said so (with 🔁 where
         the command can simply be run again)."""
         await self.store.update(
-            row.key, status=REJECTED, error="interrupted", finished_at=time.time()
+            row.key, status=TaskState.REJECTED, error="interrupted", finished_at=time.time()
         )
         await self._settle(row.charge_id, success=False)
         progress = row.ref("progress")
@@ -201,7 +203,7 @@ class Following(ServiceBase):
         if task is None or task.id != row.task_id:
             log.info("an answer cut off by the restart: its task is unknown; reported")
             await self._interrupted(row)
-        elif task.status is Status.MODAL:
+        elif task.status is TaskState.MODAL:
             log.info("an answer cut off by the restart never arrived; asking again")
             await self._ask_again(row)
         else:

@@ -9,15 +9,23 @@ from bot import buttons, results
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj.client import MjError
-from bot.mj.models import Outcome
+from bot.mj.models import Outcome, TaskState
 from bot.service.base import MODES, SETTING_CHOICES, Notice, ServiceBase, clean
-from bot.store import REJECTED, TaskRow, UserSettings
+from bot.store import TaskRow, UserSettings
 from bot.views import Choice, View, clip
 
 LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
 # Settings menus a user can still press, newest last: each menu message is recorded as its
 # opener's, and a settings press acts only on a menu of the presser's own.
 MENUS_KEPT = 10
+
+# /tasks: a finished task's icon by its state; anything else is still running.
+_ICONS: dict[str, str] = {
+    TaskState.SUCCESS: "✅",
+    TaskState.FAILURE: "❌",
+    TaskState.REJECTED: "❌",
+    TaskState.TIMEOUT: "⌛",
+}
 
 
 def _chosen(settings: UserSettings, name: str, value: str | None) -> UserSettings:
@@ -135,9 +143,7 @@ class Preferences(ServiceBase):
             return View(t("tasks.none", lang))
         lines = [t("tasks.title", lang)]
         for row in rows:
-            icon = {"SUCCESS": "✅", "FAILURE": "❌", REJECTED: "❌", "TIMEOUT": "⌛"}.get(
-                row.status, "⏳"
-            )
+            icon = _ICONS.get(row.status, "⏳")
             what = clip(row.prompt or row.label, 40)
             lines.append(f"{icon} {self._title(row)} · {what}  /task {row.key}")
         return View("\n".join(lines))

@@ -6,7 +6,7 @@ from bot import buttons, results
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj import custom_ids
-from bot.mj.models import Button, Status, Task
+from bot.mj.models import Button, Task, TaskState
 from bot.policy import OverQuota, action_of
 from bot.service.base import Notice, ServiceBase, button_of, log, pick_text
 from bot.store import TaskRow, new_key
@@ -37,7 +37,7 @@ class Presses(ServiceBase):
             return await self._press_extra(req, row, token.slot)
         task = row.task
         button = button_of(task, token)
-        if task is None or task.status is not Status.SUCCESS or button is None:
+        if task is None or task.status is not TaskState.SUCCESS or button is None:
             return Notice(t("press.expired", lang), alert=True)
         return await self._press(req, row, task, token.slot, button)
 
@@ -99,7 +99,7 @@ class Presses(ServiceBase):
             return Notice(t("press.shown_again", lang, label=label), where=earlier.ref("result"))
         if earlier.is_final:  # done, its result not posted yet (or the chat refuses it)
             return Notice(t("press.unsent", lang, label=label))
-        if earlier.status == Status.MODAL.value:
+        if earlier.status == TaskState.MODAL:
             modal = await self.store.modal(earlier.key)
             where = None
             if modal is not None and modal.ask_chat and modal.ask_message:

@@ -11,7 +11,7 @@ from bot import mask, media, results
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj import custom_ids
-from bot.mj.models import Status, Submission
+from bot.mj.models import Submission, TaskState
 from bot.policy import OverQuota
 from bot.service.base import MAX_PROMPT, ServiceBase, clean
 from bot.store import TaskRow
@@ -177,7 +177,7 @@ class Questions(ServiceBase):
         if kind == "zoom" and "--zoom" not in prefill:
             prefill = f"{prefill} --zoom 2".strip()
         await self.store.update(
-            row.key, task_id=submission.task_id, status=Status.MODAL.value, prompt=prefill
+            row.key, task_id=submission.task_id, status=TaskState.MODAL, prompt=prefill
         )
         await self.store.add_modal(row.key, kind, prefill)
         # Nothing runs until the answer: the press's own charge is void, the answer pays. Only

@@ -12,7 +12,7 @@ from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj.client import MjError
 from bot.mj.failures import Reason
-from bot.mj.models import Outcome, Status, Submission
+from bot.mj.models import Outcome, Submission, TaskState
 from bot.policy import OverQuota, Refusal
 from bot.service.base import (
     BLEND_DIMENSIONS,
@@ -22,7 +22,7 @@ from bot.service.base import (
     clean,
     log,
 )
-from bot.store import REJECTED, Ledger, Pay, TaskRow, new_key
+from bot.store import Ledger, Pay, TaskRow, new_key
 from bot.views import Ask, View, clip, headline, progress_view
 
 # How long a submit waits for its progress message before going ahead without it.
@@ -329,9 +329,7 @@ class Submitting(ServiceBase):
             return
         # EXISTS (Java OSS code 21): that job was done before; its id is already tracked
         if outcome.is_accepted and outcome is not Outcome.EXISTS and submission.task_id:
-            await self.store.update(
-                row.key, task_id=submission.task_id, status=Status.NOT_START.value
-            )
+            await self.store.update(row.key, task_id=submission.task_id, status=TaskState.NOT_START)
             if submission.queue_position and progress is not None:
                 view = progress_view(row.prompt, title, lang, queue=submission.queue_position)
                 await self.outbox.edit(progress, view)
@@ -380,7 +378,9 @@ class Submitting(ServiceBase):
             await self.outbox.delete(ref)
 
     async def _reject(self, row: TaskRow, progress: MessageRef | None, text: str) -> None:
-        await self.store.update(row.key, status=REJECTED, error=text, finished_at=time.time())
+        await self.store.update(
+            row.key, status=TaskState.REJECTED, error=text, finished_at=time.time()
+        )
         # Final now, so no late progress message is adopted any more; one that was is used.
         progress = progress or await self._adopted_progress(row.key)
         await self._settle(row.charge_id, success=False)
