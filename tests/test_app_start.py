@@ -112,3 +112,42 @@ async def test_a_refused_telegram_token_closes_its_http_clients(
     telegram = next(a for a in app.adapters if a.platform == "telegram")
     assert all(request._client.is_closed for request in telegram._http)  # type: ignore[attr-defined]
     assert dc.identify is None  # Discord never started
+
+
+async def test_the_app_wires_the_mini_app_and_takes_the_tracker_class(
+    tmp_path: Path, tg: FakeTelegram, dc: FakeDiscord
+) -> None:
+    """Telegram's Mini App is the web adapter's editor guarded by the Telegram adapter's
+    initData check: the App puts them together, starts and stops it. The tracker is the class
+    the App is given (the benchmark's naive poller)."""
+    import json
+    import time
+    from dataclasses import replace
+
+    from adapters.telegram.initdata import sign
+    from adapters.web import MiniAppServer
+    from bot.tracker import Tracker
+
+    class Mine(Tracker):
+        pass
+
+    base = config(tmp_path, tg, dc, DISCORD_TOKEN)
+    assert App(base).servers == []  # no webapp_url: no Mini App
+    listen = f"127.0.0.1:{free_port()}"
+    telegram = replace(base.telegram, webapp_url="https://bot.example/mask", webapp_listen=listen)
+    app = App(replace(base, telegram=telegram, discord=DiscordConfig()), tracker=Mine)
+    [mini_app] = app.servers
+    assert isinstance(mini_app, MiniAppServer)
+    fields = {"auth_date": str(int(time.time())), "user": json.dumps({"id": 7, "first_name": "A"})}
+    signed = "&".join(f"{k}={v}" for k, v in fields.items()) + "&hash=" + sign(fields, TG_TOKEN)
+    check = mini_app.playground.check_init_data
+    assert check is not None
+    req = await check(signed)
+    assert req is not None and (req.platform, req.user_id) == ("telegram", "7")
+    await app.start()
+    try:
+        assert type(app.tracker) is Mine
+        assert not port_is_free(listen)  # the editor is served
+    finally:
+        await app.stop()
+    assert port_is_free(listen)
