@@ -20,12 +20,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypedDict, Unpack
 
 from bot.chat import MessageRef
-from bot.mj.models import Task
+from bot.mj.models import FINAL_STATES, Task, TaskState
 
-# Statuses of our own, beside the API's: the submit is in flight / the API refused it.
-SUBMITTING = "SUBMITTING"
-REJECTED = "REJECTED"
-FINAL_STATUSES = ("SUCCESS", "FAILURE", "CANCEL", REJECTED, "TIMEOUT")
 # How long a finished result the chat refuses is posted again; then it is given up, and the
 # button that made it may be pressed again (``add_child``).
 RESEND_FOR_S = 86400.0
@@ -45,7 +41,7 @@ class TaskRow:
     chat_id: str
     user_id: str
     kind: str
-    status: str = SUBMITTING
+    status: str = TaskState.SUBMITTING  # a TaskState's value (the API's states and ours)
     lang: str = "en"
     label: str = ""
     prompt: str = ""
@@ -71,7 +67,7 @@ class TaskRow:
 
     @property
     def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
+        return self.status in FINAL_STATES
 
     def ref(self, name: Literal["request", "progress", "result"]) -> MessageRef | None:
         """The message the task was asked in, shows its progress, or shows its result."""

@@ -22,11 +22,9 @@ import aiosqlite
 
 from bot import dblock
 from bot.chat import MessageRef
-from bot.mj.models import Task
+from bot.mj.models import FINAL_STATES, Task, TaskState
 from bot.store import (
-    FINAL_STATUSES,
     RESEND_FOR_S,
-    SUBMITTING,
     AccessRule,
     AccessSubject,
     AskRow,
@@ -202,8 +200,9 @@ class SQLiteStore:
         rows = await self._all(
             "SELECT * FROM tasks WHERE delivered_at IS NULL AND task_id IS NOT NULL"
             " AND status NOT IN"
-            f" ({', '.join('?' for _ in FINAL_STATUSES)}, 'MODAL') ORDER BY created_at",
-            *FINAL_STATUSES,
+            f" ({', '.join('?' for _ in FINAL_STATES)}, ?) ORDER BY created_at",
+            *FINAL_STATES,
+            TaskState.MODAL,
         )
         return [TaskRow(**dict(r)) for r in rows]
 
@@ -212,9 +211,9 @@ class SQLiteStore:
         not those given up (``RESEND_FOR_S``): their buttons may have made new jobs since."""
         rows = await self._all(
             "SELECT * FROM tasks WHERE delivered_at IS NULL AND status IN"
-            f" ({', '.join('?' for _ in FINAL_STATUSES)})"
+            f" ({', '.join('?' for _ in FINAL_STATES)})"
             " AND COALESCE(finished_at, created_at) > ? ORDER BY created_at",
-            *FINAL_STATUSES,
+            *FINAL_STATES,
             time.time() - RESEND_FOR_S,
         )
         return [TaskRow(**dict(r)) for r in rows]
@@ -225,9 +224,9 @@ class SQLiteStore:
         now = time.time()
         rows = await self._all(
             "SELECT * FROM tasks WHERE delivered_at IS NULL AND delivering_at IS NULL"
-            f" AND status IN ({', '.join('?' for _ in FINAL_STATUSES)}) AND updated_at < ?"
+            f" AND status IN ({', '.join('?' for _ in FINAL_STATES)}) AND updated_at < ?"
             " AND COALESCE(finished_at, created_at) > ? ORDER BY created_at",
-            *FINAL_STATUSES,
+            *FINAL_STATES,
             now - idle_s,
             now - within_s,
         )
@@ -236,7 +235,9 @@ class SQLiteStore:
     async def interrupted(self) -> list[TaskRow]:
         """Submits a previous process started but never saw answered."""
         rows = await self._all(
-            "SELECT * FROM tasks WHERE status = ? AND created_at < ?", SUBMITTING, self.started_at
+            "SELECT * FROM tasks WHERE status = ? AND created_at < ?",
+            TaskState.SUBMITTING,
+            self.started_at,
         )
         return [TaskRow(**dict(r)) for r in rows]
 
@@ -244,8 +245,9 @@ class SQLiteStore:
         """Answers a previous process claimed (and charged) but never saw the API answer:
         the question is answered, the task still waits for it (``claim_modal``)."""
         rows = await self._all(
-            "SELECT t.* FROM tasks t JOIN modals m ON m.key = t.key WHERE t.status = 'MODAL'"
+            "SELECT t.* FROM tasks t JOIN modals m ON m.key = t.key WHERE t.status = ?"
             " AND m.answered_at IS NOT NULL AND m.answered_at < ? ORDER BY m.answered_at",
+            TaskState.MODAL,
             self.started_at,
         )
         return [TaskRow(**dict(r)) for r in rows]
@@ -264,8 +266,8 @@ class SQLiteStore:
             cur = await db.execute(
                 "UPDATE tasks SET progress_ref = ?, updated_at = ? WHERE key = ?"
                 " AND progress_ref IS NULL AND delivered_at IS NULL AND delivering_at IS NULL"
-                f" AND status NOT IN ({', '.join('?' for _ in FINAL_STATUSES)}, 'MODAL')",
-                (ref.encode(), time.time(), key, *FINAL_STATUSES),
+                f" AND status NOT IN ({', '.join('?' for _ in FINAL_STATES)}, ?)",
+                (ref.encode(), time.time(), key, *FINAL_STATES, TaskState.MODAL),
             )
             return cur.rowcount == 1
 
@@ -641,8 +643,8 @@ class SQLiteStore:
     async def unfinished_tasks(self, limit: int) -> list[TaskRow]:
         rows = await self._all(
             "SELECT * FROM tasks WHERE status NOT IN"
-            f" ({', '.join('?' for _ in FINAL_STATUSES)}) ORDER BY created_at DESC LIMIT ?",
-            *FINAL_STATUSES,
+            f" ({', '.join('?' for _ in FINAL_STATES)}) ORDER BY created_at DESC LIMIT ?",
+            *FINAL_STATES,
             limit,
         )
         return [TaskRow(**dict(r)) for r in rows]
@@ -654,9 +656,14 @@ class SQLiteStore:
     async def tasks_per_user(self, since: float) -> list[UserTasks]:
         rows = await self._all(
             "SELECT platform, user_id, COUNT(*) AS tasks,"
-            " COALESCE(SUM(status = 'SUCCESS'), 0) AS succeeded,"
-            " COALESCE(SUM(status IN ('FAILURE', 'REJECTED', 'TIMEOUT', 'CANCEL')), 0) AS failed"
+            " COALESCE(SUM(status = ?), 0) AS succeeded,"
+            " COALESCE(SUM(status IN (?, ?, ?, ?)), 0) AS failed"
             " FROM tasks WHERE created_at >= ? GROUP BY platform, user_id ORDER BY tasks DESC",
+            TaskState.SUCCESS,
+            TaskState.FAILURE,
+            TaskState.REJECTED,
+            TaskState.TIMEOUT,
+            TaskState.CANCEL,
             since,
         )
         return [UserTasks(**dict(r)) for r in rows]
@@ -664,10 +671,11 @@ class SQLiteStore:
     async def tasks_per_interval(self, since: float, interval_s: int) -> list[TaskCount]:
         rows = await self._all(
             "SELECT CAST(created_at / ? AS INTEGER) * ? AS start,"
-            " COUNT(*) AS tasks, COALESCE(SUM(status = 'SUCCESS'), 0) AS succeeded"
+            " COUNT(*) AS tasks, COALESCE(SUM(status = ?), 0) AS succeeded"
             " FROM tasks WHERE created_at >= ? GROUP BY start ORDER BY start",
             interval_s,
             interval_s,
+            TaskState.SUCCESS,
             since,
         )
         return [TaskCount(**dict(r)) for r in rows]
@@ -803,7 +811,7 @@ def _holds(earlier: TaskRow, again: bool, now: float) -> bool:
         return True
     if earlier.delivered_at is None:
         return (earlier.finished_at or earlier.created_at) > now - RESEND_FOR_S
-    return not again and earlier.status == "SUCCESS"
+    return not again and earlier.status == TaskState.SUCCESS
 
 
 async def _set(db: aiosqlite.Connection, key: str, values: dict[str, Any]) -> None:
