@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from bot import buttons, results
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
@@ -63,17 +66,13 @@ class Presses(ServiceBase):
         # done once: pressed again, its result is shown again (as the official bot does); every
         # other button may be pressed again for a new job once the last one finished.
         family = custom_ids.family(button.custom_id)
-        pay = self._payment(req, child.key, action_of(button.custom_id))
-        try:
-            claim = await self.store.add_child(
-                child, parent.key, slot, again=not family.once, pay=pay
-            )
-        except OverQuota as over:
-            return Notice(self._over_quota(req, over.refusal), alert=True)
-        if claim.held_by is not None:
-            return await self._held(req, claim.held_by, label)
-        self.spawn(
-            self._submit(
+        return await self._claim(
+            req,
+            child,
+            slot,
+            action_of(button.custom_id),
+            label,
+            lambda: self._submit(
                 child,
                 lambda: self.client.action(
                     task.id,
@@ -84,9 +83,34 @@ class Presses(ServiceBase):
                 ),
                 modal_kind=family.question,
                 pick=pick_text(task, button.custom_id),
-            )
+            ),
+            again=not family.once,
         )
-        return Notice(t("press.again" if claim.again else "press.submitted", lang, label=label))
+
+    async def _claim(
+        self,
+        req: Requester,
+        child: TaskRow,
+        slot: str,
+        action: str,
+        label: str,
+        submit: Callable[[], Coroutine[Any, Any, None]],
+        *,
+        again: bool = True,
+    ) -> Notice:
+        """Claim the parent's button ``slot`` for ``child`` and pay for it in one transaction,
+        then submit in the background; the notice says what happened."""
+        assert child.parent_key is not None
+        pay = self._payment(req, child.key, action)
+        try:
+            claim = await self.store.add_child(child, child.parent_key, slot, again=again, pay=pay)
+        except OverQuota as over:
+            return Notice(self._over_quota(req, over.refusal), alert=True)
+        if claim.held_by is not None:
+            return await self._held(req, claim.held_by, label)
+        self.spawn(submit())
+        key = "press.again" if claim.again else "press.submitted"
+        return Notice(t(key, req.language, label=label))
 
     async def _held(self, req: Requester, earlier: TaskRow, label: str) -> Notice:
         """The button's earlier task keeps it: show a finished U again, or say how far the
@@ -180,20 +204,16 @@ class Presses(ServiceBase):
             parent_key=failed.key,
             request_ref=failed.result_ref,
         )
-        try:
-            claim = await self.store.add_child(
-                child, failed.key, "retry", pay=self._payment(req, child.key, "imagine")
-            )
-        except OverQuota as over:
-            return Notice(self._over_quota(req, over.refusal), alert=True)
-        if claim.held_by is not None:
-            return await self._held(req, claim.held_by, label)
-        self.spawn(
-            self._submit(
+        return await self._claim(
+            req,
+            child,
+            "retry",
+            "imagine",
+            label,
+            lambda: self._submit(
                 child,
                 lambda: self.client.imagine(
                     prompt, [], mode=mode, notify_hook=self.notify_hook, state=child.key
                 ),
-            )
+            ),
         )
-        return Notice(t("press.again" if claim.again else "press.submitted", lang, label=label))
