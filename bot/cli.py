@@ -68,6 +68,7 @@ def main(argv: Sequence[str] | None = None, *, tracker: type[Tracker] | None = N
             return asyncio.run(_run(cfg, tracker))
         if args.command == "demo":
             demo_cfg = _load(args.config, need_chat=False) if args.config else None
+            _fewer_malloc_arenas()  # the playground keeps uploads: the same threads as run
             if demo_cfg is None:
                 logs.setup("INFO")
             return asyncio.run(_demo(args.host, args.port, demo_cfg))
