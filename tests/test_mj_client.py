@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-import bot.mj.client as client_module
+import bot.mj.transport as transport_module
 from bot.mj.client import ErrorKind, MjClient, MjError
 from bot.mj.models import Outcome, Submission, Task, TaskState
 
@@ -654,7 +654,7 @@ async def test_retry_backoff_delays(make: MakeClient, monkeypatch: pytest.Monkey
     async def fake_sleep(seconds: float) -> None:
         delays.append(seconds)
 
-    monkeypatch.setattr(client_module, "asyncio", SimpleNamespace(sleep=fake_sleep))
+    monkeypatch.setattr(transport_module, "asyncio", SimpleNamespace(sleep=fake_sleep))
     client, server = make(httpx.Response(503), retry_delay_s=0.5)
     await expect_error(client.fetch("1"), ErrorKind.SERVER)
     assert server.calls == 3
@@ -901,22 +901,20 @@ async def test_logs_never_carry_headers(make: MakeClient, caplog: pytest.LogCapt
 async def test_aclose_leaves_injected_client_open(make: MakeClient) -> None:
     client, _ = make()
     await client.aclose()
-    assert not client._http.is_closed
+    assert not client._transport.is_closed
     await client.imagine("cat")  # still usable by its owner
 
 
 async def test_aclose_closes_own_client() -> None:
     client = MjClient(BASE, KEY)
-    http = client._http
     await client.aclose()
-    assert http.is_closed
+    assert client._transport.is_closed
 
 
 async def test_async_context_manager() -> None:
     async with MjClient(BASE, KEY) as client:
-        http = client._http
-        assert not http.is_closed
-    assert http.is_closed
+        assert not client._transport.is_closed
+    assert client._transport.is_closed
 
 
 async def test_bom_prefixed_json_is_accepted(make: MakeClient) -> None:

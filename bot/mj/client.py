@@ -1,12 +1,10 @@
-"""The only module that speaks HTTP to a midjourney-proxy-compatible API.
+"""The API's methods: what mjbot asks a midjourney-proxy-compatible server, route by route.
 
-One small class over an injected (or owned) ``httpx.AsyncClient``. It knows the three auth header
-schemes, the speed-mode path prefix, which calls may be retried and how every error shape of the
-API family maps to either a :class:`Submission` (the server answered in its own words) or an
-:class:`MjError` (it did not). See reference/mj-api.md §2, §3, §5 and §15.
-
-Money is spent on every accepted submit, so submits are never retried once the request may have
-reached the server; only reads (fetch, list, seed) are retried.
+:class:`MjClient` knows the routes, the three auth header schemes, the speed-mode path prefix
+and which calls may be retried (reads) or never (submits: money is spent on every accepted one),
+and reads every answer into a :class:`Submission` (the server answered in its own words) or
+tasks. Under it, :class:`~bot.mj.transport.Transport` does the network: httpx, retries, decoding
+and the :class:`MjError` for an answer the API family does not define (mj-api.md §2, §3, §5).
 
 A :class:`~bot.mj.profiles.Profile` says how the configured provider differs: auth scheme,
 speed-mode form, what code 21 and code 9 mean, whether /submit/action and list-by-condition
@@ -17,14 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import email.utils
 import json
 import logging
 import re
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Self
 from urllib.parse import quote
 
@@ -32,8 +26,12 @@ import httpx
 
 from bot.mj.custom_ids import change_for, grid_buttons, refusal_prefix
 from bot.mj.failures import Reason
-from bot.mj.models import Action, Outcome, Submission, Task, TaskState, loads
+from bot.mj.models import Action, Outcome, Submission, Task, TaskState
 from bot.mj.profiles import AUTH_SCHEMES, PROFILES, Profile
+from bot.mj.transport import ErrorKind, MjError, Reply, Transport, body_text, is_envelope
+
+# The transport's errors are the client's: callers catch them from here.
+__all__ = ["ErrorKind", "MjClient", "MjError"]
 
 log = logging.getLogger("bot.mj")
 
@@ -44,84 +42,7 @@ _MODE_FLAG = re.compile(r"(?<!\S)--(fast|relax|turbo)\b", re.I)
 _SYNTHESISED_GRIDS = (Action.IMAGINE, Action.VARIATION, Action.REROLL, Action.BLEND)
 _MODE_RE = re.compile(r"^[A-Za-z0-9_.\-/]*$")
 _SEED_TIMEOUT_S = 90.0  # trueai blocks up to ~60 s asking Discord for the seed (§3.14, P23)
-_DETAIL_MAX = 500
 _UNPARSEABLE_KEPT = 10_000  # ids remembered so an odd task is logged once, not every tick
-
-
-class ErrorKind(StrEnum):
-    """Why a call produced no answer the API family defines (an envelope or a task)."""
-
-    UNREACHABLE = "unreachable"  # no HTTP answer; for a ConnectError the request was never sent
-    TIMEOUT = "timeout"  # sent, no answer in time: a submit may or may not have been accepted
-    SERVER = "server"  # 5xx without an envelope
-    AUTH = "auth"  # 401/403: the key (or the account behind it) is refused
-    RATE_LIMITED = "rate_limited"  # 429
-    NOT_FOUND = "not_found"  # 404 without an envelope: usually a wrong base URL or mode prefix
-    BAD_RESPONSE = "bad_response"  # non-JSON, empty or foreign body; unexpected status
-
-
-class MjError(Exception):
-    """The API gave no usable answer. ``detail`` is for logs and admins, never holds the key."""
-
-    def __init__(
-        self,
-        kind: ErrorKind,
-        detail: str = "",
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        self.kind = kind
-        self.status = status
-        self.detail = detail
-        self.retry_after = retry_after
-        super().__init__(self.__str__())
-
-    def __str__(self) -> str:
-        head = self.kind.value if self.status is None else f"{self.kind.value} (HTTP {self.status})"
-        return f"{head}: {self.detail}" if self.detail else head
-
-    def __repr__(self) -> str:
-        return f"MjError({self.kind.value!r}, status={self.status!r}, detail={self.detail!r})"
-
-
-def _is_envelope(body: Any) -> bool:
-    """The API's own answer: {code, description, ...} or trueai's {success, code, message}."""
-    if not isinstance(body, dict):
-        return False
-    return "code" in body or ("success" in body and ("message" in body or "description" in body))
-
-
-def _body_text(body: Any, text: str) -> str:
-    """The human part of an error body: description, message, OpenAI-style error.message, text."""
-    if isinstance(body, dict):
-        for key in ("description", "message"):
-            value = body.get(key)
-            if isinstance(value, str) and value:
-                return value
-        error = body.get("error")
-        if isinstance(error, dict) and isinstance(message := error.get("message"), str):
-            return message
-        if isinstance(error, str) and error:
-            return error
-    return text.strip()
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds: delta-seconds or an HTTP date; None when absent or junk."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value.strip()))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _mode_prefix(mode: str) -> str:
@@ -176,14 +97,15 @@ class MjClient:
         self._list_concurrency = max(1, int(list_concurrency))
         self._refused: list[str] = []  # button families the provider answered "unknown" to
         self._unparseable: set[str] = set()  # task ids already logged as unparseable
-        self._timeout_s = float(timeout_s)
-        self._read_retries = max(0, int(read_retries))
-        self._retry_delay_s = max(0.0, float(retry_delay_s))
-        self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(follow_redirects=False)
-        # For `mjbot status` and the benchmarks: every HTTP attempt, and failures by kind.
-        self.requests = 0
-        self.errors: dict[str, int] = {}
+        self._transport = Transport(
+            base,
+            headers=self._headers(),
+            secret=self._key,
+            timeout_s=timeout_s,
+            read_retries=read_retries,
+            retry_delay_s=retry_delay_s,
+            http=http,
+        )
 
     @property
     def base_url(self) -> str:
@@ -203,10 +125,19 @@ class MjClient:
         """customId prefixes not to offer: the profile's, plus those refused since start."""
         return (*self._profile.hidden_buttons, *self._refused)
 
+    @property
+    def requests(self) -> int:
+        """HTTP attempts so far (``mjbot status``, the benchmarks)."""
+        return self._transport.requests
+
+    @property
+    def errors(self) -> dict[str, int]:
+        """Failed attempts by ErrorKind."""
+        return self._transport.errors
+
     async def aclose(self) -> None:
         """Close the connection pool only if we created it: an injected one is the caller's."""
-        if self._owns_http:
-            await self._http.aclose()
+        await self._transport.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -398,13 +329,13 @@ class MjClient:
 
     async def fetch(self, task_id: str) -> Task | None:
         """One task, or None when the server does not know the id (empty 200, 204, envelope)."""
-        response = await self._send(
+        reply = await self._transport.call(
             "GET", self.path(f"/mj/task/{_seg(task_id)}/fetch"), idempotent=True
         )
-        body = self._decode(response, envelope_on_5xx=False)
-        if not response.is_success:
+        if not reply.ok:
             return None  # a 4xx envelope: unknown id on aggregators (§3.12)
-        if _is_envelope(body) and isinstance(body.get("result"), dict):
+        body = reply.body
+        if is_envelope(body) and isinstance(body.get("result"), dict):
             body = body["result"]  # relays that wrap the task
         tasks = self._tasks([body])
         return tasks[0] if tasks else None
@@ -421,28 +352,28 @@ class MjClient:
         if not self._list_route:
             return await self._fetch_each(wanted)
         try:
-            response = await self._send(
+            reply = await self._transport.call(
                 "POST",
                 self.path("/mj/task/list-by-condition"),
                 body={"ids": wanted},
                 idempotent=True,
             )
-            body = self._decode(response, envelope_on_5xx=False)
         except MjError as exc:
             if exc.kind is not ErrorKind.NOT_FOUND:
                 raise
             log.warning("list-by-condition answered 404: fetching tasks one by one from now on")
             self._list_route = False
             return await self._fetch_each(wanted)
+        body = reply.body
         if body is None:
             return []
-        if _is_envelope(body) and isinstance(body.get("result"), list):
+        if is_envelope(body) and isinstance(body.get("result"), list):
             body = body["result"]
         if not isinstance(body, list):
-            raise self._error(
+            raise self._transport.error(
                 ErrorKind.BAD_RESPONSE,
-                f"list-by-condition answered {_body_text(body, '')!r} instead of a list",
-                status=response.status_code,
+                f"list-by-condition answered {body_text(body, '')!r} instead of a list",
+                status=reply.status,
             )
         return self._tasks(body)
 
@@ -505,14 +436,15 @@ class MjClient:
 
     async def image_seed(self, task_id: str) -> Submission:
         """The seed of a finished task (result = seed string). Slow: keep it off chat handlers."""
-        response = await self._send(
+        reply = await self._transport.call(
             "GET",
             self.path(f"/mj/task/{_seg(task_id)}/image-seed"),
             idempotent=True,
-            timeout_s=max(self._timeout_s, _SEED_TIMEOUT_S),
+            envelope_on_5xx=True,
+            timeout_s=max(self._transport.timeout_s, _SEED_TIMEOUT_S),
             retry_timeouts=False,  # the server already waited ~60 s; asking again repeats that
         )
-        return self._submission(response)
+        return self._submission(reply)
 
     # ---------------------------------------------------------------- plumbing
 
@@ -531,8 +463,10 @@ class MjClient:
         modes = self._profile.mode_body(self._mode if mode is None else mode)
         if modes and route != "/mj/submit/modal":
             body["accountFilter"] = {"modes": modes}
-        response = await self._send("POST", self.path(route, mode), body=body, idempotent=False)
-        return self._classify(self._submission(response))
+        reply = await self._transport.call(
+            "POST", self.path(route, mode), body=body, idempotent=False, envelope_on_5xx=True
+        )
+        return self._classify(self._submission(reply))
 
     def _classify(self, submission: Submission) -> Submission:
         """The profile's reading of the codes that mean different things per provider."""
@@ -549,14 +483,14 @@ class MjClient:
             return submission
         return dataclasses.replace(submission, outcome=outcome)
 
-    def _submission(self, response: httpx.Response) -> Submission:
-        body = self._decode(response, envelope_on_5xx=True)
-        if not _is_envelope(body):
+    def _submission(self, reply: Reply) -> Submission:
+        body = reply.body
+        if not is_envelope(body):
             what = "an empty body" if body is None else json.dumps(body, ensure_ascii=False)
-            raise self._error(
+            raise self._transport.error(
                 ErrorKind.BAD_RESPONSE,
                 f"expected a submit envelope, got {what}",
-                status=response.status_code,
+                status=reply.status,
             )
         return Submission.from_json(body)
 
@@ -570,126 +504,6 @@ class MjClient:
             else:
                 headers["mj-api-secret"] = self._key
         return headers
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: dict[str, Any] | None = None,
-        idempotent: bool,
-        timeout_s: float | None = None,
-        retry_timeouts: bool = True,
-    ) -> httpx.Response:
-        """One request with the retry policy; transport failures become MjError here.
-
-        Reads retry connect errors, timeouts, other transport errors and 5xx. A submit is
-        repeated only after ``httpx.ConnectError`` (the request never left), and only once.
-        """
-        retries = self._read_retries if idempotent else 0
-        connect_retries = self._read_retries if idempotent else 1
-        url = f"{self._base}{path}"
-        timeout = timeout_s if timeout_s is not None else self._timeout_s
-        attempt = 0
-        while True:
-            attempt += 1
-            self.requests += 1
-            started = time.monotonic()
-            try:
-                response = await self._http.request(
-                    method, url, json=body, headers=self._headers(), timeout=timeout
-                )
-            except httpx.ConnectError as exc:
-                error = self._error(ErrorKind.UNREACHABLE, f"{method} {path}: {exc}")
-                allowed = connect_retries
-            except httpx.TimeoutException as exc:
-                name = type(exc).__name__
-                error = self._error(ErrorKind.TIMEOUT, f"{method} {path}: {name} after {timeout}s")
-                allowed = retries if retry_timeouts else 0
-            except httpx.TransportError as exc:
-                name = type(exc).__name__
-                error = self._error(ErrorKind.UNREACHABLE, f"{method} {path}: {name}: {exc}")
-                allowed = retries
-            else:
-                elapsed_ms = (time.monotonic() - started) * 1000
-                log.debug("%s %s -> %s in %.0f ms", method, path, response.status_code, elapsed_ms)
-                if not (idempotent and response.status_code >= 500 and attempt <= retries):
-                    return response
-                error = self._error(
-                    ErrorKind.SERVER, f"{method} {path}", status=response.status_code
-                )
-                allowed = retries
-            self.errors[error.kind] = self.errors.get(error.kind, 0) + 1
-            if attempt > allowed:
-                log.debug("%s %s failed: %s", method, path, error)
-                raise error
-            delay = self._retry_delay_s * 2 ** (attempt - 1)
-            log.info("%s %s failed (%s); retry %d in %.1fs", method, path, error, attempt, delay)
-            if delay:
-                await asyncio.sleep(delay)
-
-    def _decode(self, response: httpx.Response, *, envelope_on_5xx: bool) -> Any:
-        """The one place where HTTP status and body shape become a value or an MjError.
-
-        Returns the parsed JSON body (None when empty) for 2xx, and the envelope for 4xx (and
-        for 5xx when ``envelope_on_5xx``); raises MjError for everything else (§5).
-        """
-        status = response.status_code
-        # lstrip: some hosts prefix a UTF-8 BOM, which json.loads refuses
-        text = response.text.lstrip("\ufeff") if response.content else ""
-        body: Any = None
-        valid = True
-        if text.strip():
-            try:
-                body = loads(text)
-            except ValueError:
-                valid = False
-        snippet = _body_text(body, text)  # _error masks the key first, then shortens
-        where = f"{response.request.method} {response.request.url.path}"
-        if status in (401, 403):
-            # new-api answers bad tokens with 401 + envelope: still a key problem, not a verdict
-            raise self._error(ErrorKind.AUTH, f"{where}: {snippet or 'refused'}", status=status)
-        if status == 429:
-            raise self._error(
-                ErrorKind.RATE_LIMITED,
-                f"{where}: {snippet or 'too many requests'}",
-                status=status,
-                retry_after=_retry_after(response.headers.get("Retry-After")),
-            )
-        if _is_envelope(body) and (status < 500 or envelope_on_5xx):
-            return body
-        if status >= 500:
-            raise self._error(ErrorKind.SERVER, f"{where}: {snippet or 'no body'}", status=status)
-        if 200 <= status < 300:
-            if not valid:
-                raise self._error(
-                    ErrorKind.BAD_RESPONSE, f"{where}: not JSON: {snippet}", status=status
-                )
-            return body
-        if status == 404:
-            raise self._error(
-                ErrorKind.NOT_FOUND, f"{where}: {snippet or 'no body'}", status=status
-            )
-        location = response.headers.get("Location", "")
-        extra = f" (redirect to {location})" if location else ""
-        raise self._error(
-            ErrorKind.BAD_RESPONSE, f"{where}: {snippet or 'no body'}{extra}", status=status
-        )
-
-    def _error(
-        self,
-        kind: ErrorKind,
-        detail: str,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> MjError:
-        """Build an MjError whose text can go to logs and admin chats: the key is masked."""
-        if self._key:
-            detail = detail.replace(self._key, "***")
-        if len(detail) > _DETAIL_MAX:
-            detail = detail[: _DETAIL_MAX - 1] + "…"
-        return MjError(kind, detail, status=status, retry_after=retry_after)
 
 
 def _seg(task_id: str) -> str:
