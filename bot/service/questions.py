@@ -11,6 +11,7 @@ from bot import mask, media, results
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj import custom_ids
+from bot.mj.custom_ids import ModalKind
 from bot.mj.models import Submission, TaskState
 from bot.policy import OverQuota
 from bot.service.base import MAX_PROMPT, ServiceBase, clean
@@ -69,7 +70,7 @@ class Questions(ServiceBase):
         if row.user_id != req.user_id:
             await self.tell(req, t("modal.not_owner", lang))
             return
-        if modal.kind == "region":
+        if modal.kind == ModalKind.REGION:
             await self._answer_region(req, row, modal.prefill, text, images)
             return
         prompt = clean(text)
@@ -113,7 +114,7 @@ class Questions(ServiceBase):
         lang = req.language
         row = await self.store.task(ref)
         modal = await self.store.modal(ref)
-        if row is None or modal is None or modal.kind != "region" or modal.answered_at:
+        if row is None or modal is None or modal.kind != ModalKind.REGION or modal.answered_at:
             await self.tell(req, t("modal.expired", lang))
             return False
         if row.user_id != req.user_id or row.platform != req.platform:
@@ -174,7 +175,7 @@ class Questions(ServiceBase):
     ) -> None:
         """Code 21: the API waits for an answer (Custom Zoom, remix, region, a pick): ask."""
         prefill = submission.final_prompt or pick or row.prompt
-        if kind == "zoom" and "--zoom" not in prefill:
+        if kind == ModalKind.ZOOM and "--zoom" not in prefill:
             prefill = f"{prefill} --zoom 2".strip()
         await self.store.update(
             row.key, task_id=submission.task_id, status=TaskState.MODAL, prompt=prefill
@@ -237,7 +238,7 @@ class Questions(ServiceBase):
         lang = row.lang
         text = t(f"modal.ask.{kind}", lang, platform=row.platform, prompt=clip(prefill, 3000))
         ask = _modal_ask(row, kind, prefill, lang)
-        if kind != "region":
+        if kind != ModalKind.REGION:
             return View(text, ask=ask)
         base = await self.region_image(row.key)
         grid = await self.convert(mask.labelled_grid, base) if base else None
@@ -254,6 +255,6 @@ def _modal_ask(row: TaskRow, kind: str, prefill: str, lang: str) -> Ask:
         t(f"modal.placeholder.{kind}", lang),
         prefill=prefill,
         title=row.label,
-        kind="mask" if kind == "region" else "text",
+        kind="mask" if kind == ModalKind.REGION else "text",
         ref=row.key,
     )

@@ -11,6 +11,7 @@ from bot import logs, media
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj.client import MjError
+from bot.mj.custom_ids import ModalKind
 from bot.mj.failures import Reason
 from bot.mj.models import Outcome, Submission, TaskState
 from bot.policy import OverQuota, Refusal
@@ -325,7 +326,7 @@ class Submitting(ServiceBase):
             return
         outcome = submission.outcome
         if outcome is Outcome.MODAL and submission.task_id:
-            await self._ask_modal(row, progress, submission, modal_kind or "remix", pick)
+            await self._ask_modal(row, progress, submission, modal_kind or ModalKind.REMIX, pick)
             return
         # EXISTS (Java OSS code 21): that job was done before; its id is already tracked
         if outcome.is_accepted and outcome is not Outcome.EXISTS and submission.task_id:
