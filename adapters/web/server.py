@@ -144,11 +144,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 continue
-            try:
-                data = json.loads(msg.data)
-            except ValueError:
-                continue
-            if isinstance(data, dict):
+            data = _json_object(msg.data)
+            if data is not None:
                 await on_event(pg, ws, session, data)
     finally:
         pg.port.disconnect(session, ws)
@@ -188,8 +185,19 @@ async def on_event(
 def _int(value: Any) -> int | None:
     try:
         return int(value) if value is not None and value != "" else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e400 parses as inf
         return None
+
+
+def _json_object(text: str | bytes) -> dict[str, Any] | None:
+    """A JSON object from the page (or from anyone who posts here), else None: a list, a
+    number or nesting deeper than the parser recurses (RecursionError, not a ValueError)
+    crashed the handler with a traceback (500, or a closed socket)."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 # --- uploads, masks, region images -----------------------------------------------------------
@@ -220,10 +228,9 @@ async def upload(request: web.Request) -> web.Response:
 async def mask(request: web.Request) -> web.Response:
     """A Vary (Region) answer from the editor: the PNG mask and the prompt for the region."""
     pg = playground(request)
-    try:
-        data = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text="JSON expected") from None
+    data = _json_object(await request.read())
+    if data is None:
+        raise web.HTTPBadRequest(text="a JSON object expected")
     ref = str(data.get("ref") or "")
     prompt = str(data.get("prompt") or "")
     if not ref:

@@ -1,0 +1,89 @@
+"""Odd JSON from outside never crashes the playground or the Mini App: the mask POST answers
+400 (it answered 500 to ``[]``, ``5``, ``null``, deep nesting and ``1e400``), and the chat
+socket ignores a message it cannot use and stays open (``"reply_to": 1e400`` and a deeply
+nested message closed it with a traceback in the log).
+
+A real App over the simulator and the Mini App server on 127.0.0.1, real HTTP clients.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import aiohttp
+import pytest
+from PIL import Image
+
+from adapters.telegram.initdata import init_data_check
+from adapters.web import MiniAppServer
+from tests import test_web_access
+from tests.harness import TG_TOKEN, free_port
+from tests.test_web import Chat
+from tests.test_web_access import SESSION, Served
+
+DEEP = "[" * 100_000 + "]" * 100_000
+served = test_web_access.served  # the running playground and its operator
+NOT_OBJECTS = ["[]", "5", "null", '"x"', DEEP]
+
+
+def mask_uri() -> str:
+    out = io.BytesIO()
+    Image.new("L", (8, 8)).save(out, "PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+async def test_the_mini_app_answers_odd_json_with_400() -> None:
+    port = free_port()
+    server = MiniAppServer(f"127.0.0.1:{port}", init_data_check(TG_TOKEN))
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            for body in NOT_OBJECTS:
+                async with http.post(
+                    f"http://127.0.0.1:{port}/api/mask",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                ) as response:
+                    assert response.status == 400, (body[:20], response.status)
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        *NOT_OBJECTS,
+        '{"ref": "nosuch", "prompt": "p", "mask_png": "%s", "ask_message_id": 1e400}',
+        '{"ref": "nosuch", "prompt": "p", "mask_png": "%s", "ask_message_id": -1e400}',
+    ],
+    ids=["list", "number", "null", "string", "deep", "ask-1e400", "ask-minus-1e400"],
+)
+async def test_the_playground_mask_post_answers_odd_json_without_500(served: Served, body) -> None:
+    odd_field = "%s" in body  # a well-formed answer whose ask_message_id is out of range
+    if odd_field:
+        body = body.replace('"%s"', f'"{mask_uri()}"')
+    async with served.operator.post(
+        f"{served.url}/api/mask?session={SESSION}",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    ) as response:
+        expected = range(200, 500) if odd_field else range(400, 500)
+        assert response.status in expected, (body[:30], response.status, await response.text())
+
+
+async def test_the_chat_socket_ignores_odd_messages_and_stays_open(served: Served) -> None:
+    ws = await served.operator.ws_connect(f"{served.url}/ws?session={SESSION}")
+    chat = Chat(ws)
+    await chat.until(lambda e: e["type"] == "hello")
+    for raw in (
+        '{"type": "text", "text": "hi", "reply_to": 1e400}',
+        '{"type": "answer", "ask_message_id": -1e400, "text": "x"}',
+        '{"type": "text", "text": ' + DEEP + "}",
+        DEEP,
+    ):
+        await ws.send_str(raw)
+        await ws.send_json({"type": "ping"})
+        await chat.until(lambda e: e["type"] == "pong", within=5)
+        assert not ws.closed, raw[:40]
+    await ws.close()
