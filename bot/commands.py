@@ -9,12 +9,52 @@ platforms' command menus, so a command exists in one place.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from enum import StrEnum
 
 from bot.chat import Requester
 from bot.i18n import t
 from bot.service import Service
+from bot.service.jobs import Kind
 from bot.views import View
+
+
+class Command(StrEnum):
+    """Every command name mjbot knows (aliases included): a typed value, parsed once."""
+
+    IMAGINE = "imagine"
+    DESCRIBE = "describe"
+    BLEND = "blend"
+    SWAP = "swap"
+    SHORTEN = "shorten"
+    VIDEO = "video"
+    EDIT = "edit"
+    SEED = "seed"
+    SETTINGS = "settings"
+    FAST = "fast"
+    RELAX = "relax"
+    TASKS = "tasks"
+    TASK = "task"
+    SHOW = "show"  # Midjourney's name for /task
+    QUOTA = "quota"
+    INFO = "info"  # Midjourney's name for /quota
+    HELP = "help"
+    START = "start"  # Telegram's first message
+    ALLOW = "allow"
+    DENY = "deny"
+    BAN = "ban"
+    UNBAN = "unban"
+    STATS = "stats"
+    USAGE = "usage"
+    BUTTONS = "buttons"
+
+    @classmethod
+    def of(cls, name: str) -> Command | None:
+        try:
+            return cls(name)
+        except ValueError:
+            return None
+
 
 # Name -> shown in menus. Order is the order of /help and the command menus.
 COMMANDS: tuple[str, ...] = (
@@ -36,8 +76,48 @@ COMMANDS: tuple[str, ...] = (
 )
 # Not in the public menus: only admins may use them.
 ADMIN_COMMANDS: tuple[str, ...] = ("allow", "deny", "ban", "unban", "stats", "usage", "buttons")
+_ADMIN = frozenset(Command(name) for name in ADMIN_COMMANDS)
+
+# What a (non-admin) command does: the service, who asks (admitted, language applied), the
+# text after the command and the attached images.
+Handler = Callable[[Service, Requester, str, Sequence[bytes]], Awaitable[object]]
+
+
+async def _settings(service: Service, req: Requester, args: str, _: Sequence[bytes]) -> None:
+    if args:
+        await service.set_suffix(req, args)
+    else:
+        await service.open_settings(req)
+
+
+def _submit(kind: Kind) -> Handler:
+    return lambda service, req, args, images: service.start_kind(kind, req, args, images)
+
+
+HANDLERS: dict[Command, Handler] = {
+    **{Command(kind.value): _submit(kind) for kind in Kind},
+    Command.SEED: lambda s, req, args, _: s.seed(req, args),
+    Command.SETTINGS: _settings,
+    Command.FAST: lambda s, req, _a, _i: s.set_mode(req, "fast"),
+    Command.RELAX: lambda s, req, _a, _i: s.set_mode(req, "relax"),
+    Command.TASKS: lambda s, req, _a, _i: _reply_tasks(s, req),
+    Command.TASK: lambda s, req, args, _: s.show(req, args),
+    Command.SHOW: lambda s, req, args, _: s.show(req, args),
+    Command.QUOTA: lambda s, req, _a, _i: _reply_quota(s, req),
+    Command.INFO: lambda s, req, _a, _i: _reply_quota(s, req),
+    Command.HELP: lambda s, req, _a, _i: s.reply(req, s.help(req)),
+    Command.START: lambda s, req, _a, _i: s.reply(req, s.help(req)),
+}
 
 _COMMAND = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+|$)(.*)$", re.S)
+
+
+async def _reply_tasks(service: Service, req: Requester) -> None:
+    await service.reply(req, await service.tasks_view(req))
+
+
+async def _reply_quota(service: Service, req: Requester) -> None:
+    await service.reply(req, await service.quota_view(req))
 
 
 def parse(text: str) -> tuple[str, str] | None:
@@ -50,33 +130,16 @@ async def run(
     service: Service, req: Requester, name: str, args: str, images: Sequence[bytes] = ()
 ) -> None:
     """Run one command with its text and attached images (in the order they came)."""
-    if name in ADMIN_COMMANDS:
+    command = Command.of(name)
+    if command in _ADMIN:
         await service.admin(req, name, args)
         return
     entered = await service.enter(req)
     if entered is None:
         return
     req = entered
-    match name:
-        case "imagine" | "describe" | "blend" | "swap" | "video" | "edit":
-            await getattr(service, name)(req, args, images)
-        case "shorten":
-            await service.shorten(req, args)
-        case "seed":
-            await service.seed(req, args)
-        case "settings" if args:
-            await service.set_suffix(req, args)
-        case "settings":
-            await service.open_settings(req)
-        case "fast" | "relax":
-            await service.set_mode(req, name)
-        case "tasks":
-            await service.reply(req, await service.tasks_view(req))
-        case "task" | "show":
-            await service.show(req, args)
-        case "quota" | "info":
-            await service.reply(req, await service.quota_view(req))
-        case "start" | "help":
-            await service.reply(req, service.help(req))
-        case _:
-            await service.reply(req, View(t("command.unknown", req.language, name=name)))
+    handler = HANDLERS.get(command) if command is not None else None
+    if handler is None:
+        await service.reply(req, View(t("command.unknown", req.language, name=name)))
+        return
+    await handler(service, req, args, images)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,6 +24,7 @@ from bot.mj.client import MjClient
 from bot.mj.models import Action, Button, Submission, Task
 from bot.outbox import Outbox
 from bot.policy import Policy, Refusal
+from bot.service.jobs import Kind
 from bot.store import Pay, Store, TaskRow, UserSettings
 from bot.views import View
 
@@ -75,6 +76,9 @@ class ServiceBase:
         ) -> None: ...
         async def _adopted_progress(self, key: str) -> MessageRef | None: ...
         def _title(self, row: TaskRow) -> str: ...
+        async def start_kind(
+            self, kind: Kind, req: Requester, args: str, images: Sequence[bytes] = ()
+        ) -> None: ...
 
         # preferences.py
         async def press_setting(self, req: Requester, name: str, value: str) -> Notice: ...

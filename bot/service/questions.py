@@ -15,6 +15,7 @@ from bot.mj.custom_ids import ModalKind
 from bot.mj.models import Submission, TaskState
 from bot.policy import OverQuota
 from bot.service.base import MAX_PROMPT, ServiceBase, clean
+from bot.service.jobs import Kind
 from bot.store import TaskRow
 from bot.views import Ask, Choice, Media, View, clip
 
@@ -50,12 +51,16 @@ class Questions(ServiceBase):
         if not images:
             await self.tell(req, t("ask.photo_needed", req.language, platform=req.platform))
             return True
-        if not await self.store.claim_ask(req.platform, req.chat_id, reply_to_message_id):
+        # The command that asked, read back from the row as a typed kind: a name no command
+        # has (an old or forged row) is an expired question, never looked up as a method.
+        kind = Kind.of(ask.command)
+        if kind is None or not await self.store.claim_ask(
+            req.platform, req.chat_id, reply_to_message_id
+        ):
             await self.tell(req, t("modal.expired", req.language))
             return True
-        command = ask.command
         args = ask.args if ask.args.startswith("face=") else text.strip() or ask.args
-        await getattr(self, command)(req, args, images)
+        await self.start_kind(kind, req, args, images)
         return True
 
     async def _answer_modal(

@@ -6,6 +6,7 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import assert_never
 
 from bot import logs, media
 from bot.chat import MessageRef, Requester
@@ -23,6 +24,7 @@ from bot.service.base import (
     clean,
     log,
 )
+from bot.service.jobs import Kind
 from bot.store import Ledger, Pay, TaskRow, new_key
 from bot.views import Ask, View, clip, headline, progress_view
 
@@ -38,6 +40,29 @@ def cause(exc: BaseException) -> str:
 
 
 class Submitting(ServiceBase):
+    async def start_kind(
+        self, kind: Kind, req: Requester, args: str, images: Sequence[bytes] = ()
+    ) -> None:
+        """The command of ``kind`` with its text and photos (a typed dispatch: the commands'
+        table and an answered question name a kind, never a method)."""
+        match kind:
+            case Kind.IMAGINE:
+                await self.imagine(req, args, images)
+            case Kind.DESCRIBE:
+                await self.describe(req, args, images)
+            case Kind.BLEND:
+                await self.blend(req, args, images)
+            case Kind.SWAP:
+                await self.swap(req, args, images)
+            case Kind.SHORTEN:
+                await self.shorten(req, args)
+            case Kind.VIDEO:
+                await self.video(req, args, images)
+            case Kind.EDIT:
+                await self.edit(req, args, images)
+            case _:
+                assert_never(kind)
+
     async def imagine(self, req: Requester, prompt: str, images: Sequence[bytes] = ()) -> None:
         """/imagine: validate, submit, show progress; the tracker does the rest."""
         if (entered := await self.enter(req)) is None:
