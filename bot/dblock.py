@@ -43,7 +43,10 @@ class DatabaseLock:
 
 
 def lock_path(db_path: str | Path) -> Path:
-    return Path(f"{db_path}.lock")
+    """Beside the database file itself: through a symlink, another name for the same file
+    would otherwise get a lock of its own and let a second process in. (A hard link still
+    would; nothing names its other paths.)"""
+    return Path(f"{Path(db_path).resolve()}.lock")
 
 
 def acquire(db_path: str | Path) -> DatabaseLock:
