@@ -11,19 +11,45 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import math
 import os
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from bot import config as config_module
 from bot import logs
-from bot.config import Config, ConfigError
+from bot.config import Config, ConfigError, SimulatorConfig
 from bot.dblock import DatabaseInUse
 
 if TYPE_CHECKING:
     from bot.tracker import Tracker
+
+
+def _port(text: str) -> int:
+    """A TCP port (0: any free one); a bad one is argparse's one usage line, not a traceback."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, not {text!r}")
+    return port
+
+
+def _time_scale(text: str) -> float:
+    """The simulator's speed, within the range ``simulator.time_scale`` has in the config
+    (NaN passed ``type=float`` and broke every submit)."""
+    low, high = next(f for f in fields(SimulatorConfig) if f.name == "time_scale").metadata["range"]
+    try:
+        scale = float(text)
+    except ValueError:
+        scale = math.nan
+    if not low <= scale <= high:  # NaN fails both comparisons
+        raise argparse.ArgumentTypeError(f"must be a number from {low:g} to {high:g}, not {text!r}")
+    return scale
 
 
 def main(argv: Sequence[str] | None = None, *, tracker: type[Tracker] | None = None) -> int:
@@ -39,13 +65,13 @@ def main(argv: Sequence[str] | None = None, *, tracker: type[Tracker] | None = N
         "demo", help="the local playground: simulator + web chat, no tokens needed"
     )
     demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--port", type=_port, default=8080)
     demo.add_argument("--config", "-c", help="use this config's Midjourney API, not the simulator")
 
     sim = commands.add_parser("sim", help="serve the Midjourney-proxy simulator alone")
     sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8081)
-    sim.add_argument("--time-scale", type=float, default=1.0, help="< 1 runs tasks faster")
+    sim.add_argument("--port", type=_port, default=8081)
+    sim.add_argument("--time-scale", type=_time_scale, default=1.0, help="< 1 runs tasks faster")
     sim.add_argument("--api-key", default="", help="require this key (any auth scheme)")
     sim.add_argument(
         "--flavour",
