@@ -11,7 +11,7 @@ import time
 import pytest
 
 from bot.chat import MessageRef
-from bot.service import submitting
+from bot.service import submitter
 from bot.views import View
 from tests.dbrows import stored
 from tests.inprocess import Chat, worlds
@@ -47,7 +47,7 @@ def waiting(chat: Chat) -> list[str]:
 
 @pytest.fixture
 def fast_wait(monkeypatch):
-    monkeypatch.setattr(submitting, "PROGRESS_WAIT_S", 0.2, raising=False)
+    monkeypatch.setattr(submitter, "PROGRESS_WAIT_S", 0.2)
 
 
 async def test_a_failed_progress_message_is_logged_with_its_cause(tmp_path, caplog):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,9 +23,10 @@ from bot.mj import custom_ids
 from bot.mj.client import MjClient
 from bot.mj.models import Action, Button, Submission, Task
 from bot.outbox import Outbox
-from bot.policy import Policy, Refusal
+from bot.policy import Policy
 from bot.service.jobs import Kind
-from bot.store import Pay, Store, TaskRow, UserSettings
+from bot.service.submitter import Submitter
+from bot.store import Store, TaskRow, UserSettings
 from bot.views import View
 
 log = logging.getLogger("bot.service")
@@ -44,8 +45,6 @@ SETTING_CHOICES: dict[str, tuple[str, ...]] = {
     "suffix": ("-",),  # clears it; a suffix itself is typed: /settings <suffix>
 }
 IMAGE_WORKERS = 2  # image conversions at once (bench/hostile_uploads.py measures the peak)
-
-Submit = Callable[[], Awaitable[Submission]]
 
 
 @dataclass(frozen=True)
@@ -67,15 +66,6 @@ class ServiceBase:
         # checked against the same signatures.
 
         # submitting.py
-        def _payment(self, req: Requester, key: str, action: str) -> Pay | None: ...
-        def _over_quota(self, req: Requester, refusal: Refusal) -> str: ...
-        async def _settle(self, charge_id: str | None, success: bool) -> None: ...
-        async def _void(self, charge_id: str | None) -> None: ...
-        async def _submit(
-            self, row: TaskRow, call: Submit, modal_kind: str = "", pick: str = ""
-        ) -> None: ...
-        async def _adopted_progress(self, key: str) -> MessageRef | None: ...
-        def _title(self, row: TaskRow) -> str: ...
         async def start_kind(
             self, kind: Kind, req: Requester, args: str, images: Sequence[bytes] = ()
         ) -> None: ...
@@ -110,6 +100,11 @@ class ServiceBase:
     ) -> None:
         self.policy = policy
         self.store = store
+        # The one path that spends money (submitter.py); a question the API asks on a
+        # submit is asked by questions.py.
+        self.submitter = Submitter(
+            store, client, outbox, policy, spawn=self.spawn, ask_modal=self._ask_modal
+        )
         self.client = client
         self.outbox = outbox
         self.downloader = downloader

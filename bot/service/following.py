@@ -12,6 +12,7 @@ from bot.chat import MessageRef
 from bot.i18n import t
 from bot.mj.models import Task, TaskState
 from bot.service.base import ServiceBase, log
+from bot.service.submitter import title
 from bot.store import TaskRow
 from bot.views import Choice, View, headline, progress_view
 
@@ -47,7 +48,7 @@ class Following(ServiceBase):
                 log.info("task %s: %s", row.task_id, row.status)
                 # Independent of each other: the ledger need not hold up the result.
                 await asyncio.gather(
-                    self._settle(row.charge_id, success=row.status == TaskState.SUCCESS),
+                    self.submitter.settle(row.charge_id, success=row.status == TaskState.SUCCESS),
                     self.deliver(row),
                 )
             except Exception:
@@ -64,7 +65,7 @@ class Following(ServiceBase):
             preview = await self._preview(row.key, task.image_url) if task.image_url else None
             return progress_view(
                 row.prompt,
-                self._title(row),
+                title(row),
                 row.lang,
                 percent=percent,
                 mode=row.mode,
@@ -169,7 +170,7 @@ class Following(ServiceBase):
         await self.store.update(
             row.key, status=TaskState.REJECTED, error="interrupted", finished_at=time.time()
         )
-        await self._settle(row.charge_id, success=False)
+        await self.submitter.settle(row.charge_id, success=False)
         progress = row.ref("progress")
         text = headline(f"⚠️ {t('submit.interrupted', row.lang)}", row.prompt)
         rows: tuple[tuple[Choice, ...], ...] = ()
@@ -209,7 +210,7 @@ class Following(ServiceBase):
         else:
             log.info("an answer cut off by the restart was accepted (%s); following", task.status)
             if row.ref("progress") is None and not task.is_final:
-                view = progress_view(row.prompt, self._title(row), row.lang, mode=row.mode)
+                view = progress_view(row.prompt, title(row), row.lang, mode=row.mode)
                 ref = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
                 await self.store.update(row.key, progress_ref=ref)
             await self.on_tasks([task])

@@ -11,6 +11,7 @@ from bot.i18n import t
 from bot.mj.client import MjError
 from bot.mj.models import Outcome, TaskState
 from bot.service.base import MODES, SETTING_CHOICES, Notice, ServiceBase, clean
+from bot.service.submitter import title
 from bot.store import TaskRow, UserSettings
 from bot.views import Choice, View, clip
 
@@ -145,7 +146,7 @@ class Preferences(ServiceBase):
         for row in rows:
             icon = _ICONS.get(row.status, "⏳")
             what = clip(row.prompt or row.label, 40)
-            lines.append(f"{icon} {self._title(row)} · {what}  /task {row.key}")
+            lines.append(f"{icon} {title(row)} · {what}  /task {row.key}")
         return View("\n".join(lines))
 
     async def show(self, req: Requester, ref: str) -> None:

@@ -12,6 +12,7 @@ from bot.mj import custom_ids
 from bot.mj.models import Button, Task, TaskState
 from bot.policy import OverQuota, action_of
 from bot.service.base import Notice, ServiceBase, button_of, log, pick_text
+from bot.service.submitter import over_quota
 from bot.store import TaskRow, new_key
 
 
@@ -72,7 +73,7 @@ class Presses(ServiceBase):
             slot,
             action_of(button.custom_id),
             label,
-            lambda: self._submit(
+            lambda: self.submitter.submit(
                 child,
                 lambda: self.client.action(
                     task.id,
@@ -100,12 +101,10 @@ class Presses(ServiceBase):
     ) -> Notice:
         """Claim the parent's button ``slot`` for ``child`` and pay for it in one transaction,
         then submit in the background; the notice says what happened."""
-        assert child.parent_key is not None
-        pay = self._payment(req, child.key, action)
         try:
-            claim = await self.store.add_child(child, child.parent_key, slot, again=again, pay=pay)
+            claim = await self.submitter.claim_button(req, child, slot, action, again=again)
         except OverQuota as over:
-            return Notice(self._over_quota(req, over.refusal), alert=True)
+            return Notice(over_quota(req, over.refusal), alert=True)
         if claim.held_by is not None:
             return await self._held(req, claim.held_by, label)
         self.spawn(submit())
@@ -210,7 +209,7 @@ class Presses(ServiceBase):
             "retry",
             "imagine",
             label,
-            lambda: self._submit(
+            lambda: self.submitter.submit(
                 child,
                 lambda: self.client.imagine(
                     prompt, [], mode=mode, notify_hook=self.notify_hook, state=child.key

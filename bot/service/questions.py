@@ -16,6 +16,7 @@ from bot.mj.models import Submission, TaskState
 from bot.policy import OverQuota
 from bot.service.base import MAX_PROMPT, ServiceBase, clean
 from bot.service.jobs import Kind
+from bot.service.submitter import over_quota
 from bot.store import TaskRow
 from bot.views import Ask, Choice, Media, View, clip
 
@@ -152,14 +153,15 @@ class Questions(ServiceBase):
         # Claim first and pay in the same transaction: of two answers one wins and pays;
         # the other pays nothing, so nothing of the winner's can be refunded by it.
         try:
-            won = await self.store.claim_modal(
-                row.key,
-                self._payment(req, row.key, action),
-                prompt=prompt,
-                request_ref=req.message.encode() if req.message else row.request_ref,
+            won = await self.submitter.claim_answer(
+                req,
+                row,
+                action,
+                prompt,
+                req.message.encode() if req.message else row.request_ref,
             )
         except OverQuota as over:
-            await self.tell(req, self._over_quota(req, over.refusal))
+            await self.tell(req, over_quota(req, over.refusal))
             return False
         if not won:
             await self.tell(req, t("modal.expired", req.language))
@@ -167,7 +169,9 @@ class Questions(ServiceBase):
         fresh = await self.store.task(row.key)
         assert fresh is not None and fresh.task_id
         modal_id = fresh.task_id
-        await self._submit(fresh, lambda: self.client.modal(modal_id, prompt, mask_base64=mask_uri))
+        await self.submitter.submit(
+            fresh, lambda: self.client.modal(modal_id, prompt, mask_base64=mask_uri)
+        )
         return True
 
     async def _ask_modal(
@@ -188,8 +192,10 @@ class Questions(ServiceBase):
         await self.store.add_modal(row.key, kind, prefill)
         # Nothing runs until the answer: the press's own charge is void, the answer pays. Only
         # that charge: an answer may already have claimed the question and paid.
-        await self._void(row.charge_id)
-        progress = progress or await self._adopted_progress(row.key)  # MODAL: none adopted now
+        await self.submitter.void(row.charge_id)
+        progress = progress or await self.submitter.adopted_progress(
+            row.key
+        )  # MODAL: none adopted now
         if progress is not None:
             await self.outbox.delete(progress)
         view = await self._modal_view(row, kind, prefill)
@@ -206,7 +212,7 @@ class Questions(ServiceBase):
             return
         # Refunded first: a crash between the two leaves the answer in flight, and the next
         # start comes here again (settling twice changes nothing); never an orphaned charge.
-        await self._settle(row.charge_id, success=False)
+        await self.submitter.settle(row.charge_id, success=False)
         lost = row.prompt or modal.prefill  # claim_modal wrote the answer to the task
         if not await self.store.reopen_modal(row.key, lost):
             return

@@ -1,0 +1,248 @@
+"""The one path that spends money: charge -> store -> call the API once -> outcome -> settle.
+
+``Submitter`` is a plain object handed its collaborators; the use cases (commands, presses,
+answers to questions) say what to submit and hand it here, and nothing else charges, submits
+or settles. The charge is taken in the same transaction that stores the task (a new task, a
+claimed button, a claimed question); the API is called once; the outcome is recorded and
+shown; the charge is kept or refunded when the task ends, or voided when the API asks a
+question first (the answer pays).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from bot import logs
+from bot.chat import MessageRef, Requester
+from bot.i18n import t
+from bot.mj.client import MjClient, MjError
+from bot.mj.custom_ids import ModalKind
+from bot.mj.failures import Reason
+from bot.mj.models import Outcome, Submission, TaskState
+from bot.outbox import Outbox
+from bot.policy import Policy, Refusal
+from bot.store import Ledger, Pay, Slot, Store, TaskRow
+from bot.views import View, clip, headline, progress_view
+
+log = logging.getLogger("bot.service")
+
+# How long a submit waits for its progress message before going ahead without it.
+PROGRESS_WAIT_S = 3.0
+
+Submit = Callable[[], Awaitable[Submission]]
+# The API answered with a question (code 21): ask it (bot.service.questions).
+AskModal = Callable[[TaskRow, MessageRef | None, Submission, str, str], Awaitable[None]]
+Spawn = Callable[[Coroutine[Any, Any, Any]], None]
+
+
+def cause(exc: BaseException) -> str:
+    """An exception for the log: its class and message, clipped (secrets are redacted by
+    the log filter, bot.logs)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {clip(text, 200)}" if text else type(exc).__name__
+
+
+def title(row: TaskRow) -> str:
+    """What a task is called in its messages ("Imagine", "Upscale (2)"...)."""
+    return t(f"kind.{row.kind}", row.lang, label=row.label)
+
+
+def over_quota(req: Requester, refusal: Refusal) -> str:
+    return t(refusal.key, req.language, **refusal.fields)
+
+
+class Submitter:
+    def __init__(
+        self,
+        store: Store,
+        client: MjClient,
+        outbox: Outbox,
+        policy: Policy | None,
+        *,
+        spawn: Spawn,
+        ask_modal: AskModal,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.outbox = outbox
+        self.policy = policy
+        self.spawn = spawn
+        self.ask_modal = ask_modal
+
+    # -- charge and store, in one transaction (OverQuota when the policy refuses) --
+
+    async def add(self, req: Requester, row: TaskRow) -> None:
+        """Store a new task and charge for it (bot.policy.OverQuota: nothing stored)."""
+        await self.store.add_task(row, self.payment(req, row.key, row.kind))
+
+    async def claim_button(
+        self, req: Requester, child: TaskRow, slot: str, action: str, *, again: bool
+    ) -> Slot:
+        """Claim the parent's button ``slot`` for ``child`` and charge ``action`` for it."""
+        assert child.parent_key is not None
+        pay = self.payment(req, child.key, action)
+        return await self.store.add_child(child, child.parent_key, slot, again=again, pay=pay)
+
+    async def claim_answer(
+        self,
+        req: Requester,
+        row: TaskRow,
+        action: str,
+        prompt: str,
+        request_ref: MessageRef | str | None,
+    ) -> bool:
+        """Claim a question's answer and charge ``action`` for it: of two answers one wins
+        and pays; the other pays nothing, so nothing of the winner's can be refunded by it."""
+        return await self.store.claim_modal(
+            row.key,
+            self.payment(req, row.key, action),
+            prompt=prompt,
+            request_ref=request_ref,
+        )
+
+    def payment(self, req: Requester, key: str, action: str) -> Pay | None:
+        """What a claim pays with, inside its own transaction: the quota checked and one
+        charge recorded for this attempt (None without a policy: nothing is counted)."""
+        policy = self.policy
+        if policy is None:
+            return None
+
+        async def pay(ledger: Ledger) -> str:
+            return await policy.charge_in(ledger, req, key, action)
+
+        return pay
+
+    # -- settle --
+
+    async def settle(self, charge_id: str | None, success: bool) -> None:
+        """An attempt ended: keep or refund its own charge (never another attempt's)."""
+        if self.policy is not None:
+            await self.policy.settle(charge_id, success)
+
+    async def void(self, charge_id: str | None) -> None:
+        """An attempt that turned into a question: its charge is void; the answer pays."""
+        if self.policy is not None:
+            await self.policy.void(charge_id)
+
+    # -- call once, outcome --
+
+    async def submit(
+        self, row: TaskRow, call: Submit, modal_kind: str = "", pick: str = ""
+    ) -> None:
+        """Show the progress message, call the API once, record and show the outcome."""
+        with logs.context(task=row.key, chat=row.chat_id, user=row.user_id):
+            log.info("submitting %s", row.kind)
+            await self._submit_logged(row, call, modal_kind, pick)
+
+    async def _submit_logged(self, row: TaskRow, call: Submit, modal_kind: str, pick: str) -> None:
+        lang = row.lang
+        shown_as = title(row)
+        progress = await self._progress_message(row, shown_as)
+        try:
+            submission = await call()
+        except MjError as exc:
+            log.warning("submit failed: %s (task %s)", exc.kind, row.key)
+            await self._reject(row, progress, t(f"api.{exc.kind}", lang))
+            return
+        except Exception:
+            log.exception("submit crashed (task %s)", row.key)
+            await self._reject(row, progress, t("api.bad_response", lang))
+            return
+        outcome = submission.outcome
+        if outcome is Outcome.MODAL and submission.task_id:
+            await self.ask_modal(row, progress, submission, modal_kind or ModalKind.REMIX, pick)
+            return
+        # EXISTS (Java OSS code 21): that job was done before; its id is already tracked
+        if outcome.is_accepted and outcome is not Outcome.EXISTS and submission.task_id:
+            await self.store.update(row.key, task_id=submission.task_id, status=TaskState.NOT_START)
+            if submission.queue_position and progress is not None:
+                view = progress_view(row.prompt, shown_as, lang, queue=submission.queue_position)
+                await self.outbox.edit(progress, view)
+            return
+        await self._reject(row, progress, refusal_text(submission, lang))
+
+    async def _progress_message(self, row: TaskRow, shown_as: str) -> MessageRef | None:
+        """Post the progress message, waiting for it PROGRESS_WAIT_S at most: the submit
+        goes ahead without it when the chat is slow (a busy group's pacing, a platform slow
+        to confirm). A message confirmed later is adopted while the task still runs, and
+        deleted otherwise, so no "waiting" message is left behind that nobody edits."""
+        sending = asyncio.ensure_future(
+            self.outbox.send(
+                row.platform,
+                row.chat_id,
+                progress_view(row.prompt, shown_as, row.lang),
+                MessageRef.decode(row.request_ref),
+            )
+        )
+        done, _ = await asyncio.wait({sending}, timeout=PROGRESS_WAIT_S)
+        if not done:
+            log.info("the progress message is slow (task %s); submitting meanwhile", row.key)
+            self.spawn(self._late_progress(row.key, sending))
+            return None
+        try:
+            progress = sending.result()
+        except Exception as exc:
+            # Unreachable or refusing right now: submit anyway; the result is still
+            # delivered (and retried) when it is done.
+            log.warning(
+                "no progress message (task %s): %s; submitting without one", row.key, cause(exc)
+            )
+            return None
+        await self.store.update(row.key, progress_ref=progress)
+        return progress
+
+    async def _late_progress(self, key: str, sending: asyncio.Future[MessageRef]) -> None:
+        try:
+            ref = await sending
+        except Exception as exc:
+            log.warning("no progress message (task %s): %s", key, cause(exc))
+            return
+        if not await self.store.adopt_progress(key, ref):
+            # The task moved on without it (posted, refused, asking a question).
+            log.info("a late progress message is not needed any more (task %s)", key)
+            await self.outbox.delete(ref)
+
+    async def _reject(self, row: TaskRow, progress: MessageRef | None, text: str) -> None:
+        await self.store.update(
+            row.key, status=TaskState.REJECTED, error=text, finished_at=time.time()
+        )
+        # Final now, so no late progress message is adopted any more; one that was is used.
+        progress = progress or await self.adopted_progress(row.key)
+        await self.settle(row.charge_id, success=False)
+        view = View(headline(f"❌ {text}", row.prompt))
+        shown = await self.outbox.edit(progress, view) if progress is not None else None
+        if shown is None:
+            shown = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
+        await self.store.delivered(row.key, shown)
+        await self.store.update(row.key, progress_ref=None)
+
+    async def adopted_progress(self, key: str) -> MessageRef | None:
+        """The progress message a slow send delivered after the submit went ahead."""
+        row = await self.store.task(key)
+        return row.ref("progress") if row else None
+
+
+def refusal_text(submission: Submission, lang: str) -> str:
+    """What the user is told about a submit the API did not take."""
+    detail = clip(submission.description, 300)
+    match submission.outcome:
+        case Outcome.BANNED:
+            return t("refused.banned", lang, word=submission.banned_word or "?")
+        case Outcome.QUEUE_FULL:
+            return t("refused.queue_full", lang)
+        case Outcome.INVALID:
+            return t("refused.invalid", lang, detail=detail)
+        case Outcome.NOT_FOUND:
+            return t("refused.not_found", lang)
+        case Outcome.UNSUPPORTED:
+            return t("refused.unsupported", lang)
+        case Outcome.EXISTS:
+            return t("refused.exists", lang)
+    if submission.outcome is Outcome.FAILED and submission.reason is Reason.QUEUE_FULL:
+        # a full queue said in words under a generic failure code (trueai's 9, P3)
+        return t("refused.queue_full", lang)
+    return t("refused.failed", lang, detail=detail)
