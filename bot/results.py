@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from PIL import Image
-
 from bot import buttons, media
 from bot.i18n import t
 from bot.mj.failures import Reason, of_fail_reason
@@ -154,8 +152,14 @@ def file_view(row: TaskRow, data: bytes) -> View:
 
 
 def split_view(row: TaskRow, data: bytes) -> View:
-    """A 2x2 grid as its four images (an album)."""
-    image = Image.open(io.BytesIO(data)).convert("RGB")
+    """A 2x2 grid as its four images (an album); an original over the pixel cap says so.
+
+    The original is whatever the API served (cached after a header check only), so it is
+    decoded under the same cap as everything else; an accepted grid keeps every pixel."""
+    try:
+        image = media.decode(data, 2 * media.PHOTO_MAX_SIDE).convert("RGB")
+    except media.MediaError:
+        return View(t("result.split_too_big", row.lang))
     width, height = image.size
     tiles = []
     for index, (x, y) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1)), start=1):

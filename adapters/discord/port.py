@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import discord
-from PIL import Image
 
+from bot import media
 from bot.chat import MessageGone, MessageRef, RateLimited
 from bot.i18n import t
 from bot.views import Choice, Media, Style, View, clip
@@ -175,6 +175,9 @@ def content(text: str, mention: str = "") -> str:
     return clip(body, CONTENT_LIMIT)
 
 
+FIT_MAX_SIDE = 4096  # every image media.decode accepts keeps its size
+
+
 def fit(item: Media, limit: int) -> Media | None:
     """The attachment within ``limit`` bytes: as is, or an image re-encoded smaller as JPEG;
     None when it cannot be made to fit (a video)."""
@@ -183,11 +186,11 @@ def fit(item: Media, limit: int) -> Media | None:
     if item.kind == "video":
         return None
     try:
-        image: Image.Image = Image.open(io.BytesIO(item.data))
-        image.load()
+        # Under the pixel cap, as every decode: this may be the API's original file (📎),
+        # which nothing has decoded before (a 160 KB PNG can claim 40 megapixels).
+        image = media.decode(item.data, FIT_MAX_SIDE).convert("RGB")
     except Exception:
         return None
-    image = image.convert("RGB")
     stem = item.filename.rsplit(".", 1)[0] or "image"
     quality = 90
     for _ in range(12):
