@@ -1,7 +1,8 @@
-"""Odd JSON from outside never crashes the playground or the Mini App: the mask POST answers
+"""Odd input from outside never crashes the playground or the Mini App: the mask POST answers
 400 (it answered 500 to ``[]``, ``5``, ``null``, deep nesting and ``1e400``), and the chat
 socket ignores a message it cannot use and stays open (``"reply_to": 1e400`` and a deeply
-nested message closed it with a traceback in the log).
+nested message closed it with a traceback in the log); an upload that is not a multipart
+form (another content type, no or a wrong boundary) answered 500.
 
 A real App over the simulator and the Mini App server on 127.0.0.1, real HTTP clients.
 """
@@ -87,3 +88,27 @@ async def test_the_chat_socket_ignores_odd_messages_and_stays_open(served: Serve
         await chat.until(lambda e: e["type"] == "pong", within=5)
         assert not ws.closed, raw[:40]
     await ws.close()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", b'{"a": 1}'),
+        ("text/plain", b"hello"),
+        ("multipart/form-data", b"--xx\r\n"),
+        ("multipart/form-data; boundary=", b"--xx\r\n"),
+        ("multipart/form-data; boundary=xx", b'{"a": 1}'),
+        (None, b"hello"),
+    ],
+    ids=["json", "text", "no-boundary", "empty-boundary", "wrong-boundary", "no-content-type"],
+)
+async def test_an_upload_that_is_not_a_form_gets_400(served: Served, content_type, body) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    async with served.operator.post(
+        f"{served.url}/api/upload?session={SESSION}",
+        data=body,
+        headers=headers,
+        skip_auto_headers=["Content-Type"],
+    ) as response:
+        assert response.status == 400, (content_type, response.status)
+        assert "not a form" in await response.text()

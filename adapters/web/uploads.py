@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
 
 from bot import media
 from bot.i18n import normalize, t
@@ -56,8 +56,8 @@ async def read_form(request: web.Request, port: WebPort, lang: str) -> Form:
     whose text is meant for the user (the page shows it)."""
     form = Form()
     try:
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
+        reader = await _multipart(request, lang)
+        while (part := await _next(reader, lang)) is not None:
             if not isinstance(part, BodyPartReader):
                 continue
             lang = normalize(form.lang) if form.lang else lang
@@ -74,6 +74,24 @@ async def read_form(request: web.Request, port: WebPort, lang: str) -> Form:
         form.done(port)
         raise
     return form
+
+
+async def _multipart(request: web.Request, lang: str) -> MultipartReader:
+    # aiohttp asserts the content type and raises KeyError without one: a 500 otherwise.
+    if not request.content_type.startswith("multipart/"):
+        refuse(web.HTTPBadRequest, t("web.upload.not_form", lang))
+    try:
+        return await request.multipart()
+    except (AssertionError, KeyError, ValueError):
+        refuse(web.HTTPBadRequest, t("web.upload.not_form", lang))
+
+
+async def _next(reader: MultipartReader, lang: str) -> BodyPartReader | MultipartReader | None:
+    """The next part; a body that does not follow its boundary is the sender's error (400)."""
+    try:
+        return await reader.next()
+    except ValueError:  # "Could not find starting boundary", a bad part header
+        refuse(web.HTTPBadRequest, t("web.upload.not_form", lang))
 
 
 async def _read_field(part: BodyPartReader, lang: str) -> str:
