@@ -142,4 +142,5 @@ async def run(
     if handler is None:
         await service.reply(req, View(t("command.unknown", req.language, name=name)))
         return
-    await handler(service, req, args, images)
+    with service.through(req):  # admitted once: the use case does not ask again
+        await handler(service, req, args, images)

@@ -8,12 +8,14 @@ them together.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from bot import media, results
 from bot.buttons import Token
@@ -31,6 +33,12 @@ from bot.views import View
 
 log = logging.getLogger("bot.service")
 T = TypeVar("T")
+P = ParamSpec("P")
+S = TypeVar("S", bound="ServiceBase")
+
+# The requester admitted by the gate for the request being handled (set by ``through``): a
+# use case called from inside that request with that requester does not pass the gate again.
+_ADMITTED: ContextVar[Requester | None] = ContextVar("admitted", default=None)
 
 MAX_PROMPT = 4000  # MJ refuses longer prompts; say so before spending anything
 BLEND_DIMENSIONS = {"portrait": "PORTRAIT", "square": "SQUARE", "landscape": "LANDSCAPE"}
@@ -158,6 +166,8 @@ class ServiceBase:
         refusals are private (Discord answers the person's own interaction), nobody else sees
         them and an unanswered command would just hang: there every attempt is told.
         """
+        if _ADMITTED.get() is req:
+            return req  # already through the gate in this request (see ``through``)
         req = await self.who(req)
         if self.policy is None:
             return req
@@ -169,6 +179,16 @@ class ServiceBase:
         if not quiet and (private or await self.store.first_time(told)):
             await self.tell(req, t("access.denied", req.language))
         return None
+
+    @contextlib.contextmanager
+    def through(self, req: Requester) -> Iterator[None]:
+        """Handle the rest of a request with ``req``, the requester the gate admitted:
+        the use cases it reaches do not run the gate (nor its bookkeeping) a second time."""
+        token = _ADMITTED.set(req)
+        try:
+            yield
+        finally:
+            _ADMITTED.reset(token)
 
     async def admits(self, req: Requester, *, quiet: bool = False) -> bool:
         """Whether ``req`` may use the bot (an outsider is told, as by ``enter``, unless
@@ -218,3 +238,20 @@ def pick_text(task: Task, custom_id: str) -> str:
     if number is None or task.action not in (Action.DESCRIBE, Action.SHORTEN):
         return ""
     return results.numbered_options(task.final_prompt).get(number, "")
+
+
+def gated(
+    method: Callable[Concatenate[S, Requester, P], Awaitable[None]],
+) -> Callable[Concatenate[S, Requester, P], Awaitable[None]]:
+    """The entrance of a command: the access gate, once per request. An outsider is told
+    (once per chat) and nothing runs; an admitted request runs with its language applied."""
+
+    @functools.wraps(method)
+    async def entrance(self: S, req: Requester, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        entered = await self.enter(req)
+        if entered is None:
+            return
+        with self.through(entered):
+            await method(self, entered, *args, **kwargs)
+
+    return entrance

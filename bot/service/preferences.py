@@ -10,7 +10,7 @@ from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj.client import MjError
 from bot.mj.models import Outcome, TaskState
-from bot.service.base import MODES, SETTING_CHOICES, Notice, ServiceBase, clean
+from bot.service.base import MODES, SETTING_CHOICES, Notice, ServiceBase, clean, gated
 from bot.service.submitter import title
 from bot.store import TaskRow, UserSettings
 from bot.views import Choice, View, clip
@@ -113,11 +113,9 @@ class Preferences(ServiceBase):
             self.spawn(self.open_settings(req))
         return Notice(t("settings.saved", req.language))
 
+    @gated
     async def set_mode(self, req: Requester, mode: str) -> None:
         """/fast and /relax: the speed mode (the API path prefix) for this user's next jobs."""
-        if (entered := await self.enter(req)) is None:
-            return
-        req = entered
         await self.store.change_user_settings(
             req.platform, req.user_id, lambda settings: replace(settings, mode=mode)
         )
@@ -125,10 +123,8 @@ class Preferences(ServiceBase):
             req, View(t("settings.mode_set", req.language, mode=t(f"mode.{mode}", req.language)))
         )
 
+    @gated
     async def set_suffix(self, req: Requester, suffix: str) -> None:
-        if (entered := await self.enter(req)) is None:
-            return
-        req = entered
         value = clean(suffix)[:200] or None
         await self.store.change_user_settings(
             req.platform, req.user_id, lambda settings: replace(settings, suffix=value)
@@ -149,11 +145,9 @@ class Preferences(ServiceBase):
             lines.append(f"{icon} {title(row)} · {what}  /task {row.key}")
         return View("\n".join(lines))
 
+    @gated
     async def show(self, req: Requester, ref: str) -> None:
         """/task <id>: post a finished task again, with working buttons (like MJ's /show)."""
-        if (entered := await self.enter(req)) is None:
-            return
-        req = entered
         ref = ref.strip()
         row = await self.store.task(ref) or (await self.store.task_by_id(ref) if ref else None)
         if row is None and req.replied is not None:
@@ -169,11 +163,9 @@ class Preferences(ServiceBase):
         if row.chat_id == req.chat_id:
             await self.store.update(row.key, result_ref=ref_)
 
+    @gated
     async def seed(self, req: Requester, args: str = "") -> None:
         """/seed: the seed of a result (asked in the background: it may take a minute)."""
-        if (entered := await self.enter(req)) is None:
-            return
-        req = entered
         target = args.strip()
         row = await self.store.task(target) if target else None
         if row is None and target:

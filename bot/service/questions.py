@@ -17,7 +17,7 @@ from bot.policy import OverQuota
 from bot.service.base import MAX_PROMPT, ServiceBase, clean
 from bot.service.jobs import Kind
 from bot.service.submitter import over_quota
-from bot.store import TaskRow
+from bot.store import AskRow, TaskRow
 from bot.views import Ask, Choice, Media, View, clip
 
 
@@ -41,17 +41,29 @@ class Questions(ServiceBase):
         entered = await self.enter(req)
         if entered is None:
             return True
-        req = entered
-        if modal is not None:
-            await self._answer_modal(req, modal.key, text, images)
-            return True
-        assert ask is not None  # one of the two was found (or it returned False above)
+        with self.through(entered):  # admitted once: what the answer starts does not ask again
+            if modal is not None:
+                await self._answer_modal(entered, modal.key, text, images)
+            else:
+                assert ask is not None  # one of the two was found (or it returned False above)
+                await self._answer_ask(entered, ask, reply_to_message_id, text, images)
+        return True
+
+    async def _answer_ask(
+        self,
+        req: Requester,
+        ask: AskRow,
+        reply_to_message_id: str,
+        text: str,
+        images: Sequence[bytes],
+    ) -> None:
+        """Photos for a command that asked for them: run it with them, once."""
         if ask.user_id != req.user_id:
             await self.tell(req, t("modal.not_owner", req.language))
-            return True
+            return
         if not images:
             await self.tell(req, t("ask.photo_needed", req.language, platform=req.platform))
-            return True
+            return
         # The command that asked, read back from the row as a typed kind: a name no command
         # has (an old or forged row) is an expired question, never looked up as a method.
         kind = Kind.of(ask.command)
@@ -59,10 +71,9 @@ class Questions(ServiceBase):
             req.platform, req.chat_id, reply_to_message_id
         ):
             await self.tell(req, t("modal.expired", req.language))
-            return True
+            return
         args = ask.args if ask.args.startswith("face=") else text.strip() or ask.args
         await self.start_kind(kind, req, args, images)
-        return True
 
     async def _answer_modal(
         self, req: Requester, key: str, text: str, images: Sequence[bytes] = ()

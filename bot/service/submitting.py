@@ -12,7 +12,7 @@ from bot.chat import Requester
 from bot.i18n import t
 from bot.mj.models import Submission
 from bot.policy import OverQuota
-from bot.service.base import BLEND_DIMENSIONS, MAX_PROMPT, ServiceBase, clean, log
+from bot.service.base import BLEND_DIMENSIONS, MAX_PROMPT, ServiceBase, clean, gated, log
 from bot.service.jobs import Kind
 from bot.service.submitter import over_quota
 from bot.store import TaskRow, new_key
@@ -43,11 +43,9 @@ class Submitting(ServiceBase):
             case _:
                 assert_never(kind)
 
+    @gated
     async def imagine(self, req: Requester, prompt: str, images: Sequence[bytes] = ()) -> None:
         """/imagine: validate, submit, show progress; the tracker does the rest."""
-        if (entered := await self.enter(req)) is None:
-            return
-        req = entered
         settings = await self.user_settings(req)
         prompt = clean(prompt)
         if not await self._prompt_ok(req, prompt):
@@ -67,11 +65,9 @@ class Submitting(ServiceBase):
             ),
         )
 
+    @gated
     async def describe(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
         """/describe: four prompts Midjourney would write for a photo."""
-        if (entered := await self.enter(req)) is None:
-            return
-        req = entered
         uris = await self._uploads(req, images, "describe", args, least=1, most=1)
         if uris is None:
             return
@@ -84,11 +80,9 @@ class Submitting(ServiceBase):
             ),
         )
 
+    @gated
     async def blend(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
         """/blend [portrait|square|landscape]: mix 2-5 photos into one grid."""
-        if (entered := await self.enter(req)) is None:
-            return
-        req = entered
         word = args.strip().lower()
         if word and word not in BLEND_DIMENSIONS:
             await self.tell(req, t("blend.dimensions", req.language))
@@ -106,11 +100,9 @@ class Submitting(ServiceBase):
             ),
         )
 
+    @gated
     async def swap(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
         """/swap: put the face of the first photo onto the second."""
-        if (entered := await self.enter(req)) is None:
-            return
-        req = entered
         face = re.fullmatch(r"face=([a-z2-9]{10})", args.strip())
         if face and self.cache is not None:
             # The second half of the conversation: the face came first, this is the target.
@@ -144,11 +136,9 @@ class Submitting(ServiceBase):
             ),
         )
 
+    @gated
     async def shorten(self, req: Requester, prompt: str) -> None:
         """/shorten: which words of a prompt matter, and five shorter versions."""
-        if (entered := await self.enter(req)) is None:
-            return
-        req = entered
         prompt = clean(prompt)
         if not await self._prompt_ok(req, prompt, command="shorten"):
             return
@@ -161,11 +151,9 @@ class Submitting(ServiceBase):
             ),
         )
 
+    @gated
     async def video(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
         """/video [--motion high|low] <prompt> with a photo: four short videos."""
-        if (entered := await self.enter(req)) is None:
-            return
-        req = entered
         motion_match = re.search(r"--motion\s+(high|low)\b", args, re.I)
         motion = motion_match.group(1).lower() if motion_match else "low"
         prompt = clean(re.sub(r"--motion\s+\S+", "", args))
@@ -183,11 +171,9 @@ class Submitting(ServiceBase):
             ),
         )
 
+    @gated
     async def edit(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
         """/edit <prompt> with a photo: four edited versions of it."""
-        if (entered := await self.enter(req)) is None:
-            return
-        req = entered
         prompt = clean(args)
         if images and not await self._prompt_ok(req, prompt, command="edit"):
             return
