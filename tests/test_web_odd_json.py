@@ -9,8 +9,10 @@ A real App over the simulator and the Mini App server on 127.0.0.1, real HTTP cl
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import sys
 
 import aiohttp
 import pytest
@@ -19,7 +21,7 @@ from PIL import Image
 from adapters.telegram.initdata import init_data_check
 from adapters.web import MiniAppServer
 from tests import test_web_access
-from tests.harness import TG_TOKEN, free_port
+from tests.harness import ROOT, TG_TOKEN, free_port
 from tests.test_web import Chat
 from tests.test_web_access import SESSION, Served
 
@@ -112,3 +114,60 @@ async def test_an_upload_that_is_not_a_form_gets_400(served: Served, content_typ
     ) as response:
         assert response.status == 400, (content_type, response.status)
         assert "not a form" in await response.text()
+
+
+SERVE_MINI_APP = """
+import asyncio, sys
+from adapters.telegram.initdata import init_data_check
+from adapters.web import MiniAppServer
+async def main():
+    server = MiniAppServer(sys.argv[1], init_data_check("123:ABC"))
+    await server.start()
+    print("up", flush=True)
+    await asyncio.sleep(120)
+asyncio.run(main())
+"""
+
+
+def vm_kb(pid: int, key: str) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(key))
+
+
+async def test_unsigned_mask_posts_to_the_mini_app_cost_bounded_memory() -> None:
+    """The Mini App faces the internet and reads the body before it can check the initData
+    inside it: eight unsigned 11 MB posts at once raised its RSS by ~300 MB (25 MB posts:
+    55 -> 711 MB, kept). Bodies in flight now share one budget (503 beyond it)."""
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        SERVE_MINI_APP,
+        f"127.0.0.1:{port}",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert server.stdout is not None
+        assert await asyncio.wait_for(server.stdout.readline(), 30) == b"up\n"
+        before = vm_kb(server.pid, "VmRSS:")
+        png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(8 * 1024 * 1024)).decode()
+        body = '{"ref": "a", "init_data": "user=1&hash=0", "mask_png": "data:image/png;base64,%s"}'
+        data = (body % png).encode()
+
+        async def post(http: aiohttp.ClientSession) -> int:
+            async with http.post(
+                f"http://127.0.0.1:{port}/api/mask",
+                data=io.BytesIO(data),
+                headers={"Content-Type": "application/json"},
+            ) as response:
+                return response.status
+
+        async with aiohttp.ClientSession() as http:
+            statuses = await asyncio.gather(*(post(http) for _ in range(8)))
+        grown_mb = (vm_kb(server.pid, "VmHWM:") - before) / 1024
+    finally:
+        server.kill()
+        await server.wait()
+    assert set(statuses) <= {400, 403, 503}, statuses
+    assert grown_mb < 150, grown_mb  # measured: 272 MB before, 74 MB after

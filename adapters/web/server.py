@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from bot.chat import Requester
-from bot.i18n import normalize
+from bot.i18n import normalize, t
 
 from .access import COOKIE as TOKEN_COOKIE
 from .access import Level, unauthorised
@@ -34,6 +34,11 @@ log = logging.getLogger("adapters.web")
 
 COOKIE = "mjbot_session"
 MAX_BODY = 2 * MAX_FILE_BYTES  # JSON bodies (a mask); uploads are streamed by read_form
+# A mask as a PNG data URI in JSON: the editor's are a few hundred KB (two colours).
+MASK_BODY = 12 * 1024 * 1024
+# Bytes of memory per body byte while a mask is handled: the body, its copy, the JSON
+# string and the decoded PNG.
+_COPIES = 4
 _SESSION = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _DATA_URI = re.compile(r"^data:image/png;base64,(.*)$", re.S)
 
@@ -226,11 +231,36 @@ async def upload(request: web.Request) -> web.Response:
 
 
 async def mask(request: web.Request) -> web.Response:
-    """A Vary (Region) answer from the editor: the PNG mask and the prompt for the region."""
+    """A Vary (Region) answer from the editor: the PNG mask and the prompt for the region.
+
+    The Mini App's proof of who sends it (initData) is inside the body, so the body is read
+    before anyone is known: within MASK_BODY, and inside the port's one memory budget while
+    it is handled (an unsigned flood is refused with 503 instead of growing the process)."""
     pg = playground(request)
-    data = _json_object(await request.read())
-    if data is None:
-        raise web.HTTPBadRequest(text="a JSON object expected")
+    reserved = 0
+    try:
+        body = bytearray()
+        async for chunk in request.content.iter_chunked(256 * 1024):
+            if len(body) + len(chunk) > MASK_BODY:
+                raise web.HTTPRequestEntityTooLarge(
+                    max_size=MASK_BODY, actual_size=len(body) + len(chunk)
+                )
+            if not pg.port.reserve(_COPIES * len(chunk)):
+                lang = normalize(request.query.get("lang"))
+                mb = pg.port.budget // (1024 * 1024)
+                raise web.HTTPServiceUnavailable(text=t("web.upload.busy", lang, mb=mb))
+            reserved += _COPIES * len(chunk)
+            body += chunk
+        data = _json_object(bytes(body))
+        del body
+        if data is None:
+            raise web.HTTPBadRequest(text="a JSON object expected")
+        return await _mask(request, pg, data)
+    finally:
+        pg.port.release(reserved)
+
+
+async def _mask(request: web.Request, pg: Playground, data: dict[str, Any]) -> web.Response:
     ref = str(data.get("ref") or "")
     prompt = str(data.get("prompt") or "")
     if not ref:
