@@ -12,6 +12,7 @@ from bot.chat import Requester
 from bot.i18n import t
 from bot.mj.models import Submission
 from bot.policy import OverQuota
+from bot.service import jobs
 from bot.service.base import BLEND_DIMENSIONS, MAX_PROMPT, ServiceBase, clean, gated, log
 from bot.service.jobs import Kind
 from bot.service.submitter import over_quota
@@ -47,38 +48,15 @@ class Submitting(ServiceBase):
     async def imagine(self, req: Requester, prompt: str, images: Sequence[bytes] = ()) -> None:
         """/imagine: validate, submit, show progress; the tracker does the rest."""
         settings = await self.user_settings(req)
-        prompt = clean(prompt)
-        if not await self._prompt_ok(req, prompt):
-            return
+        typed = clean(prompt)
         suffix = settings.suffix or ""
-        if suffix and suffix not in prompt:
-            prompt = f"{prompt} {suffix}"
-        uris = await self._uploads(req, images, "imagine", prompt, least=0, most=5)
-        if uris is None:
-            return
-        await self._start(
-            req,
-            "imagine",
-            prompt,
-            lambda key, mode: self.client.imagine(
-                prompt, uris, mode=mode, notify_hook=self.notify_hook, state=key
-            ),
-        )
+        sent = f"{typed} {suffix}" if typed and suffix and suffix not in typed else typed
+        await self._run(req, jobs.imagine(sent, checked=typed), images)
 
     @gated
     async def describe(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
         """/describe: four prompts Midjourney would write for a photo."""
-        uris = await self._uploads(req, images, "describe", args, least=1, most=1)
-        if uris is None:
-            return
-        await self._start(
-            req,
-            "describe",
-            "",
-            lambda key, mode: self.client.describe(
-                uris[0], mode=mode, notify_hook=self.notify_hook, state=key
-            ),
-        )
+        await self._run(req, jobs.describe(args), images)
 
     @gated
     async def blend(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
@@ -87,18 +65,7 @@ class Submitting(ServiceBase):
         if word and word not in BLEND_DIMENSIONS:
             await self.tell(req, t("blend.dimensions", req.language))
             return
-        uris = await self._uploads(req, images, "blend", args, least=2, most=5)
-        if uris is None:
-            return
-        dimensions = BLEND_DIMENSIONS.get(word, "SQUARE")
-        await self._start(
-            req,
-            "blend",
-            "",
-            lambda key, mode: self.client.blend(
-                uris, dimensions, mode=mode, notify_hook=self.notify_hook, state=key
-            ),
-        )
+        await self._run(req, jobs.blend(args, BLEND_DIMENSIONS.get(word, "SQUARE")), images)
 
     @gated
     async def swap(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
@@ -124,32 +91,12 @@ class Submitting(ServiceBase):
         if len(images) == 2 and images[0] == images[1]:
             await self.tell(req, t("swap.same", req.language))
             return
-        uris = await self._uploads(req, images, "swap", args, least=2, most=2)
-        if uris is None:
-            return
-        await self._start(
-            req,
-            "swap",
-            "",
-            lambda key, mode: self.client.swap_face(
-                uris[0], uris[1], mode=mode, notify_hook=self.notify_hook, state=key
-            ),
-        )
+        await self._run(req, jobs.swap(args), images)
 
     @gated
     async def shorten(self, req: Requester, prompt: str) -> None:
         """/shorten: which words of a prompt matter, and five shorter versions."""
-        prompt = clean(prompt)
-        if not await self._prompt_ok(req, prompt, command="shorten"):
-            return
-        await self._start(
-            req,
-            "shorten",
-            prompt,
-            lambda key, mode: self.client.shorten(
-                prompt, mode=mode, notify_hook=self.notify_hook, state=key
-            ),
-        )
+        await self._run(req, jobs.shorten(clean(prompt)), ())
 
     @gated
     async def video(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
@@ -157,36 +104,32 @@ class Submitting(ServiceBase):
         motion_match = re.search(r"--motion\s+(high|low)\b", args, re.I)
         motion = motion_match.group(1).lower() if motion_match else "low"
         prompt = clean(re.sub(r"--motion\s+\S+", "", args))
-        if images and not await self._prompt_ok(req, prompt, command="video"):
-            return
-        uris = await self._uploads(req, images, "video", args, least=1, most=1)
-        if uris is None:
-            return
-        await self._start(
-            req,
-            "video",
-            prompt,
-            lambda key, mode: self.client.video(
-                prompt, uris[0], motion=motion, mode=mode, notify_hook=self.notify_hook, state=key
-            ),
-        )
+        await self._run(req, jobs.video(args, prompt, motion, check=bool(images)), images)
 
     @gated
     async def edit(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
         """/edit <prompt> with a photo: four edited versions of it."""
-        prompt = clean(args)
-        if images and not await self._prompt_ok(req, prompt, command="edit"):
+        await self._run(req, jobs.edit(args, clean(args), check=bool(images)), images)
+
+    async def _run(self, req: Requester, job: jobs.Job, images: Sequence[bytes]) -> None:
+        """Any kind of submission: its prompt checked, its photos validated (or asked for),
+        then handed to the Submitter."""
+        kind = job.kind.value
+        if job.checked is not None and not await self._prompt_ok(req, job.checked, kind):
             return
-        uris = await self._uploads(req, images, "edit", args, least=1, most=1)
-        if uris is None:
-            return
+        uris: list[str] = []
+        if job.photos is not None:
+            least, most = job.photos
+            got = await self._uploads(req, images, kind, job.args, least=least, most=most)
+            if got is None:
+                return
+            uris = got
+        notify_hook = self.notify_hook
         await self._start(
             req,
-            "edit",
-            prompt,
-            lambda key, mode: self.client.edits(
-                prompt, uris[0], mode=mode, notify_hook=self.notify_hook, state=key
-            ),
+            kind,
+            job.prompt,
+            lambda key, mode: job.call(self.client, uris, jobs.Sent(mode, notify_hook, key)),
         )
 
     async def _prompt_ok(self, req: Requester, prompt: str, command: str = "imagine") -> bool:
