@@ -2,16 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from bot.chat import Requester
+from bot.chat import MessageRef, Requester
 from bot.i18n import t
-from bot.service.base import MODES, ServiceBase
-from bot.store import Stats
+from bot.outbox import Outbox
+from bot.policy import Policy
+from bot.service.base import MODES
+from bot.store import Stats, Store, UserSettings
 from bot.views import View
 
 
-class Administration(ServiceBase):
+class Admin:
+    """A plain use case handed what it uses (the facade, ``bot.service.Service``, builds it):
+    the policy decides, the store keeps chat settings, the outbox answers."""
+
+    def __init__(
+        self,
+        store: Store,
+        policy: Policy | None,
+        outbox: Outbox,
+        *,
+        default_mode: str,
+        who: Callable[[Requester], Awaitable[Requester]],
+        user_settings: Callable[[Requester], Awaitable[UserSettings]],
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.outbox = outbox
+        self.default_mode = default_mode
+        self.who = who
+        self.user_settings = user_settings
+
+    async def reply(self, req: Requester, view: View) -> MessageRef:
+        return await self.outbox.send(req.platform, req.chat_id, view, req.message)
+
+    async def tell(self, req: Requester, text: str) -> MessageRef:
+        """A message only the requester needs: private where possible."""
+        return await self.reply(req, View(text, ephemeral=True))
+
     async def quota_view(self, req: Requester, user_id: str = "") -> View:
         """/quota and /info: what a user has used and what is left, like Midjourney's /info."""
         lang = req.language
