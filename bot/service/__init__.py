@@ -12,23 +12,24 @@ from bot.mj.client import MjClient
 from bot.outbox import Outbox
 from bot.policy import Policy
 from bot.service.administration import Admin
-from bot.service.base import MAX_PROMPT, Notice
+from bot.service.base import MAX_PROMPT, Notice, gated
 from bot.service.following import Following
 from bot.service.preferences import Preferences
 from bot.service.presses import Presses
 from bot.service.questions import Questions
 from bot.service.submitting import Submitting
-from bot.store import Store
+from bot.store import Store, TaskRow
 from bot.views import View
 
 __all__ = ["MAX_PROMPT", "Notice", "Service"]
 
 
-class Service(Submitting, Preferences, Presses, Questions, Following):
+class Service(Submitting, Presses, Questions, Following):
     """Everything a user can do; built once by the composition root (``bot.app``).
 
-    On the way from mixins to composed use cases: the Submitter (submitter.py) and Admin
-    (administration.py) are plain objects built here and reached through typed methods."""
+    On the way from mixins to composed use cases: the Submitter (submitter.py), Preferences
+    and Admin (administration.py) are plain objects built here and reached through typed
+    methods; the commands' access gate is the facade's (``@gated``)."""
 
     def __init__(
         self,
@@ -62,6 +63,60 @@ class Service(Submitting, Preferences, Presses, Questions, Following):
             who=self.who,
             user_settings=self.user_settings,
         )
+
+        self.preferences = Preferences(
+            store,
+            client,
+            outbox,
+            policy,
+            sources=self,
+            spawn=self.spawn,
+            default_mode=default_mode,
+            who=self.who,
+            user_settings=self.user_settings,
+        )
+
+    # -- preferences.py: settings, history, seeds --
+
+    async def settings_view(self, req: Requester) -> View:
+        return await self.preferences.settings_view(req)
+
+    async def open_settings(self, req: Requester) -> None:
+        """/settings: the menu, recorded as the requester's (only they may press it)."""
+        await self.preferences.open_settings(req)
+
+    async def press_setting(self, req: Requester, name: str, value: str) -> Notice:
+        """A settings-menu button (the press has passed its gate already)."""
+        return await self.preferences.press_setting(req, name, value)
+
+    @gated
+    async def set_mode(self, req: Requester, mode: str) -> None:
+        """/fast and /relax."""
+        await self.preferences.set_mode(req, mode)
+
+    @gated
+    async def set_suffix(self, req: Requester, suffix: str) -> None:
+        await self.preferences.set_suffix(req, suffix)
+
+    async def tasks_view(self, req: Requester) -> View:
+        """/tasks: the user's recent tasks, newest first."""
+        return await self.preferences.tasks_view(req)
+
+    @gated
+    async def show(self, req: Requester, ref: str) -> None:
+        """/task <id>: post a finished task again, with working buttons."""
+        await self.preferences.show(req, ref)
+
+    @gated
+    async def seed(self, req: Requester, args: str = "") -> None:
+        """/seed: the seed of a result."""
+        await self.preferences.seed(req, args)
+
+    async def _seed(self, req: Requester, row: TaskRow) -> None:
+        """The 🌱 button (presses.py)."""
+        await self.preferences.seed_of(req, row)
+
+    # -- administration.py --
 
     async def quota_view(self, req: Requester, user_id: str = "") -> View:
         """/quota and /info: what a user has used and what is left."""

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from bot import buttons, results
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
-from bot.mj.client import MjError
+from bot.mj.client import MjClient, MjError
 from bot.mj.models import Outcome, TaskState
-from bot.service.base import MODES, SETTING_CHOICES, Notice, ServiceBase, clean, gated
-from bot.service.submitter import title
-from bot.store import TaskRow, UserSettings
+from bot.outbox import Outbox
+from bot.policy import Policy
+from bot.service.base import MODES, SETTING_CHOICES, Notice, clean
+from bot.service.submitter import Spawn, title
+from bot.store import Store, TaskRow, UserSettings
 from bot.views import Choice, View, clip
 
 LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
@@ -46,7 +48,40 @@ def _menu(ref: MessageRef) -> str:
     return f"{ref.platform}|{ref.chat_id}|{ref.message_id}"  # not the kind: edits change it
 
 
-class Preferences(ServiceBase):
+class Preferences:
+    """Settings, history and seeds: a plain use case handed what it uses (``Service`` builds
+    it; the commands' gate is the facade's, ``@gated``)."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: MjClient,
+        outbox: Outbox,
+        policy: Policy | None,
+        *,
+        sources: results.Sources,
+        spawn: Spawn,
+        default_mode: str,
+        who: Callable[[Requester], Awaitable[Requester]],
+        user_settings: Callable[[Requester], Awaitable[UserSettings]],
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.outbox = outbox
+        self.policy = policy
+        self.sources = sources
+        self.spawn = spawn
+        self.default_mode = default_mode
+        self.who = who
+        self.user_settings = user_settings
+
+    async def reply(self, req: Requester, view: View) -> MessageRef:
+        return await self.outbox.send(req.platform, req.chat_id, view, req.message)
+
+    async def tell(self, req: Requester, text: str) -> MessageRef:
+        """A message only the requester needs: private where possible."""
+        return await self.reply(req, View(text, ephemeral=True))
+
     async def settings_view(self, req: Requester) -> View:
         req = await self.who(req)
         lang = req.language
@@ -113,7 +148,6 @@ class Preferences(ServiceBase):
             self.spawn(self.open_settings(req))
         return Notice(t("settings.saved", req.language))
 
-    @gated
     async def set_mode(self, req: Requester, mode: str) -> None:
         """/fast and /relax: the speed mode (the API path prefix) for this user's next jobs."""
         await self.store.change_user_settings(
@@ -123,7 +157,6 @@ class Preferences(ServiceBase):
             req, View(t("settings.mode_set", req.language, mode=t(f"mode.{mode}", req.language)))
         )
 
-    @gated
     async def set_suffix(self, req: Requester, suffix: str) -> None:
         value = clean(suffix)[:200] or None
         await self.store.change_user_settings(
@@ -145,7 +178,6 @@ class Preferences(ServiceBase):
             lines.append(f"{icon} {title(row)} · {what}  /task {row.key}")
         return View("\n".join(lines))
 
-    @gated
     async def show(self, req: Requester, ref: str) -> None:
         """/task <id>: post a finished task again, with working buttons (like MJ's /show)."""
         ref = ref.strip()
@@ -158,12 +190,11 @@ class Preferences(ServiceBase):
         if row.chat_id != req.chat_id and row.user_id != req.user_id:
             await self.tell(req, t("task.unknown", req.language))
             return
-        view = await results.final_view(self, row)
+        view = await results.final_view(self.sources, row)
         ref_ = await self.reply(req, view)
         if row.chat_id == req.chat_id:
             await self.store.update(row.key, result_ref=ref_)
 
-    @gated
     async def seed(self, req: Requester, args: str = "") -> None:
         """/seed: the seed of a result (asked in the background: it may take a minute)."""
         target = args.strip()
@@ -175,9 +206,9 @@ class Preferences(ServiceBase):
         if row is None or not row.task_id or row.platform != req.platform:
             await self.tell(req, t("seed.which", req.language))
             return
-        self.spawn(self._seed(req, row))
+        self.spawn(self.seed_of(req, row))
 
-    async def _seed(self, req: Requester, row: TaskRow) -> None:
+    async def seed_of(self, req: Requester, row: TaskRow) -> None:
         """Ask for the seed (the /seed command and the 🌱 button). A seed lets anyone remake
         the image exactly, so it is its owner's (and admins'), even where a chat shares the
         task's other buttons."""
