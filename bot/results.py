@@ -81,13 +81,22 @@ async def original(service: Sources, row: TaskRow) -> bytes | None:
     return data
 
 
+def offers_retry(row: TaskRow) -> bool:
+    """Whether 🔁 belongs under this task: an imagine that ended without its grid (failed,
+    refused, timed out, interrupted). The press checks the same rule, so a forged 🔁 under a
+    grid that succeeded buys nothing."""
+    task = row.task
+    failed = task is None or task.status is not TaskState.SUCCESS
+    return row.kind == "imagine" and bool(row.prompt) and row.is_final and failed
+
+
 async def final_view(service: Sources, row: TaskRow) -> View:
     task = row.task
     lang = row.lang
     if task is None or task.status is not TaskState.SUCCESS:
         reason = describe_failure((task.fail_reason if task else "") or row.error or "", lang)
         rows: tuple[tuple[Choice, ...], ...] = ()
-        if row.kind == "imagine" and row.prompt:
+        if offers_retry(row):
             rows = ((Choice(t("btn.retry", lang), buttons.encode(row.key, "retry")),),)
         return View(headline(f"❌ {reason}", row.prompt), rows=rows)
     title = t(f"kind.{row.kind}", lang, label=row.label)

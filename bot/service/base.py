@@ -122,6 +122,8 @@ class ServiceBase:
         self.webapp_url = webapp_url
         self._previews: dict[str, tuple[str, bytes]] = {}  # key -> (url, jpeg)
         self._showing: set[str] = set()  # finished tasks being posted again (presses.py)
+        # (task, "file"|"split") -> where its copy was posted; None while posting (presses.py)
+        self._extras: dict[tuple[str, str], MessageRef | None] = {}
         # task id -> (rank, preview url) last handled: a cache only, the store's merge decides
         self._last_seen: dict[str, tuple[tuple[int, int], str]] = {}
         self._background: set[asyncio.Task[Any]] = set()

@@ -213,8 +213,7 @@ class Preferences:
         the image exactly, so it is its owner's (and admins'), even where a chat shares the
         task's other buttons."""
         lang = req.language
-        admin = self.policy is not None and self.policy.is_admin(req)
-        if row.user_id != req.user_id and not admin:
+        if not may_read_seed(self.policy, req, row):
             await self.tell(req, t("seed.not_owner", lang))
             return
         assert row.task_id
@@ -229,3 +228,8 @@ class Preferences:
             await self.reply(
                 req, View(t("seed.none", lang, detail=clip(submission.description, 200)))
             )
+
+
+def may_read_seed(policy: Policy | None, req: Requester, row: TaskRow) -> bool:
+    """A seed lets anyone remake the image exactly: it is its owner's and admins' only."""
+    return row.user_id == req.user_id or (policy is not None and policy.is_admin(req))

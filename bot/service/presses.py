@@ -12,8 +12,13 @@ from bot.mj import custom_ids
 from bot.mj.models import Button, Task, TaskState
 from bot.policy import OverQuota, action_of
 from bot.service.base import Notice, ServiceBase, button_of, log, pick_text
+from bot.service.preferences import may_read_seed
 from bot.service.submitter import over_quota
 from bot.store import TaskRow, new_key
+from bot.views import View
+
+# How many 📎/✂️ copies the service remembers having posted (a press on an older one posts anew).
+EXTRAS_REMEMBERED = 2000
 
 
 class Presses(ServiceBase):
@@ -161,24 +166,57 @@ class Presses(ServiceBase):
         lang = req.language
         match verb:
             case "seed":
+                if not may_read_seed(self.policy, req, row):  # said before anything is asked
+                    return Notice(t("seed.not_owner", lang), alert=True)
                 self.spawn(self._seed(req, row))
                 return Notice(t("seed.asking", lang))
             case "file" | "split":
-                original = await results.original(self, row)
-                if original is None:
-                    return Notice(t("press.expired", lang), alert=True)
-                view = (
-                    results.file_view(row, original)
-                    if verb == "file"
-                    else await self.convert(results.split_view, row, original)
-                )
-                self.spawn(self.outbox.send(row.platform, row.chat_id, view, row.ref("result")))
-                return Notice(t("press.sending", lang))
+                return await self._post_extra(req, row, verb)
             case "retry":
-                if row.kind != "imagine" or not row.prompt:
+                if not results.offers_retry(row):  # a forged 🔁 under a grid that succeeded
                     return Notice(t("press.expired", lang), alert=True)
                 return await self._retry(req, row)
         return Notice(t("press.expired", lang), alert=True)
+
+    async def _post_extra(self, req: Requester, row: TaskRow, verb: str) -> Notice:
+        """📎 the original file or ✂️ the four images: posted once per result. A burst of
+        presses (or everyone in a chat that shares buttons) posts no more copies; pressed
+        again later, it points to the copy. Kept in memory: after a restart one more copy."""
+        lang = req.language
+        label = t("btn.file" if verb == "file" else "btn.split", lang)
+        slot = (row.key, verb)
+        if slot in self._extras:
+            posted = self._extras[slot]
+            if posted is None:
+                return Notice(t("press.sending", lang))
+            return Notice(t("press.posted", lang, label=label), where=posted)
+        self._extras[slot] = None
+        while len(self._extras) > EXTRAS_REMEMBERED:
+            del self._extras[next(iter(self._extras))]  # the oldest first
+        try:
+            original = await results.original(self, row)
+            if original is None:
+                self._extras.pop(slot, None)
+                return Notice(t("press.expired", lang), alert=True)
+            view = (
+                results.file_view(row, original)
+                if verb == "file"
+                else await self.convert(results.split_view, row, original)
+            )
+        except BaseException:
+            self._extras.pop(slot, None)
+            raise
+        self.spawn(self._send_extra(slot, row, view))
+        return Notice(t("press.sending", lang))
+
+    async def _send_extra(self, slot: tuple[str, str], row: TaskRow, view: View) -> None:
+        try:
+            ref = await self.outbox.send(row.platform, row.chat_id, view, row.ref("result"))
+        except Exception:
+            self._extras.pop(slot, None)  # not posted: the next press tries again
+            log.exception("posting %s failed (task %s)", slot[1], row.key)
+            return
+        self._extras[slot] = ref
 
     async def _retry(self, req: Requester, failed: TaskRow) -> Notice:
         """🔁 under a failed or interrupted imagine: the same prompt once more, a button like
