@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from bot.chat import ChatPort, MessageGone, MessageRef, RateLimited
+from bot.chat import ChatPort, MessageGone, MessageRef, RateLimited, Requester
 from bot.views import View
 
 _R = TypeVar("_R")
@@ -64,6 +64,14 @@ class Outbox:
         self.per_second = per_second
         self._global: collections.deque[float] = collections.deque()
         self.rate_limited = 0  # RateLimited answers seen (all were honoured and retried)
+
+    async def reply(self, req: Requester, view: View) -> MessageRef:
+        """Answer the requester in their chat, replying to their message."""
+        return await self.send(req.platform, req.chat_id, view, req.message)
+
+    async def tell(self, req: Requester, text: str) -> MessageRef:
+        """A message only the requester needs (a refusal, a hint): private where possible."""
+        return await self.reply(req, View(text, ephemeral=True))
 
     def private_replies(self, platform: str) -> bool:
         """Whether a message meant for one person (``View.ephemeral``) is seen by that person

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from bot.chat import MessageRef, Requester
+from bot.chat import Requester
 from bot.i18n import t
 from bot.outbox import Outbox
 from bot.policy import Policy
@@ -31,16 +31,11 @@ class Admin:
         self.store = store
         self.policy = policy
         self.outbox = outbox
+        self.reply = outbox.reply
+        self.tell = outbox.tell
         self.default_mode = default_mode
         self.who = who
         self.user_settings = user_settings
-
-    async def reply(self, req: Requester, view: View) -> MessageRef:
-        return await self.outbox.send(req.platform, req.chat_id, view, req.message)
-
-    async def tell(self, req: Requester, text: str) -> MessageRef:
-        """A message only the requester needs: private where possible."""
-        return await self.reply(req, View(text, ephemeral=True))
 
     async def quota_view(self, req: Requester, user_id: str = "") -> View:
         """/quota and /info: what a user has used and what is left, like Midjourney's /info."""

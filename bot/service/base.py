@@ -213,11 +213,10 @@ class ServiceBase:
         )
 
     async def reply(self, req: Requester, view: View) -> MessageRef:
-        return await self.outbox.send(req.platform, req.chat_id, view, req.message)
+        return await self.outbox.reply(req, view)
 
     async def tell(self, req: Requester, text: str) -> MessageRef:
-        """A message only the requester needs (a refusal, a hint): private where possible."""
-        return await self.reply(req, View(text, ephemeral=True))
+        return await self.outbox.tell(req, text)
 
     def help(self, req: Requester) -> View:
         return View(t("help", req.language, platform=req.platform))

@@ -68,19 +68,14 @@ class Preferences:
         self.store = store
         self.client = client
         self.outbox = outbox
+        self.reply = outbox.reply
+        self.tell = outbox.tell
         self.policy = policy
         self.sources = sources
         self.spawn = spawn
         self.default_mode = default_mode
         self.who = who
         self.user_settings = user_settings
-
-    async def reply(self, req: Requester, view: View) -> MessageRef:
-        return await self.outbox.send(req.platform, req.chat_id, view, req.message)
-
-    async def tell(self, req: Requester, text: str) -> MessageRef:
-        """A message only the requester needs: private where possible."""
-        return await self.reply(req, View(text, ephemeral=True))
 
     async def settings_view(self, req: Requester) -> View:
         req = await self.who(req)
