@@ -22,9 +22,9 @@ import time
 from typing import Any
 
 from bot.mj.client import MjClient, MjError
-from bot.service import Service
 from bot.store import Store
 from bot.tracker import Tracker
+from bot.usecases import Service
 
 log = logging.getLogger("bench.naive")
 

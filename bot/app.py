@@ -27,10 +27,10 @@ from bot.mj.probe import resolve_profile
 from bot.mj.profiles import SIM_FLAVOURS
 from bot.outbox import Outbox
 from bot.policy import Policy
-from bot.service import Service
 from bot.store import Store
 from bot.store.sqlite import SQLiteStore
 from bot.tracker import Tracker
+from bot.usecases import Service
 
 log = logging.getLogger("bot.app")
 

@@ -96,7 +96,7 @@ def setting(name: str, value: str) -> str:
 
     The data names no owner (anyone can forge it): the service acts only on a menu message
     recorded as the presser's and only with a value the menu offers
-    (``bot.service.preferences``)."""
+    (``bot.usecases.preferences``)."""
     return f"s1:{name}:{value}"
 
 

@@ -14,8 +14,8 @@ from enum import StrEnum
 
 from bot.chat import Requester
 from bot.i18n import t
-from bot.service import Service
-from bot.service.jobs import Kind
+from bot.usecases import Service
+from bot.usecases.jobs import Kind
 from bot.views import View
 
 

@@ -19,9 +19,9 @@ from aiohttp import web
 
 from bot.mj.client import MjClient, MjError
 from bot.mj.models import Task, loads
-from bot.service import Service
 from bot.serving import READ_TIMEOUT_S, serve
 from bot.store import Store
+from bot.usecases import Service
 
 log = logging.getLogger("bot.hooks")
 

@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable
 
 from bot.mj.client import MjClient, MjError
-from bot.service import Service
 from bot.store import Store, TaskRow
+from bot.usecases import Service
 
 log = logging.getLogger("bot.tracker")
 

@@ -21,9 +21,9 @@ from bot.media import Downloader, MediaCache
 from bot.mj.client import MjClient
 from bot.outbox import Outbox
 from bot.policy import Policy
-from bot.service import Service
 from bot.store.sqlite import SQLiteStore
 from bot.tracker import Tracker
+from bot.usecases import Service
 from bot.views import View
 from mjsim import SimConfig, Simulator
 from tests.dbrows import stored

@@ -6,7 +6,7 @@ from __future__ import annotations
 from bot import commands
 from bot.chat import MessageRef
 from bot.commands import Command
-from bot.service.jobs import Kind
+from bot.usecases.jobs import Kind
 from tests.inprocess import CHAT, OWNER, png, worlds
 
 

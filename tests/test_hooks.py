@@ -23,10 +23,10 @@ from bot.hooks import HOOK_PATH, HookServer
 from bot.media import Downloader
 from bot.mj.client import MjClient
 from bot.outbox import Outbox
-from bot.service import Service
 from bot.store import Store
 from bot.store.sqlite import SQLiteStore
 from bot.tracker import Tracker
+from bot.usecases import Service
 from mjsim import SimConfig, Simulator
 from tests.harness import API_KEY, free_port
 from tests.inprocess import CHAT, Chat

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from bot.chat import MessageRef
-from bot.service import submitter
+from bot.usecases import submitter
 from bot.views import View
 from tests.dbrows import stored
 from tests.inprocess import Chat, worlds

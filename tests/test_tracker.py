@@ -8,10 +8,10 @@ import pytest
 from bot.media import Downloader
 from bot.mj.client import MjClient
 from bot.outbox import Outbox
-from bot.service import Service
 from bot.store import Store, TaskRow, new_key
 from bot.store.sqlite import SQLiteStore
 from bot.tracker import BATCH, Tracker
+from bot.usecases import Service
 from tests.harness import API_KEY
 
 

@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 
 from bot.config import DiscordConfig
-from bot.service import Service
+from bot.usecases import Service
 
 from .commands import Translator, install
 from .handlers import custom_id_of, submitted

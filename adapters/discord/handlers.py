@@ -20,7 +20,7 @@ import discord
 from bot import commands, mask, media
 from bot.chat import MessageRef, Requester
 from bot.i18n import normalize, t
-from bot.service import Service
+from bot.usecases import Service
 from bot.views import Ask, View, clip
 
 from .ids import ASK_PREFIX, MODAL_PREFIX, PLATFORM

@@ -22,7 +22,7 @@ from telegram.request import HTTPXRequest
 from bot.commands import ADMIN_COMMANDS, COMMANDS
 from bot.config import TelegramConfig
 from bot.i18n import LANGUAGES, t
-from bot.service import Service
+from bot.usecases import Service
 
 from . import handlers
 from .port import PLATFORM, TelegramPort

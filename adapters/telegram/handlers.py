@@ -14,7 +14,7 @@ from telegram.ext import ContextTypes
 from bot import commands
 from bot.chat import MessageRef, Requester
 from bot.i18n import normalize, t
-from bot.service import Service
+from bot.usecases import Service
 from bot.views import View
 
 from .port import PLATFORM

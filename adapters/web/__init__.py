@@ -13,8 +13,8 @@ import logging
 
 from aiohttp import web
 
-from bot.service import Service
 from bot.serving import UPLOAD_READ_TIMEOUT_S, serve
+from bot.usecases import Service
 
 from .access import Access
 from .playground import InitDataCheck, Playground

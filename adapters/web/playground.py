@@ -17,7 +17,7 @@ from aiohttp import web
 from bot import commands
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
-from bot.service import Service
+from bot.usecases import Service
 from bot.views import View
 
 from .access import Access, Level
