@@ -11,14 +11,14 @@ from bot.chat import Requester
 from bot.mj.client import MjClient
 from bot.outbox import Outbox
 from bot.policy import Policy
-from bot.service.administration import Admin
-from bot.service.base import MAX_PROMPT, Notice, gated
-from bot.service.following import Following
-from bot.service.preferences import Preferences
-from bot.service.presses import Presses
-from bot.service.questions import Questions
-from bot.service.submitting import Submitting
 from bot.store import Store, TaskRow
+from bot.usecases.administration import Admin
+from bot.usecases.base import MAX_PROMPT, Notice, gated
+from bot.usecases.following import Following
+from bot.usecases.preferences import Preferences
+from bot.usecases.presses import Presses
+from bot.usecases.questions import Questions
+from bot.usecases.submitting import Submitting
 from bot.views import View
 
 __all__ = ["MAX_PROMPT", "Notice", "Service"]

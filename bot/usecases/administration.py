@@ -9,13 +9,13 @@ from bot.chat import Requester
 from bot.i18n import t
 from bot.outbox import Outbox
 from bot.policy import Policy
-from bot.service.base import MODES
 from bot.store import Stats, Store, UserSettings
+from bot.usecases.base import MODES
 from bot.views import View
 
 
 class Admin:
-    """A plain use case handed what it uses (the facade, ``bot.service.Service``, builds it):
+    """A plain use case handed what it uses (the facade, ``bot.usecases.Service``, builds it):
     the policy decides, the store keeps chat settings, the outbox answers."""
 
     def __init__(

@@ -1,7 +1,7 @@
 """What every use case shares: the service's parts, who is asking, and how to answer.
 
 The use cases themselves live beside this file, one module per concept (submitting,
-preferences, administration, presses, questions, following); ``bot.service.Service`` puts
+preferences, administration, presses, questions, following); ``bot.usecases.Service`` puts
 them together.
 """
 
@@ -26,12 +26,12 @@ from bot.mj.client import MjClient
 from bot.mj.models import Action, Button, Submission, Task
 from bot.outbox import Outbox
 from bot.policy import Policy
-from bot.service.jobs import Kind
-from bot.service.submitter import Submitter
 from bot.store import Store, TaskRow, UserSettings
+from bot.usecases.jobs import Kind
+from bot.usecases.submitter import Submitter
 from bot.views import View
 
-log = logging.getLogger("bot.service")
+log = logging.getLogger("bot.service")  # the name log readers already filter on
 T = TypeVar("T")
 P = ParamSpec("P")
 S = TypeVar("S", bound="ServiceBase")
@@ -43,7 +43,7 @@ _ADMITTED: ContextVar[Requester | None] = ContextVar("admitted", default=None)
 MAX_PROMPT = 4000  # MJ refuses longer prompts; say so before spending anything
 BLEND_DIMENSIONS = {"portrait": "PORTRAIT", "square": "SQUARE", "landscape": "LANDSCAPE"}
 MODES = ("fast", "relax")
-# What the settings menu offers, per setting (bot/service/preferences.py draws the menu from
+# What the settings menu offers, per setting (bot/usecases/preferences.py draws the menu from
 # it): a press must name one of these values, and a stored value outside them (a forged
 # ``mode=turbo`` saved before presses were checked) is ignored when settings are read.
 SETTING_CHOICES: dict[str, tuple[str, ...]] = {

@@ -11,9 +11,9 @@ from bot import buttons, logs, media, results
 from bot.chat import MessageRef
 from bot.i18n import t
 from bot.mj.models import Task, TaskState
-from bot.service.base import ServiceBase, log
-from bot.service.submitter import title
 from bot.store import TaskRow
+from bot.usecases.base import ServiceBase, log
+from bot.usecases.submitter import title
 from bot.views import Choice, View, headline, progress_view
 
 

@@ -12,9 +12,9 @@ from bot.mj.client import MjClient, MjError
 from bot.mj.models import Outcome, TaskState
 from bot.outbox import Outbox
 from bot.policy import Policy
-from bot.service.base import MODES, SETTING_CHOICES, Notice, clean
-from bot.service.submitter import Spawn, title
 from bot.store import Store, TaskRow, UserSettings
+from bot.usecases.base import MODES, SETTING_CHOICES, Notice, clean
+from bot.usecases.submitter import Spawn, title
 from bot.views import Choice, View, clip
 
 LANGUAGE_NAMES = {"en": "English", "zh": "中文"}

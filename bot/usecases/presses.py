@@ -11,10 +11,10 @@ from bot.i18n import t
 from bot.mj import custom_ids
 from bot.mj.models import Button, Task, TaskState
 from bot.policy import OverQuota, action_of
-from bot.service.base import Notice, ServiceBase, button_of, log, pick_text
-from bot.service.preferences import may_read_seed
-from bot.service.submitter import over_quota
 from bot.store import TaskRow, new_key
+from bot.usecases.base import Notice, ServiceBase, button_of, log, pick_text
+from bot.usecases.preferences import may_read_seed
+from bot.usecases.submitter import over_quota
 from bot.views import View
 
 # How many 📎/✂️ copies the service remembers having posted (a press on an older one posts anew).

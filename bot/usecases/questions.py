@@ -14,10 +14,10 @@ from bot.mj import custom_ids
 from bot.mj.custom_ids import ModalKind
 from bot.mj.models import Submission, TaskState
 from bot.policy import OverQuota
-from bot.service.base import MAX_PROMPT, ServiceBase, clean
-from bot.service.jobs import Kind
-from bot.service.submitter import over_quota
 from bot.store import AskRow, TaskRow
+from bot.usecases.base import MAX_PROMPT, ServiceBase, clean
+from bot.usecases.jobs import Kind
+from bot.usecases.submitter import over_quota
 from bot.views import Ask, Choice, Media, View, clip
 
 

@@ -28,13 +28,13 @@ from bot.policy import Policy, Refusal
 from bot.store import Ledger, Pay, Slot, Store, TaskRow
 from bot.views import View, clip, headline, progress_view
 
-log = logging.getLogger("bot.service")
+log = logging.getLogger("bot.service")  # the name log readers already filter on
 
 # How long a submit waits for its progress message before going ahead without it.
 PROGRESS_WAIT_S = 3.0
 
 Submit = Callable[[], Awaitable[Submission]]
-# The API answered with a question (code 21): ask it (bot.service.questions).
+# The API answered with a question (code 21): ask it (bot.usecases.questions).
 AskModal = Callable[[TaskRow, MessageRef | None, Submission, str, str], Awaitable[None]]
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
 

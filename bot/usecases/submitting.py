@@ -12,11 +12,11 @@ from bot.chat import Requester
 from bot.i18n import t
 from bot.mj.models import Submission
 from bot.policy import OverQuota
-from bot.service import jobs
-from bot.service.base import BLEND_DIMENSIONS, MAX_PROMPT, ServiceBase, clean, gated, log
-from bot.service.jobs import Kind
-from bot.service.submitter import over_quota
 from bot.store import TaskRow, new_key
+from bot.usecases import jobs
+from bot.usecases.base import BLEND_DIMENSIONS, MAX_PROMPT, ServiceBase, clean, gated, log
+from bot.usecases.jobs import Kind
+from bot.usecases.submitter import over_quota
 from bot.views import Ask, View
 
 
