@@ -9,8 +9,10 @@ import discord.http
 import pytest
 
 from mjsim import SimConfig, Simulator
+from tests import storage as storages
 from tests.fakes.telegram import FakeTelegram
 from tests.harness import API_KEY, TG_TOKEN, BotProcess
+from tests.pgserver import PASSWORD, PgServer, binaries
 
 # `mjbot run` subprocesses report unclosed files, sockets and sessions (Python hides them by
 # default); the fixtures below fail a test whose bot leaked one. In-process code is held to
@@ -32,6 +34,44 @@ def seams(monkeypatch: pytest.MonkeyPatch) -> None:
         "DEFAULT_GATEWAY",
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
     )
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One PostgreSQL server for the session (tests/pgserver.py). Without its binaries the
+    tests that need it skip, except in CI (CI set), where they fail: CI installs it."""
+    bindir = binaries()
+    if bindir is None:
+        reason = "no PostgreSQL binaries (Debian's postgresql package, or PG_BINDIR)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = PgServer(bindir)
+    try:
+        server.start()
+    except BaseException:
+        server.stop()
+        raise
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def storage(request):
+    """The store this test runs on: SQLite unless the module parametrizes it (indirectly) with
+    "postgresql", which gives the test a fresh database of its own (tests/storage.py)."""
+    kind = getattr(request, "param", "sqlite")
+    if kind == "sqlite":
+        chosen = storages.SQLITE
+    elif kind == "postgresql":
+        chosen = storages.Storage(kind, request.getfixturevalue("pg_server").database())
+    else:
+        raise ValueError(f"no such store: {kind}")
+    storages.current = chosen
+    try:
+        yield chosen
+    finally:
+        storages.current = storages.SQLITE
 
 
 @pytest.fixture
@@ -62,7 +102,7 @@ async def bot(tmp_path, sim, tg):
         await process.stop()
     # Secrets never reach a log line (the whole run was at DEBUG level).
     log = process.log()
-    assert API_KEY not in log and TG_TOKEN not in log
+    assert API_KEY not in log and TG_TOKEN not in log and PASSWORD not in log
     assert_no_leaks(process)
 
 
@@ -88,3 +128,4 @@ async def make_bot(tmp_path, sim, tg):
             await process.stop()
     for process in made:
         assert_no_leaks(process)
+        assert PASSWORD not in process.log()

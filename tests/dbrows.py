@@ -1,21 +1,22 @@
-"""Reading a SQLite store's database beside it, for tests that check what was written.
+"""Reading a store's database beside it, for tests that check what was written.
 
 The store has no raw-SQL door (every statement is one of its methods); a test that wants to see
-the rows opens the file itself, read-only. Committed rows only, as plain dicts.
+the rows opens the database itself (a SQLite file read-only, or the PostgreSQL database by its
+URL). Committed rows only, as plain dicts; queries use SQLite's ``?`` marks on both.
 """
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
-from pathlib import Path
 from typing import Any
 
+from bot.store import Store
+from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SQLiteStore
+from tests.storage import rows
 
 
-def stored(store: SQLiteStore, sql: str, *args: Any) -> list[dict[str, Any]]:
-    uri = f"{Path(store.path).resolve().as_uri()}?mode=ro"
-    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
-        db.row_factory = sqlite3.Row
-        return [dict(row) for row in db.execute(sql, args)]
+def stored(store: Store, sql: str, *args: Any) -> list[dict[str, Any]]:
+    if isinstance(store, PostgresStore):
+        return rows(store.url, sql, *args)
+    assert isinstance(store, SQLiteStore)
+    return rows(store.path, sql, *args)

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests import storage
+
 API_KEY = "sk-e2e-secret-0123456789"
 TG_TOKEN = "123456:E2E-SECRET-TOKEN"
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,12 +71,14 @@ class BotProcess:
                 "send_interval_s": 0.05,
                 "listen": f"127.0.0.1:{free_port()}",
             },
-            "storage": {"path": str(tmp / "data" / "mjbot.db")},
+            "storage": storage.config_section(tmp / "data" / "mjbot.db"),
             "logging": {"level": "DEBUG"},
         }
         for section, values in overrides.items():
             sections.setdefault(section, {}).update(values)
         self.config = write_config(tmp / "config.toml", sections)
+        store = sections["storage"]
+        self.database: str = store.get("url") or store["path"]
         self.log_path = tmp / "mjbot.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -105,6 +109,10 @@ class BotProcess:
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def rows(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """Committed rows of the bot's database (either store; SQLite's ``?`` marks)."""
+        return storage.rows(self.database, sql, *args)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -13,20 +13,24 @@ import pytest
 
 from bot.chat import MessageRef
 from bot.mj.models import Task
-from bot.store import ChatSettings, Store, TaskRow, UserSettings, new_key
+from bot.store import Charge, ChatSettings, Store, TaskRow, UserSettings, new_key
+from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SQLiteStore
 from tests.dbrows import stored
 
 # Each implementation of bot.store.Store, opened fresh in a test's directory: the tests that take
 # the ``store`` fixture hold for all of them (the next one joins here).
-OPENERS: dict[str, Callable[[Path], Awaitable[Store]]] = {
-    "sqlite": lambda tmp: SQLiteStore.open(tmp / "db" / "mjbot.db"),
+OPENERS: dict[str, Callable[[Path, pytest.FixtureRequest], Awaitable[Store]]] = {
+    "sqlite": lambda tmp, _: SQLiteStore.open(tmp / "db" / "mjbot.db"),
+    "postgresql": lambda _, request: PostgresStore.open(
+        request.getfixturevalue("pg_server").database()
+    ),
 }
 
 
 @pytest.fixture(params=sorted(OPENERS))
 async def store(request, tmp_path):
-    store = await OPENERS[request.param](tmp_path)
+    store = await OPENERS[request.param](tmp_path, request)
     yield store
     await store.close()
 
@@ -140,14 +144,20 @@ async def test_delivery_is_claimed_once(store):
     assert (await store.task(r.key)).result_ref == "telegram|-1|9|photo"
 
 
-async def test_a_claim_of_a_dead_process_is_taken_over(tmp_path):
-    path = tmp_path / "t.db"
-    first = await SQLiteStore.open(path)
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+async def test_a_claim_of_a_dead_process_is_taken_over(tmp_path, request, kind):
+    if kind == "sqlite":
+        where = str(tmp_path / "t.db")
+        reopen: Callable[[], Awaitable[Store]] = lambda: SQLiteStore.open(where)  # noqa: E731
+    else:
+        where = request.getfixturevalue("pg_server").database()
+        reopen = lambda: PostgresStore.open(where)  # noqa: E731
+    first = await reopen()
     r = await first.add_task(row(task_id="1", status="SUCCESS"))
     assert await first.claim_delivery(r.key)
     await first.close()  # killed while posting
     await asyncio.sleep(0.01)
-    second = await SQLiteStore.open(path)
+    second = await reopen()
     assert [u.key for u in await second.undelivered()] == [r.key]
     assert await second.claim_delivery(r.key)
     assert not await second.claim_delivery(r.key)
@@ -214,9 +224,9 @@ async def test_settings_are_typed_and_kept_per_person_and_chat(store):
     await store.change_chat_settings("telegram", "-1", lambda c: replace(c, buttons="chat"))
     assert await store.chat_settings("telegram", "-1") == ChatSettings(buttons="chat")
     assert await store.chat_settings("telegram", "-2") == ChatSettings()
-    if isinstance(store, SQLiteStore):  # the same documents as before: one JSON object a scope
-        (row,) = stored(store, "SELECT data FROM settings WHERE scope = 'user:telegram:7'")
-        assert json.loads(row["data"]) == {"lang": "zh", "menus": ["m"]}
+    # The same documents on both stores: one JSON object a scope.
+    (row,) = stored(store, "SELECT data FROM settings WHERE scope = 'user:telegram:7'")
+    assert json.loads(row["data"]) == {"lang": "zh", "menus": ["m"]}
     secret = await store.keep_hook_secret("first")
     assert secret == "first" and await store.keep_hook_secret("second") == "first"
 
@@ -248,8 +258,8 @@ def _modules() -> list[tuple[str, ast.Module]]:
 
 def test_every_sql_statement_is_in_the_store():
     """The store is the one place that speaks SQL (a second implementation is one class):
-    no SQL text, no database driver and no SQLite class anywhere else, except that the
-    composition root and the CLI open the SQLite store."""
+    no SQL text, no database driver and no store class anywhere else, except that the
+    composition root and the CLI open the stores."""
     found = []
     for module, tree in _modules():
         if module.startswith("bot.store"):
@@ -264,8 +274,53 @@ def test_every_sql_statement_is_in_the_store():
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             for name in names:
-                if name.split(".")[0] in ("sqlite3", "aiosqlite"):
+                if name.split(".")[0] in ("sqlite3", "aiosqlite", "asyncpg"):
                     found.append(f"{module} imports {name}")
-                if name == "bot.store.sqlite" and module not in ("bot.app", "bot.cli"):
+                if name in ("bot.store.sqlite", "bot.store.postgres") and module not in (
+                    "bot.app",
+                    "bot.cli",
+                ):
                     found.append(f"{module} imports {name}")
     assert found == []
+
+
+class _Refused(Exception):
+    pass
+
+
+async def test_payments_take_turns_so_a_limit_holds_under_a_burst(store):
+    """Ten submits at once by one person allowed one job in flight: one task, one charge.
+    (SQLite: one writer at a time; PostgreSQL: the ledger is locked by the first payment.)"""
+
+    async def pay_one_at_a_time(ledger) -> str:
+        if await ledger.running("telegram", "7") >= 1:
+            raise _Refused
+        await asyncio.sleep(0.01)  # a slow check: the others arrive meanwhile
+        charge = Charge(new_key(), "k", "telegram", "7", "-1", "imagine", 1, "d", "m", 1.0)
+        await ledger.record(charge)
+        return charge.id
+
+    outcomes = await asyncio.gather(
+        *(store.add_task(row(), pay=pay_one_at_a_time) for _ in range(10)),
+        return_exceptions=True,
+    )
+    won = [o for o in outcomes if isinstance(o, TaskRow)]
+    assert len(won) == 1 and all(isinstance(o, _Refused) for o in outcomes if o not in won)
+    assert len(stored(store, "SELECT * FROM tasks")) == 1
+    (charge,) = stored(store, "SELECT * FROM ledger")
+    assert charge["id"] == won[0].charge_id and charge["outcome"] == "pending"
+    assert (await store.usage("telegram", "7", "d", "m")).running == 1
+
+
+async def test_merges_of_one_task_from_two_sources_apply_in_order(store):
+    """A poll and a callback for one task at once: the task ends at the furthest update, and
+    each step is reported once."""
+    r = await store.add_task(row(task_id="1712205491372224", status="SUBMITTED"))
+    updates = [
+        task("IN_PROGRESS", f"{p}%", imageUrl=f"http://x/{p}.png") for p in range(10, 100, 10)
+    ]
+    updates.append(task("SUCCESS", "100%", imageUrl="http://x/done.png"))
+    results = await asyncio.gather(*(store.merge([u]) for u in updates * 2))
+    final = [t for moved in results for _, t in moved if t.is_final]
+    assert len(final) == 1
+    assert (await store.task(r.key)).status == "SUCCESS"

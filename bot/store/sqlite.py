@@ -43,6 +43,13 @@ from bot.store import (
     UserSettings,
     UserTasks,
 )
+from bot.store.rules import (
+    chat_settings,
+    holds,
+    moved_forward,
+    settings_document,
+    user_settings,
+)
 
 _IDS_PER_QUERY = 500  # SQLite allows 999 parameters in older builds
 _COLUMNS = [f.name for f in fields(TaskRow)]
@@ -343,7 +350,7 @@ class SQLiteStore:
             ) as cur:
                 found = await cur.fetchone()
             earlier = TaskRow(**dict(found)) if found else None
-            if earlier is not None and _holds(earlier, again, now):
+            if earlier is not None and holds(earlier, again, now):
                 return Slot(held_by=earlier)
             if pay is not None:
                 row.charge_id = await pay(_Ledger(db))
@@ -494,7 +501,7 @@ class SQLiteStore:
     # "system:hooks"); names this version does not know are kept as they are.
 
     async def user_settings(self, platform: str, user_id: str) -> UserSettings:
-        return _user_settings(await self._settings(f"user:{platform}:{user_id}"))
+        return user_settings(await self._settings(f"user:{platform}:{user_id}"))
 
     async def change_user_settings(
         self, platform: str, user_id: str, change: Callable[[UserSettings], UserSettings]
@@ -502,13 +509,13 @@ class SQLiteStore:
         async with self._transaction() as db:
             scope = f"user:{platform}:{user_id}"
             data = await _settings_in(db, scope)
-            changed = change(_user_settings(data))
+            changed = change(user_settings(data))
             values = {**asdict(changed), "menus": list(changed.menus) or None}
             await _set_settings(db, scope, data, values)
             return changed
 
     async def chat_settings(self, platform: str, chat_id: str) -> ChatSettings:
-        return _chat_settings(await self._settings(f"chat:{platform}:{chat_id}"))
+        return chat_settings(await self._settings(f"chat:{platform}:{chat_id}"))
 
     async def change_chat_settings(
         self, platform: str, chat_id: str, change: Callable[[ChatSettings], ChatSettings]
@@ -516,7 +523,7 @@ class SQLiteStore:
         async with self._transaction() as db:
             scope = f"chat:{platform}:{chat_id}"
             data = await _settings_in(db, scope)
-            changed = change(_chat_settings(data))
+            changed = change(chat_settings(data))
             await _set_settings(db, scope, data, asdict(changed))
             return changed
 
@@ -743,8 +750,7 @@ class _Ledger:
 
 
 def _settings_data(row: aiosqlite.Row | None) -> dict[str, Any]:
-    data = json.loads(row["data"]) if row else {}
-    return data if isinstance(data, dict) else {}
+    return settings_document(row["data"] if row else None)
 
 
 async def _settings_in(db: aiosqlite.Connection, scope: str) -> dict[str, Any]:
@@ -762,25 +768,6 @@ async def _set_settings(
         "INSERT OR REPLACE INTO settings (scope, data) VALUES (?, ?)",
         (scope, json.dumps(kept, ensure_ascii=False)),
     )
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _user_settings(data: dict[str, Any]) -> UserSettings:
-    menus = data.get("menus")
-    return UserSettings(
-        mode=_text(data.get("mode")),
-        suffix=_text(data.get("suffix")),
-        delivery=_text(data.get("delivery")),
-        lang=_text(data.get("lang")),
-        menus=tuple(m for m in menus if isinstance(m, str)) if isinstance(menus, list) else (),
-    )
-
-
-def _chat_settings(data: dict[str, Any]) -> ChatSettings:
-    return ChatSettings(buttons=_text(data.get("buttons")))
 
 
 async def _connect_read_only(path: Path) -> aiosqlite.Connection:
@@ -801,17 +788,6 @@ def _read_only_uri(path: Path) -> str:
 def _statements(script: str) -> list[str]:
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
-
-
-def _holds(earlier: TaskRow, again: bool, now: float) -> bool:
-    """Whether a button's earlier task keeps it: while it runs; while its result is being
-    posted (until posting is given up, RESEND_FOR_S); and for good once its result was
-    posted, when the button is done once (``again`` False)."""
-    if not earlier.is_final:
-        return True
-    if earlier.delivered_at is None:
-        return (earlier.finished_at or earlier.created_at) > now - RESEND_FOR_S
-    return not again and earlier.status == TaskState.SUCCESS
 
 
 async def _set(db: aiosqlite.Connection, key: str, values: dict[str, Any]) -> None:
@@ -837,24 +813,7 @@ async def _merge_rows(
     db: aiosqlite.Connection, rows: list[TaskRow], updates: dict[str, Task]
 ) -> list[tuple[TaskRow, Task]]:
     """Move each row forward to its update where that is progress; write and return those."""
-    merged = []
-    now = time.time()
-    for row in rows:
-        if row.task_id is None or row.is_final:
-            continue
-        task = updates[row.task_id]
-        current = row.task
-        if current is not None and task.rank <= current.rank:
-            # Same rank may still bring a new preview image; anything lower is stale.
-            if task.rank < current.rank or task.image_url == current.image_url:
-                continue
-        row.snapshot = json.dumps(task.raw, ensure_ascii=False)
-        row.status = task.status.value
-        row.progress = task.progress
-        row.updated_at = now
-        if task.is_final:
-            row.finished_at = now
-        merged.append((row, task))
+    merged = moved_forward(rows, updates, time.time())
     await db.executemany(
         "UPDATE tasks SET snapshot = ?, status = ?, progress = ?, updated_at = ?,"
         " finished_at = ? WHERE key = ?",

@@ -1,0 +1,902 @@
+"""The Store on PostgreSQL (asyncpg): the same protocol and the same promises as
+``bot.store.sqlite``, for a deployment whose database lives on a server.
+
+Where SQLite serialises every decision with ``BEGIN IMMEDIATE`` (one writer at a time), this
+store decides with what PostgreSQL offers per row: a conditional ``UPDATE`` (a claim: the
+second claimer waits for the first to commit, then finds the condition false),
+``INSERT ... ON CONFLICT`` (an event seen once), ``SELECT ... FOR UPDATE`` (a merge, a settings
+document), and transaction-scoped advisory locks where there is no row to lock yet (the
+button a press claims; the ledger a payment reads and writes, so two payments never both pass a
+quota). Migrations are numbered files in ``bot/store/migrations_pg/``, run under a session
+advisory lock by whichever process opens the database first.
+
+Until tasks are leased (several instances, see DESIGN.md), the store's rule "a claim older than
+my start is a dead process's" needs one process per database, as on SQLite: a writer holds a
+session advisory lock for its lifetime; PostgreSQL drops it when the connection dies (kill -9
+included), so a crash never leaves it behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import asdict, fields
+from importlib import resources
+from typing import Any, TypeAlias, Unpack
+
+import asyncpg
+
+from bot.chat import MessageRef
+from bot.dblock import DatabaseInUse
+from bot.mj.models import FINAL_STATES, Task, TaskState
+from bot.store import (
+    RESEND_FOR_S,
+    AccessRule,
+    AccessSubject,
+    AskRow,
+    Charge,
+    ChatSettings,
+    ModalRow,
+    Outcome,
+    Pay,
+    Slot,
+    Spender,
+    Stats,
+    TaskChange,
+    TaskCount,
+    TaskRow,
+    Usage,
+    UserSettings,
+    UserTasks,
+)
+from bot.store.rules import (
+    chat_settings,
+    holds,
+    moved_forward,
+    settings_document,
+    user_settings,
+)
+
+_COLUMNS = [f.name for f in fields(TaskRow)]
+_SPENT = "outcome IN ('pending', 'success')"
+_FINAL = [str(s) for s in FINAL_STATES]
+# Advisory lock keys (one 64-bit space per database): "mjbot" and a number.
+_MIGRATIONS_LOCK = 0x6D6A626F_7401
+_INSTANCE_LOCK = 0x6D6A626F_7402
+_LEDGER_LOCK = 0x6D6A626F_7403
+# How long a new process waits for the previous one's session lock to go: after kill -9 the
+# server ends the dead connection's backend within moments, not at once.
+_INSTANCE_WAIT_S = 5.0
+
+# The tables of the schema, in an order that satisfies their references (copying, counting).
+TABLES = ("tasks", "modals", "presses", "settings", "asks", "seen", "ledger", "access", "people")
+
+Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+
+
+class StoreUnavailable(Exception):
+    """The database could not be reached or opened; the message names it without its
+    password."""
+
+
+def shown_url(url: str) -> str:
+    """The URL with its password replaced by ``***`` (for messages and logs)."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+class PostgresStore:
+    """``bot.store.Store`` on one PostgreSQL database."""
+
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], url: str) -> None:
+        self._pool = pool
+        self.url = url  # with its password: tests read the rows beside the store
+        self._holder: asyncpg.Connection[asyncpg.Record] | None = None  # the instance lock
+        self.started_at = time.time()
+
+    @classmethod
+    async def open(
+        cls, url: str, *, read_only: bool = False, exclusive: bool = True
+    ) -> PostgresStore:
+        """Connect, migrate (once, whoever comes first) and hold the instance lock.
+
+        ``read_only`` (``mjbot status``) neither migrates nor locks; ``exclusive`` False
+        (``mjbot migrate``'s count of a target) migrates without holding the lock.
+        """
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=1, max_size=8, command_timeout=60, server_settings=_SETTINGS
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreUnavailable(f"cannot open {shown_url(url)}: {_reason(exc, url)}") from None
+        store = cls(pool, url)
+        if read_only:
+            return store
+        try:
+            if exclusive:
+                store._holder = await _hold_instance_lock(url)
+            await store._migrate()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        try:
+            if self._holder is not None:
+                holder, self._holder = self._holder, None
+                await holder.close()  # the session lock goes with its connection
+        finally:
+            await self._pool.close()
+
+    async def _migrate(self) -> None:
+        """Apply the numbered scripts not applied yet, each in its own transaction, under a
+        session advisory lock: two processes starting at once apply each script once."""
+        scripts = sorted(
+            (int(p.name[:4]), p)
+            for p in resources.files("bot.store.migrations_pg").iterdir()
+            if re.match(r"\d{4}_.*\.sql$", p.name)
+        )
+        async with self._pool.acquire() as db:
+            await db.execute("SELECT pg_advisory_lock($1)", _MIGRATIONS_LOCK)
+            try:
+                await db.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations"
+                    " (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+                )
+                applied = await db.fetch("SELECT version FROM schema_migrations")
+                done = {r["version"] for r in applied}
+                for number, script in scripts:
+                    if number in done:
+                        continue
+                    async with db.transaction():
+                        await db.execute(script.read_text("utf-8"))
+                        await db.execute(
+                            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                            number,
+                            time.time(),
+                        )
+            finally:
+                await db.execute("SELECT pg_advisory_unlock($1)", _MIGRATIONS_LOCK)
+
+    async def schema_version(self) -> int:
+        """The newest migration applied (0: none)."""
+        value = await self._pool.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        return int(value)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Connection]:
+        """One transaction on a connection of the pool: the unit of every decision."""
+        async with self._pool.acquire() as db, db.transaction():
+            yield db
+
+    async def _one(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        return await self._pool.fetchrow(sql, *args)
+
+    async def _all(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        return list(await self._pool.fetch(sql, *args))
+
+    # --- copying a deployment (``mjbot migrate --to``) ---------------------------------------
+
+    async def counts(self) -> dict[str, int]:
+        """Rows per table."""
+        return {t: int(await self._pool.fetchval(f"SELECT COUNT(*) FROM {t}")) for t in TABLES}
+
+    async def load(
+        self, table: str, columns: list[str], rows: list[tuple[Any, ...]], *, replace: bool
+    ) -> None:
+        """Write rows of one table as they are (``replace``: empty the table first)."""
+        if table not in TABLES:
+            raise ValueError(f"no such table: {table}")
+        async with self._transaction() as db:
+            if replace:
+                await db.execute(f"DELETE FROM {table}")
+            if rows:
+                await db.copy_records_to_table(table, records=rows, columns=columns)
+
+    # --- tasks -------------------------------------------------------------------------------
+
+    async def add_task(self, row: TaskRow, pay: Pay | None = None) -> TaskRow:
+        row.created_at = row.updated_at = time.time()
+        async with self._transaction() as db:
+            if pay is not None:
+                row.charge_id = await pay(_Ledger(db))
+            await _insert(db, row)
+        return row
+
+    async def task(self, key: str) -> TaskRow | None:
+        return _task(await self._one("SELECT * FROM tasks WHERE key = $1", key))
+
+    async def task_by_id(self, task_id: str) -> TaskRow | None:
+        return _task(await self._one("SELECT * FROM tasks WHERE task_id = $1", task_id))
+
+    async def task_by_message(self, ref: MessageRef) -> TaskRow | None:
+        encoded = ref.encode().rsplit("|", 1)[0] + "|%"
+        row = await self._one(
+            "SELECT * FROM tasks WHERE result_ref LIKE $1 OR progress_ref LIKE $1"
+            " ORDER BY created_at DESC LIMIT 1",
+            encoded,
+        )
+        return _task(row)
+
+    async def update(self, key: str, **values: Unpack[TaskChange]) -> None:
+        async with self._transaction() as db:
+            await _set(db, key, {**values, "updated_at": time.time()})
+
+    async def merge(self, tasks: Iterable[Task]) -> list[tuple[TaskRow, Task]]:
+        """Apply the API updates that move their tasks forward, in one transaction. The rows
+        are locked (in key order: two merges never deadlock), so a poll and a callback for the
+        same task, on any connection, apply one after the other."""
+        newest: dict[str, Task] = {}
+        for task in tasks:
+            if task.id not in newest or task.rank > newest[task.id].rank:
+                newest[task.id] = task
+        if not newest:
+            return []
+        async with self._transaction() as db:
+            found = await db.fetch(
+                "SELECT * FROM tasks WHERE task_id = ANY($1::text[]) ORDER BY key FOR UPDATE",
+                list(newest),
+            )
+            merged = await _merge_rows(db, [TaskRow(**dict(r)) for r in found], newest)
+        merged.sort(key=lambda pair: not pair[1].is_final)
+        return merged
+
+    async def live_tasks(self) -> list[TaskRow]:
+        rows = await self._all(
+            "SELECT * FROM tasks WHERE delivered_at IS NULL AND task_id IS NOT NULL"
+            " AND status <> ALL($1::text[]) ORDER BY created_at",
+            [*_FINAL, TaskState.MODAL.value],
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
+    async def undelivered(self) -> list[TaskRow]:
+        rows = await self._all(
+            "SELECT * FROM tasks WHERE delivered_at IS NULL AND status = ANY($1::text[])"
+            " AND COALESCE(finished_at, created_at) > $2 ORDER BY created_at",
+            _FINAL,
+            time.time() - RESEND_FOR_S,
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
+    async def unsent(self, idle_s: float, within_s: float = RESEND_FOR_S) -> list[TaskRow]:
+        now = time.time()
+        rows = await self._all(
+            "SELECT * FROM tasks WHERE delivered_at IS NULL AND delivering_at IS NULL"
+            " AND status = ANY($1::text[]) AND updated_at < $2"
+            " AND COALESCE(finished_at, created_at) > $3 ORDER BY created_at",
+            _FINAL,
+            now - idle_s,
+            now - within_s,
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
+    async def interrupted(self) -> list[TaskRow]:
+        rows = await self._all(
+            "SELECT * FROM tasks WHERE status = $1 AND created_at < $2",
+            TaskState.SUBMITTING.value,
+            self.started_at,
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
+    async def answers_in_flight(self) -> list[TaskRow]:
+        rows = await self._all(
+            "SELECT t.* FROM tasks t JOIN modals m ON m.key = t.key WHERE t.status = $1"
+            " AND m.answered_at IS NOT NULL AND m.answered_at < $2 ORDER BY m.answered_at",
+            TaskState.MODAL.value,
+            self.started_at,
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
+    async def stale_progress(self) -> list[TaskRow]:
+        rows = await self._all(
+            "SELECT * FROM tasks WHERE delivered_at IS NOT NULL AND progress_ref IS NOT NULL"
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
+    async def adopt_progress(self, key: str, ref: MessageRef) -> bool:
+        async with self._transaction() as db:
+            status = await db.execute(
+                "UPDATE tasks SET progress_ref = $1, updated_at = $2 WHERE key = $3"
+                " AND progress_ref IS NULL AND delivered_at IS NULL AND delivering_at IS NULL"
+                " AND status <> ALL($4::text[])",
+                ref.encode(),
+                time.time(),
+                key,
+                [*_FINAL, TaskState.MODAL.value],
+            )
+            return _changed(status) == 1
+
+    async def claim_delivery(self, key: str) -> bool:
+        """True exactly once per task at a time (a claim from before this process started is
+        a dead process's, taken over). A concurrent claimer waits on the row, then finds the
+        condition false."""
+        async with self._transaction() as db:
+            status = await db.execute(
+                "UPDATE tasks SET delivering_at = $1 WHERE key = $2 AND delivered_at IS NULL"
+                " AND (delivering_at IS NULL OR delivering_at < $3)",
+                time.time(),
+                key,
+                self.started_at,
+            )
+            return _changed(status) == 1
+
+    async def delivered(self, key: str, result_ref: MessageRef | None) -> None:
+        await self.update(
+            key, delivered_at=time.time(), result_ref=result_ref.encode() if result_ref else None
+        )
+
+    async def release_delivery(self, key: str) -> None:
+        await self.update(key, delivering_at=None)
+
+    async def first_time(self, event: str) -> bool:
+        if not event:
+            return True
+        status = await self._pool.execute(
+            "INSERT INTO seen (event, seen_at) VALUES ($1, $2) ON CONFLICT (event) DO NOTHING",
+            event,
+            time.time(),
+        )
+        return _changed(status) == 1
+
+    async def recent_tasks(self, platform: str, user_id: str, limit: int = 10) -> list[TaskRow]:
+        rows = await self._all(
+            "SELECT * FROM tasks WHERE platform = $1 AND user_id = $2"
+            " ORDER BY created_at DESC LIMIT $3",
+            platform,
+            user_id,
+            limit,
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
+    # --- presses -----------------------------------------------------------------------------
+
+    async def add_child(
+        self,
+        row: TaskRow,
+        parent_key: str,
+        button: str,
+        *,
+        again: bool = True,
+        pay: Pay | None = None,
+    ) -> Slot:
+        """As ``SQLiteStore.add_child``: one child, one charge, one submit for any number of
+        simultaneous presses. The button is locked first (an advisory lock on its name: its
+        ``presses`` row may not exist yet), so the presses take turns."""
+        now = time.time()
+        row.created_at = row.updated_at = now
+        async with self._transaction() as db:
+            await db.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                f"press:{parent_key}:{button}",
+            )
+            found = await db.fetchrow(
+                "SELECT t.* FROM presses p JOIN tasks t ON t.key = p.child_key"
+                " WHERE p.parent_key = $1 AND p.button = $2",
+                parent_key,
+                button,
+            )
+            earlier = _task(found)
+            if earlier is not None and holds(earlier, again, now):
+                return Slot(held_by=earlier)
+            if pay is not None:
+                row.charge_id = await pay(_Ledger(db))
+            await _insert(db, row)
+            await db.execute(
+                "INSERT INTO presses (parent_key, button, child_key, created_at)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (parent_key, button)"
+                " DO UPDATE SET child_key = EXCLUDED.child_key, created_at = EXCLUDED.created_at",
+                parent_key,
+                button,
+                row.key,
+                now,
+            )
+            return Slot(again=earlier is not None)
+
+    # --- modals ------------------------------------------------------------------------------
+
+    async def add_modal(self, key: str, kind: str, prefill: str) -> None:
+        # A question asked again replaces the old one whole (SQLite's INSERT OR REPLACE).
+        await self._pool.execute(
+            "INSERT INTO modals (key, kind, prefill, created_at) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (key) DO UPDATE SET kind = EXCLUDED.kind, prefill = EXCLUDED.prefill,"
+            " created_at = EXCLUDED.created_at, ask_chat = NULL, ask_message = NULL,"
+            " answered_at = NULL",
+            key,
+            kind,
+            prefill,
+            time.time(),
+        )
+
+    async def set_modal_ask(self, key: str, ref: MessageRef) -> None:
+        await self._pool.execute(
+            "UPDATE modals SET ask_chat = $1, ask_message = $2 WHERE key = $3",
+            f"{ref.platform}:{ref.chat_id}",
+            ref.message_id,
+            key,
+        )
+
+    async def modal(self, key: str) -> ModalRow | None:
+        row = await self._one("SELECT * FROM modals WHERE key = $1", key)
+        return ModalRow(**dict(row)) if row else None
+
+    async def modal_for_reply(
+        self, platform: str, chat_id: str, message_id: str
+    ) -> ModalRow | None:
+        row = await self._one(
+            "SELECT * FROM modals WHERE ask_chat = $1 AND ask_message = $2",
+            f"{platform}:{chat_id}",
+            message_id,
+        )
+        return ModalRow(**dict(row)) if row else None
+
+    async def unrecorded_modal(self, platform: str, chat_id: str, user_id: str) -> ModalRow | None:
+        row = await self._one(
+            "SELECT m.* FROM modals m JOIN tasks t ON t.key = m.key WHERE t.platform = $1"
+            " AND t.chat_id = $2 AND t.user_id = $3 AND m.answered_at IS NULL"
+            " AND m.ask_message IS NULL ORDER BY m.created_at DESC LIMIT 1",
+            platform,
+            chat_id,
+            user_id,
+        )
+        return ModalRow(**dict(row)) if row else None
+
+    async def claim_modal(
+        self, key: str, pay: Pay | None = None, **values: Unpack[TaskChange]
+    ) -> bool:
+        """True exactly once per question; the winner pays and writes ``values`` in the same
+        transaction (the modal row stays locked until then: a second answer waits, then
+        finds it answered)."""
+        now = time.time()
+        async with self._transaction() as db:
+            status = await db.execute(
+                "UPDATE modals SET answered_at = $1 WHERE key = $2 AND answered_at IS NULL",
+                now,
+                key,
+            )
+            if _changed(status) != 1:
+                return False
+            if pay is not None:
+                values["charge_id"] = await pay(_Ledger(db))
+            await _set(db, key, {**values, "created_at": now, "updated_at": now})
+            return True
+
+    async def reopen_modal(self, key: str, prefill: str) -> bool:
+        async with self._transaction() as db:
+            status = await db.execute(
+                "UPDATE modals SET answered_at = NULL, prefill = $1, ask_chat = NULL,"
+                " ask_message = NULL WHERE key = $2 AND answered_at IS NOT NULL",
+                prefill,
+                key,
+            )
+            if _changed(status) != 1:
+                return False
+            await db.execute(
+                "UPDATE tasks SET charge_id = NULL, updated_at = $1 WHERE key = $2",
+                time.time(),
+                key,
+            )
+            return True
+
+    # --- asks (waiting for an upload) --------------------------------------------------------
+
+    async def add_ask(
+        self, ref: MessageRef, user_id: str, command: str, args: str, lang: str
+    ) -> None:
+        await self._pool.execute(
+            "INSERT INTO asks (platform, chat_id, message_id, user_id, command, args, lang,"
+            " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " ON CONFLICT (platform, chat_id, message_id) DO UPDATE SET"
+            " user_id = EXCLUDED.user_id, command = EXCLUDED.command, args = EXCLUDED.args,"
+            " lang = EXCLUDED.lang, created_at = EXCLUDED.created_at, answered_at = NULL",
+            ref.platform,
+            ref.chat_id,
+            ref.message_id,
+            user_id,
+            command,
+            args,
+            lang,
+            time.time(),
+        )
+
+    async def ask(self, platform: str, chat_id: str, message_id: str) -> AskRow | None:
+        row = await self._one(
+            "SELECT * FROM asks WHERE platform = $1 AND chat_id = $2 AND message_id = $3",
+            platform,
+            chat_id,
+            message_id,
+        )
+        return AskRow(**dict(row)) if row else None
+
+    async def claim_ask(self, platform: str, chat_id: str, message_id: str) -> bool:
+        status = await self._pool.execute(
+            "UPDATE asks SET answered_at = $1 WHERE platform = $2 AND chat_id = $3"
+            " AND message_id = $4 AND answered_at IS NULL",
+            time.time(),
+            platform,
+            chat_id,
+            message_id,
+        )
+        return _changed(status) == 1
+
+    # --- settings ----------------------------------------------------------------------------
+
+    async def user_settings(self, platform: str, user_id: str) -> UserSettings:
+        return user_settings(await self._settings(f"user:{platform}:{user_id}"))
+
+    async def change_user_settings(
+        self, platform: str, user_id: str, change: Callable[[UserSettings], UserSettings]
+    ) -> UserSettings:
+        async with self._transaction() as db:
+            scope = f"user:{platform}:{user_id}"
+            data = await _settings_in(db, scope)
+            changed = change(user_settings(data))
+            values = {**asdict(changed), "menus": list(changed.menus) or None}
+            await _set_settings(db, scope, data, values)
+            return changed
+
+    async def chat_settings(self, platform: str, chat_id: str) -> ChatSettings:
+        return chat_settings(await self._settings(f"chat:{platform}:{chat_id}"))
+
+    async def change_chat_settings(
+        self, platform: str, chat_id: str, change: Callable[[ChatSettings], ChatSettings]
+    ) -> ChatSettings:
+        async with self._transaction() as db:
+            scope = f"chat:{platform}:{chat_id}"
+            data = await _settings_in(db, scope)
+            changed = change(chat_settings(data))
+            await _set_settings(db, scope, data, asdict(changed))
+            return changed
+
+    async def keep_hook_secret(self, candidate: str) -> str:
+        async with self._transaction() as db:
+            data = await _settings_in(db, "system:hooks")
+            kept = data.get("secret")
+            if isinstance(kept, str) and kept:
+                return kept
+            await _set_settings(db, "system:hooks", data, {"secret": candidate})
+            return candidate
+
+    async def _settings(self, scope: str) -> dict[str, Any]:
+        row = await self._one("SELECT data FROM settings WHERE scope = $1", scope)
+        return settings_document(row["data"] if row else None)
+
+    # --- the ledger --------------------------------------------------------------------------
+
+    async def charge(self, pay: Pay) -> str | None:
+        async with self._transaction() as db:
+            return await pay(_Ledger(db))
+
+    async def settle_charge(self, charge_id: str, outcome: Outcome) -> None:
+        await self._pool.execute(
+            "UPDATE ledger SET outcome = $1, settled_at = $2 WHERE id = $3 AND outcome = 'pending'",
+            outcome,
+            time.time(),
+            charge_id,
+        )
+
+    async def usage(self, platform: str, user_id: str, day: str, month: str) -> Usage:
+        row = await self._one(
+            "SELECT"
+            f" COALESCE(SUM(units) FILTER (WHERE day = $1 AND {_SPENT}), 0) AS today,"
+            f" COALESCE(SUM(units) FILTER (WHERE month = $2 AND {_SPENT}), 0) AS month,"
+            " COUNT(*) FILTER (WHERE outcome = 'pending') AS running,"
+            f" COUNT(*) FILTER (WHERE {_SPENT}) AS jobs,"
+            " COUNT(*) FILTER (WHERE outcome = 'refunded') AS refunded"
+            " FROM ledger WHERE platform = $3 AND user_id = $4",
+            day,
+            month,
+            platform,
+            user_id,
+        )
+        assert row is not None  # an aggregate always has a row
+        return Usage(**{k: int(v) for k, v in dict(row).items()})
+
+    async def stats(self, day: str, week_from: str) -> Stats:
+        totals = await self._one(
+            "SELECT"
+            f" COALESCE(SUM(units) FILTER (WHERE day = $1 AND {_SPENT}), 0) AS today,"
+            " COUNT(*) FILTER (WHERE day = $1 AND outcome <> 'void') AS jobs_today,"
+            f" COALESCE(SUM(units) FILTER (WHERE day >= $2 AND {_SPENT}), 0) AS week,"
+            " COUNT(*) FILTER (WHERE day >= $2 AND outcome <> 'void') AS jobs_week,"
+            " COUNT(*) FILTER (WHERE day >= $2 AND outcome = 'refunded') AS failures_week"
+            " FROM ledger",
+            day,
+            week_from,
+        )
+        assert totals is not None  # an aggregate always has a row
+        top = await self._all(
+            "SELECT l.platform, l.user_id, COALESCE(p.handle, '') AS handle,"
+            " SUM(l.units) AS units FROM ledger l LEFT JOIN people p"
+            " ON p.platform = l.platform AND p.user_id = l.user_id"
+            f" WHERE l.day >= $1 AND l.{_SPENT}"
+            " GROUP BY l.platform, l.user_id, p.handle ORDER BY units DESC LIMIT 5",
+            week_from,
+        )
+        return Stats(
+            **{k: int(v) for k, v in dict(totals).items()},
+            top=[Spender(r["platform"], r["user_id"], r["handle"], int(r["units"])) for r in top],
+        )
+
+    # --- access and people -------------------------------------------------------------------
+
+    async def access_rule(
+        self, platform: str, subject: AccessSubject, ident: str
+    ) -> AccessRule | None:
+        row = await self._one(
+            "SELECT rule FROM access WHERE platform = $1 AND subject = $2 AND id = $3",
+            platform,
+            subject,
+            ident,
+        )
+        return str(row["rule"]) if row else None
+
+    async def set_access_rule(
+        self,
+        platform: str,
+        subject: AccessSubject,
+        ident: str,
+        rule: AccessRule | None,
+        by_user: str,
+    ) -> None:
+        if rule is None:
+            await self._pool.execute(
+                "DELETE FROM access WHERE platform = $1 AND subject = $2 AND id = $3",
+                platform,
+                subject,
+                ident,
+            )
+            return
+        await self._pool.execute(
+            "INSERT INTO access (platform, subject, id, rule, by_user, at)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (platform, subject, id) DO UPDATE SET"
+            " rule = EXCLUDED.rule, by_user = EXCLUDED.by_user, at = EXCLUDED.at",
+            platform,
+            subject,
+            ident,
+            rule,
+            by_user,
+            time.time(),
+        )
+
+    async def remember_person(self, platform: str, user_id: str, handle: str, name: str) -> None:
+        await self._pool.execute(
+            "INSERT INTO people (platform, user_id, handle, name, last_seen)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (platform, user_id) DO UPDATE SET"
+            " handle = EXCLUDED.handle, name = EXCLUDED.name, last_seen = EXCLUDED.last_seen",
+            platform,
+            user_id,
+            handle,
+            name,
+            time.time(),
+        )
+
+    async def person_by_handle(self, platform: str, handle: str) -> str | None:
+        row = await self._one(
+            "SELECT user_id FROM people WHERE platform = $1 AND handle = $2", platform, handle
+        )
+        return str(row["user_id"]) if row else None
+
+    # --- reports -----------------------------------------------------------------------------
+
+    async def unfinished_tasks(self, limit: int) -> list[TaskRow]:
+        rows = await self._all(
+            "SELECT * FROM tasks WHERE status <> ALL($1::text[]) ORDER BY created_at DESC LIMIT $2",
+            _FINAL,
+            limit,
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
+    async def latest_tasks(self, limit: int) -> list[TaskRow]:
+        rows = await self._all("SELECT * FROM tasks ORDER BY created_at DESC LIMIT $1", limit)
+        return [TaskRow(**dict(r)) for r in rows]
+
+    async def tasks_per_user(self, since: float) -> list[UserTasks]:
+        rows = await self._all(
+            "SELECT platform, user_id, COUNT(*) AS tasks,"
+            " COUNT(*) FILTER (WHERE status = $1) AS succeeded,"
+            " COUNT(*) FILTER (WHERE status = ANY($2::text[])) AS failed"
+            " FROM tasks WHERE created_at >= $3 GROUP BY platform, user_id"
+            " ORDER BY tasks DESC",
+            TaskState.SUCCESS.value,
+            [
+                TaskState.FAILURE.value,
+                TaskState.REJECTED.value,
+                TaskState.TIMEOUT.value,
+                TaskState.CANCEL.value,
+            ],
+            since,
+        )
+        return [
+            UserTasks(r["platform"], r["user_id"], r["tasks"], r["succeeded"], r["failed"])
+            for r in rows
+        ]
+
+    async def tasks_per_interval(self, since: float, interval_s: int) -> list[TaskCount]:
+        # FLOOR, not a cast: PostgreSQL rounds a double cast to an integer, SQLite truncates.
+        rows = await self._all(
+            "SELECT (FLOOR(created_at / $1)::bigint * $1) AS start,"
+            " COUNT(*) AS tasks, COUNT(*) FILTER (WHERE status = $2) AS succeeded"
+            " FROM tasks WHERE created_at >= $3 GROUP BY 1 ORDER BY 1",
+            interval_s,
+            TaskState.SUCCESS.value,
+            since,
+        )
+        return [TaskCount(int(r["start"]), r["tasks"], r["succeeded"]) for r in rows]
+
+
+class _Ledger:
+    """``bot.store.Ledger`` inside one of the store's transactions. Its first use locks the
+    ledger until the transaction ends: quotas are read and a charge written by one payment at
+    a time (SQLite had that from BEGIN IMMEDIATE), so two never both pass a limit."""
+
+    def __init__(self, db: Connection) -> None:
+        self._db = db
+        self._locked = False
+
+    async def _lock(self) -> None:
+        if not self._locked:
+            await self._db.execute("SELECT pg_advisory_xact_lock($1)", _LEDGER_LOCK)
+            self._locked = True
+
+    async def running(self, platform: str, user_id: str) -> int:
+        await self._lock()
+        value = await self._db.fetchval(
+            "SELECT COUNT(*) FROM ledger WHERE platform = $1 AND user_id = $2"
+            " AND outcome = 'pending'",
+            platform,
+            user_id,
+        )
+        return int(value)
+
+    async def spent(
+        self,
+        *,
+        day: str | None = None,
+        month: str | None = None,
+        platform: str | None = None,
+        user_id: str | None = None,
+        chat_id: str | None = None,
+    ) -> int:
+        await self._lock()
+        given = {
+            "platform": platform,
+            "user_id": user_id,
+            "chat_id": chat_id,
+            "day": day,
+            "month": month,
+        }
+        where = [(name, value) for name, value in given.items() if value is not None]
+        clauses = [_SPENT, *(f"{name} = ${n}" for n, (name, _) in enumerate(where, 1))]
+        value = await self._db.fetchval(
+            "SELECT COALESCE(SUM(units), 0) FROM ledger WHERE " + " AND ".join(clauses),
+            *(value for _, value in where),
+        )
+        return int(value)
+
+    async def record(self, charge: Charge) -> None:
+        await self._lock()
+        await self._db.execute(
+            "INSERT INTO ledger (id, task_key, platform, user_id, chat_id, action, units,"
+            " outcome, day, month, created_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10)",
+            charge.id,
+            charge.task_key,
+            charge.platform,
+            charge.user_id,
+            charge.chat_id,
+            charge.action,
+            charge.units,
+            charge.day,
+            charge.month,
+            charge.created_at,
+        )
+
+
+# Every connection: UTC, and a name that shows in pg_stat_activity.
+_SETTINGS = {"application_name": "mjbot", "timezone": "UTC"}
+
+
+async def _hold_instance_lock(url: str) -> asyncpg.Connection[asyncpg.Record]:
+    """A connection holding the instance lock, or ``DatabaseInUse``."""
+    holder = await asyncpg.connect(url, server_settings=_SETTINGS)
+    deadline = time.monotonic() + _INSTANCE_WAIT_S
+    try:
+        while not await holder.fetchval("SELECT pg_try_advisory_lock($1)", _INSTANCE_LOCK):
+            if time.monotonic() > deadline:
+                who = await holder.fetchval(
+                    "SELECT string_agg(a.client_addr::text || ' pid ' || a.pid, ', ')"
+                    " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                    " WHERE l.locktype = 'advisory' AND l.granted"
+                    " AND (l.classid::bigint << 32 | l.objid::bigint) = $1",
+                    _INSTANCE_LOCK,
+                )
+                raise DatabaseInUse(
+                    f"{shown_url(url)} is in use by another mjbot"
+                    f" ({who or 'a session of the server'}); one mjbot process per database"
+                    " until tasks are leased"
+                )
+            await asyncio.sleep(0.2)
+    except BaseException:
+        await holder.close()
+        raise
+    return holder
+
+
+def _reason(exc: BaseException, url: str) -> str:
+    """An error's text without the URL's password (a driver may quote its DSN)."""
+    text = str(exc) or type(exc).__name__
+    password = re.search(r"://[^:/@]*:([^@]*)@", url)
+    if password and password.group(1):
+        text = text.replace(password.group(1), "***")
+    return text
+
+
+def _changed(status: str) -> int:
+    """Rows a command changed, from its status tag ("UPDATE 1", "INSERT 0 1")."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _task(row: asyncpg.Record | None) -> TaskRow | None:
+    return TaskRow(**dict(row)) if row else None
+
+
+async def _settings_in(db: Connection, scope: str) -> dict[str, Any]:
+    """The scope's document, its row locked until the transaction ends (created empty when
+    absent, so there is a row to lock: two first writers take turns too)."""
+    await db.execute(
+        "INSERT INTO settings (scope, data) VALUES ($1, '{}') ON CONFLICT (scope) DO NOTHING",
+        scope,
+    )
+    data = await db.fetchval("SELECT data FROM settings WHERE scope = $1 FOR UPDATE", scope)
+    return settings_document(data)
+
+
+async def _set_settings(
+    db: Connection, scope: str, data: dict[str, Any], values: dict[str, Any]
+) -> None:
+    merged = {**data, **values}
+    kept = {name: value for name, value in merged.items() if value is not None}
+    await db.execute(
+        "UPDATE settings SET data = $2 WHERE scope = $1",
+        scope,
+        json.dumps(kept, ensure_ascii=False),
+    )
+
+
+async def _set(db: Connection, key: str, values: dict[str, Any]) -> None:
+    unknown = set(values) - set(_COLUMNS)
+    if unknown:
+        raise ValueError(f"no such task column: {sorted(unknown)}")
+    encoded = {k: v.encode() if isinstance(v, MessageRef) else v for k, v in values.items()}
+    assignments = ", ".join(f"{k} = ${n}" for n, k in enumerate(encoded, 1))
+    await db.execute(
+        f"UPDATE tasks SET {assignments} WHERE key = ${len(encoded) + 1}", *encoded.values(), key
+    )
+
+
+async def _insert(db: Connection, row: TaskRow) -> None:
+    marks = ", ".join(f"${n}" for n in range(1, len(_COLUMNS) + 1))
+    await db.execute(
+        f"INSERT INTO tasks ({', '.join(_COLUMNS)}) VALUES ({marks})",
+        *[getattr(row, c) for c in _COLUMNS],
+    )
+
+
+async def _merge_rows(
+    db: Connection, rows: list[TaskRow], updates: dict[str, Task]
+) -> list[tuple[TaskRow, Task]]:
+    merged = moved_forward(rows, updates, time.time())
+    if merged:
+        await db.executemany(
+            "UPDATE tasks SET snapshot = $1, status = $2, progress = $3, updated_at = $4,"
+            " finished_at = $5 WHERE key = $6",
+            [
+                (r.snapshot, r.status, r.progress, r.updated_at, r.finished_at, r.key)
+                for r, _ in merged
+            ],
+        )
+    return merged
