@@ -7,12 +7,16 @@ line instead of a traceback. Secrets are ``Secret`` values whose repr is masked.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
+import hmac
 import math
 import os
 import tomllib
 import types
 import typing
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,6 +134,10 @@ class TelegramConfig:
     # Telegram's group limit; 0 = do not pace per minute
     group_messages_per_minute: int = field(default=20, metadata=between(0, 600))
 
+WEBHOOK_SALT = b"mjbot telegram webhook secret_token"
+WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what setWebhook accepts
+
+
     @property
     def enabled(self) -> bool:
         return bool(self.token)
@@ -139,13 +147,45 @@ class TelegramConfig:
 
 
 @dataclass(frozen=True)
+    # Webhook mode when set: the public HTTPS URL Telegram posts updates to (a load balancer in
+    # front of several instances); empty = long polling (one instance per token).
+    webhook_url: str = ""
+    webhook_listen: str = "127.0.0.1:8092"  # where mjbot receives those posts
+    # The X-Telegram-Bot-Api-Secret-Token value; empty = derived from the token (webhook_token)
+    webhook_secret: Secret = NO_SECRET
 class DiscordConfig:
     token: Secret = NO_SECRET
     api_base_url: str = "https://discord.com/api/v10"
     gateway_url: str = "wss://gateway.discord.gg/"
 
     @property
+    def webhook(self) -> bool:
+        return bool(self.webhook_url)
+
+    def webhook_token(self) -> str:
+        """The secret Telegram echoes in every webhook post: ``webhook_secret``, or else an
+        HMAC of the bot token. Derived rather than generated so that every instance started
+        from one config agrees on it without talking to the others, and it stays the same
+        across restarts (a generated one would need a shared place to keep it first)."""
+        if self.webhook_secret:
+            return self.webhook_secret.reveal()
+        digest = hmac.new(self.token.reveal().encode(), WEBHOOK_SALT, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")  # [A-Za-z0-9_-]{43}
+
+    @property
     def enabled(self) -> bool:
+        check_listen("telegram.webhook_listen", self.webhook_listen)
+        if self.webhook_url:
+            url = urllib.parse.urlsplit(self.webhook_url)
+            # Telegram posts to HTTPS only; plain http is accepted for a loopback address,
+            # where only a local Bot API server (or a test's fake) can reach it.
+            local = url.hostname in ("127.0.0.1", "localhost", "::1")
+            if not url.hostname or not (url.scheme == "https" or (url.scheme == "http" and local)):
+                raise ConfigError("telegram.webhook_url must be an https:// URL")
+        if self.webhook_secret and not WEBHOOK_SECRET_RE.fullmatch(self.webhook_secret):
+            raise ConfigError(
+                "telegram.webhook_secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
+            )
         return bool(self.token)
 
 
@@ -289,7 +329,7 @@ class Config:
 
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction."""
-        return [
+        found = [
             s.reveal()
             for s in (self.midjourney.api_key, self.telegram.token, self.discord.token)
             if s
@@ -358,6 +398,9 @@ def _build(cls: type[_Section], data: Any, where: str) -> _Section:
         if f.name not in data:
             continue
         kind = hints[f.name]
+        if self.telegram.enabled and self.telegram.webhook:
+            found.append(self.telegram.webhook_token())  # PTB logs setWebhook's parameters
+        return found
         key = f"{where}{f.name}"
         if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             values[f.name] = _build(kind, data[f.name], key + ".")

@@ -13,7 +13,17 @@ import pytest
 
 from bot.chat import MessageRef
 from bot.mj.models import Task
-from bot.store import Charge, ChatSettings, Store, TaskRow, UserSettings, new_key
+from bot.mj.prompt import Model, RefKind
+from bot.store import (
+    ActiveReference,
+    Charge,
+    ChatSettings,
+    Preset,
+    Store,
+    TaskRow,
+    UserSettings,
+    new_key,
+)
 from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SQLiteStore
 from tests.dbrows import stored
@@ -324,3 +334,63 @@ async def test_merges_of_one_task_from_two_sources_apply_in_order(store):
     final = [t for moved in results for _, t in moved if t.is_final]
     assert len(final) == 1
     assert (await store.task(r.key)).status == "SUCCESS"
+
+
+async def test_prompting_settings_round_trip_and_old_documents_stay_readable(store):
+    ref = ActiveReference(RefKind.OMNI, "https://cdn.example/p.png", 250.0, "photo#3")
+    chosen = UserSettings(
+        model=Model.NIJI7,
+        raw=True,
+        stylize="high",
+        personalize=True,
+        profile_code="m7abc",
+        profile_codes=("m7abc", "x1"),
+        style_codes=("1234",),
+        variation="low",
+        remix=True,
+        mode="turbo",
+        draft=True,
+        hd=False,
+        quality="2",
+        references=(ref,),
+        presets=(Preset("portrait", model=Model.V7, raw=True, stylize="low"),),
+    )
+    kept = await store.change_user_settings("telegram", "9", lambda s: chosen)
+    assert kept == chosen == await store.user_settings("telegram", "9")
+    (row,) = stored(store, "SELECT data FROM settings WHERE scope = 'user:telegram:9'")
+    data = json.loads(row["data"])
+    assert data["model"] == "niji7" and data["references"] == [
+        {"kind": "oref", "url": "https://cdn.example/p.png", "weight": 250.0, "label": "photo#3"}
+    ]
+    assert data["presets"][0]["name"] == "portrait" and "menus" not in data
+    # a document of an older version (and odd values of a newer or broken one) still reads
+    old = {
+        "mode": "relax",
+        "suffix": "--ar 3:2",
+        "model": "v99",
+        "raw": "yes",
+        "references": [{"kind": "oref"}, {"kind": "zz", "url": "u"}, 5],
+        "presets": [{}],
+        "someday": {"x": 1},
+    }
+    got = UserSettings.from_document(old)
+    assert got == UserSettings(mode="relax", suffix="--ar 3:2")
+    await store.change_chat_settings("telegram", "-9", lambda c: replace(c, model=Model.V7))
+    assert (await store.chat_settings("telegram", "-9")).model is Model.V7
+
+
+def test_presets_carry_the_prompting_choices():
+    mine = UserSettings(model=Model.V7, raw=True, stylize="high", suffix="--ar 2:3", lang="zh")
+    preset = mine.preset("portrait")
+    assert preset == Preset("portrait", model=Model.V7, raw=True, stylize="high", suffix="--ar 2:3")
+    applied = UserSettings(lang="en", draft=True).with_preset(preset)
+    assert applied == UserSettings(
+        lang="en", model=Model.V7, raw=True, stylize="high", suffix="--ar 2:3"
+    )
+    options = applied.options()
+    assert (options.model, options.raw, options.stylize, options.suffix) == (
+        Model.V7,
+        True,
+        250,
+        "--ar 2:3",
+    )

@@ -14,19 +14,31 @@ implementation is one class that satisfies ``Store`` and ``Ledger``, checked by 
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypedDict, Unpack
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Any, Literal, Protocol, TypedDict, TypeVar, Unpack
 
 from bot.chat import MessageRef
 from bot.mj.models import FINAL_STATES, Task, TaskState
+from bot.mj.prompt import STYLIZE_LEVELS, Model, Options, Reference, RefKind
 
 # How long a finished result the chat refuses is posted again; then it is given up, and the
 # button that made it may be pressed again (``add_child``).
 RESEND_FOR_S = 86400.0
 
 _KEY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or opened; the message names it without its password."""
+
+
+def shown_url(url: str) -> str:
+    """A database URL with its password replaced by ``***`` (for messages and logs)."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def new_key() -> str:
@@ -141,22 +153,203 @@ class AskRow:
 
 
 @dataclass(frozen=True)
+class ActiveReference:
+    """An image (or a style code) kept as a reference for the following prompts: what
+    ``/oref``, ``/sref`` and ``/ref`` keep, shown on progress as "🎯 oref photo#3 · ow 100"."""
+
+    kind: RefKind
+    url: str  # an image URL; a STYLE reference may be a code ("1234", "random")
+    weight: float | None = None  # --ow / --sw / --iw; None: Midjourney's default
+    label: str = ""  # where it came from, for people: "photo#3", "result ab12"
+
+    @property
+    def reference(self) -> Reference:
+        return Reference(self.kind, self.url, self.weight)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of prompting choices (``/preset save portrait``), applied in one tap; the
+    fields are UserSettings' own (``PRESET_FIELDS``), ``None`` meaning "the default"."""
+
+    name: str
+    model: Model | None = None
+    raw: bool | None = None
+    stylize: str | None = None
+    personalize: bool | None = None
+    profile_code: str | None = None
+    variation: str | None = None
+    draft: bool | None = None
+    hd: bool | None = None
+    quality: str | None = None
+    suffix: str | None = None
+
+
+PRESET_FIELDS = tuple(f.name for f in fields(Preset) if f.name != "name")
+
+
+@dataclass(frozen=True)
 class UserSettings:
     """One person's choices (``None``: not chosen, the default applies). The store keeps what
-    it is given; which values are offered is the service's rule (``SETTING_CHOICES``)."""
+    it is given; which values are offered is the service's rule (``SETTING_CHOICES``).
 
-    mode: str | None = None  # fast, relax, turbo: the API path prefix
+    Stored as one JSON document (``document()`` / ``from_document()``): a name this version
+    does not know is kept as it is, and a value of the wrong shape reads as "not chosen", so
+    documents of older and newer versions stay readable without a migration."""
+
+    mode: str | None = None  # speed: fast, relax, turbo (the API path prefix)
     suffix: str | None = None  # added to every prompt
     delivery: str | None = None  # photo, or file too
     lang: str | None = None
     menus: tuple[str, ...] = ()  # the settings menus they opened (only they may press them)
+    # prompting (issue 16): each becomes a parameter the prompt lacks (bot.mj.prompt.compose)
+    model: Model | None = None  # V7, V8.1, niji 7
+    raw: bool | None = None  # --style raw
+    stylize: str | None = None  # a level of STYLIZE_LEVELS: low, med, high, very_high
+    personalize: bool | None = None  # --p
+    profile_code: str | None = None  # the --p code in use (None: bare --p, the default profile)
+    profile_codes: tuple[str, ...] = ()  # saved --p codes
+    style_codes: tuple[str, ...] = ()  # saved --sref codes
+    variation: str | None = None  # high, low: what V1-V4 do (Vary Strong / Subtle)
+    remix: bool | None = None  # V / 🔄 ask for the new prompt first (enableRemix)
+    draft: bool | None = None  # --draft (V7)
+    hd: bool | None = None  # --hd (V8)
+    quality: str | None = None  # --q
+    references: tuple[ActiveReference, ...] = ()
+    presets: tuple[Preset, ...] = ()
+
+    def document(self) -> dict[str, Any]:
+        """The JSON document to store (``None`` and empty lists: the name is removed)."""
+        data = asdict(self)
+        return {name: (value if value not in ((), []) else None) for name, value in data.items()}
+
+    @classmethod
+    def from_document(cls, data: dict[str, Any]) -> UserSettings:
+        """Read a stored document leniently (see the class)."""
+        return cls(
+            mode=_text(data.get("mode")),
+            suffix=_text(data.get("suffix")),
+            delivery=_text(data.get("delivery")),
+            lang=_text(data.get("lang")),
+            menus=_texts(data.get("menus")),
+            model=_enum(Model, data.get("model")),
+            raw=_flag(data.get("raw")),
+            stylize=_text(data.get("stylize")),
+            personalize=_flag(data.get("personalize")),
+            profile_code=_text(data.get("profile_code")),
+            profile_codes=_texts(data.get("profile_codes")),
+            style_codes=_texts(data.get("style_codes")),
+            variation=_text(data.get("variation")),
+            remix=_flag(data.get("remix")),
+            draft=_flag(data.get("draft")),
+            hd=_flag(data.get("hd")),
+            quality=_text(data.get("quality")),
+            references=tuple(
+                r for r in map(_reference, _items(data.get("references"))) if r is not None
+            ),
+            presets=tuple(p for p in map(_preset, _items(data.get("presets"))) if p is not None),
+        )
+
+    def preset(self, name: str) -> Preset:
+        """These settings' prompting choices as a preset called ``name``."""
+        return Preset(name, **{f: getattr(self, f) for f in PRESET_FIELDS})
+
+    def with_preset(self, preset: Preset) -> UserSettings:
+        """These settings with a preset's choices applied (all of them, defaults included)."""
+        return replace(self, **{f: getattr(preset, f) for f in PRESET_FIELDS})
+
+    def options(self) -> Options:
+        """The choices that become prompt parameters (``bot.mj.prompt.compose``)."""
+        level = STYLIZE_LEVELS.get(self.stylize or "")
+        codes = (self.profile_code,) if self.profile_code else ()
+        return Options(
+            model=self.model,
+            raw=bool(self.raw),
+            stylize=level,
+            personalize=bool(self.personalize),
+            profile_codes=codes,
+            draft=bool(self.draft),
+            hd=bool(self.hd),
+            quality=self.quality,
+            references=tuple(r.reference for r in self.references),
+            suffix=self.suffix or "",
+        )
 
 
 @dataclass(frozen=True)
 class ChatSettings:
-    """One chat's choices, set by its admins."""
+    """One chat's choices, set by its admins (the same document rules as UserSettings)."""
 
     buttons: str | None = None  # chat: anyone may press a result's buttons; owner: its owner
+    # prompting defaults for everyone in the chat (a person's own choice wins)
+    model: Model | None = None
+    raw: bool | None = None
+    stylize: str | None = None
+    speed: str | None = None
+    draft: bool | None = None
+    suffix: str | None = None
+
+    def document(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_document(cls, data: dict[str, Any]) -> ChatSettings:
+        return cls(
+            buttons=_text(data.get("buttons")),
+            model=_enum(Model, data.get("model")),
+            raw=_flag(data.get("raw")),
+            stylize=_text(data.get("stylize")),
+            speed=_text(data.get("speed")),
+            draft=_flag(data.get("draft")),
+            suffix=_text(data.get("suffix")),
+        )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def _flag(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _enum(kind: type[_E], value: Any) -> _E | None:
+    try:
+        return kind(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _items(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _reference(data: dict[str, Any]) -> ActiveReference | None:
+    kind, url = _enum(RefKind, data.get("kind")), _text(data.get("url"))
+    if kind is None or not url:
+        return None
+    return ActiveReference(kind, url, _number(data.get("weight")), _text(data.get("label")) or "")
+
+
+def _preset(data: dict[str, Any]) -> Preset | None:
+    name = _text(data.get("name"))
+    if not name:
+        return None
+    read = UserSettings.from_document(data)  # the same fields, read the same way
+    return Preset(name, **{f: getattr(read, f) for f in PRESET_FIELDS})
 
 
 # --- the ledger ------------------------------------------------------------------------------

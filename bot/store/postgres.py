@@ -24,7 +24,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, fields
+from dataclasses import fields
 from importlib import resources
 from typing import Any, TypeAlias, Unpack
 
@@ -46,12 +46,14 @@ from bot.store import (
     Slot,
     Spender,
     Stats,
+    StoreUnavailable,
     TaskChange,
     TaskCount,
     TaskRow,
     Usage,
     UserSettings,
     UserTasks,
+    shown_url,
 )
 from bot.store.rules import (
     chat_settings,
@@ -76,16 +78,6 @@ _INSTANCE_WAIT_S = 5.0
 TABLES = ("tasks", "modals", "presses", "settings", "asks", "seen", "ledger", "access", "people")
 
 Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
-
-
-class StoreUnavailable(Exception):
-    """The database could not be reached or opened; the message names it without its
-    password."""
-
-
-def shown_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (for messages and logs)."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 class PostgresStore:
@@ -534,7 +526,7 @@ class PostgresStore:
             scope = f"user:{platform}:{user_id}"
             data = await _settings_in(db, scope)
             changed = change(user_settings(data))
-            values = {**asdict(changed), "menus": list(changed.menus) or None}
+            values = changed.document()
             await _set_settings(db, scope, data, values)
             return changed
 
@@ -548,7 +540,7 @@ class PostgresStore:
             scope = f"chat:{platform}:{chat_id}"
             data = await _settings_in(db, scope)
             changed = change(chat_settings(data))
-            await _set_settings(db, scope, data, asdict(changed))
+            await _set_settings(db, scope, data, changed.document())
             return changed
 
     async def keep_hook_secret(self, candidate: str) -> str:

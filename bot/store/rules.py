@@ -53,20 +53,9 @@ def settings_document(text: str | None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def user_settings(data: dict[str, Any]) -> UserSettings:
-    menus = data.get("menus")
-    return UserSettings(
-        mode=_text(data.get("mode")),
-        suffix=_text(data.get("suffix")),
-        delivery=_text(data.get("delivery")),
-        lang=_text(data.get("lang")),
-        menus=tuple(m for m in menus if isinstance(m, str)) if isinstance(menus, list) else (),
-    )
+    return UserSettings.from_document(data)  # the type reads its own document (leniently)
 
 
 def chat_settings(data: dict[str, Any]) -> ChatSettings:
-    return ChatSettings(buttons=_text(data.get("buttons")))
+    return ChatSettings.from_document(data)

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, fields
+from dataclasses import fields
 from importlib import resources
 from pathlib import Path
 from typing import Any, Unpack
@@ -510,7 +510,7 @@ class SQLiteStore:
             scope = f"user:{platform}:{user_id}"
             data = await _settings_in(db, scope)
             changed = change(user_settings(data))
-            values = {**asdict(changed), "menus": list(changed.menus) or None}
+            values = changed.document()
             await _set_settings(db, scope, data, values)
             return changed
 
@@ -524,7 +524,7 @@ class SQLiteStore:
             scope = f"chat:{platform}:{chat_id}"
             data = await _settings_in(db, scope)
             changed = change(chat_settings(data))
-            await _set_settings(db, scope, data, asdict(changed))
+            await _set_settings(db, scope, data, changed.document())
             return changed
 
     async def keep_hook_secret(self, candidate: str) -> str:
