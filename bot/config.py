@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import math
 import os
+import re
 import tomllib
 import types
 import typing
@@ -124,6 +125,10 @@ class MidjourneyConfig:
             raise ConfigError("midjourney.base_url must be an http(s) URL or 'simulator'")
 
 
+WEBHOOK_SALT = b"mjbot telegram webhook secret_token"
+WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what setWebhook accepts
+
+
 @dataclass(frozen=True)
 class TelegramConfig:
     token: Secret = NO_SECRET
@@ -133,30 +138,16 @@ class TelegramConfig:
     webapp_listen: str = "127.0.0.1:8091"  # where mjbot serves that editor (behind HTTPS)
     # Telegram's group limit; 0 = do not pace per minute
     group_messages_per_minute: int = field(default=20, metadata=between(0, 600))
-
-WEBHOOK_SALT = b"mjbot telegram webhook secret_token"
-WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what setWebhook accepts
-
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.token)
-
-    def validate(self) -> None:
-        check_listen("telegram.webapp_listen", self.webapp_listen)
-
-
-@dataclass(frozen=True)
     # Webhook mode when set: the public HTTPS URL Telegram posts updates to (a load balancer in
     # front of several instances); empty = long polling (one instance per token).
     webhook_url: str = ""
     webhook_listen: str = "127.0.0.1:8092"  # where mjbot receives those posts
     # The X-Telegram-Bot-Api-Secret-Token value; empty = derived from the token (webhook_token)
     webhook_secret: Secret = NO_SECRET
-class DiscordConfig:
-    token: Secret = NO_SECRET
-    api_base_url: str = "https://discord.com/api/v10"
-    gateway_url: str = "wss://gateway.discord.gg/"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token)
 
     @property
     def webhook(self) -> bool:
@@ -172,8 +163,8 @@ class DiscordConfig:
         digest = hmac.new(self.token.reveal().encode(), WEBHOOK_SALT, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")  # [A-Za-z0-9_-]{43}
 
-    @property
-    def enabled(self) -> bool:
+    def validate(self) -> None:
+        check_listen("telegram.webapp_listen", self.webapp_listen)
         check_listen("telegram.webhook_listen", self.webhook_listen)
         if self.webhook_url:
             url = urllib.parse.urlsplit(self.webhook_url)
@@ -186,6 +177,16 @@ class DiscordConfig:
             raise ConfigError(
                 "telegram.webhook_secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
             )
+
+
+@dataclass(frozen=True)
+class DiscordConfig:
+    token: Secret = NO_SECRET
+    api_base_url: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg/"
+
+    @property
+    def enabled(self) -> bool:
         return bool(self.token)
 
 
@@ -334,6 +335,9 @@ class Config:
             for s in (self.midjourney.api_key, self.telegram.token, self.discord.token)
             if s
         ]
+        if self.telegram.enabled and self.telegram.webhook:
+            found.append(self.telegram.webhook_token())  # PTB logs setWebhook's parameters
+        return found
 
 
 ENV_PREFIX = "MJBOT_"
@@ -398,9 +402,6 @@ def _build(cls: type[_Section], data: Any, where: str) -> _Section:
         if f.name not in data:
             continue
         kind = hints[f.name]
-        if self.telegram.enabled and self.telegram.webhook:
-            found.append(self.telegram.webhook_token())  # PTB logs setWebhook's parameters
-        return found
         key = f"{where}{f.name}"
         if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             values[f.name] = _build(kind, data[f.name], key + ".")
