@@ -32,6 +32,15 @@ RESEND_FOR_S = 86400.0
 _KEY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 
 
+class StoreUnavailable(Exception):
+    """The database cannot be reached or opened; the message names it without its password."""
+
+
+def shown_url(url: str) -> str:
+    """A database URL with its password replaced by ``***`` (for messages and logs)."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
 def new_key() -> str:
     """A short random task key: 10 chars of a 32-letter alphabet (50 bits)."""
     return "".join(secrets.choice(_KEY_ALPHABET) for _ in range(10))

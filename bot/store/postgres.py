@@ -46,12 +46,14 @@ from bot.store import (
     Slot,
     Spender,
     Stats,
+    StoreUnavailable,
     TaskChange,
     TaskCount,
     TaskRow,
     Usage,
     UserSettings,
     UserTasks,
+    shown_url,
 )
 from bot.store.rules import (
     chat_settings,
@@ -76,16 +78,6 @@ _INSTANCE_WAIT_S = 5.0
 TABLES = ("tasks", "modals", "presses", "settings", "asks", "seen", "ledger", "access", "people")
 
 Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
-
-
-class StoreUnavailable(Exception):
-    """The database could not be reached or opened; the message names it without its
-    password."""
-
-
-def shown_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (for messages and logs)."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 class PostgresStore:
