@@ -270,6 +270,14 @@ def to_jpeg(data: bytes, max_side: int = PHOTO_MAX_SIDE, quality: int = 90) -> b
     return out.getvalue()
 
 
+THUMB_MAX_SIDE = 320  # Telegram: a thumbnail is a JPEG under 200 kB, at most 320 px a side
+
+
+def to_thumbnail(data: bytes) -> bytes:
+    """A video's thumbnail (its cover or first frame) as Telegram takes one: a small JPEG."""
+    return to_jpeg(data, THUMB_MAX_SIDE, quality=80)
+
+
 # Magic numbers: (offset, bytes, content type). Uploads and results are never trusted by name.
 _MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\x89PNG\r\n\x1a\n", "image/png"),

@@ -32,11 +32,19 @@ class Choice:
 
 @dataclass(frozen=True, slots=True)
 class Media:
-    """An attachment: bytes we already hold (results are re-hosted, never linked)."""
+    """An attachment: bytes we already hold (results are re-hosted, never linked).
+
+    A View with several media is an album (a Telegram media group, one Discord message with
+    several attachments, tiles in the playground); each item may say what it is in its own
+    ``caption`` (shown under that picture where the platform can; the View's text is the
+    album's). A video may carry a ``thumbnail`` (a small JPEG: its first frame or cover), which
+    Telegram shows before the clip is loaded and the playground uses as the poster."""
 
     kind: str  # "photo" | "video" | "document"
     data: bytes
     filename: str = "image.jpg"
+    caption: str = ""
+    thumbnail: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +71,11 @@ class View:
     @property
     def photo(self) -> Media | None:
         return next((m for m in self.media if m.kind == "photo"), None)
+
+    @property
+    def is_album(self) -> bool:
+        """Several pictures or clips posted together (the buttons follow the whole album)."""
+        return len(self.media) > 1
 
 
 # --- the messages of a task's life --------------------------------------------------------

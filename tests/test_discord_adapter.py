@@ -448,6 +448,25 @@ async def test_limits_content_and_attachments(app: App, fake: FakeDiscord) -> No
     assert stored.attachments == [] and "too large" in stored.content
 
 
+async def test_an_album_is_one_message_with_its_attachments_and_buttons(
+    app: App, fake: FakeDiscord
+) -> None:
+    """Four pictures, each described by its own caption (the attachment's description), and
+    the buttons for each under the same message."""
+    items = tuple(
+        Media("photo", png(colour), f"edit_{n}.png", caption=f"{n}")
+        for n, colour in enumerate(((200, 0, 0), (0, 200, 0), (0, 0, 200), (9, 9, 9)), 1)
+    )
+    rows = tuple((Choice(f"{n} 📎", f"m1:f{n}"), Choice(f"{n} ✏️", f"m1:e{n}")) for n in range(1, 5))
+    ref = await app.outbox.send(
+        "discord", fake.channel_id, View("four edits", media=items, rows=rows)
+    )
+    message = fake.messages[ref.message_id]
+    assert [a.data for a in message.attachments] == [m.data for m in items]
+    assert [a.meta.get("description") for a in message.stored_attachments] == ["1", "2", "3", "4"]
+    assert flat(message) == [label for row in rows for label in (c.label for c in row)]
+
+
 def test_fit_downscales_big_images() -> None:
     noise = Image.effect_noise((1600, 1600), 100).convert("RGB")
     out = io.BytesIO()

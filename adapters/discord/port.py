@@ -39,6 +39,7 @@ CUSTOM_ID_LIMIT = 100
 MAX_ROWS = 5
 MAX_PER_ROW = 5
 MAX_FILES = 10
+DESCRIPTION_LIMIT = 1024  # an attachment's description (alt text)
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's default per file (attachment_size_limit)
 TOKEN_LIFETIME_S = 14 * 60.0  # interaction tokens live 15 minutes; leave a margin
 
@@ -197,7 +198,7 @@ def fit(item: Media, limit: int) -> Media | None:
         out = io.BytesIO()
         image.save(out, "JPEG", quality=quality, optimize=True)
         if out.tell() <= limit:
-            return Media(item.kind, out.getvalue(), f"{stem}.jpg")
+            return Media(item.kind, out.getvalue(), f"{stem}.jpg", caption=item.caption)
         if quality > 70:
             quality -= 10
         else:
@@ -212,8 +213,16 @@ class _Rendered:
     kind: str
 
     def files(self) -> list[discord.File]:
-        # Fresh File objects per attempt: discord.py closes them after a request.
-        return [discord.File(io.BytesIO(m.data), filename=m.filename) for m in self.media]
+        # Fresh File objects per attempt: discord.py closes them after a request. An item's
+        # own caption is its attachment's description (alt text; Discord allows 1024).
+        return [
+            discord.File(
+                io.BytesIO(m.data),
+                filename=m.filename,
+                description=clip(m.caption, DESCRIPTION_LIMIT) if m.caption else None,
+            )
+            for m in self.media
+        ]
 
     def files_or_missing(self) -> Any:
         return self.files() if self.media else discord.utils.MISSING

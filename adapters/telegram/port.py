@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from telegram import (
     Bot,
@@ -22,7 +23,7 @@ from telegram.constants import FloodLimit, MediaGroupLimit, MessageLimit, ReplyL
 from telegram.error import BadRequest, RetryAfter
 
 from bot.chat import MessageGone, MessageRef, RateLimited
-from bot.views import View, clip
+from bot.views import Media, View, clip
 
 log = logging.getLogger("adapters.telegram")
 
@@ -97,6 +98,7 @@ class TelegramPort:
                 }
                 send = senders[item.kind]
                 file = InputFile(item.data, filename=item.filename)
+                extra = _video_extras(item) if item.kind == "video" else {}
                 message = await send(
                     chat,
                     file,
@@ -104,6 +106,7 @@ class TelegramPort:
                     reply_markup=markup,
                     reply_parameters=reply,
                     read_timeout=SEND_TIMEOUT_S,
+                    **extra,
                 )
                 return _ref(message, item.kind)
             message = await self.bot.send_message(
@@ -120,12 +123,8 @@ class TelegramPort:
     async def _send_album(self, chat: int, view: View, markup, reply) -> MessageRef:
         """Up to ten photos/videos as one album; buttons follow in their own message (an album
         cannot carry a keyboard)."""
-        kinds = {"photo": InputMediaPhoto, "video": InputMediaVideo}
         items = [
-            kinds.get(m.kind, InputMediaDocument)(
-                InputFile(m.data, filename=m.filename, attach=True),
-                caption=clip(view.text, CAPTION_LIMIT) if i == 0 else None,
-            )
+            _album_item(m, view.text if i == 0 else "")
             for i, m in enumerate(view.media[:ALBUM_LIMIT])
         ]
         messages = await self.bot.send_media_group(
@@ -183,6 +182,30 @@ class TelegramPort:
                 await self.bot.delete_message(int(ref.chat_id), int(ref.message_id))
         except MessageGone:
             pass
+
+
+def _video_extras(item: Media) -> dict[str, Any]:
+    """What sendVideo / InputMediaVideo take beside the clip: its thumbnail (uploaded with
+    it: Telegram accepts a thumbnail only as an upload) and that it can stream."""
+    extras: dict[str, Any] = {"supports_streaming": True}
+    if item.thumbnail:
+        name = item.filename.rsplit(".", 1)[0] + "_thumb.jpg"
+        extras["thumbnail"] = InputFile(item.thumbnail, filename=name, attach=True)
+    return extras
+
+
+def _album_item(
+    item: Media, album_text: str
+) -> InputMediaPhoto | InputMediaVideo | InputMediaDocument:
+    """One picture or clip of an album: its own caption, else (on the first) the album's."""
+    text = "\n".join(part for part in (album_text, item.caption) if part)
+    caption = clip(text, CAPTION_LIMIT) if text else None
+    file = InputFile(item.data, filename=item.filename, attach=True)
+    if item.kind == "video":
+        return InputMediaVideo(file, caption=caption, **_video_extras(item))
+    if item.kind == "photo":
+        return InputMediaPhoto(file, caption=caption)
+    return InputMediaDocument(file, caption=caption)
 
 
 class _translated_errors:

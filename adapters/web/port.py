@@ -359,24 +359,35 @@ class WebPort:
         )
 
     def _store(self, chat_id: str, media: Media) -> dict[str, str]:
-        blob_id = secrets.token_urlsafe(12)
-        content_type = sniff(media.data, media.kind)
-        self._make_room(len(media.data))
-        self.blobs[blob_id] = Blob(media.data, content_type, media.filename, chat_id)
-        self.kept += len(media.data)
-        return {
+        """One tile: its bytes kept under the budget, served by URL; a video's thumbnail is
+        kept too (the tile's poster) and an item's own caption is shown under it."""
+        item = {
             "kind": media.kind,
-            "url": f"/media/{blob_id}",
+            "url": self._keep(chat_id, media.data, media.kind, media.filename),
             "filename": media.filename,
-            "content_type": content_type,
+            "content_type": sniff(media.data, media.kind),
             "size": str(len(media.data)),
+            "caption": media.caption,
+            "poster": "",
         }
+        if media.thumbnail:
+            stem = media.filename.rsplit(".", 1)[0]
+            item["poster"] = self._keep(chat_id, media.thumbnail, "photo", f"{stem}_thumb.jpg")
+        return item
+
+    def _keep(self, chat_id: str, data: bytes, kind: str, filename: str) -> str:
+        blob_id = secrets.token_urlsafe(12)
+        self._make_room(len(data))
+        self.blobs[blob_id] = Blob(data, sniff(data, kind), filename, chat_id)
+        self.kept += len(data)
+        return f"/media/{blob_id}"
 
     def _drop_media(self, message: WebMessage) -> None:
         for item in message.media:
-            blob = self.blobs.pop(item["url"].rsplit("/", 1)[-1], None)
-            if blob is not None:
-                self.kept -= len(blob.data)
+            for url in (item["url"], item.get("poster", "")):
+                blob = self.blobs.pop(url.rsplit("/", 1)[-1], None) if url else None
+                if blob is not None:
+                    self.kept -= len(blob.data)
 
     def _remember(self, message: WebMessage) -> None:
         self.touch(message.chat_id)

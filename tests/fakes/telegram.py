@@ -74,6 +74,11 @@ MAX_ANSWER_TEXT = 200
 MAX_BUTTONS = 100
 MAX_BUTTONS_PER_ROW = 8
 MAX_PHOTO_UPLOAD = 10 * 1024 * 1024
+# sendVideo/InputMediaVideo.thumbnail: "JPEG format and less than 200 kB in size. A
+# thumbnail's width and height should not exceed 320" (Bot API). Telegram ignores a thumbnail
+# it cannot use; the fake refuses it, so a test sees the bot's thumbnails are usable.
+MAX_THUMBNAIL_BYTES = 200 * 1024
+MAX_THUMBNAIL_SIDE = 320
 MAX_PHOTO_SIDES = 10000
 MAX_PHOTO_RATIO = 20
 MAX_FILE_UPLOAD = 50 * 1024 * 1024
@@ -236,6 +241,7 @@ class FakeFile:
     height: int | None = None
     duration: int | None = None
     uploaded_by_bot: bool = False
+    thumbnail: bytes | None = field(default=None, repr=False)  # uploaded with a video
     _data: bytes | None = field(default=None, repr=False)
     _loader: Callable[[], bytes] | None = field(default=None, repr=False)
 
@@ -417,6 +423,7 @@ class RateLimits:
 class _Pending:
     update: dict[str, Any]
     delivered: bool = False
+    failures: int = 0  # webhook posts that failed in a row (the backoff)
 
     @property
     def update_id(self) -> int:
@@ -918,6 +925,10 @@ class FakeTelegram:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._webhook_task: asyncio.Task[None] | None = None
+        # Every webhook post: (update_id, HTTP status; 0 = no answer). Telegram gives up on a
+        # post after a while and sends it again: webhook_timeout_s is that while, here.
+        self.webhook_posts: list[tuple[int, int]] = []
+        self.webhook_timeout_s = 10.0
         self._handlers: dict[str, Handler] = self._build_handlers()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -1879,7 +1890,25 @@ class FakeTelegram:
             height=p.get("height"),
             duration=p.get("duration"),
         )
+        if p.get("thumbnail") is not None:
+            f.thumbnail = await self._thumbnail(p["thumbnail"], uploads)
         return {kind: f}
+
+    async def _thumbnail(self, value: Any, uploads: dict[str, Upload]) -> bytes:
+        """A thumbnail uploaded beside a file: a JPEG under 200 kB, at most 320 px a side."""
+        if isinstance(value, str) and not value.startswith("attach://"):
+            raise ApiError("Bad Request: a thumbnail can only be uploaded (attach://<name>)")
+        part, _ = await self._resolve_input(value, uploads, kind="thumbnail")
+        assert part is not None
+        data = part.data
+        if data[:3] != b"\xff\xd8\xff":
+            raise ApiError("Bad Request: the thumbnail must be a JPEG")
+        if len(data) >= MAX_THUMBNAIL_BYTES:
+            raise ApiError("Bad Request: the thumbnail must be less than 200 kB")
+        with Image.open(io.BytesIO(data)) as image:
+            if max(image.size) > MAX_THUMBNAIL_SIDE:
+                raise ApiError("Bad Request: a thumbnail's width and height must not exceed 320")
+        return data
 
     # -- validation helpers ------------------------------------------------------------------
 
@@ -2209,14 +2238,18 @@ class FakeTelegram:
             raise ApiError("Bad Request: bad webhook: max_connections must be 1-100")
         if p.get("drop_pending_updates"):
             self._pending.clear()
+        # "If not specified, the previous setting will be used" (setWebhook, allowed_updates).
+        previous = self.webhook or {"allowed_updates": self._allowed_updates}
+        allowed = p["allowed_updates"] if "allowed_updates" in p else previous["allowed_updates"]
         self.webhook = {
             "url": url,
             "secret_token": secret,
-            "allowed_updates": p.get("allowed_updates"),
+            "allowed_updates": allowed,
             "max_connections": max_conn,
             "last_error_date": None,
             "last_error_message": None,
         }
+        self._allowed_updates = allowed
         self._notify()  # a pending long poll ends
         if self._webhook_task is None or self._webhook_task.done():
             self._webhook_task = asyncio.create_task(self._webhook_loop())
@@ -2247,44 +2280,68 @@ class FakeTelegram:
         return info
 
     async def _webhook_loop(self) -> None:
-        """Deliver queued updates to the webhook one by one, retrying failures."""
+        """Deliver queued updates to the webhook as the real server does: one update at a time
+        per chat, in order (the next one only after a 2xx for the previous), chats in parallel
+        up to ``max_connections``, a failed post (non-2xx, refused, no answer within
+        ``webhook_timeout_s``) retried with backoff and recorded in getWebhookInfo."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        backoff = 0.1
-        while self.webhook is not None and not self._closing:
-            hook = self.webhook
-            event = self._wakeup
-            allowed = hook["allowed_updates"]
-            self._pending = [p for p in self._pending if _allowed(p.kind, allowed)]
-            if not self._pending:
-                await event.wait()
-                continue
-            pending = self._pending[0]
-            headers = {}
-            if hook["secret_token"]:
-                headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
-            error = None
-            try:
-                async with self._session.post(
-                    hook["url"],
-                    json=pending.update,
-                    headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=10),
-                ) as resp:
-                    if not 200 <= resp.status < 300:
-                        error = f"Wrong response from the webhook: {resp.status} {resp.reason}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                error = f"Connection failed: {exc!r}"
-            if error is None:
-                pending.delivered = True
-                if pending in self._pending:
-                    self._pending.remove(pending)
-                backoff = 0.1
-            else:
-                hook["last_error_date"] = int(time.time())
-                hook["last_error_message"] = error
-                await asyncio.sleep(backoff)
-                backoff = min(2.0, backoff * 2)
+        sending: dict[object, asyncio.Task[None]] = {}
+        try:
+            while self.webhook is not None and not self._closing:
+                hook = self.webhook
+                event = self._wakeup
+                for key in [k for k, task in sending.items() if task.done()]:
+                    del sending[key]
+                self._pending = [
+                    p for p in self._pending if _allowed(p.kind, hook["allowed_updates"])
+                ]
+                heads: set[object] = set()
+                for pending in self._pending:
+                    key = _update_chat(pending.update)
+                    if key in heads:
+                        continue  # an earlier update of this chat goes first
+                    heads.add(key)
+                    if key in sending or len(sending) >= hook["max_connections"]:
+                        continue
+                    sending[key] = asyncio.create_task(self._post_update(hook, pending))
+                await event.wait()  # a new update, or a post finished
+        finally:
+            for task in sending.values():
+                task.cancel()
+            await asyncio.gather(*sending.values(), return_exceptions=True)
+
+    async def _post_update(self, hook: dict[str, Any], pending: _Pending) -> None:
+        assert self._session is not None
+        headers = {}
+        if hook["secret_token"]:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
+        error = None
+        status = 0
+        try:
+            async with self._session.post(
+                hook["url"],
+                json=pending.update,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.webhook_timeout_s),
+            ) as resp:
+                status = resp.status
+                if not 200 <= resp.status < 300:
+                    error = f"Wrong response from the webhook: {resp.status} {resp.reason}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = f"Connection failed: {exc!r}"
+        self.webhook_posts.append((pending.update_id, status))
+        if error is None:
+            pending.delivered = True
+            if pending in self._pending:
+                self._pending.remove(pending)
+            pending.failures = 0
+        else:
+            hook["last_error_date"] = int(time.time())
+            hook["last_error_message"] = error
+            pending.failures += 1
+            await asyncio.sleep(min(2.0, 0.1 * 2 ** (pending.failures - 1)))
+        self._notify()
 
     # sending
 
@@ -2728,6 +2785,22 @@ def _allowed(kind: str, allowed: list[str] | None) -> bool:
     if not allowed:
         return kind not in DEFAULT_EXCLUDED_UPDATES
     return kind in allowed
+
+
+def _update_chat(update: dict[str, Any]) -> object:
+    """The chat an update belongs to (webhook delivery keeps each chat's order): the chat of
+    its message, a press's message, else its sender; an update with neither stands alone."""
+    for kind, body in update.items():
+        if kind == "update_id" or not isinstance(body, dict):
+            continue
+        message = body.get("message") if kind == "callback_query" else body
+        chat = (message or {}).get("chat") if isinstance(message, dict) else None
+        if isinstance(chat, dict) and "id" in chat:
+            return chat["id"]
+        sender = body.get("from") or body.get("user")
+        if isinstance(sender, dict) and "id" in sender:
+            return sender["id"]
+    return ("update", update.get("update_id"))
 
 
 def _inline(msg: FakeMessage) -> dict[str, Any] | None:

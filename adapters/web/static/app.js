@@ -355,7 +355,16 @@
     }
     if (message.media.length) {
       const gallery = el("div", { class: `media count-${Math.min(message.media.length, 4)}` });
-      for (const item of message.media) gallery.append(mediaNode(item));
+      for (const item of message.media) {
+        // An album's picture or clip with its own words (e.g. "2 · 9 s") is a captioned tile.
+        if (item.caption) {
+          const tile = el("figure", { class: "tile" });
+          tile.append(mediaNode(item), el("figcaption", { text: item.caption }));
+          gallery.append(tile);
+        } else {
+          gallery.append(mediaNode(item));
+        }
+      }
       node.append(gallery);
     }
     if (message.text) node.append(el("div", { class: "text", text: message.text }));
@@ -378,7 +387,10 @@
 
   function mediaNode(item) {
     if (item.kind === "video") {
-      return el("video", { src: item.url, controls: true, playsinline: true, preload: "metadata", loop: true });
+      return el("video", {
+        src: item.url, controls: true, playsinline: true, preload: "metadata", loop: true,
+        poster: item.poster || undefined,
+      });
     }
     if (item.kind === "photo" || item.content_type.startsWith("image/")) {
       const img = el("img", { src: item.url, alt: item.filename, loading: "lazy" });
