@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import BotCommand, Update
+from telegram import BotCommand
 from telegram.error import TelegramError
 from telegram.ext import (
     ApplicationBuilder,
@@ -26,6 +26,7 @@ from bot.usecases import Service
 
 from . import handlers
 from .port import PLATFORM, TelegramPort
+from .webhook import ALLOWED_UPDATES, WebhookIntake
 
 __all__ = ["PLATFORM", "TelegramAdapter", "TelegramPort"]
 
@@ -33,7 +34,8 @@ log = logging.getLogger("adapters.telegram")
 
 
 class TelegramAdapter:
-    """Owns the PTB Application: long polling, handlers and the ChatPort."""
+    """Owns the PTB Application: updates in (long polling, or a webhook when
+    ``webhook_url`` is set), handlers and the ChatPort."""
 
     platform = PLATFORM
 
@@ -56,6 +58,11 @@ class TelegramAdapter:
             .build()
         )
         self.port = TelegramPort(self.app.bot, config.group_messages_per_minute)
+        self.intake = (
+            WebhookIntake(self.app, config.webhook_url, config.webhook_token())
+            if config.webhook
+            else None
+        )
 
     def attach(self, service: Service) -> None:
         app = self.app
@@ -74,9 +81,15 @@ class TelegramAdapter:
         await self.app.initialize()
         await self._register_commands()
         await self.app.start()
+        if self.intake is not None:
+            # After app.start: what the receiver queues is handled at once.
+            await self.intake.start(self.config.webhook_listen)
+            log.info("telegram webhook as @%s", self.app.bot.username)
+            return
         assert self.app.updater is not None
+        # start_polling calls deleteWebhook first: a bot moved back from webhooks polls again.
         await self.app.updater.start_polling(
-            allowed_updates=Update.ALL_TYPES, drop_pending_updates=False, timeout=30
+            allowed_updates=list(ALLOWED_UPDATES), drop_pending_updates=False, timeout=30
         )
         log.info("telegram polling as @%s", self.app.bot.username)
 
@@ -96,6 +109,8 @@ class TelegramAdapter:
     async def stop(self) -> None:
         """Stop what started; also after a start that failed half way."""
         try:
+            if self.intake is not None:
+                await self.intake.stop()  # first: new posts go to the other instances
             if self.app.updater is not None and self.app.updater.running:
                 await self.app.updater.stop()
             if self.app.running:

@@ -1,0 +1,142 @@
+"""Updates by webhook: Telegram (through a load balancer) posts each update to ``webhook_url``,
+and this receiver, listening on ``webhook_listen``, hands it to python-telegram-bot.
+
+PTB has a webhook server of its own (``Updater.start_webhook``), but it needs tornado (the
+``webhooks`` extra) and has none of ``bot.serving``'s read deadlines. PTB documents the other
+way (its ``customwebhookbot`` examples): any web server puts ``Update.de_json(body)`` on the
+Application's ``update_queue`` (the queue the updater fills when polling) and answers at once.
+That is this module, with what those examples leave out: the secret header is checked, the body
+is bounded, and a bad request gets a 4xx.
+
+Answered fast (200 as soon as the update is queued), handled after: Telegram waits for the answer
+before it sends that chat's next update, and redelivers on a timeout. A redelivered update, on
+this instance or another, is handled again by PTB and stopped by the store's seen events
+(``Requester.event`` is ``telegram:<update_id>``): it submits and charges nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import urllib.parse
+from typing import Any
+
+from aiohttp import web
+from telegram import Update
+from telegram.constants import UpdateType
+from telegram.error import RetryAfter
+from telegram.ext import Application
+
+from bot.serving import READ_TIMEOUT_S, serve
+
+log = logging.getLogger("adapters.telegram.webhook")
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# The update types the handlers use (adapters/telegram/__init__.py's attach): commands, photos
+# and replies come as messages, presses as callback queries. Nothing else is asked for, in
+# webhook and polling mode alike: an edited_message would run an edited /imagine again.
+ALLOWED_UPDATES: tuple[str, ...] = (UpdateType.MESSAGE, UpdateType.CALLBACK_QUERY)
+MAX_UPDATE = 1024 * 1024  # a message update is a few KB; a reply quoting a long one a few more
+REGISTER_TRIES = 5  # setWebhook answered "retry after N" (several instances starting at once)
+
+
+class WebhookIntake:
+    """The receiver for one bot: ``start`` listens, then registers the webhook."""
+
+    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], url: str, secret: str):
+        self.app = app
+        self.url = url
+        self._secret = secret.encode()
+        self.path = urllib.parse.urlsplit(url).path or "/"
+        self.received = 0
+        self.queued = 0
+        self.refused = 0
+        self.invalid = 0
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        web_app = web.Application(client_max_size=MAX_UPDATE)
+        web_app.router.add_post(self.path, self._post)
+        self.web_app = web_app
+
+    async def start(self, listen: str) -> None:
+        """Listen first, then tell Telegram where to post: no update finds a closed door."""
+        host, _, port = listen.rpartition(":")
+        self._runner, self.port = await serve(
+            self.web_app, host.strip("[]"), int(port), read_timeout_s=READ_TIMEOUT_S
+        )
+        log.info("telegram webhook receiver on %s, path %s", listen, self.path)
+        await self.register()
+
+    async def register(self) -> None:
+        """setWebhook with our secret and update types. Every instance of a deployment calls
+        it with the same values (the same config), so the last one to start changes nothing."""
+        for attempt in range(1, REGISTER_TRIES + 1):
+            try:
+                await self.app.bot.set_webhook(
+                    self.url,
+                    secret_token=self._secret.decode(),
+                    allowed_updates=list(ALLOWED_UPDATES),
+                    drop_pending_updates=False,
+                )
+                return
+            except RetryAfter as exc:
+                if attempt == REGISTER_TRIES:
+                    raise
+                wait = exc.retry_after
+                seconds = wait if isinstance(wait, int | float) else wait.total_seconds()
+                log.info("setWebhook: retry after %s s", seconds)
+                await asyncio.sleep(seconds)
+
+    async def stop(self) -> None:
+        """Stop listening (the load balancer sends the next posts to another instance); the
+        webhook stays registered: the other instances still serve it, and Telegram keeps what
+        arrives while none does. Requests already being answered get serve's shutdown time."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _post(self, request: web.Request) -> web.Response:
+        self.received += 1
+        given = request.headers.get(SECRET_HEADER)
+        if given is None or not hmac.compare_digest(given.encode("utf-8", "replace"), self._secret):
+            self.refused += 1
+            # The header's value is not logged: a near miss could be the secret itself.
+            log.warning(
+                "refused a webhook post from %s: %s %s header",
+                request.remote,
+                "no" if given is None else "a wrong",
+                SECRET_HEADER,
+            )
+            return web.Response(status=403, text="403: wrong or missing secret token\n")
+        try:
+            data = json.loads(await request.read())
+        except web.HTTPRequestEntityTooLarge:
+            return self._invalid(413, f"an update is at most {MAX_UPDATE} bytes")
+        except Exception:  # not JSON, not UTF-8, a body cut off
+            return self._invalid(400, "the body is not JSON")
+        try:
+            if not isinstance(data, dict) or type(data.get("update_id")) is not int:
+                raise ValueError("no update_id")
+            update = Update.de_json(data, self.app.bot)
+        except Exception:
+            return self._invalid(400, "not an update")
+        await self.app.update_queue.put(update)
+        self.queued += 1
+        return web.Response(status=200)
+
+    def _invalid(self, status: int, why: str) -> web.Response:
+        self.invalid += 1
+        log.info("a webhook post was not an update: %s", why)
+        response = web.Response(status=status, text=f"{status}: {why}\n")
+        response.force_close()  # its body may be half read
+        return response
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "received": self.received,
+            "queued": self.queued,
+            "refused": self.refused,
+            "invalid": self.invalid,
+        }
