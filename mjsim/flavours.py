@@ -18,7 +18,9 @@ known about its provider (and therefore kept from the superset rather than inven
   schema has ``buttons`` but shows no real list), ``/submit/video`` extension (``action:
   "extend"``), what a task looks like before SUCCESS, and where a DESCRIBE result's text is (the
   document shows no describe task: in ``prompt``, ``promptEn`` and ``finalPrompt``, as Plus and
-  the Java proxy it derives from do).
+  the Java proxy it derives from do). ``/submit/upload-discord-images`` is not in the document
+  either: whether openai-hk serves it is not known, so this flavour answers it 404 like every
+  unlisted route (mjbot then sends photos as ``base64Array`` image prompts).
 - ``java``: Java OSS v2.3.x (2023-07; mj-api §1.1 routes, `mj-api-secret`, Spring's 404 body):
   no /action, /modal, buttons, customId or mode on tasks; U/V/🔄 through /change; a repeated U
   answers 21 "任务已存在"; a DESCRIBE result has its text in ``prompt`` and ``promptEn`` and no

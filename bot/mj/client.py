@@ -94,6 +94,7 @@ class MjClient:
         self._mode = mode
         self._prefix = _mode_prefix(self._profile.mode_prefix(mode))
         self._list_route = self._profile.list_route
+        self._upload_route = True  # until the provider answers 404 (upload_images)
         self._list_concurrency = max(1, int(list_concurrency))
         self._refused: list[str] = []  # button families the provider answered "unknown" to
         self._unparseable: set[str] = set()  # task ids already logged as unparseable
@@ -324,6 +325,50 @@ class MjClient:
         if index is not None:
             body["index"] = index
         return await self._submit("/mj/submit/change", body, mode, notify_hook, state)
+
+    async def upload_images(self, images: Sequence[str]) -> list[str] | None:
+        """Data-URI images -> URLs a prompt can name (``--oref <url>``): POST
+        /mj/submit/upload-discord-images ``{base64Array}`` -> ``result: [url, ...]`` (§3.10).
+
+        None where there is no URL to be had: the provider has no such route (a 404, Java OSS;
+        openai-hk's document does not list it; then it is not asked again) or refuses uploads
+        (trueai's ``禁止上传``, any code but 1). The caller then sends the images as
+        ``base64Array`` image prompts instead. Nothing is charged for an upload, so a failed
+        attempt is retried like a read.
+        """
+        if not images:
+            return []
+        if not self._upload_route:
+            return None
+        try:
+            reply = await self._transport.call(
+                "POST",
+                self.path("/mj/submit/upload-discord-images"),
+                body={"base64Array": list(images)},
+                idempotent=True,
+            )
+        except MjError as exc:
+            if exc.kind is not ErrorKind.NOT_FOUND:
+                raise
+            log.warning("upload-discord-images answered 404: sending images as base64Array")
+            self._upload_route = False
+            return None
+        submission = self._submission(reply)
+        urls = submission.result
+        if submission.code != 1:
+            log.info("the provider refused an upload: %s", submission.description)
+            return None
+        if (
+            not isinstance(urls, list)
+            or len(urls) != len(images)
+            or not all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in urls)
+        ):
+            raise self._transport.error(
+                ErrorKind.BAD_RESPONSE,
+                f"upload-discord-images answered {body_text(reply.body, '')!r}",
+                status=reply.status,
+            )
+        return list(urls)
 
     # ---------------------------------------------------------------- reads (retried)
 
