@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.config import Config
+from bot.config import Config, StorageConfig
 from bot.egress import Egress
 from bot.hooks import HOOK_PATH, HookServer, hook_secret
 from bot.media import Downloader, MediaCache
@@ -75,6 +75,17 @@ def configured_servers(config: Config) -> list[Server]:
 
     check = init_data_check(config.telegram.token.reveal())
     return [MiniAppServer(config.telegram.webapp_listen, check)]
+
+
+async def open_store(storage: StorageConfig, *, read_only: bool = False) -> Store:
+    """The configured store: PostgreSQL when ``storage.url`` names one (its driver loaded
+    only then), else the SQLite file, which alone takes the one-process file lock
+    (bot/dblock.py). ``read_only``: ``mjbot status`` beside a running bot."""
+    if storage.kind == "postgresql":
+        from bot.store.postgres import PostgresStore
+
+        return await PostgresStore.open(storage.url.reveal(), read_only=read_only)
+    return await SQLiteStore.open(storage.sqlite_path, read_only=read_only)
 
 
 def demo_config(data_dir: str | Path) -> Config:
@@ -158,7 +169,7 @@ class App:
         config = self.config
         stack = self._stack
         # First: a process refused the database (another one holds it) starts nothing else.
-        self.store: Store = await SQLiteStore.open(config.storage.path)
+        self.store: Store = await open_store(config.storage)
         stack.push_async_callback(self.store.close)
         base_url = config.midjourney.base_url
         if base_url == "simulator":
@@ -211,7 +222,7 @@ class App:
             self.client,
             self.outbox,
             self.downloader,
-            cache=MediaCache(Path(config.storage.path).parent / "media"),
+            cache=MediaCache(Path(config.storage.sqlite_path).parent / "media"),
             notify_hook=f"{public}{HOOK_PATH}{secret}" if public else "",
             default_mode=config.midjourney.mode,
             webapp_url=config.telegram.webapp_url,

@@ -17,6 +17,7 @@ async def checkup(cfg: Config) -> tuple[bool, list[str]]:
     mj = cfg.midjourney
     lines = [
         f"API: {mj.base_url}  provider: {mj.provider}  mode: {mj.mode or '(default)'}",
+        f"storage: {cfg.storage.shown}",  # a PostgreSQL URL without its password
     ]
     simulator = None
     base_url = mj.base_url

@@ -1,4 +1,4 @@
-"""``mjbot run | demo | sim | check | status``: the command line, and nothing else.
+"""``mjbot run | demo | sim | check | status | migrate``: the command line, and nothing else.
 
 Errors a user can fix (a missing key, a bad value) print one line and exit non-zero; only bugs
 produce tracebacks.
@@ -23,6 +23,7 @@ from bot import config as config_module
 from bot import logs
 from bot.config import Config, ConfigError, SimulatorConfig
 from bot.dblock import DatabaseInUse
+from bot.store import StoreUnavailable, shown_url
 
 if TYPE_CHECKING:
     from bot.tracker import Tracker
@@ -86,6 +87,24 @@ def main(argv: Sequence[str] | None = None, *, tracker: type[Tracker] | None = N
     status = commands.add_parser("status", help="what a running bot is doing (or the database)")
     status.add_argument("--config", "-c", help="path to config.toml")
 
+    migrate = commands.add_parser(
+        "migrate",
+        help="bring the configured database's schema up to date, or copy a SQLite"
+        " deployment into PostgreSQL (--to)",
+    )
+    migrate.add_argument("--config", "-c", help="path to config.toml")
+    migrate.add_argument(
+        "--to",
+        metavar="URL",
+        help="postgresql://user:password@host:port/database: copy every table of the"
+        " configured SQLite store there (stop the bot first)",
+    )
+    migrate.add_argument(
+        "--replace",
+        action="store_true",
+        help="with --to: a target that already has rows is emptied first (else refused)",
+    )
+
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -109,10 +128,13 @@ def main(argv: Sequence[str] | None = None, *, tracker: type[Tracker] | None = N
         if args.command == "check":
             cfg = _load(args.config, need_chat=False)
             return asyncio.run(_check(cfg))
+        if args.command == "migrate":
+            cfg = _load(args.config, need_chat=False, more_secrets=_password_of(args.to))
+            return asyncio.run(_migrate(cfg, args.to, replace=args.replace))
     except ConfigError as exc:
         print(f"mjbot: {exc}", file=sys.stderr)
         return 2
-    except DatabaseInUse as exc:  # another mjbot holds the database
+    except (DatabaseInUse, StoreUnavailable) as exc:  # another mjbot holds it; unreachable
         print(f"mjbot: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # e.g. the port is taken
@@ -123,10 +145,10 @@ def main(argv: Sequence[str] | None = None, *, tracker: type[Tracker] | None = N
     return 2
 
 
-def _load(path: str | None, *, need_chat: bool) -> Config:
+def _load(path: str | None, *, need_chat: bool, more_secrets: Sequence[str] = ()) -> Config:
     cfg = config_module.load(path)
     cfg.validate(need_chat=need_chat)
-    logs.setup(cfg.logging.level, cfg.secrets())
+    logs.setup(cfg.logging.level, [*cfg.secrets(), *more_secrets])
     if cfg.ignored:
         logging.getLogger("bot.config").warning(
             "%s: accepted and ignored (these settings have no effect)", ", ".join(cfg.ignored)
@@ -213,11 +235,11 @@ async def _status(cfg: Config) -> int:
             document = (await http.get(f"http://{host}:{port}/status")).json()
         source = "running bot"
     except (httpx.HTTPError, ValueError):
-        from bot.store.sqlite import SQLiteStore
+        from bot.app import open_store
 
         # Read-only: it takes no lock and writes nothing, so it works beside a running bot
         # whose status page is not reachable from here.
-        store = await SQLiteStore.open(cfg.storage.path, read_only=True)
+        store = await open_store(cfg.storage, read_only=True)
         try:
             live = await store.live_tasks()
         finally:
@@ -226,6 +248,85 @@ async def _status(cfg: Config) -> int:
         source = "database"
     print(f"mjbot status ({source}):")
     print(json.dumps(document, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _password_of(url: str | None) -> list[str]:
+    """The secrets of a URL given on the command line (kept out of the logs)."""
+    if not url:
+        return []
+    import urllib.parse
+
+    try:
+        password = urllib.parse.urlsplit(url).password
+    except ValueError:
+        return [url]
+    return [url, *([urllib.parse.unquote(password)] if password else [])]
+
+
+async def _migrate(cfg: Config, to: str | None, *, replace: bool) -> int:
+    """Without ``to``: open the configured store, which applies its migrations, and print its
+    rows. With it: copy the configured SQLite store into that PostgreSQL database."""
+    from bot.store.postgres import PostgresStore
+    from bot.store.sqlite import SQLiteStore
+
+    if to is None:  # the stores migrate when they open (and refuse a database in use)
+        if cfg.storage.kind == "postgresql":
+            store = await PostgresStore.open(cfg.storage.url.reveal())
+            try:
+                counts = await store.counts()
+            finally:
+                await store.close()
+        else:
+            await (await SQLiteStore.open(cfg.storage.sqlite_path)).close()
+            counts = {}
+        print(f"mjbot migrate: {cfg.storage.shown} is up to date")
+        for table, count in counts.items():
+            print(f"  {table:<10} {count:>9}")
+        return 0
+    from bot.store.transfer import SchemaMismatch, TargetNotEmpty, copy
+
+    if to.partition("://")[0].lower() not in ("postgresql", "postgres"):
+        print(f"mjbot: --to must be a postgresql:// URL, not {shown_url(to)!r}", file=sys.stderr)
+        return 2
+    if cfg.storage.kind != "sqlite":
+        print(
+            f"mjbot: the configured store is {cfg.storage.shown}, already PostgreSQL;"
+            " --to copies a SQLite store (its storage.path or sqlite:/// storage.url)",
+            file=sys.stderr,
+        )
+        return 2
+    source_path = cfg.storage.sqlite_path
+    if not os.path.exists(source_path):  # noqa: ASYNC240 (one check before anything runs)
+        print(f"mjbot: no SQLite database at {source_path}", file=sys.stderr)
+        return 1
+    print(f"mjbot migrate: SQLite {source_path} -> {shown_url(to)}")
+    # The source is opened as a writer: it takes the file lock, so a bot still running on it
+    # is refused here (a copy while it writes would miss its last rows).
+    source = await SQLiteStore.open(source_path)
+    try:
+        target = await PostgresStore.open(to)
+        try:
+            copied = await copy(source, target, replace=replace)
+        except TargetNotEmpty as exc:
+            print(f"mjbot: {shown_url(to)}: {exc}; --replace empties it first", file=sys.stderr)
+            return 1
+        except SchemaMismatch as exc:
+            print(f"mjbot: {exc}; nothing was copied", file=sys.stderr)
+            return 1
+        finally:
+            await target.close()
+    finally:
+        await source.close()
+    print(f"  {'table':<10} {'SQLite':>9} {'PostgreSQL':>11}")
+    for row in copied:
+        print(f"  {row.table:<10} {row.source:>9} {row.target:>11}")
+    lost = [row.table for row in copied if row.source != row.target]
+    if lost:
+        print(f"mjbot: the counts differ for {', '.join(lost)}", file=sys.stderr)
+        return 1
+    total = sum(row.target for row in copied)
+    print(f"done: {total} rows in {len(copied)} tables; point storage.url at the new database")
     return 0
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.egress import parse_host_rule
 from bot.mj.profiles import AUTH_SCHEMES, CODE21, DEFAULT_PROVIDER, MODE_FORMS, PROVIDERS
+from bot.store import shown_url
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -227,9 +228,62 @@ class MediaConfig:
                 ) from None
 
 
+STORE_SCHEMES = ("postgresql", "postgres", "sqlite")
+
+
 @dataclass(frozen=True)
 class StorageConfig:
+    # SQLite's database file (the default store); result images are cached beside it, in
+    # media/, whichever store is used
     path: str = "data/mjbot.db"
+    # "" = the SQLite file above; "postgresql://user:password@host:5432/db" = PostgreSQL;
+    # "sqlite:///relative/path.db" or "sqlite:////absolute/path.db" = SQLite there. A secret:
+    # the password never shows in logs, errors or `mjbot check`.
+    url: Secret = NO_SECRET
+
+    @property
+    def kind(self) -> str:
+        """``postgresql`` or ``sqlite``."""
+        scheme = self.url.reveal().partition("://")[0].lower()
+        return "postgresql" if scheme in ("postgresql", "postgres") else "sqlite"
+
+    @property
+    def sqlite_path(self) -> str:
+        """The SQLite file: ``url``'s path when it is a sqlite:/// URL, else ``path``."""
+        url = self.url.reveal()
+        return url[len("sqlite:///") :] if url.lower().startswith("sqlite:///") else self.path
+
+    @property
+    def shown(self) -> str:
+        """Where the data is, without the password."""
+        if self.kind == "postgresql":
+            return shown_url(self.url.reveal())
+        return f"SQLite {self.sqlite_path}"
+
+    def password(self) -> str:
+        parts = urllib.parse.urlsplit(self.url.reveal())
+        return urllib.parse.unquote(parts.password or "") if self.url else ""
+
+    def validate(self) -> None:
+        url = self.url.reveal()
+        if not url:
+            return
+        scheme = url.partition("://")[0].lower()
+        wrong = (
+            "storage.url must be postgresql://user:password@host:port/database"
+            f" or sqlite:///path, not {shown_url(url)!r}"
+        )
+        if "://" not in url or scheme not in STORE_SCHEMES:
+            raise ConfigError(wrong)
+        if scheme == "sqlite":
+            if not url.lower().startswith("sqlite:///") or not self.sqlite_path:
+                raise ConfigError(wrong)
+            return
+        try:
+            parts = urllib.parse.urlsplit(url)
+            parts.port  # noqa: B018 (raises on a port that is not a number 0-65535)
+        except ValueError:
+            raise ConfigError(wrong) from None
 
 
 @dataclass(frozen=True)
@@ -323,6 +377,7 @@ class Config:
         self.media.validate()
         self.access.validate()
         self.logging.validate()
+        self.storage.validate()
         if self.midjourney.base_url != "simulator" and not self.midjourney.api_key:
             raise ConfigError("midjourney.api_key is required for a real API")
         if need_chat and not (self.telegram.enabled or self.discord.enabled):
@@ -337,6 +392,8 @@ class Config:
         ]
         if self.telegram.enabled and self.telegram.webhook:
             found.append(self.telegram.webhook_token())  # PTB logs setWebhook's parameters
+        if self.storage.url:  # the whole database URL, then its password alone
+            found += [s for s in (self.storage.url.reveal(), self.storage.password()) if s]
         return found
 
 

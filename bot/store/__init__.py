@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace

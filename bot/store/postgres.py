@@ -22,7 +22,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from importlib import resources
@@ -177,17 +177,34 @@ class PostgresStore:
         """Rows per table."""
         return {t: int(await self._pool.fetchval(f"SELECT COUNT(*) FROM {t}")) for t in TABLES}
 
-    async def load(
-        self, table: str, columns: list[str], rows: list[tuple[Any, ...]], *, replace: bool
-    ) -> None:
-        """Write rows of one table as they are (``replace``: empty the table first)."""
-        if table not in TABLES:
-            raise ValueError(f"no such table: {table}")
+    async def table_columns(self) -> dict[str, list[str]]:
+        """The schema's tables and their columns (the migrations' own table left out)."""
+        rows = await self._all(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name <> 'schema_migrations'"
+            " ORDER BY table_name, ordinal_position"
+        )
+        found: dict[str, list[str]] = {}
+        for r in rows:
+            found.setdefault(r["table_name"], []).append(r["column_name"])
+        return found
+
+    @asynccontextmanager
+    async def loading(
+        self, *, replace: bool
+    ) -> AsyncIterator[Callable[[str, list[str], list[tuple[Any, ...]]], Awaitable[None]]]:
+        """One transaction that writes rows as they are, table by table (``replace``: the
+        tables are emptied first); all of it is kept, or nothing."""
         async with self._transaction() as db:
             if replace:
-                await db.execute(f"DELETE FROM {table}")
-            if rows:
+                await db.execute(f"TRUNCATE {', '.join(TABLES)}")
+
+            async def load(table: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+                if table not in TABLES:
+                    raise ValueError(f"no such table: {table}")
                 await db.copy_records_to_table(table, records=rows, columns=columns)
+
+            yield load
 
     # --- tasks -------------------------------------------------------------------------------
 

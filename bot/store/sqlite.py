@@ -131,6 +131,32 @@ class SQLiteStore:
                     await db.execute(statement)
                 await db.execute(f"PRAGMA user_version={number}")
 
+    # --- copying a deployment (``mjbot migrate --to``) ---------------------------------------
+
+    async def table_columns(self) -> dict[str, list[str]]:
+        """The database's tables and their columns."""
+        tables = await self._all(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            " ORDER BY name"
+        )
+        found: dict[str, list[str]] = {}
+        for table in tables:
+            name = str(table["name"])
+            found[name] = [str(c["name"]) for c in await self._all(f"PRAGMA table_info({name})")]
+        return found
+
+    async def dump(
+        self, table: str, columns: list[str], batch: int
+    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """Every row of a table (as ``columns``), ``batch`` rows at a time. The names are
+        checked against the schema (they become SQL)."""
+        known = await self.table_columns()
+        if table not in known or not set(columns) <= set(known[table]):
+            raise ValueError(f"no such table or columns: {table} {columns}")
+        async with self._db.execute(f"SELECT {', '.join(columns)} FROM {table}") as cur:
+            while rows := await cur.fetchmany(batch):
+                yield [tuple(r) for r in rows]
+
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, serialised: the unit of every decision."""

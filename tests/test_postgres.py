@@ -1,0 +1,227 @@
+"""PostgreSQL as the store: configuration, migrations run once, one writer, the password kept
+out of every output, and ``mjbot migrate --to`` copying a SQLite deployment whole. (What the
+store promises is checked on both stores by tests/test_store.py and the parametrized suites.)"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import config as config_module
+from bot.chat import MessageRef
+from bot.config import ConfigError
+from bot.dblock import DatabaseInUse
+from bot.store import Charge, StoreUnavailable, TaskRow, new_key
+from bot.store.postgres import TABLES, PostgresStore
+from bot.store.sqlite import SQLiteStore
+from tests.harness import ROOT, write_config
+from tests.pgserver import PASSWORD
+from tests.storage import rows
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def test_storage_url_chooses_the_store_and_its_password_is_a_secret():
+    url = "postgresql://mj:s3cr%40t-pw@db.internal:5432/mjbot"
+    cfg = config_module.load(env={"MJBOT_STORAGE__URL": url})
+    cfg.validate(need_chat=False)
+    assert cfg.storage.kind == "postgresql"
+    assert cfg.storage.shown == "postgresql://mj:***@db.internal:5432/mjbot"
+    assert "s3cr@t-pw" in cfg.secrets() and url in cfg.secrets()  # redacted from every log
+    assert "s3cr" not in repr(cfg)
+    default = config_module.load(env={})
+    assert default.storage.kind == "sqlite" and default.storage.sqlite_path == "data/mjbot.db"
+    by_url = config_module.load(env={"MJBOT_STORAGE__URL": "sqlite:///var/x.db"})
+    assert by_url.storage.kind == "sqlite" and by_url.storage.sqlite_path == "var/x.db"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://u:pw-123456@h/d", "postgresql://u:pw-123456@h:99999/d", "sqlite://x.db", "db"],
+)
+def test_a_wrong_storage_url_is_named_without_its_password(url):
+    cfg = config_module.load(env={"MJBOT_STORAGE__URL": url})
+    with pytest.raises(ConfigError) as caught:
+        cfg.validate(need_chat=False)
+    assert "storage.url" in str(caught.value) and "pw-123456" not in str(caught.value)
+
+
+# --- opening ---------------------------------------------------------------------------------
+
+
+async def test_two_processes_starting_at_once_migrate_once(pg_server):
+    url = pg_server.database(empty=True)
+    stores = await asyncio.gather(*(PostgresStore.open(url, exclusive=False) for _ in range(4)))
+    try:
+        assert (await stores[0].schema_version()) >= 1
+        applied = rows(url, "SELECT version FROM schema_migrations ORDER BY version")
+        assert [r["version"] for r in applied] == sorted({r["version"] for r in applied})
+        assert set(await stores[0].counts()) == set(TABLES)
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_one_writer_per_database_and_a_reader_beside_it(pg_server, monkeypatch):
+    monkeypatch.setattr("bot.store.postgres._INSTANCE_WAIT_S", 0.5)
+    url = pg_server.database()
+    first = await PostgresStore.open(url)
+    try:
+        with pytest.raises(DatabaseInUse) as caught:
+            await PostgresStore.open(url)
+        assert PASSWORD not in str(caught.value) and "***" in str(caught.value)
+        reader = await PostgresStore.open(url, read_only=True)
+        assert await reader.live_tasks() == []
+        await reader.close()
+    finally:
+        await first.close()
+    again = await PostgresStore.open(url)  # closing gave it back
+    await again.close()
+
+
+async def test_an_unreachable_or_refused_database_is_named_without_its_password(pg_server):
+    wrong = pg_server.url("postgres").replace(PASSWORD, "not-the-password-42")
+    with pytest.raises(StoreUnavailable) as caught:
+        await PostgresStore.open(wrong)
+    assert "not-the-password-42" not in str(caught.value) and "***" in str(caught.value)
+
+
+def test_the_two_schemas_have_the_same_tables_and_columns(tmp_path, pg_server):
+    """A migration added to one store and not the other fails here (and `mjbot migrate`
+    refuses to copy into a schema that lacks a column)."""
+
+    async def both() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        sqlite = await SQLiteStore.open(tmp_path / "s.db")
+        postgres = await PostgresStore.open(pg_server.database(), exclusive=False)
+        try:
+            return await sqlite.table_columns(), await postgres.table_columns()
+        finally:
+            await sqlite.close()
+            await postgres.close()
+
+    lite, pg = asyncio.run(both())
+    assert {t: sorted(c) for t, c in lite.items()} == {t: sorted(c) for t, c in pg.items()}
+    assert set(pg) == set(TABLES)
+
+
+# --- mjbot migrate --to ----------------------------------------------------------------------
+
+
+async def fill(path: Path) -> None:
+    """A SQLite deployment with rows in every table."""
+    store = await SQLiteStore.open(path)
+    try:
+
+        async def pay(ledger):
+            charge = Charge(new_key(), "", "telegram", "7", "-1", "imagine", 2, "d", "m", 1.5)
+            await ledger.record(charge)
+            return charge.id
+
+        parent = await store.add_task(
+            TaskRow(new_key(), "telegram", "-1", "7", "imagine", status="SUCCESS",
+                    task_id="17", prompt="a fox 🦊", snapshot='{"id": "17"}'),
+            pay=pay,
+        )  # fmt: skip
+        await store.delivered(parent.key, MessageRef("telegram", "-1", "9", "photo"))
+        child = TaskRow(new_key(), "telegram", "-1", "7", "action", status="MODAL", task_id="18")
+        await store.add_child(child, parent.key, "MJ::JOB::upsample::1", pay=pay)
+        await store.add_modal(child.key, "zoom", "a fox --zoom 2")
+        await store.add_ask(MessageRef("telegram", "-1", "30"), "7", "blend", "", "zh")
+        await store.first_time("telegram:u:1")
+        await store.set_access_rule("telegram", "user", "8", "ban", "7")
+        await store.remember_person("telegram", "7", "alice", "Alice")
+        await store.change_chat_settings("telegram", "-1", lambda c: c)
+        await store.keep_hook_secret("hook-secret")
+    finally:
+        await store.close()
+
+
+def migrate(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "migrate", "--config", str(config), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+KEYS = {
+    "tasks": "key",
+    "modals": "key",
+    "presses": "parent_key, button",
+    "settings": "scope",
+    "asks": "platform, chat_id, message_id",
+    "seen": "event",
+    "ledger": "id",
+    "access": "platform, subject, id",
+    "people": "platform, user_id",
+}
+
+
+async def test_migrate_to_postgresql_copies_every_table_and_refuses_a_filled_target(
+    tmp_path, pg_server
+):
+    db = tmp_path / "data" / "mjbot.db"
+    await fill(db)
+    config = write_config(tmp_path / "c.toml", {"storage": {"path": str(db)}})
+    target = pg_server.database(empty=True)  # what an operator creates: no schema yet
+
+    done = migrate(config, "--to", target)
+    assert done.returncode == 0, done.stderr
+    assert PASSWORD not in done.stdout + done.stderr
+    assert "postgresql://postgres:***@" in done.stdout
+    for table in TABLES:  # every row of every table, as it was
+        order = f"SELECT * FROM {table} ORDER BY {KEYS[table]}"
+        before, after = rows(db, order), rows(target, order)
+        assert before == after, table
+        assert before, f"the test fills {table}"
+        assert f"{table} " in done.stdout and f" {len(before)} " in done.stdout
+
+    again = migrate(config, "--to", target)  # a second copy would mix two deployments
+    assert again.returncode == 1
+    assert "already has rows" in again.stderr and "--replace" in again.stderr
+    assert PASSWORD not in again.stdout + again.stderr
+    assert len(rows(target, "SELECT * FROM tasks")) == 2
+
+    replaced = migrate(config, "--to", target, "--replace")
+    assert replaced.returncode == 0, replaced.stderr
+    assert rows(target, "SELECT * FROM ledger ORDER BY id") == rows(
+        db, "SELECT * FROM ledger ORDER BY id"
+    )
+
+    # The copy is a working store: the bot opens it and finds what it had.
+    store = await PostgresStore.open(target)
+    try:
+        assert await store.keep_hook_secret("other") == "hook-secret"
+        assert await store.access_rule("telegram", "user", "8") == "ban"
+        assert (await store.usage("telegram", "7", "d", "m")).today == 4
+    finally:
+        await store.close()
+
+
+async def test_migrate_alone_brings_the_configured_store_up_to_date(tmp_path, pg_server):
+    url = pg_server.database(empty=True)
+    config = write_config(tmp_path / "c.toml", {"storage": {"url": url}})
+    done = migrate(config)
+    assert done.returncode == 0, done.stderr
+    assert "up to date" in done.stdout and PASSWORD not in done.stdout + done.stderr
+    assert rows(url, "SELECT COUNT(*) AS n FROM schema_migrations")[0]["n"] >= 1
+
+
+def test_check_shows_the_store_without_its_password(tmp_path, pg_server):
+    url = pg_server.url("postgres")
+    config = write_config(tmp_path / "c.toml", {"storage": {"url": url}})
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "check", "--config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert f"storage: postgresql://postgres:***@127.0.0.1:{pg_server.port}/postgres" in done.stdout
+    assert PASSWORD not in done.stdout + done.stderr
