@@ -92,6 +92,9 @@ class Flavour:
     # promptEn only (trueai); describe_final: also in properties.finalPrompt (Java < 2.4: no).
     describe_prompt: str = "both"
     describe_final: bool = True
+    # Submits take botType (trueai's DTO, Plus's docs): NIJI_JOURNEY runs the job on the niji
+    # bot and the task says so; elsewhere the field is ignored, as an unknown field is.
+    bot_types: bool = False
 
 
 _UNKNOWN_ACTION = "未知的 Action 类型"
@@ -119,13 +122,14 @@ OPENAI_HK_ROUTES = frozenset(
 )
 
 FLAVOURS: dict[str, Flavour] = {
-    "superset": Flavour("superset"),
+    "superset": Flavour("superset", bot_types=True),
     "plus": Flavour(
         "plus",
         auth=frozenset({SECRET}),
         prefixes=frozenset({""}),
         bookmark=True,
         refusals=_PLUS_REFUSALS,
+        bot_types=True,
     ),
     "openai-hk": Flavour(
         "openai-hk",
@@ -183,6 +187,7 @@ FLAVOURS: dict[str, Flavour] = {
         ),
         bad_json="trueai",
         describe_prompt="en",
+        bot_types=True,
     ),
     "new-api": Flavour(
         "new-api",

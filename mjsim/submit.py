@@ -159,6 +159,14 @@ class Submitter:
         hook = _text(body, "notifyHook")
         if hook and not self.config.spec.drops_hooks:  # new-api strips it (MjNotifyEnabled off)
             task.notify_hook = hook
+        bot = body.get("botType")
+        if self.config.spec.bot_types and bot is not None and task.bot_type != "INSIGHT_FACE":
+            # trueai's BotType values, and its short spellings (mj-api §3)
+            known = {"MID_JOURNEY": "MID_JOURNEY", "NIJI_JOURNEY": "NIJI_JOURNEY"}
+            known |= {"mj": "MID_JOURNEY", "niji": "NIJI_JOURNEY"}
+            if bot not in known:
+                raise Rejected(4, "botType参数错误")  # the real answer is not known: chosen
+            task.bot_type = known[bot]
 
     def _check_words(self, prompt: str, task: SimTask | None = None) -> None:
         word = find_word(prompt, self.config.banned_words)

@@ -44,6 +44,10 @@ class Profile:
     buttons_on_tasks: bool = True  # tasks carry buttons[] (Java OSS: no; U/V/🔄 are synthesised)
     hidden_buttons: tuple[str, ...] = ()  # customId prefixes the provider refuses (P11, §7.10)
     unknown_fetch: str = "empty"  # what fetch answers for an unknown id (§5.1)
+    # Submits take botType (trueai, Plus): niji runs on its own bot (NIJI_JOURNEY); without it
+    # niji is asked for with --niji in the prompt.
+    bot_types: bool = False
+    turbo: bool = True  # a turbo speed exists (openai-hk documents only /fast and /relax)
 
     def __post_init__(self) -> None:
         problems = [
@@ -144,6 +148,7 @@ PROFILES: dict[str, Profile] = {
         auth_header="bearer",
         mode_form="path",
         hidden_buttons=_PLUS_HIDDEN,
+        turbo=False,  # its document's access points: /fast and /relax
     ),
     "midjourney-proxy": Profile(
         "midjourney-proxy",
@@ -159,6 +164,7 @@ PROFILES: dict[str, Profile] = {
         auth_header="mj-api-secret",
         mode_form="body",
         hidden_buttons=_PLUS_HIDDEN,
+        bot_types=True,
     ),
     "trueai": Profile(
         "trueai",
@@ -166,6 +172,7 @@ PROFILES: dict[str, Profile] = {
         mode_form="mj-path",
         queue_full_code9=True,
         banned_late=True,
+        bot_types=True,
         hidden_buttons=(
             "MJ::Job::PromptAnalyzer::",
             "MJ::BOOKMARK::",
