@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.egress import parse_host_rule
-from bot.mj.profiles import AUTH_SCHEMES, CODE21, DEFAULT_PROVIDER, MODE_FORMS, PROVIDERS
+from bot.mj.profiles import (
+    AUTH_SCHEMES,
+    CODE21,
+    DEFAULT_PROVIDER,
+    EXTEND_SPELLINGS,
+    MODE_FORMS,
+    PROVIDERS,
+)
 from bot.store import shown_url
 
 if TYPE_CHECKING:
@@ -88,6 +95,7 @@ class MidjourneyConfig:
     hooks: bool | None = None
     buttons_on_tasks: bool | None = None
     hidden_buttons: tuple[str, ...] | None = None
+    extend_spelling: str = ""  # taskId | task_id (video extend's parent field)
 
     def profile_overrides(self) -> dict[str, Any]:
         """The profile keys this config sets (None / "" = not set, the profile's value)."""
@@ -103,6 +111,7 @@ class MidjourneyConfig:
                 "hooks",
                 "buttons_on_tasks",
                 "hidden_buttons",
+                "extend_spelling",
             )
             if getattr(self, name) not in (None, "")
         }
@@ -116,6 +125,7 @@ class MidjourneyConfig:
             ("auth_header", AUTH_SCHEMES),
             ("mode_form", MODE_FORMS),
             ("code21", CODE21),
+            ("extend_spelling", EXTEND_SPELLINGS),
         ):
             value = getattr(self, key)
             if value and value not in allowed:

@@ -33,6 +33,7 @@ _SUBMIT_ROUTE = re.compile(r"^/mj/submit/([\w-]+)$")
 _PREVIEW = re.compile(r"^preview_(\d{1,3})\.webp$")
 _INPUT = re.compile(r"^input_(\d)\.\w+$")
 _VIDEO = re.compile(r"^video_(\d)\.mp4$")
+VIDEO_FPS = 4  # simulated clips: few frames a second keep a 21 s clip cheap to encode
 _EDITED = re.compile(r"^0_([0-3])\.png$")  # the four images of an EDITS result
 _CACHE_ITEMS = 256
 _BROKEN_IMAGE_PAGE = "<html><body><h1>502 Bad Gateway</h1></body></html>"
@@ -439,10 +440,15 @@ class Simulator:
         if clip and task.status == SUCCESS and 1 <= int(clip.group(1)) <= task.video_count:
             index = spec.tile if spec.layout == art.SINGLE else int(clip.group(1))
 
+            seconds, side = task.video_seconds, 288 if task.video_hd else 192
+
             def render_video() -> tuple[bytes, str]:
-                frame_size = video.video_size(spec.ratio)
+                # as long as the clip claims to be (5 s, 9 s, ... 21 s), at a few frames a
+                # second: a real, playable file whose length a test can read from its header
+                frame_size = video.video_size(spec.ratio, side)
                 still = art.tile_of(spec, index, frame_size, caption=False)
-                return video.mp4(video.animate(still)), "video/mp4"
+                fps = VIDEO_FPS
+                return video.mp4(video.animate(still, seconds, fps), fps), "video/mp4"
 
             return render_video
         return None

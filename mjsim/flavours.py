@@ -34,7 +34,17 @@ known about its provider (and therefore kept from the superset rather than inven
   whitelisted customIds, EDITS). What the upstream behind it answers is the upstream's: the
   superset's here.
 - ``superset``: everything at once. Its EDIT result buttons (U1-U4) and its video result
-  buttons (U1-U4 + Extend, trueai's synthetic set) are not taken from a captured answer.
+  buttons (U1-U4 + Extend, trueai's synthetic set) are not taken from a captured answer. It also
+  takes the reseller spelling of video extend (``task_id``, the index as a string).
+
+Video in every flavour that has /submit/video (mj-api §3.8): a clip is 5 s, an extend (``action:
+"extend"``, ``taskId`` and ``index`` 0-3 of the parent's clips, or an Extend button where the
+flavour has them) makes four clips 4 s longer, up to 21 s; ``batchSize`` 1/2 makes fewer clips,
+``videoType`` ``vid_1.1_i2v_720`` larger frames, ``loop`` and ``endImage`` end the prompt with
+``--end loop`` / ``--end <url>`` as trueai builds it. Not known from any provider, so chosen here:
+the answer to an extend beyond 21 s or of a clip the parent does not have (code 4 ``参数错误``),
+and whether openai-hk takes extend at all (its document shows only new videos; extend is
+answered as trueai's source does).
 """
 
 from __future__ import annotations
@@ -95,6 +105,9 @@ class Flavour:
     # Submits take botType (trueai's DTO, Plus's docs): NIJI_JOURNEY runs the job on the niji
     # bot and the task says so; elsewhere the field is ignored, as an unknown field is.
     bot_types: bool = False
+    # How /submit/video's extend names the parent: ("taskId",) as trueai's SubmitVideoDTO (index
+    # an integer); a reseller spells it task_id with the index as a string.
+    extend_ids: tuple[str, ...] = ("taskId",)
 
 
 _UNKNOWN_ACTION = "未知的 Action 类型"
@@ -122,7 +135,7 @@ OPENAI_HK_ROUTES = frozenset(
 )
 
 FLAVOURS: dict[str, Flavour] = {
-    "superset": Flavour("superset", bot_types=True),
+    "superset": Flavour("superset", bot_types=True, extend_ids=("taskId", "task_id")),
     "plus": Flavour(
         "plus",
         auth=frozenset({SECRET}),

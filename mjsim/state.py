@@ -37,6 +37,12 @@ TIMED_OUT = "任务超时"
 BANNED_LATE = "可能包含敏感词"  # trueai: a banned word fails the task after code 1 (P4)
 
 
+# Midjourney video (mid-2025): a clip is ~5 s, each extend adds ~4 s, up to ~21 s.
+VIDEO_SECONDS = 5
+VIDEO_EXTEND_SECONDS = 4
+VIDEO_MAX_SECONDS = 21
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """After ``delay`` simulated seconds (× the mode's slowdown), move to status/progress."""
@@ -79,6 +85,8 @@ class SimTask:
     planned_failure: str = ""  # failReason this task will end with
     stall: bool = False  # hangs until the timeout
     video_count: int = 0  # videos this task delivers (VIDEO: 4, video upscale: 1)
+    video_seconds: int = VIDEO_SECONDS  # each clip's length: 5 s, +4 s per extend, 21 s at most
+    video_hd: bool = False  # videoType vid_1.1_i2v_720: larger frames
     children: int = 0  # how many tasks were made from this one (varies rerolls)
     result_prompt: str = ""  # DESCRIBE/SHORTEN: the finalPrompt text revealed at SUCCESS
     extra: dict[str, Any] = field(default_factory=dict)

@@ -36,6 +36,8 @@ from .state import (
     MODAL,
     NOT_START,
     SUCCESS,
+    VIDEO_EXTEND_SECONDS,
+    VIDEO_MAX_SECONDS,
     QueueFull,
     SimTask,
     TaskBoard,
@@ -77,6 +79,15 @@ def envelope(
         "result": result,
         "properties": dict(properties or {}),
     }
+
+
+def _clip_index(value: Any, *, strings: bool) -> int | None:
+    """Which clip of a video an extend continues: 0-3 (as a string too where ``strings``)."""
+    if strings and isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 3:
+        return value
+    return None
 
 
 def _text(body: dict[str, Any], key: str) -> str:
@@ -270,6 +281,11 @@ class Submitter:
         press = parse_press(custom_id)
         if press is None or custom_id not in {b["customId"] for b in parent.buttons}:
             raise Rejected(4, UNKNOWN_ACTION)
+        if (
+            press.special == "extend"
+            and parent.video_seconds + VIDEO_EXTEND_SECONDS > VIDEO_MAX_SECONDS
+        ):
+            raise Rejected(4, "参数错误")  # past ~21 s (the real answer is not known)
         mode = mode or parent.mode
         if press.special == "all":
             return self._imagine_all(parent, body, mode)
@@ -324,6 +340,7 @@ class Submitter:
             child.art = replace(art, layout=SINGLE, tile=press.index, label="")
             if press.kind == kinds.VIDEO_UPSCALE:
                 child.video_count = 1
+                child.video_seconds, child.video_hd = parent.video_seconds, parent.video_hd
         elif press.kind == kinds.UPSCALE_HD:
             child.art = replace(art, label=press.name)
         else:  # a new grid or video from this picture: same colours, new shapes
@@ -337,6 +354,9 @@ class Submitter:
             )
             if press.kind == kinds.VIDEO:
                 child.video_count = 4
+                child.video_hd = parent.video_hd
+                if press.special == "extend":
+                    child.video_seconds = parent.video_seconds + VIDEO_EXTEND_SECONDS
                 motion = press.detail or "low"
                 video = f"{child.final_prompt} --video 1 --motion {motion}".strip()
                 child.final_prompt = child.prompt_en = video
@@ -524,8 +544,23 @@ class Submitter:
             image_url, digest = self._input_url(task.id, 1, upload), upload.digest
         batch = body.get("batchSize")
         task.video_count = batch if batch in (1, 2) else 4
+        task.video_hd = _text(body, "videoType") == "vid_1.1_i2v_720"
         task.prompt = prompt
-        task.prompt_en = task.final_prompt = f"{image_url} {prompt} --video 1 --motion {motion}"
+        ending = ""
+        if body.get("loop") is True:
+            ending = " --end loop"
+        elif isinstance(body.get("endImage"), str) and body["endImage"].strip():
+            end = body["endImage"].strip()
+            if not re.match(r"^https?://", end):
+                upload = _upload(end, lenient=True)
+                task.inputs.append(upload)
+                end = self._input_url(task.id, len(task.inputs), upload)
+            task.extra["end_image"] = end
+            ending = f" --end {end}"
+        bs = f" --bs {batch}" if batch in (1, 2) else ""
+        task.prompt_en = task.final_prompt = (
+            f"{image_url} {prompt} --video 1{ending} --motion {motion}{bs}"
+        )
         task.description = f"/video {prompt}"
         task.art = ArtSpec(f"video {prompt} {digest}", strip_params(prompt), (1, 1), label="video")
         self._fates(task, prompt)
@@ -534,20 +569,29 @@ class Submitter:
     def _extend(self, body: dict[str, Any], mode: str, prompt: str, kind: str) -> Reply:
         if kind != "extend":
             raise Rejected(4, "任务类型错误")
-        parent = self.board.tasks.get(_text(body, "taskId"))
+        spellings = self.config.spec.extend_ids
+        parent_id = next((_text(body, key) for key in spellings if _text(body, key)), "")
+        parent = self.board.tasks.get(parent_id)
         if parent is None:
             raise self._parent_missing()
         if parent.status != SUCCESS:
             raise Rejected(4, BAD_STATUS)
         if parent.kind not in (kinds.VIDEO, kinds.VIDEO_UPSCALE):
             raise Rejected(4, "任务类型错误")
+        index = _clip_index(body.get("index"), strings="task_id" in spellings)
+        if index is None or index >= max(1, parent.video_count):
+            raise Rejected(4, "参数错误")
+        if parent.video_seconds + VIDEO_EXTEND_SECONDS > VIDEO_MAX_SECONDS:
+            raise Rejected(4, "参数错误")
         motion = (_text(body, "motion") or "low").lower()
         custom_id = f"MJ::JOB::animate_{motion}_extend::1::{parent.message_hash}"
         press = parse_press(custom_id)
         if press is None:
             raise Rejected(4, "参数错误")
         self._need_room()
+        press = replace(press, index=index + 1)  # the clip it continues
         child = self._child(parent, press, custom_id, mode or parent.mode)
+        child.extra["extends"] = {"taskId": parent.id, "index": index}
         if prompt:
             self._check_words(prompt, child)
             child.prompt = prompt

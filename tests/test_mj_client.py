@@ -14,6 +14,7 @@ import pytest
 import bot.mj.transport as transport_module
 from bot.mj.client import ErrorKind, MjClient, MjError
 from bot.mj.models import Outcome, Submission, Task, TaskState
+from bot.mj.profiles import profile_for
 
 BASE = "https://api.example.com"
 KEY = "hk-SeCrEt-0123456789"
@@ -316,6 +317,38 @@ BODIES: list[tuple[str, SubmitCall, str, dict[str, Any]]] = [
         lambda c: c.video("waves", PNG, motion="high", state="v"),
         "/mj/submit/video",
         {"prompt": "waves", "image": PNG, "motion": "high", "state": "v"},
+    ),
+    (
+        "video-options",
+        lambda c: c.video("waves", PNG, end_image=JPG, batch_size=2, video_type="vid_1.1_i2v_720"),
+        "/mj/submit/video",
+        {
+            "prompt": "waves",
+            "image": PNG,
+            "motion": "low",
+            "endImage": JPG,
+            "batchSize": 2,
+            "videoType": "vid_1.1_i2v_720",
+        },
+    ),
+    (
+        "video-loop",
+        lambda c: c.video("waves", PNG, loop=True, batch_size=4),
+        "/mj/submit/video",
+        {"prompt": "waves", "image": PNG, "motion": "low", "loop": True, "batchSize": 4},
+    ),
+    (
+        "video-extend",
+        lambda c: c.extend_video("1711", 2, motion="high", prompt="waves", state="s"),
+        "/mj/submit/video",
+        {
+            "action": "extend",
+            "taskId": "1711",
+            "index": 2,
+            "motion": "high",
+            "prompt": "waves",
+            "state": "s",
+        },
     ),
     (
         "edits",
@@ -921,3 +954,22 @@ async def test_bom_prefixed_json_is_accepted(make: MakeClient) -> None:
     client, _ = make(httpx.Response(200, content=b"\xef\xbb\xbf" + json.dumps(OK).encode()))
     submission = await client.imagine("cat")
     assert submission.task_id == "1712205491372224"
+
+
+async def test_video_extend_in_the_resellers_spelling(make: MakeClient) -> None:
+    """A profile with extend_spelling task_id names the parent task_id, the index a string."""
+    profile = profile_for("openai-hk", extend_spelling="task_id")
+    client, server = make(profile=profile)
+    await client.extend_video("1711", 0)
+    assert server.body() == {"action": "extend", "task_id": "1711", "index": "0", "motion": "low"}
+
+
+async def test_video_options_out_of_range_send_nothing(make: MakeClient) -> None:
+    client, server = make()
+    with pytest.raises(ValueError):
+        await client.video("waves", PNG, batch_size=3)
+    with pytest.raises(ValueError):
+        await client.video("waves", PNG, video_type="vid_2_1080")
+    with pytest.raises(ValueError):
+        await client.extend_video("1711", 4)
+    assert server.calls == 0

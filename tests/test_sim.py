@@ -449,6 +449,13 @@ def _boxes(data: bytes, start: int = 0, end: int | None = None) -> dict[bytes, b
     return out
 
 
+def clip_seconds(data: bytes) -> float:
+    """A clip's length from its movie header (mvhd: timescale, duration)."""
+    mvhd = _boxes(_boxes(data)[b"moov"])[b"mvhd"]
+    timescale, duration = struct.unpack(">II", mvhd[12:20])
+    return duration / timescale
+
+
 async def test_video_serves_real_mp4_files(client):
     body = {"prompt": "waves", "image": png_uri("navy"), "motion": "high"}
     done = await finish(client, (await submit(client, "video", body))["result"])
@@ -467,7 +474,8 @@ async def test_video_serves_real_mp4_files(client):
     avcc = _boxes(avc1, 78)[b"avcC"]
     assert avcc[0] == 1 and avcc[1] == 66  # H.264 Baseline
     count = struct.unpack(">I", stbl[b"stsz"][8:12])[0]
-    assert count == 24
+    assert count == 20  # 5 s at 4 frames a second
+    assert clip_seconds(clip.content) == 5
 
     pressed = await press(client, done, r"video_virtual_upscale::3::")
     upscaled = await finish(client, pressed["result"])
@@ -656,3 +664,80 @@ async def test_edits_action_and_buttons_per_flavour(flavour, action, buttons):
         assert done["action"] == action
         assert [b["label"] for b in done["buttons"]] == buttons
         assert len(done.get("imageUrls") or []) == (4 if flavour == "openai-hk" else 0)
+
+
+# --- video studio: options and extend ----------------------------------------------------
+
+
+async def clip_lengths(client: httpx.AsyncClient, task: dict[str, Any]) -> list[float]:
+    return [clip_seconds((await client.get(item["url"])).content) for item in task["videoUrls"]]
+
+
+async def test_video_options_reach_the_prompt_and_the_clips():
+    """batchSize 2 makes two clips, HD larger frames; loop and an end frame end the prompt as
+    trueai builds it (--end loop, --end <url>, --bs 2)."""
+    async with running(flavour="trueai") as (_, client):
+        body = {
+            "prompt": "waves",
+            "image": png_uri("navy"),
+            "loop": True,
+            "batchSize": 2,
+            "videoType": "vid_1.1_i2v_720",
+        }
+        done = await run(client, "video", body)
+        assert len(done["videoUrls"]) == 2
+        assert done["properties"]["finalPrompt"].endswith(
+            "waves --video 1 --end loop --motion low --bs 2"
+        )
+        clip = (await client.get(done["videoUrls"][0]["url"])).content
+        moov = _boxes(_boxes(clip)[b"moov"])
+        tkhd = _boxes(moov[b"trak"])[b"tkhd"]
+        assert struct.unpack(">II", tkhd[-8:]) == (288 << 16, 288 << 16)
+
+        ended = await run(
+            client,
+            "video",
+            {"prompt": "waves", "image": png_uri("navy"), "endImage": png_uri("red")},
+        )
+        final = ended["properties"]["finalPrompt"]
+        assert " --end http" in final and "/input_2." in final and len(ended["videoUrls"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("flavour", "spelling"),
+    [
+        ("trueai", {"taskId": "{id}", "index": 2}),
+        ("openai-hk", {"taskId": "{id}", "index": 2}),
+        ("superset", {"task_id": "{id}", "index": "2"}),  # the reseller spelling
+    ],
+)
+async def test_extend_makes_clips_four_seconds_longer_up_to_21(flavour, spelling):
+    async with running(flavour=flavour) as (_, client):
+        task = await run(client, "video", {"prompt": "waves", "image": png_uri("navy")})
+        assert await clip_lengths(client, task) == [5.0] * 4
+        lengths = []
+        for _ in range(4):  # 5 -> 9 -> 13 -> 17 -> 21
+            body = {"action": "extend", "motion": "high", "prompt": "waves"}
+            body |= {k: (task["id"] if v == "{id}" else v) for k, v in spelling.items()}
+            reply = await submit(client, "video", body)
+            assert reply["code"] == 1, reply
+            task = await finish(client, reply["result"])
+            assert task["action"] == "VIDEO" and task["status"] == "SUCCESS"
+            lengths.append((await clip_lengths(client, task))[0])
+        assert lengths == [9.0, 13.0, 17.0, 21.0]
+        body = {"action": "extend", "prompt": "waves"}
+        body |= {k: (task["id"] if v == "{id}" else v) for k, v in spelling.items()}
+        beyond = await submit(client, "video", body)
+        assert beyond["code"] == 4  # nothing past 21 s
+
+
+async def test_extend_refuses_a_clip_the_video_does_not_have_and_the_other_spelling():
+    async with running(flavour="trueai") as (_, client):
+        task = await run(
+            client, "video", {"prompt": "waves", "image": png_uri("navy"), "batchSize": 1}
+        )
+        body = {"action": "extend", "taskId": task["id"], "index": 1, "prompt": "waves"}
+        assert (await submit(client, "video", body))["code"] == 4  # one clip: only index 0
+        snake = {"action": "extend", "task_id": task["id"], "index": "0", "prompt": "waves"}
+        response = await client.post("/mj/submit/video", json=snake)
+        assert response.status_code == 404 and response.json()["code"] == 3  # no taskId

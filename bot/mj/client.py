@@ -31,7 +31,7 @@ from bot.mj.profiles import AUTH_SCHEMES, PROFILES, Profile
 from bot.mj.transport import ErrorKind, MjError, Reply, Transport, body_text, is_envelope
 
 # The transport's errors are the client's: callers catch them from here.
-__all__ = ["ErrorKind", "MjClient", "MjError"]
+__all__ = ["VIDEO_BATCH_SIZES", "VIDEO_TYPES", "ErrorKind", "MjClient", "MjError"]
 
 log = logging.getLogger("bot.mj")
 
@@ -43,6 +43,8 @@ _SYNTHESISED_GRIDS = (Action.IMAGINE, Action.VARIATION, Action.REROLL, Action.BL
 _MODE_RE = re.compile(r"^[A-Za-z0-9_.\-/]*$")
 _SEED_TIMEOUT_S = 90.0  # trueai blocks up to ~60 s asking Discord for the seed (§3.14, P23)
 _UNPARSEABLE_KEPT = 10_000  # ids remembered so an odd task is logged once, not every tick
+VIDEO_TYPES = ("vid_1.1_i2v_480", "vid_1.1_i2v_720")  # SD (the default) and HD (§3.8)
+VIDEO_BATCH_SIZES = (1, 2, 4)
 
 
 def _mode_prefix(mode: str) -> str:
@@ -162,18 +164,14 @@ class MjClient:
         mode: str | None = None,
         notify_hook: str = "",
         state: str = "",
-        bot_type: str = "",
     ) -> Submission:
-        """Start a grid; ``images`` are data URIs the server uploads and prepends (§3.1).
-        ``bot_type`` (MID_JOURNEY, NIJI_JOURNEY) is sent where the profile takes botType."""
+        """Start a grid; ``images`` are data URIs the server uploads and prepends (§3.1)."""
         flag = self._profile.mode_flag(self._mode if mode is None else mode)
         if flag and not _MODE_FLAG.search(prompt):
             prompt = f"{prompt} {flag}"  # Java OSS: Midjourney reads the speed from the prompt
         body: dict[str, Any] = {"prompt": prompt}
         if images:
             body["base64Array"] = list(images)
-        if bot_type and self._profile.bot_types:
-            body["botType"] = bot_type
         return await self._submit("/mj/submit/imagine", body, mode, notify_hook, state)
 
     async def action(
@@ -293,12 +291,58 @@ class MjClient:
         image: str,
         *,
         motion: str = "low",
+        end_image: str = "",
+        loop: bool = False,
+        batch_size: int = 0,
+        video_type: str = "",
         mode: str | None = None,
         notify_hook: str = "",
         state: str = "",
     ) -> Submission:
-        """Animate ``image`` (URL or data URI, the first frame); motion low | high (§3.8)."""
-        body = {"prompt": prompt, "image": image, "motion": motion}
+        """Animate ``image`` (URL or data URI, the first frame) into clips (§3.8, trueai's
+        SubmitVideoDTO; resellers the same): motion low | high, ``end_image`` the last frame,
+        ``loop`` back to the first, ``batch_size`` 1 | 2 | 4 clips (0: the server's default,
+        four), ``video_type`` one of VIDEO_TYPES (""/absent: the server's default, 480p)."""
+        body: dict[str, Any] = {"prompt": prompt, "image": image, "motion": motion}
+        if end_image:
+            body["endImage"] = end_image
+        if loop:
+            body["loop"] = True
+        if batch_size:
+            if batch_size not in VIDEO_BATCH_SIZES:
+                raise ValueError(f"batch_size must be one of {VIDEO_BATCH_SIZES}")
+            body["batchSize"] = batch_size
+        if video_type:
+            if video_type not in VIDEO_TYPES:
+                raise ValueError(f"video_type must be one of {VIDEO_TYPES}")
+            body["videoType"] = video_type
+        return await self._submit("/mj/submit/video", body, mode, notify_hook, state)
+
+    async def extend_video(
+        self,
+        task_id: str,
+        index: int,
+        *,
+        motion: str = "low",
+        prompt: str = "",
+        mode: str | None = None,
+        notify_hook: str = "",
+        state: str = "",
+    ) -> Submission:
+        """Extend clip ``index`` (0-3) of the finished video ``task_id`` by about 4 s through
+        /submit/video ``action: "extend"``: the way where the provider's video results carry
+        no Extend buttons (openai-hk answers ``buttons: []``). The profile's extend_spelling
+        says whether the parent goes as ``taskId`` (trueai) or ``task_id`` with the index as a
+        string (a reseller's spelling)."""
+        if not 0 <= index <= 3:
+            raise ValueError("index must be 0-3")
+        body: dict[str, Any] = {"action": "extend", "motion": motion}
+        if self._profile.extend_spelling == "task_id":
+            body |= {"task_id": task_id, "index": str(index)}
+        else:
+            body |= {"taskId": task_id, "index": index}
+        if prompt:
+            body["prompt"] = prompt
         return await self._submit("/mj/submit/video", body, mode, notify_hook, state)
 
     async def edits(

@@ -23,6 +23,9 @@ MODE_FORMS = ("path", "mj-path", "body", "prompt", "none")
 MODE_WORDS = ("fast", "relax", "turbo")
 CODE21 = ("modal", "exists")
 UNKNOWN_FETCH = ("empty", "204", "envelope")
+# How /submit/video's extend names the parent video: trueai's SubmitVideoDTO {taskId, index: 0}
+# (what resellers copy), or one reseller's {task_id, index: "0"}.
+EXTEND_SPELLINGS = ("taskId", "task_id")
 
 PROVIDERS = ("openai-hk", "midjourney-proxy", "plus", "trueai", "new-api", "auto")
 DEFAULT_PROVIDER = "openai-hk"  # Bearer auth and /fast-style prefixes: mjbot's original defaults
@@ -48,6 +51,7 @@ class Profile:
     # niji is asked for with --niji in the prompt.
     bot_types: bool = False
     turbo: bool = True  # a turbo speed exists (openai-hk documents only /fast and /relax)
+    extend_spelling: str = "taskId"  # one of EXTEND_SPELLINGS
 
     def __post_init__(self) -> None:
         problems = [
@@ -57,6 +61,7 @@ class Profile:
                 ("mode_form", self.mode_form, MODE_FORMS),
                 ("code21", self.code21, CODE21),
                 ("unknown_fetch", self.unknown_fetch, UNKNOWN_FETCH),
+                ("extend_spelling", self.extend_spelling, EXTEND_SPELLINGS),
             )
             if value not in allowed
         ]
@@ -136,6 +141,8 @@ class Profile:
             lines.append("banned words: reported later as a task failure")
         if self.hidden_buttons:
             lines.append("hidden buttons: " + ", ".join(self.hidden_buttons))
+        if self.extend_spelling != "taskId":
+            lines.append(f"video extend: {self.extend_spelling} and the index as a string")
         return lines
 
 
