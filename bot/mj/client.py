@@ -164,14 +164,18 @@ class MjClient:
         mode: str | None = None,
         notify_hook: str = "",
         state: str = "",
+        bot_type: str = "",
     ) -> Submission:
-        """Start a grid; ``images`` are data URIs the server uploads and prepends (§3.1)."""
+        """Start a grid; ``images`` are data URIs the server uploads and prepends (§3.1).
+        ``bot_type`` (MID_JOURNEY, NIJI_JOURNEY) is sent where the profile takes botType."""
         flag = self._profile.mode_flag(self._mode if mode is None else mode)
         if flag and not _MODE_FLAG.search(prompt):
             prompt = f"{prompt} {flag}"  # Java OSS: Midjourney reads the speed from the prompt
         body: dict[str, Any] = {"prompt": prompt}
         if images:
             body["base64Array"] = list(images)
+        if bot_type and self._profile.bot_types:
+            body["botType"] = bot_type
         return await self._submit("/mj/submit/imagine", body, mode, notify_hook, state)
 
     async def action(
