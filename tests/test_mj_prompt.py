@@ -315,3 +315,15 @@ def test_full_quality_from_a_draft() -> None:
     assert without_draft("a fox --draft --v 7", "1234") == "a fox --v 7 --seed 1234"
     assert without_draft("a fox --draft --seed 9", "1234") == "a fox --seed 9"
     assert not is_draft(without_draft("a fox --draft"))
+
+
+def test_the_suffix_adds_only_what_the_prompt_lacks() -> None:
+    suffix = Options(suffix="ultra detailed --ar 3:2 --v 7 --s 50")
+    assert compose("a fox --ar 16:9 --niji 6", suffix, bot_types=False).prompt == (
+        "a fox ultra detailed --ar 16:9 --niji 6 --s 50"
+    )
+    assert compose("a fox ultra detailed", suffix, bot_types=False).prompt == (
+        "a fox ultra detailed --ar 3:2 --v 7 --s 50"
+    )
+    composed = compose("a fox --ar 16:9", suffix)
+    assert check(composed.prompt, Target(bot=composed.bot)) == []

@@ -885,8 +885,7 @@ def compose(prompt: str, options: Options, *, bot_types: bool = True) -> Compose
     prompt does not already have (what the user typed wins). ``bot_types``: the provider
     takes ``botType`` (then niji 7 runs on the niji bot; otherwise ``--niji 7`` goes in the
     prompt)."""
-    text = f"{prompt.strip()} {options.suffix.strip()}".strip()
-    parsed = parse(text)
+    parsed = _with_suffix(parse(prompt.strip()), parse(options.suffix.strip()))
     images = list(parsed.images)
     for ref in options.references:
         if ref.kind is RefKind.IMAGE and ref.url not in images:
@@ -932,6 +931,21 @@ def compose(prompt: str, options: Options, *, bot_types: bool = True) -> Compose
         if ref.weight is not None:
             parsed = parsed.with_param(ref.kind.weight_param, f"{ref.weight:g}")
     return Composed(parsed.render(), bot)
+
+
+def _with_suffix(prompt: Prompt, suffix: Prompt) -> Prompt:
+    """The prompt with the suffix's words after its text and the suffix's parameters it lacks
+    (a suffix ``--ar 3:2`` under a prompt's own ``--ar 16:9`` is left out, not doubled; the
+    same text typed again is not repeated)."""
+    text = prompt.text
+    extra = " ".join(x for x in (suffix.text,) if x and x not in text)
+    merged = replace(prompt, text=" ".join(x for x in (text, extra) if x))
+    pinned = prompt.has("version") or prompt.has("niji")
+    for p in suffix.params:
+        if p.name in ("version", "niji") and pinned:
+            continue
+        merged = merged.with_param(p.written, p.value)
+    return replace(merged, images=(*merged.images, *suffix.images))
 
 
 def without_draft(prompt: str, seed: str = "") -> str:
