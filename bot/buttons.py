@@ -88,7 +88,7 @@ def layout(
     return tuple(rows)
 
 
-_SETTING = re.compile(r"^s1:([a-z]{1,12}):([a-z0-9_-]{1,16})$")
+_SETTING = re.compile(r"^s1:([a-z]{1,12}):([a-z0-9_.-]{1,16})$")  # "." for v8.1
 
 
 def setting(name: str, value: str) -> str:
@@ -102,4 +102,20 @@ def setting(name: str, value: str) -> str:
 
 def decode_setting(data: str | None) -> tuple[str, str] | None:
     match = _SETTING.match(data or "")
+    return (match.group(1), match.group(2)) if match else None
+
+
+_HELD = re.compile(r"^c1:([a-z2-9]{10}):([a-z]{1,8})$")
+
+
+def held(key: str, verb: str) -> str:
+    """A button under a prompt the check held back: ``c1:<key>:<verb>`` (fix, send, drop).
+
+    ``key`` names the held request (the store keeps it as a question of the requester's);
+    only they may press, and only once (``bot.usecases``)."""
+    return f"c1:{key}:{verb}"
+
+
+def decode_held(data: str | None) -> tuple[str, str] | None:
+    match = _HELD.match(data or "")
     return (match.group(1), match.group(2)) if match else None

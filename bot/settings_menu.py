@@ -1,0 +1,240 @@
+"""The /settings menu, like the official bot's: what it offers, how a press changes the
+settings, and how the current state reads at a glance. Pure: the use case (preferences) reads
+and writes the store and sends the View this module draws.
+
+Each button names its option plainly ("V8.1", "niji 7", "Draft mode", "Raw"), with the
+user's language beside it where the words differ ("Draft mode 草稿"); a chosen option is
+marked ✅. A press carries ``s1:<setting>:<value>`` (``bot.buttons.setting``); only values
+``CHOICES`` offers are taken, so a forged press changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bot import buttons
+from bot.i18n import t
+from bot.mj.prompt import STYLIZE_LEVELS, Model, RefKind, Support, supports
+from bot.store import ActiveReference, UserSettings
+from bot.views import Choice, View
+
+ON, OFF = "on", "off"
+TOGGLES = ("raw", "personalize", "remix", "draft", "hd")
+# Every setting the menu offers, and its values (the order of its buttons).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model": tuple(m.value for m in Model),
+    "raw": (ON, OFF),
+    "stylize": tuple(STYLIZE_LEVELS),
+    "personalize": (ON, OFF),
+    "variation": ("high", "low"),
+    "remix": (ON, OFF),
+    "mode": ("fast", "relax", "turbo"),
+    "draft": (ON, OFF),
+    "hd": (ON, OFF),
+    "delivery": ("photo", "file"),
+    "lang": ("en", "zh"),
+    "suffix": ("-",),  # clears it; a suffix itself is typed: /settings <suffix>
+    "reset": ("all",),  # every prompting choice back to the default
+}
+# Presets are applied by their place in the list: ``s1:preset:<n>``.
+MAX_PRESETS = 10
+_LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
+
+
+def offered(name: str, value: str) -> bool:
+    """Whether a press of ``s1:<name>:<value>`` names something the menu offers."""
+    if name == "preset":
+        return value.isdigit() and int(value) < MAX_PRESETS
+    return value in CHOICES.get(name, ())
+
+
+def choose(settings: UserSettings, name: str, value: str) -> UserSettings:
+    """``settings`` with one menu press applied (``offered`` checked first: ValueError else).
+    Choosing the option already chosen sets it back to "not chosen" for the three-way
+    settings, so a person can always return to the default."""
+    if not offered(name, value):
+        raise ValueError(f"the menu offers no {name}={value}")
+    flag = value == ON
+    match name:
+        case "model":
+            model = Model(value)
+            return replace(settings, model=None if settings.model is model else model)
+        case "raw":
+            return replace(settings, raw=flag or None)
+        case "personalize":
+            return replace(settings, personalize=flag or None)
+        case "remix":
+            return replace(settings, remix=flag or None)
+        case "draft":
+            return replace(settings, draft=flag or None)
+        case "hd":
+            return replace(settings, hd=flag or None)
+        case "stylize":
+            return replace(settings, stylize=None if settings.stylize == value else value)
+        case "variation":
+            return replace(settings, variation=value)
+        case "mode":
+            return replace(settings, mode=value)
+        case "delivery":
+            return replace(settings, delivery=value)
+        case "lang":
+            return replace(settings, lang=value)
+        case "suffix":
+            return replace(settings, suffix=None)
+        case "reset":
+            return replace(
+                settings,
+                model=None,
+                raw=None,
+                stylize=None,
+                personalize=None,
+                profile_code=None,
+                variation=None,
+                remix=None,
+                draft=None,
+                hd=None,
+                quality=None,
+                suffix=None,
+            )
+        case "preset":
+            index = int(value)
+            if index >= len(settings.presets):
+                raise ValueError(f"no preset {index}")
+            return settings.with_preset(settings.presets[index])
+    raise ValueError(f"no setting {name!r}")
+
+
+def option_label(name: str, value: str, lang: str) -> str:
+    """A button's words: the English name, and the user's where it differs."""
+    if name == "model":
+        return Model(value).label  # a model's name is the same in every language
+    if name == "lang":
+        return _LANGUAGE_NAMES[value]
+    key = (
+        f"menu.{name}" if name in TOGGLES or name in ("suffix", "reset") else f"menu.{name}.{value}"
+    )
+    plain, local = t(key, "en"), t(key, lang)
+    return plain if local == plain else f"{plain} {local}"
+
+
+def _on(value: bool | None) -> bool:
+    return bool(value)
+
+
+def current(settings: UserSettings, default_mode: str) -> dict[str, str]:
+    """The value each setting has now (the default where none is chosen)."""
+    return {
+        "model": (settings.model or Model.V8_1).value,
+        "raw": ON if _on(settings.raw) else OFF,
+        "stylize": settings.stylize or "med",
+        "personalize": ON if _on(settings.personalize) else OFF,
+        "variation": settings.variation or "high",
+        "remix": ON if _on(settings.remix) else OFF,
+        "mode": settings.mode or default_mode or "fast",
+        "draft": ON if _on(settings.draft) else OFF,
+        "hd": ON if _on(settings.hd) else OFF,
+        "delivery": settings.delivery or "photo",
+        "lang": settings.lang or "en",
+    }
+
+
+def references_line(refs: tuple[ActiveReference, ...], lang: str) -> str:
+    """ "🎯 oref photo#3 · ow 100" for each active reference, one line ("" without any)."""
+    parts = []
+    for ref in refs:
+        what = ref.label or ref.url.rsplit("/", 1)[-1][:24]
+        kind = "image" if ref.kind is RefKind.IMAGE else ref.kind.value
+        text = f"{kind} {what}"
+        if ref.weight is not None:
+            text += f" · {ref.kind.weight_param} {ref.weight:g}"
+        parts.append(text)
+    return f"🎯 {' | '.join(parts)}" if parts else ""
+
+
+def menu(
+    settings: UserSettings,
+    lang: str,
+    *,
+    default_mode: str = "fast",
+    turbo: bool = True,
+) -> View:
+    """The settings menu: the state at a glance, then one row of buttons per setting.
+    ``turbo``: the provider has a turbo speed (else the button is not offered)."""
+    now = current(settings, default_mode)
+    version = Model(now["model"]).version
+    shown_toggles = [
+        name
+        for name in TOGGLES
+        if name not in ("draft", "hd") or supports(version, name) is not Support.NO
+    ]
+
+    def choice(name: str, value: str) -> Choice:
+        mark = "✅ " if now.get(name) == value else ""
+        return Choice(f"{mark}{option_label(name, value, lang)}", buttons.setting(name, value))
+
+    def toggle(name: str) -> Choice:
+        on = now[name] == ON
+        mark = "✅ " if on else ""
+        label = f"{mark}{option_label(name, ON, lang)}"
+        return Choice(label, buttons.setting(name, OFF if on else ON))
+
+    speeds = [v for v in CHOICES["mode"] if turbo or v != "turbo"]
+    rows: list[tuple[Choice, ...]] = [
+        tuple(choice("model", v) for v in CHOICES["model"]),
+        tuple(toggle(n) for n in shown_toggles),
+        tuple(choice("stylize", v) for v in CHOICES["stylize"]),
+        tuple(choice("variation", v) for v in CHOICES["variation"]),
+        tuple(choice("mode", v) for v in speeds),
+        tuple(choice("delivery", v) for v in CHOICES["delivery"]),
+        tuple(choice("lang", v) for v in CHOICES["lang"]),
+    ]
+    if settings.presets:
+        rows.append(
+            tuple(
+                Choice(f"📌 {p.name}", buttons.setting("preset", str(i)))
+                for i, p in enumerate(settings.presets[:MAX_PRESETS])
+            )
+        )
+    rows.append(
+        (
+            Choice(option_label("suffix", "-", lang), buttons.setting("suffix", "-")),
+            Choice(option_label("reset", "all", lang), buttons.setting("reset", "all")),
+        )
+    )
+    return View(glance(settings, lang, default_mode=default_mode), rows=tuple(rows))
+
+
+def glance(settings: UserSettings, lang: str, *, default_mode: str = "fast") -> str:
+    """The current state in a few lines."""
+    now = current(settings, default_mode)
+
+    def word(name: str) -> str:
+        value = now[name]
+        if name == "model":
+            return Model(value).label
+        if name in TOGGLES:
+            return t(f"menu.{value}", lang)
+        return t(f"menu.{name}.{value}", lang)
+
+    stylize = STYLIZE_LEVELS[now["stylize"]]
+    lines = [
+        t(
+            "menu.text",
+            lang,
+            model=word("model"),
+            raw=word("raw"),
+            stylize=f"{word('stylize')} ({stylize})",
+            personalize=word("personalize")
+            + (f" {settings.profile_code}" if settings.profile_code else ""),
+            variation=word("variation"),
+            remix=word("remix"),
+            mode=t(f"mode.{now['mode']}", lang),
+            draft=word("draft"),
+            hd=word("hd"),
+            suffix=settings.suffix or "—",
+        )
+    ]
+    refs = references_line(settings.references, lang)
+    if refs:
+        lines.append(refs)
+    return "\n".join(lines)
