@@ -19,7 +19,8 @@ from bot.mj.models import Button
 from bot.views import Choice, Style
 
 VERSION = "m1"
-_TOKEN = re.compile(r"^m1:([a-z2-9]{10}):([0-9]{1,2}|[a-z]{1,8})$")
+# slot: an API button's index, a verb of ours, or a verb and a picture/clip (edit2, bot.studio)
+_TOKEN = re.compile(r"^m1:([a-z2-9]{10}):([0-9]{1,2}|[a-z]{1,8}|[a-z]{3,4}[0-3])$")
 MAX_PER_ROW = 5  # Discord's limit; Telegram allows 8 but five reads better on a phone
 
 

@@ -345,7 +345,8 @@ class WeightsConfig:
     blend: int = field(default=1, metadata=WEIGHT)
     swap: int = field(default=1, metadata=WEIGHT)
     shorten: int = field(default=1, metadata=WEIGHT)
-    video: int = field(default=4, metadata=WEIGHT)
+    video: int = field(default=8, metadata=WEIGHT)  # ~8 image jobs of GPU time (480p)
+    video_hd: int = field(default=16, metadata=WEIGHT)  # 720p
     edit: int = field(default=1, metadata=WEIGHT)
     other: int = field(default=1, metadata=WEIGHT)
 

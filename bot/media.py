@@ -13,6 +13,7 @@ import base64
 import io
 import logging
 import math
+import struct
 from pathlib import Path
 
 import httpx
@@ -276,6 +277,38 @@ THUMB_MAX_SIDE = 320  # Telegram: a thumbnail is a JPEG under 200 kB, at most 32
 def to_thumbnail(data: bytes) -> bytes:
     """A video's thumbnail (its cover or first frame) as Telegram takes one: a small JPEG."""
     return to_jpeg(data, THUMB_MAX_SIDE, quality=80)
+
+
+def mp4_seconds(data: bytes) -> float | None:
+    """A clip's length from its movie header (moov/mvhd: duration / timescale), without
+    decoding anything; None when the bytes are no MP4 we can read."""
+    moov = _box(data, b"moov")
+    mvhd = _box(moov, b"mvhd") if moov is not None else None
+    if mvhd is None or len(mvhd) < 32:
+        return None
+    if mvhd[0] == 1:  # version 1: 64-bit times
+        timescale, duration = struct.unpack(">IQ", mvhd[20:32])
+    else:
+        timescale, duration = struct.unpack(">II", mvhd[12:20])
+    return duration / timescale if timescale else None
+
+
+def _box(data: bytes, kind: bytes) -> bytes | None:
+    """The payload of the first top-level ``kind`` box in ``data`` (ISO BMFF)."""
+    at = 0
+    while at + 8 <= len(data):
+        size, name = struct.unpack(">I4s", data[at : at + 8])
+        head = 8
+        if size == 1 and at + 16 <= len(data):  # a 64-bit size follows
+            size, head = struct.unpack(">Q", data[at + 8 : at + 16])[0], 16
+        elif size == 0:  # to the end of the file
+            size = len(data) - at
+        if size < head:
+            return None
+        if name == kind:
+            return data[at + head : at + size]
+        at += size
+    return None
 
 
 # Magic numbers: (offset, bytes, content type). Uploads and results are never trusted by name.

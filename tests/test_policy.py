@@ -3,7 +3,7 @@ import asyncio
 import pytest
 
 from bot.chat import Requester
-from bot.config import AccessConfig, QuotaConfig
+from bot.config import AccessConfig, QuotaConfig, WeightsConfig
 from bot.policy import Policy, action_of
 from bot.store.sqlite import SQLiteStore
 from tests.dbrows import stored
@@ -47,7 +47,9 @@ async def test_quota_limits_refunds_and_weights(store):
     policy = Policy(
         store,
         AccessConfig(admins=("9",)),
-        QuotaConfig(daily_units=5, concurrency=2, global_daily_units=12),
+        QuotaConfig(
+            daily_units=5, concurrency=2, global_daily_units=12, weights=WeightsConfig(video=4)
+        ),
     )
     assert policy.units("video") == 4 and policy.units(action_of("MJ::JOB::upsample::1::h")) == 0
     k1 = await policy.charge(who(), "k1", "video")
@@ -67,6 +69,12 @@ async def test_quota_limits_refunds_and_weights(store):
     assert isinstance(await policy.charge(who("9"), "a2", "video"), str)
     refusal = await policy.charge(who("9"), "a3", "video")
     assert refusal.key == "quota.global"
+
+
+async def test_a_video_weighs_eight_images_and_hd_more(store):
+    """Issue 15: a video job costs about 8x an image job; HD more. Configurable."""
+    policy = Policy(store, AccessConfig(), QuotaConfig())
+    assert (policy.units("imagine"), policy.units("video"), policy.units("video_hd")) == (1, 8, 16)
 
 
 async def test_simultaneous_charges_against_a_quota_of_one(store):

@@ -100,6 +100,11 @@ def family(custom_id: str) -> Family:
     return next((f for f in FAMILIES if custom_id.startswith(f.prefix)), OTHER)
 
 
+def extends(custom_id: str) -> bool:
+    """Whether a button extends a video by a few seconds (Extend (High/Low motion))."""
+    return custom_id.startswith("MJ::JOB::animate_") and "_extend::" in custom_id
+
+
 def answer_cost(kind: str) -> str:
     """What answering a question of ``kind`` costs ("other" for an unknown kind)."""
     try:
