@@ -1,6 +1,6 @@
 """The "naive" baseline: one fetch per task every 3 s, what most existing bots do.
 
-:class:`NaiveTracker` is a drop-in replacement for :class:`bot.tracker.Tracker` (same
+:class:`NaiveTracker` is a drop-in replacement for :class:`bot.tracking.Tracker` (same
 constructor, same ``run``/``poll_once`` surface, same counters). Instead of asking
 ``list-by-condition`` for all live ids at once, it gives every live task its own loop::
 
@@ -23,7 +23,7 @@ from typing import Any
 
 from bot.mj.client import MjClient, MjError
 from bot.store import Store
-from bot.tracker import Tracker
+from bot.tracking import Tracker
 from bot.usecases import Service
 
 log = logging.getLogger("bench.naive")
@@ -75,10 +75,10 @@ class NaiveTracker(Tracker):
                 try:
                     task = await self.client.fetch(task_id)
                 except MjError as exc:
-                    self.poll_errors += 1
+                    self.counts.poll_errors += 1
                     log.warning("fetch failed: %s", exc.kind)
                     continue
-                self.polls += 1
+                self.counts.polls += 1
                 if task is None:
                     continue
                 try:

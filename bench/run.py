@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.metrics import percentile
 from bench.scenario import MODES, Load, Result, run_mode
@@ -54,6 +55,24 @@ def _f(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _hooks(status: dict[str, Any]) -> str:
+    """What the bot's metrics say of callbacks: received, shown as hints, confirmed by
+    how many list requests."""
+    hooks, tracking = status.get("webhook", {}), status.get("tracking", {})
+    if not hooks.get("received"):
+        return "—"
+    confirmed = f"{hooks.get('confirmed', 0)} in {tracking.get('confirms', 0)} requests"
+    return f"{hooks['received']} / {hooks.get('shown', 0)} / {confirmed}"
+
+
+def _money(status: dict[str, Any]) -> str:
+    deliveries, ledger = status.get("deliveries", {}), status.get("ledger", {})
+    if not ledger:
+        return "—"
+    results = deliveries.get("results", "—")
+    return f"{results} / {ledger.get('charges', 0)} / {ledger.get('refunds', 0)}"
+
+
 def _ms(values: list[float], p: float) -> float:
     return percentile(values, p) * 1000.0
 
@@ -70,6 +89,8 @@ ROWS: list[Row] = [
     ("  tracking (fetch+list)/task", lambda r: _f(r.per_task(r.tracking_requests), 3)),
     ("  by route", lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r.api_by_route.items()))),
     ("image downloads per task", lambda r: _f(r.per_task(r.media_gets), 1)),
+    ("callbacks received / shown / confirmed", lambda r: _hooks(r.status)),
+    ("bot's count: results / charges / refunds", lambda r: _money(r.status)),
     ("added latency p50 (ms)", lambda r: _f(r.latency_ms(50))),
     ("added latency p95 (ms)", lambda r: _f(r.latency_ms(95))),
     ("added latency p99 (ms)", lambda r: _f(r.latency_ms(99))),

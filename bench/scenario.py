@@ -102,7 +102,7 @@ class Result:
     peak_in_flight: int = 0
     api_requests: int = 0
     api_by_route: dict[str, int] = field(default_factory=dict)
-    api_requests_bot: int = 0  # the bot's own counter (MjClient.requests), a cross-check
+    api_requests_bot: int = 0  # the bot's own count (its metrics' api.requests), a cross-check
     media_gets: int = 0
     latencies_s: list[float] = field(default_factory=list)
     sim_lag_s: list[float] = field(default_factory=list)  # scheduled SUCCESS -> made visible
@@ -518,8 +518,10 @@ async def run_mode(
     result.media_gets = sim.media_gets
     result.api_by_route = dict(routes)
     result.api_requests = len(api)
-    result.api_requests_bot = int(result.status.get("api_requests", 0))
-    result.bot_rate_limited = int(result.status.get("rate_limited", 0))
+    # The bot's own counts: its one metrics object, as /status serves it (bot/metrics.py).
+    counts = result.status
+    result.api_requests_bot = int(counts.get("api", {}).get("requests", 0))
+    result.bot_rate_limited = int(counts.get("outbox", {}).get("rate_limited", 0))
     tg = [c for c in fake.calls[first_call:] if c.method not in SETUP_METHODS]
     result.tg_calls = len(tg)
     result.tg_by_method = dict(Counter(c.method for c in tg))

@@ -13,15 +13,14 @@ import contextlib
 import logging
 import shutil
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from bot.config import Config, StorageConfig
 from bot.egress import Egress
-from bot.hooks import HOOK_PATH, HookServer, hook_secret
 from bot.media import Downloader, MediaCache
+from bot.metrics import Metrics
 from bot.mj.client import MjClient
 from bot.mj.probe import resolve_profile
 from bot.mj.profiles import SIM_FLAVOURS
@@ -29,7 +28,8 @@ from bot.outbox import Outbox
 from bot.policy import Policy
 from bot.store import Store
 from bot.store.sqlite import SQLiteStore
-from bot.tracker import Tracker
+from bot.tracking import HOOK_PATH, HookServer, Tracker, hook_secret
+from bot.tracking import status as status_document
 from bot.usecases import Service
 
 log = logging.getLogger("bot.app")
@@ -150,6 +150,8 @@ class App:
         self.servers = configured_servers(config)
         self.tracker_class = tracker
         self.simulator: Any = None
+        # What every part counts into; `status()` reads it (mjbot status, the admin tab).
+        self.metrics = Metrics()
         # What start opened, closed in reverse order by stop (also after a failed start).
         self._stack = contextlib.AsyncExitStack()
 
@@ -207,12 +209,14 @@ class App:
             profile=profile,
             mode=config.midjourney.mode,
             timeout_s=config.midjourney.timeout_s,
+            metrics=self.metrics,
         )
         stack.push_async_callback(self.client.aclose)
         self.outbox = Outbox(
             {a.platform: a.port for a in self.adapters},
             edit_interval_s=config.tracking.edit_interval_s,
             send_interval_s=config.tracking.send_interval_s,
+            metrics=self.metrics,
         )
         stack.push_async_callback(self.outbox.close)
         secret = await hook_secret(self.store)
@@ -226,10 +230,12 @@ class App:
             notify_hook=f"{public}{HOOK_PATH}{secret}" if public else "",
             default_mode=config.midjourney.mode,
             webapp_url=config.telegram.webapp_url,
-            policy=Policy(self.store, config.access, config.quota),
+            policy=Policy(self.store, config.access, config.quota, metrics=self.metrics),
         )
         stack.push_async_callback(self.service.close)
-        self.hooks = HookServer(self.store, self.client, self.service, secret, self.status)
+        self.hooks = HookServer(
+            self.store, self.client, self.service, secret, self.status, metrics=self.metrics
+        )
         self.tracker = self.tracker_class(
             self.store,
             self.client,
@@ -239,6 +245,8 @@ class App:
             timeout_relax_s=config.tracking.timeout_relax_s,
             resend_after_s=config.tracking.resend_after_s,
             hooks_flowing=lambda: self.hooks.flowing,
+            heard_at=self.hooks.heard_at,
+            metrics=self.metrics,
         )
         stack.push_async_callback(self.hooks.stop)
         await self.hooks.start(config.tracking.listen)
@@ -263,20 +271,9 @@ class App:
             log.exception("stopping %s failed", getattr(part, "platform", type(part).__name__))
 
     async def status(self) -> dict[str, Any]:
-        """What `mjbot status` shows: tasks in flight, delivery sources, API health."""
-        live = await self.store.live_tasks()
-        now = time.time()
-        return {
-            "tasks_in_flight": len(live),
-            "oldest_task_age_s": round(now - min((r.created_at for r in live), default=now), 1),
-            "webhook": self.hooks.counters(),
-            "polls": self.tracker.polls,
-            "poll_errors": self.tracker.poll_errors,
-            "api_requests": self.client.requests,
-            "api_errors": dict(self.client.errors),
-            "rate_limited": self.outbox.rate_limited,
-            "adapters": [a.platform for a in self.adapters],
-        }
+        """What `mjbot status` shows: tasks in flight, then every counter (bot/metrics.py)."""
+        adapters = [a.platform for a in self.adapters]
+        return await status_document.document(self.store, self.metrics, adapters)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -26,7 +26,7 @@ from bot.dblock import DatabaseInUse
 from bot.store import StoreUnavailable, shown_url
 
 if TYPE_CHECKING:
-    from bot.tracker import Tracker
+    from bot.tracking import Tracker
 
 
 def _port(text: str) -> int:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from bot.chat import ChatPort, MessageGone, MessageRef, RateLimited, Requester
+from bot.metrics import Metrics
 from bot.views import View
 
 _R = TypeVar("_R")
@@ -55,6 +56,7 @@ class Outbox:
         send_interval_s: float = 1.0,
         max_retries: int = 5,
         per_second: int = 30,
+        metrics: Metrics | None = None,
     ) -> None:
         self.ports = ports
         self.edit_interval_s = edit_interval_s
@@ -63,7 +65,7 @@ class Outbox:
         self._chats: dict[tuple[str, str], _Chat] = {}
         self.per_second = per_second
         self._global: collections.deque[float] = collections.deque()
-        self.rate_limited = 0  # RateLimited answers seen (all were honoured and retried)
+        self.counts = (metrics if metrics is not None else Metrics()).outbox
 
     async def reply(self, req: Requester, view: View) -> MessageRef:
         """Answer the requester in their chat, replying to their message."""
@@ -125,7 +127,7 @@ class Outbox:
             try:
                 return await op()
             except RateLimited as exc:
-                self.rate_limited += 1
+                self.counts.rate_limited += 1
                 if attempt == self.max_retries:
                     raise
                 attempt += 1
@@ -142,7 +144,9 @@ class Outbox:
         async with chat.lock:
             await self._paced(chat, self.send_interval_s, chat.last_send)
             try:
-                return await self._call(chat, lambda: port.send(chat_id, view, reply_to))
+                ref = await self._call(chat, lambda: port.send(chat_id, view, reply_to))
+                self.counts.sends += 1
+                return ref
             finally:
                 chat.last_send = time.monotonic()
 
@@ -153,7 +157,9 @@ class Outbox:
         async with chat.lock:
             await self._paced(chat, self.send_interval_s, chat.last_send)
             try:
-                return await self._call(chat, lambda: self.ports[ref.platform].edit(ref, view))
+                edited = await self._call(chat, lambda: self.ports[ref.platform].edit(ref, view))
+                self.counts.edits += 1
+                return edited
             except MessageGone:
                 return None
             finally:
@@ -165,13 +171,17 @@ class Outbox:
         async with chat.lock:
             try:
                 await self._call(chat, lambda: self.ports[ref.platform].delete(ref))
+                self.counts.deletes += 1
             except MessageGone:
                 pass
 
     def edit_later(self, ref: MessageRef, view: Edit, on_edited: OnEdited | None = None) -> None:
         """Queue a coalesced edit: only the newest view per message is ever sent."""
         chat = self._chat(ref.platform, ref.chat_id)
-        chat.pending[ref.encode()] = (ref, view, on_edited)
+        key = ref.encode()
+        if key in chat.pending:
+            self.counts.coalesced += 1  # the newer view replaces it, in its place
+        chat.pending[key] = (ref, view, on_edited)
         if chat.worker is None or chat.worker.done():
             chat.worker = asyncio.create_task(self._edit_worker(chat))
 
@@ -193,6 +203,7 @@ class Outbox:
                         chat, functools.partial(self.ports[ref.platform].edit, ref, view)
                     )
                     chat.last_edit = time.monotonic()
+                self.counts.edits += 1
                 if on_edited is not None and new_ref is not None:
                     await on_edited(new_ref)
             except MessageGone:

@@ -22,6 +22,7 @@ from typing import Any
 
 from bot.chat import Requester
 from bot.config import AccessConfig, QuotaConfig
+from bot.metrics import Metrics
 from bot.mj import custom_ids
 from bot.store import Charge, Ledger, Outcome, Stats, Store, Usage, new_key
 
@@ -58,10 +59,18 @@ def _next_midnight(now: float) -> str:
 
 
 class Policy:
-    def __init__(self, store: Store, access: AccessConfig, quota: QuotaConfig) -> None:
+    def __init__(
+        self,
+        store: Store,
+        access: AccessConfig,
+        quota: QuotaConfig,
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.store = store
         self.access = access
         self.quota = quota
+        self.counts = (metrics if metrics is not None else Metrics()).ledger
         self._banned = [
             (word, re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", re.I))
             for word in quota.banned_words
@@ -178,6 +187,8 @@ class Policy:
             created_at=now,
         )
         await ledger.record(charge)
+        self.counts.charges += 1
+        self.counts.units += units
         return charge.id
 
     async def settle(self, charge_id: str | None, success: bool) -> None:
@@ -193,6 +204,12 @@ class Policy:
     async def _close(self, charge_id: str | None, outcome: Outcome) -> None:
         if charge_id:
             await self.store.settle_charge(charge_id, outcome)
+            if outcome == "success":
+                self.counts.kept += 1
+            elif outcome == "refunded":
+                self.counts.refunds += 1
+            else:
+                self.counts.voids += 1
 
     # --- reports --------------------------------------------------------------------------------
 

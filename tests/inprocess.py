@@ -18,11 +18,12 @@ from bot.chat import MessageGone, MessageRef, Requester
 from bot.config import AccessConfig, QuotaConfig
 from bot.egress import Egress
 from bot.media import Downloader, MediaCache
+from bot.metrics import Metrics
 from bot.mj.client import MjClient
 from bot.outbox import Outbox
 from bot.policy import Policy
 from bot.store.sqlite import SQLiteStore
-from bot.tracker import Tracker
+from bot.tracking import Tracker
 from bot.usecases import Service
 from bot.views import View
 from mjsim import SimConfig, Simulator
@@ -82,12 +83,17 @@ class World:
 
     async def __aenter__(self) -> World:
         await self.sim.start()
+        self.metrics = Metrics()  # one for every part, as bot.app hands it
         self.store = await SQLiteStore.open(self.tmp / "mjbot.db")
-        self.client = MjClient(self.sim.base_url, API_KEY)
+        self.client = MjClient(self.sim.base_url, API_KEY, metrics=self.metrics)
         # The simulator is one of the origins the operator configured (its base URL).
         self.downloader = Downloader(Egress(origins=[self.sim.base_url]))
-        self.outbox = Outbox({"t": self.chat}, edit_interval_s=0.05, send_interval_s=0)
-        self.policy = Policy(self.store, AccessConfig(buttons=self.buttons), self.quota)
+        self.outbox = Outbox(
+            {"t": self.chat}, edit_interval_s=0.05, send_interval_s=0, metrics=self.metrics
+        )
+        self.policy = Policy(
+            self.store, AccessConfig(buttons=self.buttons), self.quota, metrics=self.metrics
+        )
         self.service = Service(
             self.store,
             self.client,
@@ -96,7 +102,9 @@ class World:
             cache=MediaCache(self.tmp / "media"),
             policy=self.policy,
         )
-        self.tracker = Tracker(self.store, self.client, self.service, poll_interval_s=0.1)
+        self.tracker = Tracker(
+            self.store, self.client, self.service, poll_interval_s=0.1, metrics=self.metrics
+        )
         self._tracking = asyncio.create_task(self.tracker.run())
         return self
 

@@ -126,7 +126,7 @@ async def test_the_app_wires_the_mini_app_and_takes_the_tracker_class(
 
     from adapters.telegram.initdata import sign
     from adapters.web import MiniAppServer
-    from bot.tracker import Tracker
+    from bot.tracking import Tracker
 
     class Mine(Tracker):
         pass

@@ -49,7 +49,7 @@ async def test_a_reply_is_the_status_and_the_parsed_body(make: Make) -> None:
     reply = await transport.call("GET", "/mj/task/1/fetch", idempotent=True)
     assert reply == Reply(200, {"id": "1"}) and reply.ok
     assert seen[0].headers["Authorization"] == f"Bearer {SECRET}"
-    assert transport.requests == 1 and transport.errors == {}
+    assert transport.counts.requests == 1 and transport.counts.errors == {}
 
 
 async def test_an_envelope_with_4xx_is_an_answer_not_an_error(make: Make) -> None:
@@ -62,7 +62,7 @@ async def test_an_envelope_with_4xx_is_an_answer_not_an_error(make: Make) -> Non
 async def test_reads_are_retried_and_submits_are_not(make: Make) -> None:
     transport, seen = make(httpx.Response(502), httpx.Response(200, json=[]))
     assert (await transport.call("POST", "/list", body={}, idempotent=True)).body == []
-    assert len(seen) == 2 and transport.errors == {ErrorKind.SERVER: 1}
+    assert len(seen) == 2 and transport.counts.errors == {ErrorKind.SERVER: 1}
     transport, seen = make(httpx.ReadTimeout("slow"))
     with pytest.raises(MjError) as caught:
         await transport.call("POST", "/mj/submit/imagine", body={}, idempotent=False)

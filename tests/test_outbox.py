@@ -57,7 +57,7 @@ async def test_retry_after_delays_only_that_chat():
     await asyncio.gather(outbox.send("t", "slow", View("a")), outbox.send("t", "fast", View("b")))
     sent = {c[1]: c[3] - start for c in port.calls}
     assert sent["fast"] < 0.2 <= sent["slow"]
-    assert outbox.rate_limited == 1
+    assert outbox.counts.rate_limited == 1
     await outbox.close()
 
 

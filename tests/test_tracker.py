@@ -10,7 +10,7 @@ from bot.mj.client import MjClient
 from bot.outbox import Outbox
 from bot.store import Store, TaskRow, new_key
 from bot.store.sqlite import SQLiteStore
-from bot.tracker import BATCH, Tracker
+from bot.tracking.tracker import BATCH, Tracker
 from bot.usecases import Service
 from tests.harness import API_KEY
 

@@ -74,8 +74,6 @@ async def health(pg: Playground) -> dict[str, Any]:
         pg.health_cache = (now, cached)
     app = pg.app
     config = getattr(app, "config", None)
-    tracker = getattr(app, "tracker", None)
-    outbox = getattr(app, "outbox", None) or getattr(pg.service, "outbox", None)
     hook = getattr(getattr(config, "tracking", None), "webhook_public_url", "") if config else ""
     status = getattr(app, "status", None)
     try:
@@ -92,11 +90,11 @@ async def health(pg: Playground) -> dict[str, Any]:
                 "url": hook or "",
                 **(report.get("webhook") or {}),
             },
-            "tracker": {
-                "polls": getattr(tracker, "polls", None),
-                "poll_errors": getattr(tracker, "poll_errors", None),
-            },
-            "outbox": {"rate_limited": getattr(outbox, "rate_limited", None)},
+            # The app's one metrics object, as its status document carries it.
+            "tracker": report.get("tracking") or {},
+            "outbox": report.get("outbox") or {},
+            "ledger": report.get("ledger") or {},
+            "deliveries": report.get("deliveries") or {},
             "web": {
                 "sessions": len(pg.port.clients),
                 "events": pg.port.events,

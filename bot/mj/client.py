@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 import httpx
 
+from bot.metrics import Metrics
 from bot.mj.custom_ids import change_for, grid_buttons, refusal_prefix
 from bot.mj.failures import Reason
 from bot.mj.models import Action, Outcome, Submission, Task, TaskState
@@ -72,6 +73,7 @@ class MjClient:
         http: httpx.AsyncClient | None = None,
         retry_delay_s: float = 0.5,
         list_concurrency: int = _LIST_FALLBACK_CONCURRENCY,
+        metrics: Metrics | None = None,
     ) -> None:
         """Validate the settings now so a bad config fails at start, not at the first /imagine.
 
@@ -108,6 +110,7 @@ class MjClient:
             read_retries=read_retries,
             retry_delay_s=retry_delay_s,
             http=http,
+            metrics=metrics,
         )
 
     @property
@@ -127,16 +130,6 @@ class MjClient:
     def hidden_buttons(self) -> tuple[str, ...]:
         """customId prefixes not to offer: the profile's, plus those refused since start."""
         return (*self._profile.hidden_buttons, *self._refused)
-
-    @property
-    def requests(self) -> int:
-        """HTTP attempts so far (``mjbot status``, the benchmarks)."""
-        return self._transport.requests
-
-    @property
-    def errors(self) -> dict[str, int]:
-        """Failed attempts by ErrorKind."""
-        return self._transport.errors
 
     async def aclose(self) -> None:
         """Close the connection pool only if we created it: an injected one is the caller's."""

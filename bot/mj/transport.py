@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from bot.metrics import Metrics, route_of
 from bot.mj.models import loads
 
 log = logging.getLogger("bot.mj")
@@ -133,6 +134,7 @@ class Transport:
         read_retries: int = 2,
         retry_delay_s: float = 0.5,
         http: httpx.AsyncClient | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._base = base_url
         self._headers = dict(headers)
@@ -142,9 +144,8 @@ class Transport:
         self._retry_delay_s = max(0.0, float(retry_delay_s))
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient(follow_redirects=False)
-        # For `mjbot status` and the benchmarks: every HTTP attempt, and failures by kind.
-        self.requests = 0
-        self.errors: dict[str, int] = {}
+        # Every HTTP attempt by route, and failures by kind (`mjbot status`, the benchmarks).
+        self.counts = (metrics if metrics is not None else Metrics()).api
 
     @property
     def is_closed(self) -> bool:
@@ -197,9 +198,11 @@ class Transport:
         url = f"{self._base}{path}"
         timeout = timeout_s if timeout_s is not None else self.timeout_s
         attempt = 0
+        route = route_of(path)
         while True:
             attempt += 1
-            self.requests += 1
+            self.counts.requests += 1
+            self.counts.by_route[route] += 1
             started = time.monotonic()
             try:
                 response = await self._http.request(
@@ -225,7 +228,7 @@ class Transport:
                     ErrorKind.SERVER, f"{method} {path}", status=response.status_code
                 )
                 allowed = retries
-            self.errors[error.kind] = self.errors.get(error.kind, 0) + 1
+            self.counts.errors[error.kind] += 1
             if attempt > allowed:
                 log.debug("%s %s failed: %s", method, path, error)
                 raise error

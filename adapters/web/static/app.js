@@ -55,6 +55,9 @@
       "health.requests": "API requests / errors",
       "health.received": "received",
       "health.rate_limited": "Rate-limit waits",
+      "health.sent": "Messages sent / edited",
+      "health.delivered": "Results delivered",
+      "health.ledger": "Charges / refunds",
       "health.sessions": "Open pages",
       "health.uptime": "Uptime",
       "health.ok": "OK",
@@ -117,6 +120,9 @@
       "health.requests": "接口请求 / 错误",
       "health.received": "已收到",
       "health.rate_limited": "限流等待次数",
+      "health.sent": "已发送 / 已编辑消息",
+      "health.delivered": "已送达结果",
+      "health.ledger": "扣费 / 退款",
       "health.sessions": "打开的页面",
       "health.uptime": "运行时间",
       "health.ok": "正常",
@@ -836,6 +842,11 @@
         : "—"],
       ["health.polls", h.tracker ? `${h.tracker.polls ?? "—"} / ${h.tracker.poll_errors ?? "—"}` : "—"],
       ["health.rate_limited", h.outbox ? String(h.outbox.rate_limited ?? "—") : "—"],
+      ["health.sent", h.outbox && h.outbox.sends !== undefined
+        ? `${h.outbox.sends} / ${h.outbox.edits}` : "—"],
+      ["health.delivered", h.deliveries ? String(h.deliveries.results ?? "—") : "—"],
+      ["health.ledger", h.ledger && h.ledger.charges !== undefined
+        ? `${h.ledger.charges} / ${h.ledger.refunds}` : "—"],
       ["health.sessions", h.web ? String(h.web.sessions) : "—"],
       ["health.uptime", h.web ? duration(h.web.uptime_s) : "—"],
     ];

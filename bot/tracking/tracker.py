@@ -11,6 +11,12 @@ interval is cut into as many ticks as requests are needed and each tick asks for
 waited on longest: the same requests as asking for everything at once, but the results of an
 interval arrive in small groups instead of one burst that queues for image conversion and the
 chats' send slots.
+
+While notifyHook callbacks flow the poller is the safety net: it polls at a third of its pace
+and skips the tasks that called back lately (``heard_at``), whose next callback is on its way;
+a task that went quiet for ``quiet_s`` (a lost callback) is asked about again, and every task
+at least every ``SAFETY_NET_S`` whatever its callbacks claim, so forged progress callbacks
+cannot keep a task from being followed.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import math
 import time
 from collections.abc import Callable
 
+from bot.metrics import Metrics
 from bot.mj.client import MjClient, MjError
 from bot.store import Store, TaskRow
 from bot.usecases import Service
@@ -33,6 +40,8 @@ log = logging.getLogger("bot.tracker")
 # 1.08-1.12 s and 0.5 requests per task, still 30x fewer than fetching each task every 3 s.
 BATCH = 50
 RECONCILE_FACTOR = 3  # poll this much slower while notifyHook callbacks are arriving
+NEVER = float("-inf")  # the time of what has not happened yet
+SAFETY_NET_S = 60.0  # every live task is asked about at least this often, callbacks or not
 
 
 class Tracker:
@@ -47,6 +56,8 @@ class Tracker:
         timeout_relax_s: float = 3600.0,
         resend_after_s: float = 30.0,
         hooks_flowing: Callable[[], bool] = lambda: False,
+        heard_at: Callable[[str], float] = lambda task_id: NEVER,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -57,8 +68,9 @@ class Tracker:
         self.resend_after_s = resend_after_s
         self._resent_at = time.monotonic()
         self.hooks_flowing = hooks_flowing
-        self.polls = 0
-        self.poll_errors = 0
+        self.heard_at = heard_at
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.counts = self.metrics.tracking
         self._asked: dict[str, float] = {}  # task id -> when it was last asked about
         self._tick = -1  # which tick of the interval this is
 
@@ -87,6 +99,8 @@ class Tracker:
         ids = [row.task_id for row in rows if row.task_id]
         for gone in self._asked.keys() - set(ids):
             del self._asked[gone]
+        if self.hooks_flowing():
+            ids = self._quiet(ids)
         ticks = max(1, math.ceil(len(ids) / BATCH))
         if ids:
             ids.sort(key=lambda task_id: self._asked.get(task_id, 0.0))
@@ -100,16 +114,28 @@ class Tracker:
             try:
                 tasks = await self.client.list_by_condition(batch)
             except MjError as exc:
-                self.poll_errors += 1
+                self.counts.poll_errors += 1
                 log.warning("poll failed: %s", exc.kind)
             else:
-                self.polls += 1
+                self.counts.polls += 1
                 await self.service.on_tasks(tasks)
         await self._expire(rows)
         if time.monotonic() - self._resent_at >= self.resend_after_s:
             self._resent_at = time.monotonic()
             await self.service.retry_unsent(self.resend_after_s)
         return ticks
+
+    def _quiet(self, ids: list[str]) -> list[str]:
+        """The tasks worth a poll while callbacks flow: silent for a whole (slowed) interval,
+        or not asked about for SAFETY_NET_S."""
+        now = time.monotonic()
+        quiet_s = self.poll_interval_s * RECONCILE_FACTOR
+        return [
+            task_id
+            for task_id in ids
+            if now - self.heard_at(task_id) >= quiet_s
+            or now - self._asked.get(task_id, NEVER) >= SAFETY_NET_S
+        ]
 
     async def _expire(self, rows: list[TaskRow]) -> None:
         now = time.time()
@@ -119,4 +145,5 @@ class Tracker:
                 fresh = await self.store.task(row.key)
                 if fresh is not None and not fresh.is_final:
                     log.info("task %s timed out after %.0fs", row.key, now - row.created_at)
+                    self.counts.timed_out += 1
                     await self.service.time_out(fresh)

@@ -1,0 +1,228 @@
+"""The notifyHook receiver (and the status endpoint beside it), on ``tracking.listen``.
+
+The API family sends callbacks unauthenticated, lossy and out of order (mj-api.md §9). What
+vouches for one is the URL it arrives on: an unguessable secret we hand only to the API with
+each submit. Wrong secrets, unknown ids and bad bodies are dropped and counted; the body size
+is bounded. What a callback may do depends on what it claims:
+
+- **Progress** (NOT_START, SUBMITTED, IN_PROGRESS) through the secret URL is a hint worth
+  showing as it is: its percentage and preview go to the progress message, batched over a
+  short window, without asking the API. Only those fields are kept (no buttons, no prompt),
+  and only for a task that is itself in progress (a task waiting for a question's answer is
+  left alone). A forged one can show a wrong percentage or preview until the next real step;
+  it cannot finish a task, post a result, or touch money.
+- **Anything else** (SUCCESS, FAILURE, CANCEL, MODAL, a state we do not know) decides what
+  users get and what they pay, so it is confirmed: the ids waiting are asked about together in
+  one list request, sent when ``CONFIRM_WAIT_S`` has passed since the first of them or when
+  ``CONFIRM_BATCH`` are waiting. Only the API's answer is merged, so a forged SUCCESS posts
+  nothing and settles nothing. The wait caps confirmations at a few requests a second however
+  many tasks finish, which is what makes callbacks cheaper than polling (issue 14).
+
+The tracker polls, while callbacks flow, only the tasks that have gone quiet (``heard_at``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from bot.metrics import Metrics
+from bot.mj.client import MjClient, MjError
+from bot.mj.models import Task, TaskState, loads
+from bot.serving import READ_TIMEOUT_S, serve
+from bot.store import Store
+from bot.tracking.status import Report, local_only
+from bot.usecases import Service
+
+log = logging.getLogger("bot.hooks")
+
+MAX_BODY = 256 * 1024  # a task JSON is a few KB; anything bigger is not a callback
+HOOK_PATH = "/mj/hook/"
+# Final callbacks are confirmed together: at most this long after the first of a batch
+# (what a result may wait for its confirmation), or at once when this many are waiting.
+CONFIRM_WAIT_S = 0.25
+CONFIRM_BATCH = 50
+HINT_WINDOW_S = 0.1  # progress callbacks this close together are merged in one transaction
+NEVER = float("-inf")
+HEARD_FOR_S = 3600.0  # how long a task's last callback time is kept (longer than any task)
+# Shown as they come; everything else is confirmed first.
+PROGRESS_STATES = frozenset({TaskState.NOT_START, TaskState.SUBMITTED, TaskState.IN_PROGRESS})
+
+
+async def hook_secret(store: Store) -> str:
+    """The secret path segment, kept in the store so in-flight tasks keep a valid URL."""
+    return await store.keep_hook_secret(secrets.token_urlsafe(24))
+
+
+def progress_hint(task: Task) -> Task | None:
+    """What a progress callback may show: its id, state, percentage and preview, nothing
+    else of what it claims (None for any other state)."""
+    if task.status not in PROGRESS_STATES:
+        return None
+    raw = {"id": task.id, "status": task.status.value, "progress": task.raw.get("progress")}
+    if task.image_url:
+        raw["imageUrl"] = task.image_url
+    return Task.from_json(raw)
+
+
+class HookServer:
+    def __init__(
+        self,
+        store: Store,
+        client: MjClient,
+        service: Service,
+        secret: str,
+        report: Report,
+        *,
+        metrics: Metrics | None = None,
+        read_timeout_s: float = READ_TIMEOUT_S,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.service = service
+        self.secret = secret
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.counts = self.metrics.hooks
+        self.last_hook_at = 0.0
+        self._heard: dict[str, float] = {}  # task id -> its last callback (monotonic)
+        self._hints: dict[str, Task] = {}  # progress to show, the furthest per task
+        self._finals: set[str] = set()  # ids called back final, waiting to be confirmed
+        self._finals_since = 0.0  # when the first of them arrived
+        self._full = asyncio.Event()  # CONFIRM_BATCH are waiting: confirm now
+        self._showing: asyncio.Task[None] | None = None
+        self._confirming: asyncio.Task[None] | None = None
+        self._runner: web.AppRunner | None = None
+        self.read_timeout_s = read_timeout_s
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_post(HOOK_PATH + "{secret}", self._hook)
+        app.router.add_get("/status", local_only(report))
+        self.app = app
+
+    async def start(self, listen: str) -> None:
+        host, _, port = listen.rpartition(":")
+        self._runner, _ = await serve(
+            self.app, host.strip("[]"), int(port), read_timeout_s=self.read_timeout_s
+        )
+        log.info("hook receiver and status on %s", listen)
+
+    async def stop(self) -> None:
+        for job in (self._showing, self._confirming):
+            if job is not None:
+                job.cancel()
+                await asyncio.gather(job, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def flowing(self) -> bool:
+        """Callbacks arrived recently: the poller may slow down to reconciliation pace."""
+        return time.monotonic() - self.last_hook_at < 60
+
+    def heard_at(self, task_id: str) -> float:
+        """When this task last called back (``time.monotonic()``; -inf: never)."""
+        return self._heard.get(task_id, NEVER)
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        self.counts.received += 1
+        if not hmac.compare_digest(request.match_info["secret"], self.secret):
+            self.counts.dropped_secret += 1
+            return web.Response(status=404)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._invalid(413, f"a callback is at most {MAX_BODY} bytes")
+        except Exception as exc:  # a body that cannot be read (bad Content-Encoding, cut off)
+            log.info("unreadable callback body: %s", type(exc).__name__)
+            return self._invalid(400, "the body cannot be read")
+        try:
+            task = Task.from_json(loads(body))
+        except Exception:  # nested beyond reason, or a type the parser did not foresee
+            task = None
+        if task is None:
+            return self._invalid(400, "not a task object")
+        row = await self.store.task_by_id(task.id)
+        if row is None:
+            self.counts.dropped_unknown += 1
+            return web.Response(status=200)  # not ours: say nothing useful to a prober
+        now = self.last_hook_at = time.monotonic()
+        self._heard[task.id] = now
+        # Answer at once; show or confirm after responding (the sender does not wait).
+        hint = progress_hint(task)
+        if hint is not None and row.status in PROGRESS_STATES:
+            self._show(hint)
+        elif not row.is_final:
+            self._confirm(task.id, now)
+        return web.Response(status=200)
+
+    def _invalid(self, status: int, why: str) -> web.Response:
+        """A clear 4xx, and the connection closed: its body may be half read."""
+        self.counts.dropped_invalid += 1
+        response = web.Response(status=status, text=f"{status}: {why}\n")
+        response.force_close()
+        return response
+
+    def _show(self, hint: Task) -> None:
+        known = self._hints.get(hint.id)
+        if known is None or hint.rank >= known.rank:
+            self._hints[hint.id] = hint
+        if self._showing is None or self._showing.done():
+            self._showing = asyncio.create_task(self._show_soon())
+
+    async def _show_soon(self) -> None:
+        await asyncio.sleep(HINT_WINDOW_S)
+        while self._hints:
+            hints, self._hints = list(self._hints.values()), {}
+            self.counts.shown += len(hints)
+            try:
+                await self.service.on_tasks(hints)
+            except Exception:
+                log.exception("showing progress callbacks failed")
+
+    def _confirm(self, task_id: str, now: float) -> None:
+        if not self._finals:
+            self._finals_since = now
+        self._finals.add(task_id)
+        if len(self._finals) >= CONFIRM_BATCH:
+            self._full.set()
+        if self._confirming is None or self._confirming.done():
+            self._confirming = asyncio.create_task(self._confirm_soon())
+
+    async def _confirm_soon(self) -> None:
+        while self._finals:
+            wait = self._finals_since + CONFIRM_WAIT_S - time.monotonic()
+            if wait > 0 and len(self._finals) < CONFIRM_BATCH:
+                self._full.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), wait)
+            ids, self._finals = sorted(self._finals), set()
+            try:
+                tasks = await self.client.list_by_condition(ids)
+            except MjError as exc:
+                self.metrics.tracking.confirm_errors += 1
+                log.info("confirming callbacks failed (%s); the poller will ask", exc.kind)
+                for task_id in ids:  # not quiet for the poller: ask about them soon
+                    self._heard.pop(task_id, None)
+                continue
+            self.metrics.tracking.confirms += 1
+            self.counts.confirmed += len(tasks)
+            self._forget(task.id for task in tasks if task.is_final)
+            try:
+                await self.service.on_tasks(tasks)
+            except Exception:
+                log.exception("handling confirmed callbacks failed")
+
+    def _forget(self, finished: Iterable[str]) -> None:
+        """Drop what is kept per task for finished ones, and for any not heard of lately."""
+        for task_id in finished:
+            self._heard.pop(task_id, None)
+        if len(self._heard) > 1000:
+            old = time.monotonic() - HEARD_FOR_S
+            for task_id in [k for k, at in self._heard.items() if at < old]:
+                del self._heard[task_id]
