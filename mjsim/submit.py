@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import buttons as kinds
-from . import shapes
+from . import params, shapes
 from .art import GRID, SINGLE, ArtSpec, image_ratio
 from .buttons import Press, parse_press
 from .config import INSTANCE_ID, MODE_SLOWDOWN, SimConfig
@@ -260,6 +260,8 @@ class Submitter:
         if param(prompt, "video") is not None:  # trueai: --video makes it a VIDEO job
             task.action, task.kind, task.video_count = "VIDEO", kinds.VIDEO, 4
         self._fates(task, prompt)
+        if not task.planned_failure:  # Midjourney fails a parameter its model lacks
+            task.planned_failure = params.refusal(prompt, task.bot_type) or ""
         return self._accept(task)
 
     # /mj/submit/action ----------------------------------------------------------------

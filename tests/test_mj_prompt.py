@@ -54,6 +54,7 @@ CASES: list[tuple[str, Target, list[tuple[Issue, Severity]], str | None]] = [
     ("a fox --raw", V81, [], None),
     ("a fox --style raw --no trees, rocks --no snow", V81, [], None),
     ("a fox --motion high --loop --bs 2", VIDEO, [], None),
+    ("a fox --motion low --hd", VIDEO, [], None),  # a video's --hd: 720p
     ("a fox --video 1 --motion low", V81, [], None),
     ("a fox --end https://cdn.discordapp.com/x.png", VIDEO, [], None),
     ("a fox --niji 7", NIJI, [], None),

@@ -539,6 +539,8 @@ def _check_params(prompt: Prompt, target: Target) -> list[Problem]:
             )
             continue
         out.extend(_check_value(prompt, p, spec, version))
+        if video and p.name == "hd":
+            continue  # a video's --hd is its 720p rendering, not V8's
         out.extend(_check_support(prompt, p, version, vname))
     return out
 
