@@ -96,6 +96,8 @@ class MidjourneyConfig:
     buttons_on_tasks: bool | None = None
     hidden_buttons: tuple[str, ...] | None = None
     extend_spelling: str = ""  # taskId | task_id (video extend's parent field)
+    bot_types: bool | None = None  # submits take botType (niji 7 on the niji bot)
+    turbo: bool | None = None  # a turbo speed exists (else turbo runs as fast, with a notice)
 
     def profile_overrides(self) -> dict[str, Any]:
         """The profile keys this config sets (None / "" = not set, the profile's value)."""
@@ -112,6 +114,8 @@ class MidjourneyConfig:
                 "buttons_on_tasks",
                 "hidden_buttons",
                 "extend_spelling",
+                "bot_types",
+                "turbo",
             )
             if getattr(self, name) not in (None, "")
         }

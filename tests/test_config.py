@@ -202,3 +202,20 @@ def test_settings_without_effect_are_accepted_and_named_in_one_warning(tmp_path)
     )
     assert proc.stderr.count("accepted and ignored") == 1, proc.stderr
     assert "midjourney.banned_late, midjourney.unknown_fetch" in proc.stderr
+
+
+def test_bot_types_and_turbo_override_the_provider_profile(tmp_path):
+    from bot.mj.profiles import profile_for
+
+    path = write(
+        tmp_path,
+        '[midjourney]\nbase_url = "https://api.example"\napi_key = "hk-1"\n'
+        'provider = "openai-hk"\nbot_types = true\nturbo = true\n[telegram]\ntoken = "1:a"\n',
+    )
+    cfg = load(path, env={})
+    cfg.validate()
+    overrides = cfg.midjourney.profile_overrides()
+    assert overrides["bot_types"] is True and overrides["turbo"] is True
+    profile = profile_for("openai-hk", **overrides)
+    assert profile.bot_types and profile.turbo
+    assert not profile_for("openai-hk").bot_types and not profile_for("openai-hk").turbo
