@@ -14,17 +14,26 @@ about 21 s (5 -> 9 -> 13 -> 17 -> 21); the length shown is read from the clip it
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from bot import buttons
+from bot import buttons, media
 from bot.i18n import t
 from bot.mj import custom_ids
 from bot.mj.client import VIDEO_TYPES
 from bot.mj.models import Action, Task, TaskState
-from bot.views import Choice
+from bot.views import Choice, Media, View
+
+log = logging.getLogger("bot.studio")
+
+# What the album builders use of the service: a download, and a way to run CPU-bound work off
+# the loop (results.Sources.convert).
+Fetch = Callable[[str], Awaitable[bytes]]
+Convert = Callable[..., Awaitable[Any]]
 
 CLIP_SECONDS = 5
 EXTEND_SECONDS = 4
@@ -180,6 +189,96 @@ def clip_caption(index: int, seconds: float | None, lang: str) -> str:
     shown = round(seconds)
     key = "studio.clip_max" if not can_extend(seconds) else "studio.clip"
     return t(key, lang, n=index + 1, seconds=shown)
+
+
+# --- the albums --------------------------------------------------------------------------
+
+
+async def picture_album(
+    key: str, task: Task, caption: str, lang: str, *, fetch: Fetch, convert: Convert
+) -> View | None:
+    """The four pictures themselves (an album: one Telegram media group, one Discord message,
+    four tiles), numbered, with a row of what to do next under each; None when not one of them
+    could be downloaded (the caller shows the links)."""
+    items = []
+    for index, url in enumerate(pictures(task)):
+        try:
+            jpeg = await convert(media.to_jpeg, await fetch(url))
+        except media.MediaError:
+            log.warning("picture %d of task %s could not be downloaded", index + 1, key)
+            continue
+        items.append(Media("photo", jpeg, f"{key}_{index + 1}.jpg", caption=str(index + 1)))
+    if not items:
+        return None
+    text = f"{caption}\n{t('studio.pictures', lang)}"
+    return View(text, media=tuple(items), rows=picture_rows(key, task, lang))
+
+
+async def clip_album(
+    key: str,
+    task: Task,
+    caption: str,
+    lang: str,
+    *,
+    fetch: Fetch,
+    convert: Convert,
+    api_rows: tuple[tuple[Choice, ...], ...] = (),
+    hidden: Sequence[str] = (),
+) -> View | None:
+    """The clips as real videos (an album of up to four), each with its running length and the
+    cover as thumbnail, the API's own buttons (if any) and a row per clip; None when not one
+    clip could be downloaded."""
+    thumbnail = await _thumbnail(task, fetch, convert)
+    items: list[Media] = []
+    lengths: list[float | None] = []
+    for index, url in enumerate(clips(task)):
+        try:
+            data = await fetch(url)
+        except media.MediaError:
+            log.warning("clip %d of task %s could not be downloaded", index + 1, key)
+            lengths.append(None)
+            continue
+        seconds = media.mp4_seconds(data)
+        lengths.append(seconds)
+        items.append(
+            Media(
+                "video",
+                data,
+                f"{key}_{index + 1}.mp4",
+                caption=clip_caption(index, seconds, lang),
+                thumbnail=thumbnail,
+            )
+        )
+    if not items:
+        return None
+    rows = clip_rows(key, task, lang, hidden=hidden, lengths=lengths)
+    text = f"{caption}\n{t('studio.clips_legend', lang)}"
+    return View(text, media=tuple(items), rows=(*api_rows, *rows))
+
+
+async def _thumbnail(task: Task, fetch: Fetch, convert: Convert) -> bytes:
+    """The clips' thumbnail: the video's cover (``imageUrl``: its first frame); none when it
+    cannot be had (the platforms make their own)."""
+    if not task.image_url:
+        return b""
+    try:
+        thumb: bytes = await convert(media.to_thumbnail, await fetch(task.image_url))
+    except media.MediaError:
+        return b""
+    return thumb
+
+
+def item_url(task: Task | None, verb: Verb, index: int) -> str:
+    """The picture or clip a press acts on ("" when the result has no such item)."""
+    items = clips(task) if verb in EXTEND_VERBS else pictures(task) or clips(task)
+    return items[index] if 0 <= index < len(items) else ""
+
+
+def file_view(key: str, index: int, data: bytes, lang: str) -> View:
+    """One picture's or clip's original file, as a document."""
+    kind = media.sniff(data).rpartition("/")[2] or "bin"
+    name = f"{key}_{index + 1}.{'jpg' if kind == 'jpeg' else kind}"
+    return View(t("result.file", lang), media=(Media("document", data, name),))
 
 
 # --- /video's options ----------------------------------------------------------------------

@@ -4,10 +4,15 @@ makes."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import io
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -17,17 +22,19 @@ from bot.studio import (
     BadOption,
     Verb,
     VideoOptions,
+    clip_album,
     clip_caption,
     clip_rows,
     clips,
     offers,
     parse_slot,
     parse_video,
+    picture_album,
     picture_rows,
     pictures,
     slot,
 )
-from mjsim import video
+from mjsim import SimConfig, Simulator, video
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openai_hk"
 KEY = "abcdefgh23"
@@ -140,3 +147,88 @@ def test_mp4_seconds_reads_the_clip() -> None:
     assert media.mp4_seconds(video.mp4(video.animate(still, 9.0, 4), 4)) == 9.0
     assert media.mp4_seconds(b"\x89PNG not a clip") is None
     assert media.mp4_seconds(b"") is None
+
+
+# --- the albums, on what the simulator's openai-hk flavour answers -------------------------
+
+
+@pytest.fixture
+async def hk() -> AsyncIterator[tuple[Simulator, httpx.AsyncClient]]:
+    sim = Simulator(SimConfig(time_scale=0.01, flavour="openai-hk"))
+    url = await sim.start()
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            yield sim, http
+    finally:
+        await sim.stop()
+
+
+async def finished(http: httpx.AsyncClient, route: str, body: dict[str, Any]) -> Task:
+    reply = (await http.post(f"/mj/submit/{route}", json=body)).json()
+    for _ in range(600):
+        task = Task.from_json((await http.get(f"/mj/task/{reply['result']}/fetch")).json())
+        if task is not None and task.is_final:
+            return task
+        await asyncio.sleep(0.01)
+    raise AssertionError("the task never finished")
+
+
+def png_uri(colour: str) -> str:
+    out = io.BytesIO()
+    Image.new("RGB", (96, 64), colour).save(out, "PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+async def convert(function: Any, *args: Any) -> Any:
+    return await asyncio.to_thread(function, *args)
+
+
+async def test_an_edit_arrives_as_its_four_pictures(hk) -> None:
+    _, http = hk
+    task = await finished(http, "edits", {"prompt": "snowy", "image": png_uri("olive")})
+
+    async def fetch(url: str) -> bytes:
+        return (await http.get(url)).content
+
+    view = await picture_album(KEY, task, "snowy", "en", fetch=fetch, convert=convert)
+    assert view is not None and len(view.media) == 4
+    assert [m.kind for m in view.media] == ["photo"] * 4
+    assert [m.caption for m in view.media] == ["1", "2", "3", "4"]
+    originals = [(await http.get(url)).content for url in task.image_urls]
+    assert len(set(originals)) == 4  # four different pictures, each one of them
+    for item, original in zip(view.media, originals, strict=True):
+        assert item.data[:3] == b"\xff\xd8\xff"
+        assert Image.open(io.BytesIO(item.data)).size == Image.open(io.BytesIO(original)).size
+    assert [len(row) for row in view.rows] == [5, 5, 5, 5]
+    assert "📎 its file" in view.text
+
+
+async def test_a_video_arrives_as_four_clips_with_lengths_and_thumbnails(hk) -> None:
+    _, http = hk
+    task = await finished(http, "video", {"prompt": "waves", "image": png_uri("navy")})
+    assert task.buttons == () and task.raw["videoUrl"] == "" and len(task.video_urls) == 4
+
+    async def fetch(url: str) -> bytes:
+        return (await http.get(url)).content
+
+    view = await clip_album(KEY, task, "waves", "zh", fetch=fetch, convert=convert)
+    assert view is not None and [m.kind for m in view.media] == ["video"] * 4
+    assert [m.caption for m in view.media] == [f"{n} · 5 秒" for n in range(1, 5)]
+    thumb = Image.open(io.BytesIO(view.media[0].thumbnail))
+    assert thumb.format == "JPEG" and max(thumb.size) <= 320
+    assert [c.label for c in view.rows[0]] == [
+        "➕ 1 高动态",
+        "➕ 1 低动态",
+        "🔁 1",
+        "📎 1",
+    ]
+
+
+async def test_nothing_downloadable_is_no_album(hk) -> None:
+    _, http = hk
+    task = await finished(http, "edits", {"prompt": "snowy", "image": png_uri("olive")})
+
+    async def broken(url: str) -> bytes:
+        raise media.MediaError("gone")
+
+    assert await picture_album(KEY, task, "x", "en", fetch=broken, convert=convert) is None

@@ -46,7 +46,30 @@ MOTIONS = [
     for value in ("high", "low")
 ]
 
+BATCHES = [
+    app_commands.Choice(name=_s(f"discord.choice.clips{count}"), value=count) for count in (1, 2, 4)
+]
+
 Attachment = discord.Attachment
+
+
+def video_args(
+    prompt: str,
+    motion: app_commands.Choice[str] | None,
+    loop: bool,
+    batch: app_commands.Choice[int] | None,
+    hd: bool,
+) -> str:
+    """The options as /video's text takes them (bot.studio.parse_video): one parser for both."""
+    flags = [f"--motion {motion.value}"] if motion else []
+    if batch is not None:
+        flags.append(f"--bs {batch.value}")
+    if loop:
+        flags.append("--loop")
+    if hd:
+        flags.append("--hd")
+    return " ".join([*flags, prompt])
+
 
 # Commands without options, and the catalog key of their description.
 PLAIN = (
@@ -124,17 +147,26 @@ def install(tree: app_commands.CommandTree) -> None:
         prompt=_s("discord.opt.video_prompt"),
         image=_s("discord.opt.video_image"),
         motion=_s("discord.opt.motion"),
+        end_image=_s("discord.opt.end_image"),
+        loop=_s("discord.opt.loop"),
+        batch=_s("discord.opt.batch"),
+        hd=_s("discord.opt.hd"),
     )
-    @app_commands.choices(motion=MOTIONS)
+    @app_commands.choices(motion=MOTIONS, batch=BATCHES)
     async def video(
         interaction: discord.Interaction,
         prompt: str,
         image: Attachment,
         motion: app_commands.Choice[str] | None = None,
+        end_image: Attachment | None = None,
+        loop: bool = False,
+        batch: app_commands.Choice[int] | None = None,
+        hd: bool = False,
     ) -> None:
-        """/video: four short videos from a photo."""
-        args = f"--motion {motion.value} {prompt}" if motion else prompt
-        await run(interaction, "video", args, [image])
+        """/video: clips from a photo (and an end frame), as /video's options on Telegram."""
+        await run(
+            interaction, "video", video_args(prompt, motion, loop, batch, hd), [image, end_image]
+        )
 
     @tree.command(name="edit", description=_s("cmd.edit"))
     @app_commands.describe(prompt=_s("discord.opt.edit_prompt"), image=_s("discord.opt.edit_image"))
