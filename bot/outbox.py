@@ -65,7 +65,9 @@ class Outbox:
         self._chats: dict[tuple[str, str], _Chat] = {}
         self.per_second = per_second
         self._global: collections.deque[float] = collections.deque()
-        self.counts = (metrics if metrics is not None else Metrics()).outbox
+        # Whoever posts through the outbox counts into the same object (``metrics.deliveries``).
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.counts = self.metrics.outbox
 
     async def reply(self, req: Requester, view: View) -> MessageRef:
         """Answer the requester in their chat, replying to their message."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gzip
 import json
 import logging
@@ -18,15 +19,21 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.config import AccessConfig, QuotaConfig
 from bot.egress import Egress
 from bot.media import Downloader
+from bot.metrics import Metrics
 from bot.mj.client import MjClient
+from bot.mj.models import TaskState
 from bot.outbox import Outbox
-from bot.store import Store
+from bot.policy import Policy
+from bot.store import Store, TaskRow
 from bot.store.sqlite import SQLiteStore
 from bot.tracking import HOOK_PATH, HookServer, Tracker
+from bot.tracking.hooks import CONFIRM_WAIT_S
 from bot.usecases import Service
 from mjsim import SimConfig, Simulator
+from tests.dbrows import stored
 from tests.harness import API_KEY, free_port
 from tests.inprocess import CHAT, Chat
 from tests.test_downloads import serve
@@ -212,3 +219,174 @@ async def test_slow_clients_are_cut_off(tmp_path, sim, send):
         finally:
             await hooks.stop()
     assert 0.8 < took < 2.0, took
+
+
+# --- what a callback may do -------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Receiver:
+    """A HookServer in front of the whole core (with the money), no poller: every API request
+    after a submit is one a callback caused."""
+
+    url: str
+    hooks: HookServer
+    service: Service
+    store: Store
+    chat: Chat
+    metrics: Metrics
+
+    async def post(self, body: dict[str, object]) -> None:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(self.url, data=json.dumps(body)) as answer:
+                assert answer.status == 200
+
+    async def submit(self, prompt: str) -> TaskRow:
+        await self.service.imagine(dataclasses.replace(who(), event=f"update-{prompt}"), prompt)
+        (row,) = [r for r in await self.store.live_tasks() if r.prompt == prompt]
+        return row
+
+
+@contextlib.asynccontextmanager
+async def receiver(tmp_path, sim: Simulator, hooked: bool = False) -> AsyncIterator[Receiver]:
+    """``hooked``: submits hand the API the hook URL (the simulator then calls back)."""
+    metrics = Metrics()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}{HOOK_PATH}s3cret"
+    store = await SQLiteStore.open(tmp_path / "mjbot.db")
+    client = MjClient(sim.base_url, API_KEY, metrics=metrics)
+    downloader = Downloader(Egress([sim.base_url]))
+    chat = Chat()
+    outbox = Outbox({"t": chat}, edit_interval_s=0.05, send_interval_s=0, metrics=metrics)
+    policy = Policy(store, AccessConfig(), QuotaConfig(concurrency=0), metrics=metrics)
+    hook = url if hooked else ""
+    service = Service(store, client, outbox, downloader, policy=policy, notify_hook=hook)
+    hooks = HookServer(store, client, service, "s3cret", lambda: {}, metrics=metrics)  # type: ignore[arg-type,return-value]
+    await hooks.start(f"127.0.0.1:{port}")
+    try:
+        yield Receiver(url, hooks, service, store, chat, metrics)
+    finally:
+        await hooks.stop()
+        await service.close()
+        await outbox.close()
+        await client.aclose()
+        await downloader.aclose()
+        await store.close()
+
+
+@pytest.fixture
+async def slow_sim():
+    """Tasks that stay in progress for the whole test (a grid takes minutes)."""
+    simulator = Simulator(SimConfig(api_key=API_KEY, time_scale=10.0))
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+async def until(check, timeout: float = 10.0):  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    while not (found := await check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {check}"
+        await asyncio.sleep(0.05)
+    return found
+
+
+async def test_a_progress_callback_is_shown_as_it_came_without_asking_the_api(tmp_path, slow_sim):
+    async with receiver(tmp_path, slow_sim) as r:
+        row = await r.submit("a fox")
+        before = r.metrics.api.requests
+        # Claims beyond its progress (buttons, another prompt) are not kept.
+        await r.post(
+            {
+                "id": row.task_id,
+                "status": "IN_PROGRESS",
+                "progress": "40%",
+                "prompt": "EVIL",
+                "buttons": [{"customId": "MJ::JOB::upsample::1::evil", "label": "EVIL"}],
+            }
+        )
+
+        async def shown() -> TaskRow | None:
+            fresh = await r.store.task(row.key)
+            return fresh if fresh is not None and fresh.progress == 40 else None
+
+        fresh = await until(shown)
+        assert fresh.task is not None and fresh.task.buttons == () and fresh.task.prompt == ""
+        await until(lambda: _true(any("40%" in v.text for v in r.chat.shown.values())))
+        assert r.metrics.api.requests == before  # nothing asked of the API
+        assert r.metrics.hooks.shown == 1 and r.metrics.tracking.confirms == 0
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+@pytest.mark.parametrize("status", ["SUCCESS", "FAILURE"])
+async def test_a_forged_final_callback_posts_nothing_and_settles_nothing(
+    tmp_path, slow_sim, status
+):
+    """Right secret, wrong content: the API is asked, its answer (still running) is what
+    counts. No result, no settlement, no refund."""
+    async with receiver(tmp_path, slow_sim) as r:
+        row = await r.submit("a slow river")
+        sent = len(r.chat.sent)
+        await r.post(
+            {
+                "id": row.task_id,
+                "status": status,
+                "progress": "100%",
+                "imageUrl": f"{slow_sim.base_url}/evil.png",
+                "failReason": "forged",
+                "buttons": [{"customId": "MJ::JOB::upsample::1::evil", "label": "EVIL"}],
+            }
+        )
+        await until(lambda: _true(r.metrics.hooks.confirmed == 1))
+        await asyncio.sleep(0.3)  # room for anything the forgery might have started
+        fresh = await r.store.task(row.key)
+        assert fresh is not None and not fresh.is_final and fresh.delivered_at is None
+        assert len(r.chat.sent) == sent  # no result, no failure notice
+        ledger = stored(r.store, "SELECT outcome FROM ledger WHERE task_key = ?", row.key)
+        assert [entry["outcome"] for entry in ledger] == ["pending"]
+        counts = r.metrics.ledger
+        assert (counts.charges, counts.kept, counts.refunds) == (1, 0, 0)
+        assert r.metrics.deliveries.results == 0
+        assert r.metrics.api.by_route["task/list-by-condition"] == 1
+
+
+async def test_final_callbacks_are_confirmed_together(tmp_path, slow_sim):
+    async with receiver(tmp_path, slow_sim) as r:
+        rows = [await r.submit(f"a harbour {n}") for n in range(5)]
+        await asyncio.gather(*(r.post({"id": row.task_id, "status": "SUCCESS"}) for row in rows))
+        await until(lambda: _true(r.metrics.hooks.confirmed == 5))
+        await asyncio.sleep(CONFIRM_WAIT_S + 0.1)
+        assert r.metrics.tracking.confirms == 1
+        assert r.metrics.api.by_route["task/list-by-condition"] == 1
+        asked = [q.body["ids"] for q in slow_sim.requests if q.path.endswith("list-by-condition")]
+        assert sorted(asked[0]) == sorted(row.task_id for row in rows)
+
+
+async def test_progress_for_a_task_waiting_for_an_answer_is_confirmed_not_shown(tmp_path, slow_sim):
+    """A task waiting for a question's answer moves on only when the API says so: a forged
+    progress callback would otherwise let it time out (and be refunded) unanswered."""
+    async with receiver(tmp_path, slow_sim) as r:
+        row = await r.submit("a remix")
+        await r.store.update(row.key, status=TaskState.MODAL)
+        await r.post({"id": row.task_id, "status": "IN_PROGRESS", "progress": "50%"})
+        await until(lambda: _true(r.metrics.tracking.confirms == 1))
+        assert r.metrics.hooks.shown == 0
+        fresh = await r.store.task(row.key)
+        assert fresh is not None and fresh.progress != 50
+
+
+async def test_a_real_run_through_callbacks_costs_one_confirmation(tmp_path, sim):
+    """The simulator calls back every step of a grid: the steps are shown as they come, the
+    SUCCESS is confirmed once, and the result is posted and paid for once."""
+    async with receiver(tmp_path, sim, hooked=True) as r:
+        row = await r.submit("a lighthouse")
+        await until(lambda: _true(r.metrics.deliveries.results == 1), timeout=20)
+        assert r.metrics.hooks.shown >= 1
+        assert r.metrics.api.tracking == r.metrics.tracking.confirms == 1
+        assert (r.metrics.ledger.charges, r.metrics.ledger.kept) == (1, 1)
+        fresh = await r.store.task(row.key)
+        assert fresh is not None and fresh.delivered_at is not None
+        assert sum(1 for _, view in r.chat.sent if view.media) == 1

@@ -3,6 +3,8 @@ asked about once per interval, in slices of at most one request each."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from bot.media import Downloader
@@ -10,7 +12,7 @@ from bot.mj.client import MjClient
 from bot.outbox import Outbox
 from bot.store import Store, TaskRow, new_key
 from bot.store.sqlite import SQLiteStore
-from bot.tracking.tracker import BATCH, Tracker
+from bot.tracking.tracker import BATCH, RECONCILE_FACTOR, SAFETY_NET_S, Tracker
 from bot.usecases import Service
 from tests.harness import API_KEY
 
@@ -70,3 +72,38 @@ async def test_many_live_tasks_are_spread_over_the_interval(parts, sim):
         interval = [i for r in requests[first : first + 3] for i in r]
         assert sorted(interval) == sorted(ids)
     assert requests[3] == requests[0]
+
+
+async def test_while_callbacks_flow_only_quiet_tasks_are_polled(tmp_path, sim):
+    """A task that called back lately is not asked about (its next callback is on its way); one
+    silent for a whole slowed interval is, and so is every task after SAFETY_NET_S whatever
+    its callbacks claim (forged progress cannot keep a task from being followed)."""
+    store = await SQLiteStore.open(tmp_path / "mjbot.db")
+    client = MjClient(sim.base_url, API_KEY)
+    downloader = Downloader()
+    service = Service(store, client, Outbox({}), downloader)
+    heard: dict[str, float] = {}
+    tracker = Tracker(
+        store,
+        client,
+        service,
+        poll_interval_s=2.0,
+        hooks_flowing=lambda: True,
+        heard_at=lambda task_id: heard.get(task_id, float("-inf")),
+    )
+    try:
+        chatty, quiet, never = await live(store, 3)
+        now = time.monotonic()
+        heard[chatty] = now - 1.0  # called back a second ago
+        heard[quiet] = now - 2.0 * RECONCILE_FACTOR - 0.1  # silent for a whole slowed interval
+        await tracker.poll_once()
+        assert asked(sim) == [sorted([quiet, never], key=[chatty, quiet, never].index)]
+        heard[chatty] = time.monotonic()  # still calling back...
+        tracker._asked[chatty] = time.monotonic() - SAFETY_NET_S  # ...but not asked for a minute
+        await tracker.poll_once()
+        assert chatty in asked(sim)[-1]
+    finally:
+        await service.close()
+        await client.aclose()
+        await downloader.aclose()
+        await store.close()

@@ -134,7 +134,8 @@ class Tracker:
             task_id
             for task_id in ids
             if now - self.heard_at(task_id) >= quiet_s
-            or now - self._asked.get(task_id, NEVER) >= SAFETY_NET_S
+            # the safety net counts from when the task was first seen
+            or now - self._asked.setdefault(task_id, now) >= SAFETY_NET_S
         ]
 
     async def _expire(self, rows: list[TaskRow]) -> None:

@@ -114,6 +114,7 @@ class Following(ServiceBase):
             await self.store.release_delivery(row.key)
             return
         await self.store.delivered(row.key, ref)
+        self.outbox.metrics.deliveries.results += 1
         if progress:
             await self.outbox.delete(progress)
             await self.store.update(row.key, progress_ref=None)
