@@ -594,6 +594,8 @@ class Submitter:
         press = replace(press, index=index + 1)  # the clip it continues
         child = self._child(parent, press, custom_id, mode or parent.mode)
         child.extra["extends"] = {"taskId": parent.id, "index": index}
+        if body.get("loop") is True:  # trueai builds --end loop from the flag
+            child.final_prompt = child.prompt_en = f"{child.final_prompt} --end loop"
         if prompt:
             self._check_words(prompt, child)
             child.prompt = prompt

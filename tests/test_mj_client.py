@@ -339,7 +339,7 @@ BODIES: list[tuple[str, SubmitCall, str, dict[str, Any]]] = [
     ),
     (
         "video-extend",
-        lambda c: c.extend_video("1711", 2, motion="high", prompt="waves", state="s"),
+        lambda c: c.extend_video("1711", 2, motion="high", prompt="waves", loop=True, state="s"),
         "/mj/submit/video",
         {
             "action": "extend",
@@ -347,6 +347,7 @@ BODIES: list[tuple[str, SubmitCall, str, dict[str, Any]]] = [
             "index": 2,
             "motion": "high",
             "prompt": "waves",
+            "loop": True,
             "state": "s",
         },
     ),

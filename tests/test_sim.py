@@ -731,6 +731,15 @@ async def test_extend_makes_clips_four_seconds_longer_up_to_21(flavour, spelling
         assert beyond["code"] == 4  # nothing past 21 s
 
 
+async def test_a_looped_extend_ends_on_its_first_frame():
+    async with running(flavour="openai-hk") as (_, client):
+        task = await run(client, "video", {"prompt": "waves", "image": png_uri("navy")})
+        body = {"action": "extend", "taskId": task["id"], "index": 0, "loop": True}
+        looped = await finish(client, (await submit(client, "video", body))["result"])
+        assert looped["properties"]["finalPrompt"].endswith(" --end loop")
+        assert await clip_lengths(client, looped) == [9.0] * 4
+
+
 async def test_extend_refuses_a_clip_the_video_does_not_have_and_the_other_spelling():
     async with running(flavour="trueai") as (_, client):
         task = await run(

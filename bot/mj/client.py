@@ -322,11 +322,13 @@ class MjClient:
         *,
         motion: str = "low",
         prompt: str = "",
+        loop: bool = False,
         mode: str | None = None,
         notify_hook: str = "",
         state: str = "",
     ) -> Submission:
-        """Extend clip ``index`` (0-3) of the finished video ``task_id`` by about 4 s through
+        """Extend clip ``index`` (0-3) of the finished video ``task_id`` by about 4 s (``loop``:
+        ending on the clip's first frame) through
         /submit/video ``action: "extend"``: the way where the provider's video results carry
         no Extend buttons (openai-hk answers ``buttons: []``). The profile's extend_spelling
         says whether the parent goes as ``taskId`` (trueai) or ``task_id`` with the index as a
@@ -340,6 +342,8 @@ class MjClient:
             body |= {"taskId": task_id, "index": index}
         if prompt:
             body["prompt"] = prompt
+        if loop:
+            body["loop"] = True
         return await self._submit("/mj/submit/video", body, mode, notify_hook, state)
 
     async def edits(
