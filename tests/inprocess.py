@@ -22,11 +22,11 @@ from bot.metrics import Metrics
 from bot.mj.client import MjClient
 from bot.outbox import Outbox
 from bot.policy import Policy
-from bot.store.sqlite import SQLiteStore
 from bot.tracking import Tracker
 from bot.usecases import Service
 from bot.views import View
 from mjsim import SimConfig, Simulator
+from tests import storage
 from tests.dbrows import stored
 from tests.harness import API_KEY
 
@@ -84,7 +84,7 @@ class World:
     async def __aenter__(self) -> World:
         await self.sim.start()
         self.metrics = Metrics()  # one for every part, as bot.app hands it
-        self.store = await SQLiteStore.open(self.tmp / "mjbot.db")
+        self.store = await storage.open_store(self.tmp / "mjbot.db")  # the test's store
         self.client = MjClient(self.sim.base_url, API_KEY, metrics=self.metrics)
         # The simulator is one of the origins the operator configured (its base URL).
         self.downloader = Downloader(Egress(origins=[self.sim.base_url]))

@@ -1,9 +1,6 @@
 """Which store a test runs on: SQLite (the default) or PostgreSQL, chosen by the ``storage``
-fixture (tests/conftest.py). A module runs on both with
-
-    pytestmark = pytest.mark.parametrize("storage", ["sqlite", "postgresql"], indirect=True)
-
-and the harnesses read the choice here: the in-process World opens its store with
+fixture (tests/conftest.py). A module runs on both with ``pytestmark = BOTH``, and the
+harnesses read the choice here: the in-process World opens its store with
 ``open_store``, ``mjbot run`` subprocesses get it as their config's ``storage.url``, and
 ``rows`` reads what either one wrote.
 """
@@ -15,6 +12,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bot.store import Store
 from bot.store.postgres import PostgresStore
@@ -56,3 +55,8 @@ def rows(location: str | Path, sql: str, *args: Any) -> list[dict[str, Any]]:
     with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
         db.row_factory = sqlite3.Row
         return [dict(row) for row in db.execute(sql, args)]
+
+
+# A module runs on both stores with ``pytestmark = BOTH`` (each test gets a fresh database on
+# the session's PostgreSQL server; tests/conftest.py's ``storage`` fixture).
+BOTH = pytest.mark.parametrize("storage", ["sqlite", "postgresql"], indirect=True)

@@ -10,11 +10,15 @@ the simulator and the fake Telegram server. Nothing is lost and nothing is charg
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+from typing import Any
 
 from mjsim.faults import RESET
 from tests.conftest import ALICE, GROUP
 from tests.harness import BotProcess
+from tests.storage import BOTH
+
+# Every test here on SQLite and on PostgreSQL (tests/storage.py).
+pytestmark = BOTH
 
 HELD_S = 60.0  # longer than any test: the kill is what ends the held request
 
@@ -27,11 +31,9 @@ def results_for(tg, chat: int, request_id: int):
     ]
 
 
-def ledger(bot: BotProcess, action: str | None = None) -> list[sqlite3.Row]:
-    with sqlite3.connect(bot.config.parent / "data" / "mjbot.db") as db:
-        db.row_factory = sqlite3.Row
-        sql = "SELECT * FROM ledger" + (" WHERE action = ?" if action else "")
-        return db.execute(sql + " ORDER BY created_at", (action,) if action else ()).fetchall()
+def ledger(bot: BotProcess, action: str | None = None) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM ledger" + (" WHERE action = ?" if action else "")
+    return bot.rows(sql + " ORDER BY created_at", *((action,) if action else ()))
 
 
 async def started(bot: BotProcess, tg, calls_before: int = 0) -> None:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sqlite3
 
 import httpx
 
 from mjsim import SimConfig, Simulator
 from tests.conftest import ALICE, BOB, GROUP
 from tests.harness import API_KEY, BotProcess, free_port
+from tests.storage import BOTH
+
+# Every test here on SQLite and on PostgreSQL (tests/storage.py).
+pytestmark = BOTH
 
 
 def results_for(tg, chat: int, request_id: int):
@@ -277,12 +280,12 @@ async def test_kill_9_while_the_result_is_being_posted(make_bot, sim, tg, tmp_pa
     asked = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a kite over the dunes")
 
     def claimed_not_posted() -> bool:
-        db = sqlite3.connect(tmp_path / "data" / "mjbot.db")
-        try:
-            rows = db.execute("SELECT delivering_at, delivered_at FROM tasks").fetchall()
-        finally:
-            db.close()
-        return len(rows) == 1 and rows[0][0] is not None and rows[0][1] is None
+        rows = bot.rows("SELECT delivering_at, delivered_at FROM tasks")
+        return (
+            len(rows) == 1
+            and rows[0]["delivering_at"] is not None
+            and rows[0]["delivered_at"] is None
+        )
 
     await tg.wait_for(lambda: sim.image_requests and claimed_not_posted(), timeout=30)
     await bot.stop(kill=True)
@@ -295,13 +298,9 @@ async def test_kill_9_while_the_result_is_being_posted(make_bot, sim, tg, tmp_pa
     await bot.stop()
 
 
-def recorded_ids(tmp_path) -> int:
+def recorded_ids(bot: BotProcess) -> int:
     """How many tasks the bot has stored the API's task id for."""
-    db = sqlite3.connect(tmp_path / "data" / "mjbot.db")
-    try:
-        return db.execute("SELECT COUNT(*) FROM tasks WHERE task_id IS NOT NULL").fetchone()[0]
-    finally:
-        db.close()
+    return len(bot.rows("SELECT key FROM tasks WHERE task_id IS NOT NULL"))
 
 
 async def test_kill_9_while_queued_delivers_each_once(tmp_path, tg):
@@ -316,7 +315,7 @@ async def test_kill_9_while_queued_delivers_each_once(tmp_path, tg):
         # Killed once both submits are recorded (the simulator seeing a submit is not enough:
         # a kill before the bot stores the answer is the "interrupted submit" case, tested
         # on its own above).
-        await tg.wait_for(lambda: recorded_ids(tmp_path) == 2, timeout=10)
+        await tg.wait_for(lambda: recorded_ids(bot) == 2, timeout=10)
         assert any(t.status == "NOT_START" for t in one_at_a_time.tasks.values())  # queued
         await bot.stop(kill=True)
         await started(bot, tg, calls_before=1)

@@ -6,9 +6,13 @@ platform confirms late is not left behind."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+from typing import Any
 
 from tests.conftest import ALICE, GROUP
+from tests.storage import BOTH
+
+# Every test here on SQLite and on PostgreSQL (tests/storage.py).
+pytestmark = BOTH
 
 
 def results_for(tg, chat: int, request_id: int):
@@ -25,11 +29,9 @@ async def grid_of(tg, prompt: str):
     return results_for(tg, GROUP, asked.message_id)[0]
 
 
-def ledger(bot, task_key: str | None = None) -> list[sqlite3.Row]:
-    with sqlite3.connect(bot.config.parent / "data" / "mjbot.db") as db:
-        db.row_factory = sqlite3.Row
-        sql = "SELECT * FROM ledger" + (" WHERE task_key = ?" if task_key else "")
-        return db.execute(sql + " ORDER BY created_at", (task_key,) if task_key else ()).fetchall()
+def ledger(bot, task_key: str | None = None) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM ledger" + (" WHERE task_key = ?" if task_key else "")
+    return bot.rows(sql + " ORDER BY created_at", *((task_key,) if task_key else ()))
 
 
 async def test_a_finished_u_pressed_again_is_posted_again_not_submitted(bot, sim, tg):

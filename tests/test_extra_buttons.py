@@ -9,6 +9,10 @@ import pytest
 
 from bot import buttons
 from tests.inprocess import TEN, worlds
+from tests.storage import BOTH
+
+# Every test here on SQLite and on PostgreSQL (tests/storage.py).
+pytestmark = BOTH
 
 
 @pytest.fixture

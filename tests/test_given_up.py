@@ -16,6 +16,10 @@ from bot.chat import MessageRef
 from bot.store import RESEND_FOR_S
 from bot.views import View
 from tests.inprocess import Chat, worlds
+from tests.storage import BOTH
+
+# Every test here on SQLite and on PostgreSQL (tests/storage.py).
+pytestmark = BOTH
 
 
 class RefusingChat(Chat):

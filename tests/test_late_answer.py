@@ -11,6 +11,10 @@ import time
 import pytest
 
 from tests.inprocess import worlds
+from tests.storage import BOTH
+
+# Every test here on SQLite and on PostgreSQL (tests/storage.py).
+pytestmark = BOTH
 
 
 @pytest.fixture

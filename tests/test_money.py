@@ -20,6 +20,10 @@ from bot.policy import Policy
 from bot.store.sqlite import SQLiteStore
 from tests.dbrows import stored
 from tests.inprocess import CHAT, TEN, png, worlds
+from tests.storage import BOTH
+
+# Every test here on SQLite and on PostgreSQL (tests/storage.py).
+pytestmark = BOTH
 
 
 @pytest.fixture

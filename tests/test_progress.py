@@ -15,6 +15,10 @@ from bot.usecases import submitter
 from bot.views import View
 from tests.dbrows import stored
 from tests.inprocess import Chat, worlds
+from tests.storage import BOTH
+
+# Every test here on SQLite and on PostgreSQL (tests/storage.py).
+pytestmark = BOTH
 
 
 class SlowChat(Chat):

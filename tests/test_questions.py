@@ -11,6 +11,10 @@ import pytest
 from bot.chat import MessageRef
 from bot.views import View
 from tests.inprocess import Chat, World, worlds
+from tests.storage import BOTH
+
+# Every test here on SQLite and on PostgreSQL (tests/storage.py).
+pytestmark = BOTH
 
 
 class Eager(Chat):
