@@ -129,18 +129,17 @@ def parse(text: str) -> tuple[str, str] | None:
 async def run(
     service: Service, req: Requester, name: str, args: str, images: Sequence[bytes] = ()
 ) -> None:
-    """Run one command with its text and attached images (in the order they came)."""
+    """Run one command with its text and attached images (in the order they came), behind
+    the request's entrance (access, redeliveries, log context: once, bot.usecases.gate)."""
     command = Command.of(name)
-    if command in _ADMIN:
-        await service.admin(req, name, args)
-        return
-    entered = await service.enter(req)
-    if entered is None:
-        return
-    req = entered
-    handler = HANDLERS.get(command) if command is not None else None
-    if handler is None:
-        await service.reply(req, View(t("command.unknown", req.language, name=name)))
-        return
-    with service.through(req):  # admitted once: the use case does not ask again
-        await handler(service, req, args, images)
+    async with service.entrance(req) as entered:
+        if entered is None:
+            return
+        if command in _ADMIN:
+            await service.admin(entered, name, args)
+            return
+        handler = HANDLERS.get(command) if command is not None else None
+        if handler is None:
+            await service.reply(entered, View(t("command.unknown", entered.language, name=name)))
+            return
+        await handler(service, entered, args, images)

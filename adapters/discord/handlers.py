@@ -113,15 +113,17 @@ async def run(
     ref = client.port.register(interaction)
     req = requester(interaction, ref)
     try:
-        if files and not await client.service.admits(req):
-            return  # checked before downloading: outsiders and banned users cost nothing
-        try:
-            images = await _download(files)
-        except (discord.HTTPException, aiohttp.ClientError, OSError):
-            req = await client.service.who(req)
-            await client.service.reply(req, View(t("upload.download", req.language)))
-            return
-        await commands.run(client.service, req, name, args, images)
+        # The entrance opened before downloading: outsiders and banned users cost nothing,
+        # and the command run inside passes the same gate (once).
+        async with client.service.entrance(req) as entered:
+            if entered is None:
+                return
+            try:
+                images = await _download(files)
+            except (discord.HTTPException, aiohttp.ClientError, OSError):
+                await client.service.reply(entered, View(t("upload.download", entered.language)))
+                return
+            await commands.run(client.service, entered, name, args, images)
     except Exception:
         log.exception("command failed (interaction %s)", interaction.id)
     finally:
@@ -317,18 +319,21 @@ async def submitted(interaction: discord.Interaction) -> None:
     req = requester(interaction, ref)
     ask_id = parsed["message"]
     try:
-        if answer.files and not await service.admits(req):
-            return  # checked before downloading: outsiders and banned users cost nothing
-        try:
-            images = await _download(answer.files)
-        except (discord.HTTPException, aiohttp.ClientError, OSError):
-            req = await service.who(req)
-            await service.reply(req, View(t("upload.download", req.language)))
-            return
-        if ask.kind == "mask" and not images:
-            await _answer_cells(service, req, ask, ask_id, list(answer.cells), answer.text)
-        else:
-            await service.answer(req, ask_id, answer.text, images)
+        # The entrance opened before downloading: outsiders and banned users cost nothing,
+        # and the answer given inside passes the same gate (once).
+        async with service.entrance(req) as entered:
+            if entered is None:
+                return
+            try:
+                images = await _download(answer.files)
+            except (discord.HTTPException, aiohttp.ClientError, OSError):
+                await service.reply(entered, View(t("upload.download", entered.language)))
+                return
+            if ask.kind == "mask" and not images:
+                cells = list(answer.cells)
+                await _answer_cells(service, entered, ask, ask_id, cells, answer.text)
+            else:
+                await service.answer(entered, ask_id, answer.text, images)
     except Exception:
         log.exception("answer failed (interaction %s)", interaction.id)
     finally:

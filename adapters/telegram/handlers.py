@@ -139,14 +139,24 @@ async def command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     req = requester(update)
     images: list[bytes] = []
     replied = message.reply_to_message
-    if replied is not None and name in ("imagine", "describe", "blend", "swap", "video", "edit"):
-        if not await service.admits(req):
-            return  # checked before downloading: outsiders and banned users cost nothing
-        try:
-            images = await _images(service, req, [replied])
-        except TooBig:
+    # The entrance opened before downloading: outsiders and banned users cost nothing, and
+    # the command run inside passes the same gate (once).
+    async with service.entrance(req) as entered:
+        if entered is None:
             return
-    await commands.run(service, req, name, args, images)
+        if replied is not None and name in (
+            "imagine",
+            "describe",
+            "blend",
+            "swap",
+            "video",
+            "edit",
+        ):
+            try:
+                images = await _images(service, entered, [replied])
+            except TooBig:
+                return
+        await commands.run(service, entered, name, args, images)
 
 
 async def media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -162,21 +172,23 @@ async def media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     parsed = commands.parse(caption)
     if parsed is None and replied is None:
         return  # a photo for someone else in the group
-    # Checked before downloading: outsiders and banned users cost no bandwidth. A reply is
-    # checked quietly: the outsider hears about it only if it answers one of our questions.
-    if not await service.admits(req, quiet=parsed is None):
-        if parsed is None and replied is not None:
-            await service.answer(req, str(replied.message_id), caption)
-        return
-    try:
-        images = await _images(service, req, messages)
-    except TooBig:
-        return
-    if parsed is not None:
-        await commands.run(service, req, parsed[0], parsed[1], images)
-        return
-    assert replied is not None
-    await service.answer(req, str(replied.message_id), caption, images)
+    # The entrance opened before downloading: outsiders and banned users cost no bandwidth.
+    # A reply enters quietly: the outsider hears about it only if it answers one of our
+    # questions (the answer's entrance, inside this one, tells them: still one gate run).
+    async with service.entrance(req, quiet=parsed is None) as entered:
+        if entered is None:
+            if parsed is None and replied is not None:
+                await service.answer(req, str(replied.message_id), caption)
+            return
+        try:
+            images = await _images(service, entered, messages)
+        except TooBig:
+            return
+        if parsed is not None:
+            await commands.run(service, entered, parsed[0], parsed[1], images)
+            return
+        assert replied is not None
+        await service.answer(entered, str(replied.message_id), caption, images)
 
 
 async def press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

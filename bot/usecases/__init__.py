@@ -2,34 +2,45 @@
 
 Adapters call the command methods (``imagine``, ``describe``, ``blend``...), ``press`` and
 ``answer`` with a ``Requester``; the tracker calls ``on_tasks`` with every forward step of a
-task. The service decides, stores, submits, and answers through the ``Outbox`` (which talks to
-the adapters' ChatPorts). Each concept is a module of this package; ``Service`` is all of them.
+task. Each concept is a plain class of this package handed exactly what it uses; ``Service``
+builds them once and is their facade: typed methods that delegate, the request entrances
+(``gate.py``: access, redeliveries, log context) wrapped around those a user calls.
 """
 
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
 from bot import media
-from bot.chat import Requester
+from bot.chat import MessageRef, Requester
+from bot.i18n import t
 from bot.mj.client import MjClient
+from bot.mj.models import Task
 from bot.outbox import Outbox
 from bot.policy import Policy
-from bot.store import Store, TaskRow
-from bot.usecases.administration import Admin
-from bot.usecases.base import MAX_PROMPT, Notice, gated
-from bot.usecases.following import Following
+from bot.store import Store, TaskRow, UserSettings
+from bot.usecases.admin import Admin
+from bot.usecases.base import MAX_PROMPT, Notice
+from bot.usecases.delivery import Delivery
+from bot.usecases.gate import Gate, gated
+from bot.usecases.jobs import Kind
 from bot.usecases.preferences import Preferences
 from bot.usecases.presses import Presses
-from bot.usecases.questions import Questions
+from bot.usecases.questions import Asker, Questions
+from bot.usecases.runtime import Runtime
+from bot.usecases.submitter import Submitter
 from bot.usecases.submitting import Submitting
-from bot.views import View
+from bot.views import Ask, View
 
 __all__ = ["MAX_PROMPT", "Notice", "Service"]
 
+T = TypeVar("T")
 
-class Service(Submitting, Presses, Questions, Following):
-    """Everything a user can do; built once by the composition root (``bot.app``).
 
-    On the way from mixins to composed use cases: the Submitter (submitter.py), Preferences
-    and Admin (administration.py) are plain objects built here and reached through typed
-    methods; the commands' access gate is the facade's (``@gated``)."""
+class Service:
+    """Everything a user can do; built once by the composition root (``bot.app``)."""
 
     def __init__(
         self,
@@ -44,43 +55,224 @@ class Service(Submitting, Presses, Questions, Following):
         webapp_url: str = "",
         policy: Policy | None = None,
     ) -> None:
-        super().__init__(
-            store,
-            client,
-            outbox,
-            downloader,
-            cache=cache,
-            notify_hook=notify_hook,
-            default_mode=default_mode,
-            webapp_url=webapp_url,
-            policy=policy,
+        # Read by the adapters and the web admin tab (the store, the client's counts, the
+        # outbox's queues); the use cases below are handed what they use.
+        self.store = store
+        self.client = client
+        self.outbox = outbox
+        self.downloader = downloader
+        self.cache = cache
+        self.policy = policy
+        self.runtime = Runtime(client, downloader, cache)
+        self.gate = Gate(store, policy, outbox)
+        settings = self.gate.user_settings
+        self.asker = Asker(store, outbox, self.runtime, webapp_url=webapp_url)
+        self.submitter = Submitter(
+            store, client, outbox, policy, spawn=self.runtime.spawn, asker=self.asker
         )
         self.administration = Admin(
             store,
             policy,
             outbox,
             default_mode=default_mode,
-            who=self.who,
-            user_settings=self.user_settings,
+            who=self.gate.who,
+            user_settings=settings,
         )
-
         self.preferences = Preferences(
             store,
             client,
             outbox,
             policy,
-            sources=self,
-            spawn=self.spawn,
+            sources=self.runtime,
+            spawn=self.runtime.spawn,
             default_mode=default_mode,
-            who=self.who,
-            user_settings=self.user_settings,
+            who=self.gate.who,
+            user_settings=settings,
         )
+        self.submitting = Submitting(
+            store,
+            client,
+            outbox,
+            policy,
+            self.runtime,
+            self.submitter,
+            cache=cache,
+            notify_hook=notify_hook,
+            default_mode=default_mode,
+            user_settings=settings,
+        )
+        self.questions = Questions(
+            store,
+            client,
+            outbox,
+            self.runtime,
+            self.submitter,
+            self.asker,
+            start=self.submitting.start_kind,
+        )
+        self.presses = Presses(
+            store,
+            client,
+            outbox,
+            policy,
+            self.runtime,
+            self.submitter,
+            press_setting=self.preferences.press_setting,
+            seed_of=self.preferences.seed_of,
+            notify_hook=notify_hook,
+            default_mode=default_mode,
+            user_settings=settings,
+        )
+        self.delivery = Delivery(store, client, outbox, self.runtime, self.submitter, self.asker)
+
+    # -- the entrance (gate.py) and what every part shares --
+
+    @asynccontextmanager
+    async def entrance(
+        self, req: Requester, *, quiet: bool = False
+    ) -> AsyncIterator[Requester | None]:
+        """Open the request's entrance before the use case is known, e.g. to decide before
+        downloading an upload (outsiders and banned users cost no bandwidth): the requester
+        to go on with (language applied), or None (an outsider, told unless ``quiet``; a
+        redelivered update). The methods called inside for the same request reuse this
+        decision: the gate's bookkeeping runs once."""
+        async with self.gate.entrance(req, quiet=quiet) as entry:
+            yield entry.passed
+
+    async def who(self, req: Requester) -> Requester:
+        """The requester with their language setting applied."""
+        return await self.gate.who(req)
+
+    async def user_settings(self, req: Requester) -> UserSettings:
+        return await self.gate.user_settings(req)
+
+    async def reply(self, req: Requester, view: View) -> MessageRef:
+        return await self.outbox.reply(req, view)
+
+    async def tell(self, req: Requester, text: str) -> MessageRef:
+        return await self.outbox.tell(req, text)
+
+    def help(self, req: Requester) -> View:
+        return View(t("help", req.language, platform=req.platform))
+
+    async def convert(self, function: Callable[..., T], *args: Any) -> T:
+        """Image work in the bounded pool (the Discord adapter draws region masks with it)."""
+        return await self.runtime.convert(function, *args)
+
+    async def close(self, grace_s: float = 10.0) -> None:
+        await self.runtime.close(grace_s)
+
+    # -- submitting.py: the commands that spend money --
+
+    async def start_kind(
+        self, kind: Kind, req: Requester, args: str, images: Sequence[bytes] = ()
+    ) -> None:
+        """The command of ``kind`` (the commands' table names a kind, never a method)."""
+        async with self.gate.entrance(req) as entry:
+            if entry.passed is not None:
+                await self.submitting.start_kind(kind, entry.passed, args, images)
+
+    @gated
+    async def imagine(self, req: Requester, prompt: str, images: Sequence[bytes] = ()) -> None:
+        """/imagine: validate, submit, show progress; the tracker does the rest."""
+        await self.submitting.imagine(req, prompt, images)
+
+    @gated
+    async def describe(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
+        """/describe: four prompts Midjourney would write for a photo."""
+        await self.submitting.describe(req, args, images)
+
+    @gated
+    async def blend(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
+        """/blend [portrait|square|landscape]: mix 2-5 photos into one grid."""
+        await self.submitting.blend(req, args, images)
+
+    @gated
+    async def swap(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
+        """/swap: put the face of the first photo onto the second."""
+        await self.submitting.swap(req, args, images)
+
+    @gated
+    async def shorten(self, req: Requester, prompt: str) -> None:
+        """/shorten: which words of a prompt matter, and five shorter versions."""
+        await self.submitting.shorten(req, prompt)
+
+    @gated
+    async def video(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
+        """/video [--motion high|low] <prompt> with a photo: four short videos."""
+        await self.submitting.video(req, args, images)
+
+    @gated
+    async def edit(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
+        """/edit <prompt> with a photo: four edited versions of it."""
+        await self.submitting.edit(req, args, images)
+
+    # -- presses.py --
+
+    async def press(self, req: Requester, data: str) -> Notice:
+        """A button press: answered at once with a short notice; the work goes on after."""
+        async with self.gate.entrance(req, quiet=True) as entry:
+            if not entry.admitted:
+                return Notice(t("access.denied", entry.req.language), alert=True)
+            if entry.passed is None:  # a redelivered press
+                return Notice(t("press.running", entry.req.language))
+            return await self.presses.press(entry.passed, data)
+
+    # -- questions.py --
+
+    async def answer(
+        self, req: Requester, reply_to_message_id: str, text: str, images: Sequence[bytes] = ()
+    ) -> bool:
+        """A reply to one of our questions; False when it answers nothing of ours (nor is
+        it a request to the bot: the gate does not run for it)."""
+        asked = await self.questions.asked(req, reply_to_message_id)
+        if asked is None:
+            return False
+        async with self.gate.entrance(req) as entry:
+            if entry.passed is not None:
+                await self.questions.answer(entry.passed, asked, text, images)
+        return True
+
+    async def answer_mask(self, req: Requester, ref: str, mask_png: bytes, prompt: str) -> bool:
+        """Vary (Region): submit the painted mask (white = repaint) with the prompt."""
+        async with self.gate.entrance(req) as entry:
+            if entry.passed is None:
+                return False
+            return await self.questions.answer_mask(entry.passed, ref, mask_png, prompt)
+
+    async def question(
+        self, req: Requester, message_id: str, ref: str = ""
+    ) -> tuple[Ask, str] | None:
+        """The question a message of ours asks, and who may answer it (see Questions)."""
+        return await self.questions.question(req, message_id, ref)
+
+    async def region_image(self, ref: str) -> bytes | None:
+        """The image a Vary (Region) modal repaints (the parent's result)."""
+        return await self.asker.region_image(ref)
+
+    # -- delivery.py: called by the tracker and the notifyHook receiver --
+
+    async def on_tasks(self, tasks: Iterable[Task]) -> None:
+        await self.delivery.on_tasks(tasks)
+
+    async def deliver(self, row: TaskRow) -> None:
+        await self.delivery.deliver(row)
+
+    async def retry_unsent(self, idle_s: float) -> int:
+        return await self.delivery.retry_unsent(idle_s)
+
+    async def time_out(self, row: TaskRow) -> None:
+        await self.delivery.time_out(row)
+
+    async def resume(self) -> None:
+        await self.delivery.resume()
 
     # -- preferences.py: settings, history, seeds --
 
     async def settings_view(self, req: Requester) -> View:
         return await self.preferences.settings_view(req)
 
+    @gated
     async def open_settings(self, req: Requester) -> None:
         """/settings: the menu, recorded as the requester's (only they may press it)."""
         await self.preferences.open_settings(req)
@@ -112,11 +304,7 @@ class Service(Submitting, Presses, Questions, Following):
         """/seed: the seed of a result."""
         await self.preferences.seed(req, args)
 
-    async def _seed(self, req: Requester, row: TaskRow) -> None:
-        """The 🌱 button (presses.py)."""
-        await self.preferences.seed_of(req, row)
-
-    # -- administration.py --
+    # -- admin.py --
 
     async def quota_view(self, req: Requester, user_id: str = "") -> View:
         """/quota and /info: what a user has used and what is left."""

@@ -1,4 +1,4 @@
-"""Following tasks: every forward step merged, progress edited in place, the result posted
+"""Delivery: every forward step of a task merged, progress edited in place, the result posted
 once, and what a restart left half done finished."""
 
 from __future__ import annotations
@@ -10,14 +10,41 @@ from collections.abc import Iterable
 from bot import buttons, logs, media, results
 from bot.chat import MessageRef
 from bot.i18n import t
+from bot.mj.client import MjClient
 from bot.mj.models import Task, TaskState
-from bot.store import TaskRow
-from bot.usecases.base import ServiceBase, log
-from bot.usecases.submitter import title
+from bot.outbox import Outbox
+from bot.store import Store, TaskRow
+from bot.usecases.base import log
+from bot.usecases.questions import Asker
+from bot.usecases.runtime import Runtime
+from bot.usecases.submitter import Submitter, title
 from bot.views import Choice, View, headline, progress_view
 
 
-class Following(ServiceBase):
+class Delivery:
+    """What the tracker and the notifyHook receiver report, shown in the chats: a plain class
+    handed what it uses (``Service`` builds it)."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: MjClient,
+        outbox: Outbox,
+        runtime: Runtime,
+        submitter: Submitter,
+        asker: Asker,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.outbox = outbox
+        self.runtime = runtime
+        self.spawn = runtime.spawn
+        self.submitter = submitter
+        self.asker = asker
+        self._previews: dict[str, tuple[str, bytes]] = {}  # key -> (url, jpeg)
+        # task id -> (rank, preview url) last handled: a cache only, the store's merge decides
+        self._last_seen: dict[str, tuple[tuple[int, int], str]] = {}
+
     async def on_tasks(self, tasks: Iterable[Task]) -> None:
         """Updates from the API (a poll, confirmed callbacks): merge them, show what changed.
 
@@ -83,8 +110,8 @@ class Following(ServiceBase):
         if cached and cached[0] == url:
             return cached[1]
         try:
-            data = await self.downloader.get(url)
-            jpeg = await self.convert(media.to_jpeg, data, 640, 70)
+            data = await self.runtime.downloader.get(url)
+            jpeg = await self.runtime.convert(media.to_jpeg, data, 640, 70)
         except media.MediaError:
             return cached[1] if cached else None
         self._previews[key] = (url, jpeg)
@@ -94,7 +121,7 @@ class Following(ServiceBase):
         """Post the final result exactly once (a new message, so people are notified)."""
         # The download and conversion start at once, beside the claim: they only cost time
         # when the claim is lost (a rare race), and they are most of the time a result takes.
-        building = asyncio.ensure_future(results.final_view(self, row))
+        building = asyncio.ensure_future(results.final_view(self.runtime, row))
         if not await self.store.claim_delivery(row.key):
             building.cancel()
             await asyncio.gather(building, return_exceptions=True)  # nothing left unretrieved
@@ -121,7 +148,7 @@ class Following(ServiceBase):
         if row.status == TaskState.SUCCESS:
             settings = await self.store.user_settings(row.platform, row.user_id)
             if settings.delivery == "file":
-                original = await results.original(self, row)
+                original = await results.original(self.runtime, row)
                 if original:
                     await self.outbox.send(
                         row.platform, row.chat_id, results.file_view(row, original), ref
@@ -196,7 +223,7 @@ class Following(ServiceBase):
         - unknown, or the API cannot be asked: nobody knows, as for a submit (refunded,
           reported).
         """
-        assert row.task_id is not None  # asked by this task id (_ask_modal)
+        assert row.task_id is not None  # asked by this task id (questions.Asker.record)
         try:
             task = await self.client.fetch(row.task_id)
         except Exception as exc:
@@ -215,6 +242,17 @@ class Following(ServiceBase):
                 ref = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
                 await self.store.update(row.key, progress_ref=ref)
             await self.on_tasks([task])
+
+    async def _ask_again(self, row: TaskRow) -> None:
+        """An answer that never reached the API: refunded, and its question asked again
+        (questions.Asker). Refunded first: a crash between the two leaves the answer in
+        flight, and the next start comes here again (settling twice changes nothing); never
+        an orphaned charge."""
+        modal = await self.store.modal(row.key)
+        if modal is None:
+            return
+        await self.submitter.settle(row.charge_id, success=False)
+        await self.asker.ask_again(row, modal)
 
 
 def _news(task: Task) -> tuple[tuple[int, int], str]:

@@ -59,7 +59,7 @@ class Preferences:
         outbox: Outbox,
         policy: Policy | None,
         *,
-        sources: results.Sources,
+        sources: results.Sources,  # where result media comes from (the runtime)
         spawn: Spawn,
         default_mode: str,
         who: Callable[[Requester], Awaitable[Requester]],

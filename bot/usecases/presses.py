@@ -2,36 +2,75 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from bot import buttons, results
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj import custom_ids
+from bot.mj.client import MjClient
 from bot.mj.models import Button, Task, TaskState
-from bot.policy import OverQuota, action_of
-from bot.store import TaskRow, new_key
-from bot.usecases.base import Notice, ServiceBase, button_of, log, pick_text
+from bot.outbox import Outbox
+from bot.policy import OverQuota, Policy, action_of
+from bot.store import Store, TaskRow, UserSettings, new_key
+from bot.usecases.base import Notice, button_of, log, pick_text
 from bot.usecases.preferences import may_read_seed
-from bot.usecases.submitter import over_quota
+from bot.usecases.runtime import Runtime
+from bot.usecases.submitter import Submitter, over_quota
 from bot.views import View
 
 # How many 📎/✂️ copies the service remembers having posted (a press on an older one posts anew).
 EXTRAS_REMEMBERED = 2000
 
 
-class Presses(ServiceBase):
+# A settings-menu press (preferences.py) and the 🌱 button's seed lookup (preferences.py).
+PressSetting = Callable[[Requester, str, str], Awaitable[Notice]]
+SeedOf = Callable[[Requester, TaskRow], Coroutine[Any, Any, None]]
+
+
+class Presses:
+    """Button presses: a plain class handed what it uses (``Service`` builds it; its
+    ``press`` entrance runs the gate, quietly: a refused press is told in its own notice)."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: MjClient,
+        outbox: Outbox,
+        policy: Policy | None,
+        runtime: Runtime,
+        submitter: Submitter,
+        *,
+        press_setting: PressSetting,
+        seed_of: SeedOf,
+        notify_hook: str,
+        default_mode: str,
+        user_settings: Callable[[Requester], Awaitable[UserSettings]],
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.outbox = outbox
+        self.policy = policy
+        self.runtime = runtime
+        self.spawn = runtime.spawn
+        self.submitter = submitter
+        self.press_setting = press_setting
+        self.seed_of = seed_of
+        self.notify_hook = notify_hook
+        self.default_mode = default_mode
+        self.user_settings = user_settings
+        self._showing: set[str] = set()  # finished tasks being posted again
+        # (task, "file"|"split") -> where its copy was posted; None while posting
+        self._extras: dict[tuple[str, str], MessageRef | None] = {}
+
     async def press(self, req: Requester, data: str) -> Notice:
-        """A button press: resolve the token, act once, acknowledge at once."""
-        entered = await self.enter(req, quiet=True)
-        if entered is None:
-            return Notice(t("access.denied", req.language), alert=True)
-        req = entered
+        """A button press by an admitted requester: resolve the token, act once, acknowledge
+        at once."""
         lang = req.language
         setting = buttons.decode_setting(data)
         if setting is not None:
-            return await self.press_setting(req, *setting)  # preferences.py
+            return await self.press_setting(req, *setting)
         token = buttons.decode(data)
         row = await self.store.task(token.key) if token else None
         if token is None or row is None or row.platform != req.platform:
@@ -40,8 +79,6 @@ class Presses(ServiceBase):
             return Notice(t("press.foreign", lang), alert=True)
         if row.user_id != req.user_id and not await self._anyone_may_press(req):
             return Notice(t("press.not_owner", lang), alert=True)
-        if not await self.store.first_time(req.event):
-            return Notice(t("press.running", lang))
         if token.index is None:
             return await self._press_extra(req, row, token.slot)
         task = row.task
@@ -139,7 +176,7 @@ class Presses(ServiceBase):
     async def _show_again(self, req: Requester, row: TaskRow) -> None:
         """Post a finished result again with working buttons, below the pressed message."""
         try:
-            view = await results.final_view(self, row)
+            view = await results.final_view(self.runtime, row)
             ref = await self.outbox.send(row.platform, row.chat_id, view, req.message)
             await self.store.update(row.key, result_ref=ref)
         except Exception:
@@ -168,7 +205,7 @@ class Presses(ServiceBase):
             case "seed":
                 if not may_read_seed(self.policy, req, row):  # said before anything is asked
                     return Notice(t("seed.not_owner", lang), alert=True)
-                self.spawn(self._seed(req, row))
+                self.spawn(self.seed_of(req, row))
                 return Notice(t("seed.asking", lang))
             case "file" | "split":
                 return await self._post_extra(req, row, verb)
@@ -194,14 +231,14 @@ class Presses(ServiceBase):
         while len(self._extras) > EXTRAS_REMEMBERED:
             del self._extras[next(iter(self._extras))]  # the oldest first
         try:
-            original = await results.original(self, row)
+            original = await results.original(self.runtime, row)
             if original is None:
                 self._extras.pop(slot, None)
                 return Notice(t("press.expired", lang), alert=True)
             view = (
                 results.file_view(row, original)
                 if verb == "file"
-                else await self.convert(results.split_view, row, original)
+                else await self.runtime.convert(results.split_view, row, original)
             )
         except BaseException:
             self._extras.pop(slot, None)

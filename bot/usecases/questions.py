@@ -1,31 +1,148 @@
 """The bot asks, the user answers: modal prompts (Custom Zoom, remix, picks), Vary (Region)
-masks, and photos asked for in a conversation."""
+masks, and photos asked for in a conversation.
+
+``Asker`` asks (the question the API answered a submit with, and again after a restart);
+``Questions`` takes the answers and hands them on: to the Submitter (a modal's answer) or to
+the command that asked for photos.
+"""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 
 from bot import mask, media, results
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj import custom_ids
+from bot.mj.client import MjClient
 from bot.mj.custom_ids import ModalKind
 from bot.mj.models import Submission, TaskState
+from bot.outbox import Outbox
 from bot.policy import OverQuota
-from bot.store import AskRow, TaskRow
-from bot.usecases.base import MAX_PROMPT, ServiceBase, clean
+from bot.store import AskRow, ModalRow, Store, TaskRow
+from bot.usecases.base import MAX_PROMPT, clean
 from bot.usecases.jobs import Kind
-from bot.usecases.submitter import over_quota
+from bot.usecases.runtime import Runtime
+from bot.usecases.submitter import Submitter, over_quota
 from bot.views import Ask, Choice, Media, View, clip
 
+# Start the command of a kind with a requester, its text and photos (submitting.py).
+Start = Callable[[Kind, Requester, str, Sequence[bytes]], Awaitable[None]]
 
-class Questions(ServiceBase):
-    async def answer(
-        self, req: Requester, reply_to_message_id: str, text: str, images: Sequence[bytes] = ()
-    ) -> bool:
-        """A reply to one of our questions; False when it answers nothing of ours."""
+
+class Asker:
+    """Asks the user what the API asks (code 21) and shows the question again when needed;
+    a plain class handed the store, the outbox and the runtime (``Service`` builds it)."""
+
+    def __init__(self, store: Store, outbox: Outbox, runtime: Runtime, *, webapp_url: str) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.runtime = runtime
+        self.webapp_url = webapp_url
+
+    async def record(self, row: TaskRow, submission: Submission, kind: str, pick: str) -> str:
+        """Code 21: the API waits for an answer (Custom Zoom, remix, region, a pick). The
+        question is stored with its prefill (returned); the Submitter voids the charge, then
+        ``ask`` asks it."""
+        prefill = submission.final_prompt or pick or row.prompt
+        if kind == ModalKind.ZOOM and "--zoom" not in prefill:
+            prefill = f"{prefill} --zoom 2".strip()
+        await self.store.update(
+            row.key, task_id=submission.task_id, status=TaskState.MODAL, prompt=prefill
+        )
+        await self.store.add_modal(row.key, kind, prefill)
+        return prefill
+
+    async def ask(self, row: TaskRow, progress: MessageRef | None, kind: str, prefill: str) -> None:
+        """Post the question in place of the progress message."""
+        if progress is not None:
+            await self.outbox.delete(progress)
+        view = await self._modal_view(row, kind, prefill)
+        ask = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
+        await self.store.set_modal_ask(row.key, ask)
+        await self.store.update(row.key, progress_ref=None)
+
+    async def ask_again(self, row: TaskRow, modal: ModalRow) -> None:
+        """An answer that never reached the API (the bot was killed while submitting it),
+        refunded already (bot.usecases.delivery): open the question again and ask it once
+        more, saying why, with the lost answer as the prefill. The next answer claims and
+        pays exactly as the first did."""
+        lost = row.prompt or modal.prefill  # claim_modal wrote the answer to the task
+        if not await self.store.reopen_modal(row.key, lost):
+            return
+        progress = row.ref("progress")
+        if progress is not None:
+            await self.outbox.delete(progress)
+            await self.store.update(row.key, progress_ref=None)
+        view = await self._modal_view(row, modal.kind, lost)
+        notice = t("modal.interrupted", row.lang)
+        view = replace(view, text=f"⚠️ {notice}\n\n{view.text}")
+        ask = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
+        await self.store.set_modal_ask(row.key, ask)
+
+    async def region_image(self, ref: str) -> bytes | None:
+        """The image a Vary (Region) modal repaints (the parent's result)."""
+        row = await self.store.task(ref)
+        if row is None or not row.parent_key:
+            return None
+        parent = await self.store.task(row.parent_key)
+        return await results.original(self.runtime, parent) if parent else None
+
+    async def _modal_view(self, row: TaskRow, kind: str, prefill: str) -> View:
+        lang = row.lang
+        text = t(f"modal.ask.{kind}", lang, platform=row.platform, prompt=clip(prefill, 3000))
+        ask = _modal_ask(row, kind, prefill, lang)
+        if kind != ModalKind.REGION:
+            return View(text, ask=ask)
+        base = await self.region_image(row.key)
+        grid = await self.runtime.convert(mask.labelled_grid, base) if base else None
+        rows: tuple[tuple[Choice, ...], ...] = ()
+        if self.webapp_url and row.platform == "telegram" and not row.chat_id.startswith("-"):
+            url = f"{self.webapp_url}?ref={row.key}"
+            rows = ((Choice(t("region.open_editor", lang), url=url, webapp=True),),)
+        photo = (Media("photo", grid, "grid.jpg"),) if grid else ()
+        return View(text, media=photo, rows=rows, ask=ask)
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a reply answers: one of our stored questions (a modal) or a request for photos."""
+
+    modal: ModalRow | None
+    ask: AskRow | None
+    message_id: str  # the message that asked
+
+
+class Questions:
+    """The user's answers: to a modal (submitted through the Submitter, claimed and paid
+    once), a painted mask, or photos a command asked for (that command is started). A plain
+    class handed what it uses; the facade's entrances run the gate before it."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: MjClient,
+        outbox: Outbox,
+        runtime: Runtime,
+        submitter: Submitter,
+        asker: Asker,
+        *,
+        start: Start,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.outbox = outbox
+        self.tell = outbox.tell
+        self.runtime = runtime
+        self.submitter = submitter
+        self.asker = asker
+        self.start = start
+
+    async def asked(self, req: Requester, reply_to_message_id: str) -> Asked | None:
+        """The question of ours a reply answers; None when it answers nothing of ours (then it
+        is no request to the bot, and the gate is not run for it)."""
         # Asked by that message, or asked but not recorded yet (answered in the instant
         # between sending the question and storing its id). Asked once more last: recording
         # may happen between the first two looks, and it only ever goes from none to one.
@@ -37,17 +154,18 @@ class Questions(ServiceBase):
         )
         ask = await self.store.ask(req.platform, req.chat_id, reply_to_message_id)
         if modal is None and ask is None:
-            return False
-        entered = await self.enter(req)
-        if entered is None:
-            return True
-        with self.through(entered):  # admitted once: what the answer starts does not ask again
-            if modal is not None:
-                await self._answer_modal(entered, modal.key, text, images)
-            else:
-                assert ask is not None  # one of the two was found (or it returned False above)
-                await self._answer_ask(entered, ask, reply_to_message_id, text, images)
-        return True
+            return None
+        return Asked(modal, ask, reply_to_message_id)
+
+    async def answer(
+        self, req: Requester, asked: Asked, text: str, images: Sequence[bytes] = ()
+    ) -> None:
+        """An admitted reply to one of our questions."""
+        if asked.modal is not None:
+            await self._answer_modal(req, asked.modal.key, text, images)
+        else:
+            assert asked.ask is not None  # one of the two is always found (Asked)
+            await self._answer_ask(req, asked.ask, asked.message_id, text, images)
 
     async def _answer_ask(
         self,
@@ -73,7 +191,7 @@ class Questions(ServiceBase):
             await self.tell(req, t("modal.expired", req.language))
             return
         args = ask.args if ask.args.startswith("face=") else text.strip() or ask.args
-        await self.start_kind(kind, req, args, images)
+        await self.start(kind, req, args, images)
 
     async def _answer_modal(
         self, req: Requester, key: str, text: str, images: Sequence[bytes] = ()
@@ -100,14 +218,14 @@ class Questions(ServiceBase):
         self, req: Requester, row: TaskRow, prefill: str, text: str, images: Sequence[bytes]
     ) -> None:
         lang = req.language
-        base = await self.region_image(row.key)
+        base = await self.asker.region_image(row.key)
         if base is None:
             await self.tell(req, t("modal.expired", lang))
             return
-        size = await self.convert(media.image_size, base)
+        size = await self.runtime.convert(media.image_size, base)
         if images:
             try:
-                png = await self.convert(mask.normalise_mask, images[0], size)
+                png = await self.runtime.convert(mask.normalise_mask, images[0], size)
             except Exception:
                 await self.tell(req, t("upload.not_image", lang))
                 return
@@ -118,16 +236,13 @@ class Questions(ServiceBase):
             if not cells:
                 await self.tell(req, t("region.cells_needed", lang))
                 return
-            png = await self.convert(mask.cells_mask, size, cells)
+            png = await self.runtime.convert(mask.cells_mask, size, cells)
             prompt = prompt or prefill
         await self.answer_mask(req, row.key, png, prompt)
 
     async def answer_mask(self, req: Requester, ref: str, mask_png: bytes, prompt: str) -> bool:
-        """Vary (Region): submit the painted mask (white = repaint) with the prompt."""
-        entered = await self.enter(req)
-        if entered is None:
-            return False
-        req = entered
+        """Vary (Region): submit the painted mask (white = repaint) with the prompt (the
+        requester admitted by the facade's entrance)."""
         lang = req.language
         row = await self.store.task(ref)
         modal = await self.store.modal(ref)
@@ -137,26 +252,18 @@ class Questions(ServiceBase):
         if row.user_id != req.user_id or row.platform != req.platform:
             await self.tell(req, t("modal.not_owner", lang))
             return False
-        base = await self.region_image(ref)
+        base = await self.asker.region_image(ref)
         try:
-            size = await self.convert(media.image_size, base) if base else None
-            png = await self.convert(mask.normalise_mask, mask_png, size or (1024, 1024))
+            size = await self.runtime.convert(media.image_size, base) if base else None
+            png = await self.runtime.convert(mask.normalise_mask, mask_png, size or (1024, 1024))
         except Exception:
             await self.tell(req, t("upload.not_image", lang))
             return False
-        if await self.convert(mask.is_empty, png):
+        if await self.runtime.convert(mask.is_empty, png):
             await self.tell(req, t("region.cells_needed", lang))
             return False
         uri = "data:image/png;base64," + base64.b64encode(png).decode()
         return await self._submit_modal(req, row, clean(prompt) or modal.prefill, uri)
-
-    async def region_image(self, ref: str) -> bytes | None:
-        """The image a Vary (Region) modal repaints (the parent's result)."""
-        row = await self.store.task(ref)
-        if row is None or not row.parent_key:
-            return None
-        parent = await self.store.task(row.parent_key)
-        return await results.original(self, parent) if parent else None
 
     async def _submit_modal(self, req: Requester, row: TaskRow, prompt: str, mask_uri: str) -> bool:
         modal = await self.store.modal(row.key)
@@ -185,58 +292,6 @@ class Questions(ServiceBase):
         )
         return True
 
-    async def _ask_modal(
-        self,
-        row: TaskRow,
-        progress: MessageRef | None,
-        submission: Submission,
-        kind: str,
-        pick: str,
-    ) -> None:
-        """Code 21: the API waits for an answer (Custom Zoom, remix, region, a pick): ask."""
-        prefill = submission.final_prompt or pick or row.prompt
-        if kind == ModalKind.ZOOM and "--zoom" not in prefill:
-            prefill = f"{prefill} --zoom 2".strip()
-        await self.store.update(
-            row.key, task_id=submission.task_id, status=TaskState.MODAL, prompt=prefill
-        )
-        await self.store.add_modal(row.key, kind, prefill)
-        # Nothing runs until the answer: the press's own charge is void, the answer pays. Only
-        # that charge: an answer may already have claimed the question and paid.
-        await self.submitter.void(row.charge_id)
-        progress = progress or await self.submitter.adopted_progress(
-            row.key
-        )  # MODAL: none adopted now
-        if progress is not None:
-            await self.outbox.delete(progress)
-        view = await self._modal_view(row, kind, prefill)
-        ask = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
-        await self.store.set_modal_ask(row.key, ask)
-        await self.store.update(row.key, progress_ref=None)
-
-    async def _ask_again(self, row: TaskRow) -> None:
-        """An answer that never reached the API (the bot was killed while submitting it):
-        refund it, open the question again and ask it once more, saying why, with the lost
-        answer as the prefill. The next answer claims and pays exactly as the first did."""
-        modal = await self.store.modal(row.key)
-        if modal is None:
-            return
-        # Refunded first: a crash between the two leaves the answer in flight, and the next
-        # start comes here again (settling twice changes nothing); never an orphaned charge.
-        await self.submitter.settle(row.charge_id, success=False)
-        lost = row.prompt or modal.prefill  # claim_modal wrote the answer to the task
-        if not await self.store.reopen_modal(row.key, lost):
-            return
-        progress = row.ref("progress")
-        if progress is not None:
-            await self.outbox.delete(progress)
-            await self.store.update(row.key, progress_ref=None)
-        view = await self._modal_view(row, modal.kind, lost)
-        notice = t("modal.interrupted", row.lang)
-        view = replace(view, text=f"⚠️ {notice}\n\n{view.text}")
-        ask = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
-        await self.store.set_modal_ask(row.key, ask)
-
     async def question(
         self, req: Requester, message_id: str, ref: str = ""
     ) -> tuple[Ask, str] | None:
@@ -255,21 +310,6 @@ class Questions(ServiceBase):
             return None
         ask = Ask(t("ask.placeholder", req.language), title=asked.command)
         return ask, asked.user_id
-
-    async def _modal_view(self, row: TaskRow, kind: str, prefill: str) -> View:
-        lang = row.lang
-        text = t(f"modal.ask.{kind}", lang, platform=row.platform, prompt=clip(prefill, 3000))
-        ask = _modal_ask(row, kind, prefill, lang)
-        if kind != ModalKind.REGION:
-            return View(text, ask=ask)
-        base = await self.region_image(row.key)
-        grid = await self.convert(mask.labelled_grid, base) if base else None
-        rows: tuple[tuple[Choice, ...], ...] = ()
-        if self.webapp_url and row.platform == "telegram" and not row.chat_id.startswith("-"):
-            url = f"{self.webapp_url}?ref={row.key}"
-            rows = ((Choice(t("region.open_editor", lang), url=url, webapp=True),),)
-        photo = (Media("photo", grid, "grid.jpg"),) if grid else ()
-        return View(text, media=photo, rows=rows, ask=ask)
 
 
 def _modal_ask(row: TaskRow, kind: str, prefill: str, lang: str) -> Ask:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from bot import logs
 from bot.chat import MessageRef, Requester
@@ -34,9 +34,20 @@ log = logging.getLogger("bot.service")  # the name log readers already filter on
 PROGRESS_WAIT_S = 3.0
 
 Submit = Callable[[], Awaitable[Submission]]
-# The API answered with a question (code 21): ask it (bot.usecases.questions).
-AskModal = Callable[[TaskRow, MessageRef | None, Submission, str, str], Awaitable[None]]
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
+
+
+class Asking(Protocol):
+    """Who asks the question the API answered a submit with (code 21): bot.usecases.questions.
+    The Submitter keeps the money part (the void) between recording and asking."""
+
+    async def record(self, row: TaskRow, submission: Submission, kind: str, pick: str) -> str:
+        """Record the question; its prefill."""
+        ...
+
+    async def ask(
+        self, row: TaskRow, progress: MessageRef | None, kind: str, prefill: str
+    ) -> None: ...
 
 
 def cause(exc: BaseException) -> str:
@@ -64,14 +75,14 @@ class Submitter:
         policy: Policy | None,
         *,
         spawn: Spawn,
-        ask_modal: AskModal,
+        asker: Asking,
     ) -> None:
         self.store = store
         self.client = client
         self.outbox = outbox
         self.policy = policy
         self.spawn = spawn
-        self.ask_modal = ask_modal
+        self.asker = asker
 
     # -- charge and store, in one transaction (OverQuota when the policy refuses) --
 
@@ -134,7 +145,7 @@ class Submitter:
         self, row: TaskRow, call: Submit, modal_kind: str = "", pick: str = ""
     ) -> None:
         """Show the progress message, call the API once, record and show the outcome."""
-        with logs.context(task=row.key, chat=row.chat_id, user=row.user_id):
+        with logs.context(task=row.key):  # chat and user: the request's (bot.usecases.gate)
             log.info("submitting %s", row.kind)
             await self._submit_logged(row, call, modal_kind, pick)
 
@@ -154,7 +165,7 @@ class Submitter:
             return
         outcome = submission.outcome
         if outcome is Outcome.MODAL and submission.task_id:
-            await self.ask_modal(row, progress, submission, modal_kind or ModalKind.REMIX, pick)
+            await self._ask(row, progress, submission, modal_kind or ModalKind.REMIX, pick)
             return
         # EXISTS (Java OSS code 21): that job was done before; its id is already tracked
         if outcome.is_accepted and outcome is not Outcome.EXISTS and submission.task_id:
@@ -164,6 +175,22 @@ class Submitter:
                 await self.outbox.edit(progress, view)
             return
         await self._reject(row, progress, refusal_text(submission, lang))
+
+    async def _ask(
+        self,
+        row: TaskRow,
+        progress: MessageRef | None,
+        submission: Submission,
+        kind: str,
+        pick: str,
+    ) -> None:
+        """Code 21: the API waits for an answer (Custom Zoom, remix, region, a pick): ask."""
+        prefill = await self.asker.record(row, submission, kind, pick)
+        # Nothing runs until the answer: the press's own charge is void, the answer pays. Only
+        # that charge: an answer may already have claimed the question and paid.
+        await self.void(row.charge_id)
+        progress = progress or await self.adopted_progress(row.key)  # MODAL: none adopted now
+        await self.asker.ask(row, progress, kind, prefill)
 
     async def _progress_message(self, row: TaskRow, shown_as: str) -> MessageRef | None:
         """Post the progress message, waiting for it PROGRESS_WAIT_S at most: the submit

@@ -10,17 +10,49 @@ from typing import assert_never
 from bot import media
 from bot.chat import Requester
 from bot.i18n import t
+from bot.mj.client import MjClient
 from bot.mj.models import Submission
-from bot.policy import OverQuota
-from bot.store import TaskRow, new_key
+from bot.outbox import Outbox
+from bot.policy import OverQuota, Policy
+from bot.store import Store, TaskRow, UserSettings, new_key
 from bot.usecases import jobs
-from bot.usecases.base import BLEND_DIMENSIONS, MAX_PROMPT, ServiceBase, clean, gated, log
+from bot.usecases.base import BLEND_DIMENSIONS, MAX_PROMPT, clean
 from bot.usecases.jobs import Kind
-from bot.usecases.submitter import over_quota
+from bot.usecases.runtime import Runtime
+from bot.usecases.submitter import Submitter, over_quota
 from bot.views import Ask, View
 
 
-class Submitting(ServiceBase):
+class Submitting:
+    """The commands that spend money (imagine, describe, blend, swap, shorten, video, edit):
+    a plain class handed what it uses (``Service`` builds it; its entrances run the gate)."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: MjClient,
+        outbox: Outbox,
+        policy: Policy | None,
+        runtime: Runtime,
+        submitter: Submitter,
+        *,
+        cache: media.MediaCache | None,
+        notify_hook: str,
+        default_mode: str,
+        user_settings: Callable[[Requester], Awaitable[UserSettings]],
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.reply = outbox.reply
+        self.tell = outbox.tell
+        self.policy = policy
+        self.convert = runtime.convert
+        self.submitter = submitter
+        self.cache = cache
+        self.notify_hook = notify_hook
+        self.default_mode = default_mode
+        self.user_settings = user_settings
+
     async def start_kind(
         self, kind: Kind, req: Requester, args: str, images: Sequence[bytes] = ()
     ) -> None:
@@ -44,7 +76,6 @@ class Submitting(ServiceBase):
             case _:
                 assert_never(kind)
 
-    @gated
     async def imagine(self, req: Requester, prompt: str, images: Sequence[bytes] = ()) -> None:
         """/imagine: validate, submit, show progress; the tracker does the rest."""
         settings = await self.user_settings(req)
@@ -53,12 +84,10 @@ class Submitting(ServiceBase):
         sent = f"{typed} {suffix}" if typed and suffix and suffix not in typed else typed
         await self._run(req, jobs.imagine(sent, checked=typed), images)
 
-    @gated
     async def describe(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
         """/describe: four prompts Midjourney would write for a photo."""
         await self._run(req, jobs.describe(args), images)
 
-    @gated
     async def blend(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
         """/blend [portrait|square|landscape]: mix 2-5 photos into one grid."""
         word = args.strip().lower()
@@ -67,7 +96,6 @@ class Submitting(ServiceBase):
             return
         await self._run(req, jobs.blend(args, BLEND_DIMENSIONS.get(word, "SQUARE")), images)
 
-    @gated
     async def swap(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
         """/swap: put the face of the first photo onto the second."""
         face = re.fullmatch(r"face=([a-z2-9]{10})", args.strip())
@@ -93,12 +121,10 @@ class Submitting(ServiceBase):
             return
         await self._run(req, jobs.swap(args), images)
 
-    @gated
     async def shorten(self, req: Requester, prompt: str) -> None:
         """/shorten: which words of a prompt matter, and five shorter versions."""
         await self._run(req, jobs.shorten(clean(prompt)), ())
 
-    @gated
     async def video(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
         """/video [--motion high|low] <prompt> with a photo: four short videos."""
         motion_match = re.search(r"--motion\s+(high|low)\b", args, re.I)
@@ -106,7 +132,6 @@ class Submitting(ServiceBase):
         prompt = clean(re.sub(r"--motion\s+\S+", "", args))
         await self._run(req, jobs.video(args, prompt, motion, check=bool(images)), images)
 
-    @gated
     async def edit(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
         """/edit <prompt> with a photo: four edited versions of it."""
         await self._run(req, jobs.edit(args, clean(args), check=bool(images)), images)
@@ -188,9 +213,6 @@ class Submitting(ServiceBase):
         prompt: str,
         call: Callable[[str, str], Awaitable[Submission]],
     ) -> None:
-        if not await self.store.first_time(req.event):
-            log.info("ignoring a redelivered update %s", req.event)
-            return
         mode = (await self.user_settings(req)).mode or self.default_mode
         row = TaskRow(
             key=new_key(),
