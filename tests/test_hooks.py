@@ -28,15 +28,19 @@ from bot.mj.models import TaskState
 from bot.outbox import Outbox
 from bot.policy import Policy
 from bot.store import Store, TaskRow
-from bot.store.sqlite import SQLiteStore
 from bot.tracking import HOOK_PATH, HookServer, Tracker
 from bot.tracking.hooks import CONFIRM_WAIT_S
 from bot.usecases import Service
 from mjsim import SimConfig, Simulator
+from tests import storage
 from tests.dbrows import stored
 from tests.harness import API_KEY, free_port
 from tests.inprocess import CHAT, Chat
+from tests.storage import BOTH
 from tests.test_downloads import serve
+
+# Every test here on SQLite and on PostgreSQL (tests/storage.py).
+pytestmark = BOTH
 
 DEEP = "[" * 5000 + "]" * 5000  # the standard parser raises RecursionError on this
 ODD_TASKS = [
@@ -80,7 +84,7 @@ def odd_api(sim_url: str) -> web.Application:
 async def core(
     tmp_path, api_url: str, sim_url: str
 ) -> AsyncIterator[tuple[Service, MjClient, Store, Chat]]:
-    store = await SQLiteStore.open(tmp_path / "mjbot.db")
+    store = await storage.open_store(tmp_path / "mjbot.db")
     client = MjClient(api_url, API_KEY)
     downloader = Downloader(Egress([sim_url, api_url]))
     chat = Chat()
@@ -253,7 +257,7 @@ async def receiver(tmp_path, sim: Simulator, hooked: bool = False) -> AsyncItera
     metrics = Metrics()
     port = free_port()
     url = f"http://127.0.0.1:{port}{HOOK_PATH}s3cret"
-    store = await SQLiteStore.open(tmp_path / "mjbot.db")
+    store = await storage.open_store(tmp_path / "mjbot.db")
     client = MjClient(sim.base_url, API_KEY, metrics=metrics)
     downloader = Downloader(Egress([sim.base_url]))
     chat = Chat()

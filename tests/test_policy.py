@@ -5,13 +5,17 @@ import pytest
 from bot.chat import Requester
 from bot.config import AccessConfig, QuotaConfig, WeightsConfig
 from bot.policy import Policy, action_of
-from bot.store.sqlite import SQLiteStore
+from tests import storage
 from tests.dbrows import stored
+from tests.storage import BOTH
+
+# Every test here on SQLite and on PostgreSQL (tests/storage.py).
+pytestmark = BOTH
 
 
 @pytest.fixture
 async def store(tmp_path):
-    store = await SQLiteStore.open(tmp_path / "p.db")
+    store = await storage.open_store(tmp_path / "p.db")
     yield store
     await store.close()
 

@@ -11,15 +11,19 @@ from bot.media import Downloader
 from bot.mj.client import MjClient
 from bot.outbox import Outbox
 from bot.store import Store, TaskRow, new_key
-from bot.store.sqlite import SQLiteStore
 from bot.tracking.tracker import BATCH, RECONCILE_FACTOR, SAFETY_NET_S, Tracker
 from bot.usecases import Service
+from tests import storage
 from tests.harness import API_KEY
+from tests.storage import BOTH
+
+# Every test here on SQLite and on PostgreSQL (tests/storage.py).
+pytestmark = BOTH
 
 
 @pytest.fixture
 async def parts(tmp_path, sim):
-    store = await SQLiteStore.open(tmp_path / "mjbot.db")
+    store = await storage.open_store(tmp_path / "mjbot.db")
     client = MjClient(sim.base_url, API_KEY)
     downloader = Downloader()
     service = Service(store, client, Outbox({}), downloader)
@@ -78,7 +82,7 @@ async def test_while_callbacks_flow_only_quiet_tasks_are_polled(tmp_path, sim):
     """A task that called back lately is not asked about (its next callback is on its way); one
     silent for a whole slowed interval is, and so is every task after SAFETY_NET_S whatever
     its callbacks claim (forged progress cannot keep a task from being followed)."""
-    store = await SQLiteStore.open(tmp_path / "mjbot.db")
+    store = await storage.open_store(tmp_path / "mjbot.db")
     client = MjClient(sim.base_url, API_KEY)
     downloader = Downloader()
     service = Service(store, client, Outbox({}), downloader)
