@@ -13,6 +13,7 @@ import pytest
 from bot.config import Secret, TelegramConfig
 from tests.conftest import ALICE, GROUP
 from tests.harness import TG_TOKEN, BotProcess, free_port
+from tests.storage import BOTH
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 HANDLED = ["message", "callback_query"]
@@ -30,7 +31,7 @@ async def webhook_bot(make_bot, tg, **telegram) -> tuple[BotProcess, int]:
     port = free_port()
     bot = make_bot(telegram={**webhook(port), **telegram})
     bot.start()
-    await tg.wait_for_call("setWebhook", timeout=30)
+    await tg.wait_for_call("setWebhook", timeout=60)
     return bot, port
 
 
@@ -38,7 +39,7 @@ async def grid_for(tg, asked):
     return await tg.wait_for_bot_message(
         GROUP,
         lambda m: m.reply_to_message_id == asked.message_id and m.photo and m.buttons,
-        timeout=30,
+        timeout=90,
     )
 
 
@@ -48,6 +49,7 @@ def assert_secrets_kept(bot: BotProcess, *secrets: str) -> None:
         assert secret not in log
 
 
+@BOTH
 async def test_imagine_and_a_press_by_webhook(make_bot, sim, tg):
     bot, port = await webhook_bot(make_bot, tg)
 
@@ -65,7 +67,7 @@ async def test_imagine_and_a_press_by_webhook(make_bot, sim, tg):
 
     await tg.press(GROUP, grid, "U3", tg.users[ALICE])
     await tg.wait_for_bot_message(
-        GROUP, lambda m: m.reply_to_message_id == grid.message_id and m.photo, timeout=30
+        GROUP, lambda m: m.reply_to_message_id == grid.message_id and m.photo, timeout=90
     )
     assert sim.submits("action")[0].body["customId"].startswith("MJ::JOB::upsample::3::")
 
@@ -117,6 +119,7 @@ async def test_a_post_without_the_secret_is_refused_and_submits_nothing(make_bot
     assert_secrets_kept(bot, "Configured_secret-42")
 
 
+@BOTH
 async def test_a_redelivered_update_submits_once(make_bot, sim, tg):
     bot, _ = await webhook_bot(make_bot, tg)
     asked = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a fox, once")
@@ -128,8 +131,8 @@ async def test_a_redelivered_update_submits_once(make_bot, sim, tg):
     tg.inject_update(copy.deepcopy(first))
     tg.inject_update(copy.deepcopy(first))
     await tg.wait_for(
-        lambda: [s for u, s in tg.webhook_posts if u == first["update_id"]] == [200, 200, 200],
-        timeout=10,
+        lambda: [s for u, s in tg.webhook_posts if u == first["update_id"]].count(200) == 3,
+        timeout=30,
         message="redelivered three times in all",
     )
     await asyncio.sleep(1.5)  # long enough for a second submit to show
@@ -143,8 +146,8 @@ async def test_a_redelivered_update_submits_once(make_bot, sim, tg):
     press = next(u for u in tg.updates if u.get("callback_query", {}).get("id") == cq)
     tg.inject_update(copy.deepcopy(press))
     await tg.wait_for(
-        lambda: [s for u, s in tg.webhook_posts if u == press["update_id"]] == [200, 200],
-        timeout=10,
+        lambda: [s for u, s in tg.webhook_posts if u == press["update_id"]].count(200) == 2,
+        timeout=30,
     )
     await asyncio.sleep(1.5)
     assert len(sim.submits("action")) == 1
