@@ -61,8 +61,10 @@ def _hooks(status: dict[str, Any]) -> str:
     hooks, tracking = status.get("webhook", {}), status.get("tracking", {})
     if not hooks.get("received"):
         return "—"
+    if "shown" not in hooks:  # a --baseline bot: every callback was confirmed
+        return f"{hooks['received']} / — / {hooks.get('confirmed', 0)}"
     confirmed = f"{hooks.get('confirmed', 0)} in {tracking.get('confirms', 0)} requests"
-    return f"{hooks['received']} / {hooks.get('shown', 0)} / {confirmed}"
+    return f"{hooks['received']} / {hooks['shown']} / {confirmed}"
 
 
 def _money(status: dict[str, Any]) -> str:
@@ -260,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", help="directory: keep each bot's log and per-task timelines in <mode>/"
     )
+    parser.add_argument(
+        "--baseline",
+        help="another source tree of mjbot (e.g. `git worktree add /tmp/base <commit>`): each"
+        " mode also runs the bot from there, as <mode>@base, beside this tree's",
+    )
     args = parser.parse_args(argv)
     if args.stress:
         args.time_scale, args.chat_gap = 0.8, 2.0
@@ -305,11 +312,20 @@ def main(argv: list[str] | None = None) -> int:
     def kept(label: str) -> str:
         return str(Path(args.keep) / label) if args.keep else ""
 
+    baseline = Path(args.baseline).resolve() if args.baseline else None
+
     async def go() -> None:
         for name in names:
             spec = MODES[name]
             if name == "polling":
                 spec = dataclasses.replace(spec, poll_interval_s=args.poll_interval)
+            if baseline is not None:
+                label = f"{name}@base"
+                print(f"-- {label} ({baseline})")
+                result = await run_mode(
+                    spec, base, profile=prof(label), keep=kept(label), root=baseline
+                )
+                runs.append((label, result))
             print(f"-- {name}")
             runs.append((name, await run_mode(spec, base, profile=prof(name), keep=kept(name))))
         if not args.no_rss and args.rss_tasks:

@@ -234,8 +234,15 @@ class BotProcess:
     """``mjbot run`` (or the naive entry) as a subprocess, logging to a file."""
 
     def __init__(
-        self, workdir: Path, spec: ModeSpec, sim_url: str, tg_url: str, profile: str = ""
+        self,
+        workdir: Path,
+        spec: ModeSpec,
+        sim_url: str,
+        tg_url: str,
+        profile: str = "",
+        root: Path = ROOT,
     ) -> None:
+        self.root = root  # the source tree the bot runs from (--baseline: another one)
         port = free_port()
         self.listen = f"127.0.0.1:{port}"
         tracking: dict[str, Any] = {
@@ -270,7 +277,7 @@ class BotProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MJBOT_")}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                self.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                self.argv, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT
             )
         return self.proc.pid
 
@@ -343,10 +350,18 @@ def _reply_to(params: dict[str, Any]) -> int | None:
 
 
 async def run_mode(
-    spec: ModeSpec, load: Load, *, echo: Any = print, profile: str = "", keep: str = ""
+    spec: ModeSpec,
+    load: Load,
+    *,
+    echo: Any = print,
+    profile: str = "",
+    keep: str = "",
+    root: Path = ROOT,
 ) -> Result:
     """Run one mode under ``load``.
 
+    ``root``: the source tree the bot process runs from (the simulator, the fake and this
+    harness stay this tree's), so two versions of the bot meet the same load in one run.
     ``profile``: write the bot's cProfile stats to this path. ``keep``: a directory to copy the
     bot's log into, with ``timeline.json`` (per task: sent, SUCCESS, served, result message
     times) and ``calls.json`` (every Telegram call: time, method, chat, status).
@@ -376,7 +391,7 @@ async def run_mode(
         fake.user(uid, f"User{i}", language_code="en")
 
     with tempfile.TemporaryDirectory(prefix=f"mjbot-bench-{spec.name}-") as tmp:
-        bot = BotProcess(Path(tmp), spec, sim.base_url, fake.url, profile)
+        bot = BotProcess(Path(tmp), spec, sim.base_url, fake.url, profile, root)
         boot = time.monotonic()
         pid = bot.start()
         sampler = ProcSampler(pid)
@@ -521,7 +536,9 @@ async def run_mode(
     # The bot's own counts: its one metrics object, as /status serves it (bot/metrics.py).
     counts = result.status
     result.api_requests_bot = int(counts.get("api", {}).get("requests", 0))
-    result.bot_rate_limited = int(counts.get("outbox", {}).get("rate_limited", 0))
+    # (a --baseline bot from before the metrics object has only the flat key)
+    outbox = counts.get("outbox", {})
+    result.bot_rate_limited = int(outbox.get("rate_limited", counts.get("rate_limited", 0)))
     tg = [c for c in fake.calls[first_call:] if c.method not in SETUP_METHODS]
     result.tg_calls = len(tg)
     result.tg_by_method = dict(Counter(c.method for c in tg))

@@ -234,7 +234,13 @@ class App:
         )
         stack.push_async_callback(self.service.close)
         self.hooks = HookServer(
-            self.store, self.client, self.service, secret, self.status, metrics=self.metrics
+            self.store,
+            self.client,
+            self.service,
+            secret,
+            self.status,
+            metrics=self.metrics,
+            confirm_wait_s=config.tracking.confirm_wait_s,
         )
         self.tracker = self.tracker_class(
             self.store,

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from bot.chat import Requester
 from bot.i18n import t
+from bot.mj.prompt import RefKind
 from bot.usecases import Service
 from bot.usecases.jobs import Kind
 from bot.views import View
@@ -47,6 +48,11 @@ class Command(StrEnum):
     STATS = "stats"
     USAGE = "usage"
     BUTTONS = "buttons"
+    OREF = "oref"  # references (issue 16): reply to a photo or result
+    SREF = "sref"
+    REF = "ref"
+    REFS = "refs"
+    PRESET = "preset"
 
     @classmethod
     def of(cls, name: str) -> Command | None:
@@ -67,6 +73,11 @@ COMMANDS: tuple[str, ...] = (
     "edit",
     "seed",
     "settings",
+    "oref",
+    "sref",
+    "ref",
+    "refs",
+    "preset",
     "fast",
     "relax",
     "tasks",
@@ -98,6 +109,11 @@ HANDLERS: dict[Command, Handler] = {
     **{Command(kind.value): _submit(kind) for kind in Kind},
     Command.SEED: lambda s, req, args, _: s.seed(req, args),
     Command.SETTINGS: _settings,
+    Command.OREF: lambda s, req, args, images: s.keep_reference(req, RefKind.OMNI, args, images),
+    Command.SREF: lambda s, req, args, images: s.keep_reference(req, RefKind.STYLE, args, images),
+    Command.REF: lambda s, req, args, images: s.keep_reference(req, RefKind.IMAGE, args, images),
+    Command.REFS: lambda s, req, args, _: s.references(req, args),
+    Command.PRESET: lambda s, req, args, _: s.preset(req, args),
     Command.FAST: lambda s, req, _a, _i: s.set_mode(req, "fast"),
     Command.RELAX: lambda s, req, _a, _i: s.set_mode(req, "relax"),
     Command.TASKS: lambda s, req, _a, _i: _reply_tasks(s, req),

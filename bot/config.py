@@ -220,6 +220,9 @@ class TrackingConfig:
     timeout_relax_s: float = field(default=3600.0, metadata=between(1.0, 7 * DAY_S))
     # a refused result is posted again after this long (for a day)
     resend_after_s: float = field(default=30.0, metadata=between(0.1, DAY_S))
+    # a callback saying a task finished is confirmed with the API together with those arriving
+    # within this many seconds: fewer requests, a little later results (bot/tracking/hooks.py)
+    confirm_wait_s: float = field(default=0.3, metadata=between(0.0, 10.0))
 
     def validate(self) -> None:
         check_listen("tracking.listen", self.listen)

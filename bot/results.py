@@ -18,6 +18,7 @@ from bot import buttons, media
 from bot.i18n import t
 from bot.mj.failures import Reason, of_fail_reason
 from bot.mj.models import Action, Task, TaskState
+from bot.mj.prompt import is_draft
 from bot.store import TaskRow
 from bot.views import Choice, Media, View, clip, headline, result_caption
 
@@ -90,6 +91,18 @@ def offers_retry(row: TaskRow) -> bool:
     return row.kind == "imagine" and bool(row.prompt) and row.is_final and failed
 
 
+def offers_full_quality(row: TaskRow) -> bool:
+    """Whether ✨ Full quality belongs under this task: a draft grid (V7's --draft) that
+    succeeded. The press checks the same rule, so a forged ✨ elsewhere buys nothing."""
+    task = row.task
+    return (
+        task is not None
+        and task.status is TaskState.SUCCESS
+        and task.action in GRID_ACTIONS
+        and is_draft(row.prompt)
+    )
+
+
 async def final_view(service: Sources, row: TaskRow) -> View:
     task = row.task
     lang = row.lang
@@ -128,6 +141,8 @@ async def final_view(service: Sources, row: TaskRow) -> View:
     ]
     if task.action in GRID_ACTIONS:
         extras.append(Choice("✂️", buttons.encode(row.key, "split")))
+    if offers_full_quality(row):
+        extras.append(Choice(t("btn.full_quality", lang), buttons.encode(row.key, "full")))
     return View(
         caption, media=(Media("photo", photo, f"{row.key}.jpg"),), rows=(*rows, tuple(extras))
     )

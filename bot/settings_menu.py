@@ -34,7 +34,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "delivery": ("photo", "file"),
     "lang": ("en", "zh"),
     "suffix": ("-",),  # clears it; a suffix itself is typed: /settings <suffix>
-    "reset": ("all",),  # every prompting choice back to the default
 }
 # Presets are applied by their place in the list: ``s1:preset:<n>``.
 MAX_PRESETS = 10
@@ -81,21 +80,6 @@ def choose(settings: UserSettings, name: str, value: str) -> UserSettings:
             return replace(settings, lang=value)
         case "suffix":
             return replace(settings, suffix=None)
-        case "reset":
-            return replace(
-                settings,
-                model=None,
-                raw=None,
-                stylize=None,
-                personalize=None,
-                profile_code=None,
-                variation=None,
-                remix=None,
-                draft=None,
-                hd=None,
-                quality=None,
-                suffix=None,
-            )
         case "preset":
             index = int(value)
             if index >= len(settings.presets):
@@ -110,9 +94,10 @@ def option_label(name: str, value: str, lang: str) -> str:
         return Model(value).label  # a model's name is the same in every language
     if name == "lang":
         return _LANGUAGE_NAMES[value]
-    key = (
-        f"menu.{name}" if name in TOGGLES or name in ("suffix", "reset") else f"menu.{name}.{value}"
-    )
+    plain_name = name in TOGGLES or name == "suffix"
+    key = f"menu.{name}" if plain_name else f"menu.{name}.{value}"
+    if name == "mode":
+        key = f"mode.{value}"  # the speed's own word, as progress messages show it
     plain, local = t(key, "en"), t(key, lang)
     return plain if local == plain else f"{plain} {local}"
 
@@ -195,12 +180,8 @@ def menu(
                 for i, p in enumerate(settings.presets[:MAX_PRESETS])
             )
         )
-    rows.append(
-        (
-            Choice(option_label("suffix", "-", lang), buttons.setting("suffix", "-")),
-            Choice(option_label("reset", "all", lang), buttons.setting("reset", "all")),
-        )
-    )
+    # Discord shows 5 rows of 5: the menu packs into that (presets beyond it are in /preset)
+    rows.append((Choice(option_label("suffix", "-", lang), buttons.setting("suffix", "-")),))
     return View(glance(settings, lang, default_mode=default_mode), rows=tuple(rows))
 
 

@@ -116,8 +116,10 @@ def progress_view(
     queue: int | None = None,
     mode: str = "",
     preview: bytes | None = None,
+    note: str = "",
 ) -> View:
-    """The one message edited in place while a task runs."""
+    """The one message edited in place while a task runs (``note``: a line under its title,
+    e.g. the references it goes with, "🎯 oref photo#3 · ow 100")."""
     if percent is None:
         state = t("progress.queued", lang, ahead=queue) if queue else t("progress.waiting", lang)
     else:
@@ -129,6 +131,7 @@ def progress_view(
             mode=_mode_label(mode, lang),
         )
     media = (Media("photo", preview, "preview.jpg"),) if preview else ()
+    title = f"{title}\n{note}" if note else title
     return View(headline(f"{title}\n{state}", prompt), media=media)
 
 

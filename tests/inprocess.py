@@ -20,6 +20,7 @@ from bot.egress import Egress
 from bot.media import Downloader, MediaCache
 from bot.metrics import Metrics
 from bot.mj.client import MjClient
+from bot.mj.profiles import profile_for
 from bot.outbox import Outbox
 from bot.policy import Policy
 from bot.tracking import Tracker
@@ -75,17 +76,28 @@ class World:
     """mjbot's core put together as ``bot.app`` does, around one chat double."""
 
     def __init__(
-        self, tmp: Path, sim: Simulator, quota: QuotaConfig, buttons: str, chat: Chat
+        self,
+        tmp: Path,
+        sim: Simulator,
+        quota: QuotaConfig,
+        buttons: str,
+        chat: Chat,
+        *,
+        provider: str = "",
+        default_mode: str = "",
     ) -> None:
         self.tmp, self.sim, self.quota, self.buttons = tmp, sim, quota, buttons
         self.chat = chat
+        # the client's provider profile ("" = the default, openai-hk's) and default speed
+        self.provider, self.default_mode = provider, default_mode
         self._events = itertools.count(1)
 
     async def __aenter__(self) -> World:
         await self.sim.start()
         self.metrics = Metrics()  # one for every part, as bot.app hands it
         self.store = await storage.open_store(self.tmp / "mjbot.db")  # the test's store
-        self.client = MjClient(self.sim.base_url, API_KEY, metrics=self.metrics)
+        profile = profile_for(self.provider) if self.provider else None
+        self.client = MjClient(self.sim.base_url, API_KEY, metrics=self.metrics, profile=profile)
         # The simulator is one of the origins the operator configured (its base URL).
         self.downloader = Downloader(Egress(origins=[self.sim.base_url]))
         self.outbox = Outbox(
@@ -101,6 +113,7 @@ class World:
             self.downloader,
             cache=MediaCache(self.tmp / "media"),
             policy=self.policy,
+            default_mode=self.default_mode,
         )
         self.tracker = Tracker(
             self.store, self.client, self.service, poll_interval_s=0.1, metrics=self.metrics
@@ -219,10 +232,23 @@ def worlds(tmp_path: Path) -> Callable[..., World]:
         buttons: str = "owner",
         chat: Chat | None = None,
         time_scale: float = 0.01,
+        flavour: str = "superset",
+        provider: str = "",
+        default_mode: str = "",
     ) -> World:
-        sim = Simulator(SimConfig(api_key=API_KEY, time_scale=time_scale, remix=remix))
+        sim = Simulator(
+            SimConfig(api_key=API_KEY, time_scale=time_scale, remix=remix, flavour=flavour)
+        )
         quota = quota or QuotaConfig(concurrency=0)
-        return World(tmp_path, sim, quota, buttons, chat or Chat())
+        return World(
+            tmp_path,
+            sim,
+            quota,
+            buttons,
+            chat or Chat(),
+            provider=provider,
+            default_mode=default_mode,
+        )
 
     return make
 

@@ -252,7 +252,9 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def receiver(tmp_path, sim: Simulator, hooked: bool = False) -> AsyncIterator[Receiver]:
+async def receiver(
+    tmp_path, sim: Simulator, hooked: bool = False, confirm_wait_s: float = CONFIRM_WAIT_S
+) -> AsyncIterator[Receiver]:
     """``hooked``: submits hand the API the hook URL (the simulator then calls back)."""
     metrics = Metrics()
     port = free_port()
@@ -265,7 +267,15 @@ async def receiver(tmp_path, sim: Simulator, hooked: bool = False) -> AsyncItera
     policy = Policy(store, AccessConfig(), QuotaConfig(concurrency=0), metrics=metrics)
     hook = url if hooked else ""
     service = Service(store, client, outbox, downloader, policy=policy, notify_hook=hook)
-    hooks = HookServer(store, client, service, "s3cret", lambda: {}, metrics=metrics)  # type: ignore[arg-type,return-value]
+    hooks = HookServer(
+        store,
+        client,
+        service,
+        "s3cret",
+        lambda: {},  # type: ignore[arg-type,return-value]
+        metrics=metrics,
+        confirm_wait_s=confirm_wait_s,
+    )
     await hooks.start(f"127.0.0.1:{port}")
     try:
         yield Receiver(url, hooks, service, store, chat, metrics)
@@ -394,3 +404,16 @@ async def test_a_real_run_through_callbacks_costs_one_confirmation(tmp_path, sim
         fresh = await r.store.task(row.key)
         assert fresh is not None and fresh.delivered_at is not None
         assert sum(1 for _, view in r.chat.sent if view.media) == 1
+
+
+@pytest.mark.parametrize(("wait", "requests"), [(0.0, 2), (1.5, 1)])
+async def test_how_long_final_callbacks_wait_for_company_is_the_setting(
+    tmp_path, slow_sim, wait, requests
+):
+    async with receiver(tmp_path, slow_sim, confirm_wait_s=wait) as r:
+        first, second = [await r.submit(f"a lake {n}") for n in range(2)]
+        await r.post({"id": first.task_id, "status": "SUCCESS"})
+        await asyncio.sleep(0.3)
+        await r.post({"id": second.task_id, "status": "SUCCESS"})
+        await until(lambda: _true(r.metrics.hooks.confirmed == 2))
+        assert r.metrics.tracking.confirms == requests

@@ -151,6 +151,9 @@ async def command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             "swap",
             "video",
             "edit",
+            "oref",  # references: the photo replied to (a result is found by its message)
+            "sref",
+            "ref",
         ):
             try:
                 images = await _images(service, entered, [replied])

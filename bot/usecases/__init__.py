@@ -18,16 +18,18 @@ from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj.client import MjClient
 from bot.mj.models import Task
+from bot.mj.prompt import RefKind
 from bot.outbox import Outbox
 from bot.policy import Policy
 from bot.store import Store, TaskRow, UserSettings
 from bot.usecases.admin import Admin
-from bot.usecases.base import MAX_PROMPT, Notice
+from bot.usecases.base import MAX_PROMPT, SETTING_CHOICES, Notice
 from bot.usecases.delivery import Delivery
 from bot.usecases.gate import Gate, gated
 from bot.usecases.jobs import Kind
 from bot.usecases.preferences import Preferences
 from bot.usecases.presses import Presses
+from bot.usecases.prompting import Prompting
 from bot.usecases.questions import Asker, Questions
 from bot.usecases.runtime import Runtime
 from bot.usecases.submitter import Submitter
@@ -64,7 +66,8 @@ class Service:
         self.cache = cache
         self.policy = policy
         self.runtime = Runtime(client, downloader, cache)
-        self.gate = Gate(store, policy, outbox)
+        turbo = ("turbo",) if client.profile.turbo else ()
+        self.gate = Gate(store, policy, outbox, modes=(*SETTING_CHOICES["mode"], *turbo))
         settings = self.gate.user_settings
         self.asker = Asker(store, outbox, self.runtime, webapp_url=webapp_url)
         self.submitter = Submitter(
@@ -89,6 +92,15 @@ class Service:
             who=self.gate.who,
             user_settings=settings,
         )
+        self.prompting = Prompting(
+            store,
+            client,
+            outbox,
+            cache=cache,
+            convert=self.runtime.convert,
+            spawn=self.runtime.spawn,
+            user_settings=settings,
+        )
         self.submitting = Submitting(
             store,
             client,
@@ -100,6 +112,7 @@ class Service:
             notify_hook=notify_hook,
             default_mode=default_mode,
             user_settings=settings,
+            prompting=self.prompting,
         )
         self.questions = Questions(
             store,
@@ -118,6 +131,7 @@ class Service:
             self.runtime,
             self.submitter,
             press_setting=self.preferences.press_setting,
+            press_held=self._press_held,
             seed_of=self.preferences.seed_of,
             notify_hook=notify_hook,
             default_mode=default_mode,
@@ -217,6 +231,36 @@ class Service:
             if entry.passed is None:  # a redelivered press
                 return Notice(t("press.running", entry.req.language))
             return await self.presses.press(entry.passed, data)
+
+    async def _press_held(self, req: Requester, key: str, verb: str) -> Notice:
+        """A button under a prompt the check held (prompting.py): what its author chose is
+        sent through the command's own path, after the press is answered."""
+        notice, confirmed = await self.prompting.press(req, key, verb)
+        if confirmed is not None:
+            self.runtime.spawn(self.submitting.confirmed(req, confirmed))
+        return notice
+
+    # -- prompting.py: references and presets --
+
+    @gated
+    async def keep_reference(
+        self, req: Requester, kind: RefKind, args: str, images: Sequence[bytes] = ()
+    ) -> None:
+        """/oref, /sref, /ref: a photo or result kept as a reference for the next prompts."""
+        await self.prompting.keep_reference(req, kind, args, images)
+
+    @gated
+    async def references(self, req: Requester, args: str = "") -> None:
+        """/refs: the active references; /refs clear: none from now on."""
+        if args.strip().lower() == "clear":
+            await self.prompting.clear_references(req)
+        else:
+            await self.reply(req, await self.prompting.refs_view(req))
+
+    @gated
+    async def preset(self, req: Requester, args: str = "") -> None:
+        """/preset save NAME, /preset NAME, /preset delete NAME, /preset."""
+        await self.prompting.preset(req, args)
 
     # -- questions.py --
 

@@ -17,7 +17,7 @@ from bot.store import Store, TaskRow
 from bot.usecases.base import log
 from bot.usecases.questions import Asker
 from bot.usecases.runtime import Runtime
-from bot.usecases.submitter import Submitter, title
+from bot.usecases.submitter import Submitter, note, title
 from bot.views import Choice, View, headline, progress_view
 
 
@@ -97,6 +97,7 @@ class Delivery:
                 percent=percent,
                 mode=row.mode,
                 preview=preview,
+                note=note(row),
             )
 
         async def remember(new_ref: MessageRef) -> None:
@@ -238,7 +239,9 @@ class Delivery:
         else:
             log.info("an answer cut off by the restart was accepted (%s); following", task.status)
             if row.ref("progress") is None and not task.is_final:
-                view = progress_view(row.prompt, title(row), row.lang, mode=row.mode)
+                view = progress_view(
+                    row.prompt, title(row), row.lang, mode=row.mode, note=note(row)
+                )
                 ref = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
                 await self.store.update(row.key, progress_ref=ref)
             await self.on_tasks([task])

@@ -61,17 +61,26 @@ class Gate:
     """Access (bot.policy), redelivery de-duplication (the store's ``seen`` events) and the
     log context, once per request."""
 
-    def __init__(self, store: Store, policy: Policy | None, outbox: Outbox) -> None:
+    def __init__(
+        self,
+        store: Store,
+        policy: Policy | None,
+        outbox: Outbox,
+        *,
+        modes: tuple[str, ...] = SETTING_CHOICES["mode"],
+    ) -> None:
         self.store = store
         self.policy = policy
         self.outbox = outbox
+        self.modes = modes  # the speeds the provider has (turbo only where it exists)
 
     async def user_settings(self, req: Requester) -> UserSettings:
         """The user's settings; a value the menu does not offer counts as not set."""
         stored = await self.store.user_settings(req.platform, req.user_id)
 
         def offered(name: str, value: str | None) -> str | None:
-            return value if value in SETTING_CHOICES[name] else None
+            choices = self.modes if name == "mode" else SETTING_CHOICES[name]
+            return value if value in choices else None
 
         return replace(
             stored,

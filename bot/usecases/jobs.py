@@ -59,8 +59,9 @@ class Job:
     args: str = ""  # what a question asking for the photos remembers of the command
 
 
-def imagine(prompt: str, checked: str) -> Job:
-    """``prompt`` is what is sent (the user's suffix added), ``checked`` what they typed."""
+def imagine(prompt: str, checked: str, bot_type: str = "") -> Job:
+    """``prompt`` is what is sent (the user's settings applied), ``checked`` what they typed;
+    ``bot_type`` the bot it runs on where the provider takes botType (niji 7)."""
     return Job(
         kind=Kind.IMAGINE,
         prompt=prompt,
@@ -68,7 +69,12 @@ def imagine(prompt: str, checked: str) -> Job:
         photos=(0, 5),
         args=prompt,
         call=lambda client, uris, s: client.imagine(
-            prompt, list(uris), mode=s.mode, notify_hook=s.notify_hook, state=s.key
+            prompt,
+            list(uris),
+            mode=s.mode,
+            notify_hook=s.notify_hook,
+            state=s.key,
+            bot_type=bot_type,
         ),
     )
 

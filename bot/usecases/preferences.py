@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from bot import buttons, results
+from bot import results, settings_menu
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj.client import MjClient, MjError
@@ -13,9 +13,9 @@ from bot.mj.models import Outcome, TaskState
 from bot.outbox import Outbox
 from bot.policy import Policy
 from bot.store import Store, TaskRow, UserSettings
-from bot.usecases.base import MODES, SETTING_CHOICES, Notice, clean
+from bot.usecases.base import Notice, clean
 from bot.usecases.submitter import Spawn, title
-from bot.views import Choice, View, clip
+from bot.views import View, clip
 
 LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
 # Settings menus a user can still press, newest last: each menu message is recorded as its
@@ -29,19 +29,6 @@ _ICONS: dict[str, str] = {
     TaskState.REJECTED: "❌",
     TaskState.TIMEOUT: "⌛",
 }
-
-
-def _chosen(settings: UserSettings, name: str, value: str | None) -> UserSettings:
-    """``settings`` with one menu choice (a name of ``SETTING_CHOICES``) set."""
-    if name == "mode":
-        return replace(settings, mode=value)
-    if name == "delivery":
-        return replace(settings, delivery=value)
-    if name == "lang":
-        return replace(settings, lang=value)
-    if name == "suffix":
-        return replace(settings, suffix=value)
-    raise ValueError(f"no setting {name!r}")
 
 
 def _menu(ref: MessageRef) -> str:
@@ -78,35 +65,16 @@ class Preferences:
         self.user_settings = user_settings
 
     async def settings_view(self, req: Requester) -> View:
+        """The settings menu (bot/settings_menu.py): the state at a glance and its buttons."""
         req = await self.who(req)
-        lang = req.language
         current = await self.user_settings(req)
-        shown = {
-            "mode": current.mode or self.default_mode or "fast",
-            "delivery": current.delivery or "photo",
-            "lang": lang,
-        }
-        names: dict[str, Callable[[str], str | None]] = {
-            "mode": lambda v: t(f"mode.{v}", lang),
-            "delivery": lambda v: t(f"settings.delivery.{v}", lang),
-            "lang": LANGUAGE_NAMES.get,
-        }
-
-        def choice(name: str, value: str) -> Choice:
-            label = names[name](value) or value
-            mark = "✅ " if shown[name] == value else ""
-            return Choice(f"{mark}{label}", buttons.setting(name, value))
-
-        rows = tuple(tuple(choice(name, v) for v in SETTING_CHOICES[name]) for name in names)
-        clear = Choice(t("settings.suffix.clear", lang), buttons.setting("suffix", "-"))
-        mode = shown["mode"]
-        text = t(
-            "settings.text",
-            lang,
-            mode=t(f"mode.{mode}", lang) if mode in MODES else mode,
-            suffix=current.suffix or "—",
+        shown = replace(current, lang=current.lang or req.language)
+        return settings_menu.menu(
+            shown,
+            req.language,
+            default_mode=self.default_mode or "fast",
+            turbo=self.client.profile.turbo,
         )
-        return View(text, rows=(*rows, (clear,)))
 
     async def open_settings(self, req: Requester) -> None:
         """/settings: the menu, recorded as the requester's (only they may press it)."""
@@ -127,15 +95,34 @@ class Preferences:
         edits nothing. A press without a message (the playground) answers with a new menu.
         """
         lang = req.language
-        if value not in SETTING_CHOICES.get(name, ()):
+        turbo_refused = name == "mode" and value == "turbo" and not self.client.profile.turbo
+        if name == "refs" and value == "clear":  # the presser's own references, any message
+            await self.store.change_user_settings(
+                req.platform, req.user_id, lambda s: replace(s, references=())
+            )
+            return Notice(t("refs.cleared", lang))
+        if not settings_menu.offered(name, value) or turbo_refused:
             return Notice(t("settings.invalid", lang), alert=True)
         current = await self.store.user_settings(req.platform, req.user_id)
-        if req.message is not None and _menu(req.message) not in current.menus:
+        on_menu = req.message is not None and _menu(req.message) in current.menus
+        if name == "preset" and not on_menu:  # the /preset list: the presser's own presets
+            if int(value) >= len(current.presets):
+                return Notice(t("settings.invalid", lang), alert=True)
+            preset = current.presets[int(value)]
+            await self.store.change_user_settings(
+                req.platform, req.user_id, lambda s: s.with_preset(preset)
+            )
+            return Notice(t("preset.applied", lang, name=preset.name))
+        if req.message is not None and not on_menu:
             return Notice(t("settings.not_yours", lang), alert=True)
-        chosen = None if name == "suffix" else value
-        await self.store.change_user_settings(
-            req.platform, req.user_id, lambda settings: _chosen(settings, name, chosen)
-        )
+        try:
+            await self.store.change_user_settings(
+                req.platform,
+                req.user_id,
+                lambda settings: settings_menu.choose(settings, name, value),
+            )
+        except ValueError:  # a preset that is gone
+            return Notice(t("settings.invalid", lang), alert=True)
         req = await self.who(req)
         if req.message is not None:
             self.spawn(self.outbox.edit(req.message, await self.settings_view(req)))

@@ -9,13 +9,15 @@ from bot import buttons, results
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj import custom_ids
-from bot.mj.client import MjClient
-from bot.mj.models import Button, Task, TaskState
+from bot.mj.client import MjClient, MjError
+from bot.mj.models import Button, Outcome, Submission, Task, TaskState
+from bot.mj.prompt import without_draft
 from bot.outbox import Outbox
 from bot.policy import OverQuota, Policy, action_of
 from bot.store import Store, TaskRow, UserSettings, new_key
 from bot.usecases.base import Notice, button_of, log, pick_text
 from bot.usecases.preferences import may_read_seed
+from bot.usecases.prompting import bot_of
 from bot.usecases.runtime import Runtime
 from bot.usecases.submitter import Submitter, over_quota
 from bot.views import View
@@ -26,6 +28,8 @@ EXTRAS_REMEMBERED = 2000
 
 # A settings-menu press (preferences.py) and the 🌱 button's seed lookup (preferences.py).
 PressSetting = Callable[[Requester, str, str], Awaitable[Notice]]
+# A button under a prompt the check held: (requester, held key, verb) (prompting.py).
+PressHeld = Callable[[Requester, str, str], Awaitable[Notice]]
 SeedOf = Callable[[Requester, TaskRow], Coroutine[Any, Any, None]]
 
 
@@ -43,6 +47,7 @@ class Presses:
         submitter: Submitter,
         *,
         press_setting: PressSetting,
+        press_held: PressHeld,
         seed_of: SeedOf,
         notify_hook: str,
         default_mode: str,
@@ -56,6 +61,7 @@ class Presses:
         self.spawn = runtime.spawn
         self.submitter = submitter
         self.press_setting = press_setting
+        self.press_held = press_held
         self.seed_of = seed_of
         self.notify_hook = notify_hook
         self.default_mode = default_mode
@@ -71,6 +77,9 @@ class Presses:
         setting = buttons.decode_setting(data)
         if setting is not None:
             return await self.press_setting(req, *setting)
+        held = buttons.decode_held(data)
+        if held is not None:
+            return await self.press_held(req, *held)
         token = buttons.decode(data)
         row = await self.store.task(token.key) if token else None
         if token is None or row is None or row.platform != req.platform:
@@ -213,6 +222,10 @@ class Presses:
                 if not results.offers_retry(row):  # a forged 🔁 under a grid that succeeded
                     return Notice(t("press.expired", lang), alert=True)
                 return await self._retry(req, row)
+            case "full":
+                if not results.offers_full_quality(row):  # a forged ✨ under anything else
+                    return Notice(t("full.not_draft", lang), alert=True)
+                return await self._full_quality(req, row)
         return Notice(t("press.expired", lang), alert=True)
 
     async def _post_extra(self, req: Requester, row: TaskRow, verb: str) -> Notice:
@@ -291,3 +304,54 @@ class Presses:
                 ),
             ),
         )
+
+    async def _full_quality(self, req: Requester, draft: TaskRow) -> Notice:
+        """✨ under a draft grid: the same prompt without --draft, with the draft's seed (asked
+        of the API after the claim; sent without it when there is none), on the draft's bot.
+        A button like 🔁: claimed and charged once per press, pressed again for a new job."""
+        lang = req.language
+        label = t("btn.full_quality", lang)
+        prompt = without_draft(draft.prompt)
+        mode = (await self.user_settings(req)).mode or self.default_mode
+        if mode == "turbo" and not self.client.profile.turbo:
+            mode = "fast"
+        bot = bot_of(draft) if self.client.profile.bot_types else None
+        child = TaskRow(
+            key=new_key(),
+            platform=draft.platform,
+            chat_id=draft.chat_id,
+            user_id=req.user_id,
+            lang=lang,
+            kind="imagine",
+            label="imagine",
+            prompt=prompt,
+            mode=mode,
+            parent_key=draft.key,
+            request_ref=draft.result_ref,
+        )
+
+        async def submit() -> Submission:
+            seed = await self._seed(draft)
+            return await self.client.imagine(
+                without_draft(draft.prompt, seed),
+                [],
+                mode=mode,
+                notify_hook=self.notify_hook,
+                state=child.key,
+                bot_type=bot.value if bot else "",
+            )
+
+        return await self._claim(
+            req, child, "full", "imagine", label, lambda: self.submitter.submit(child, submit)
+        )
+
+    async def _seed(self, row: TaskRow) -> str:
+        """The seed of a finished task, or "" when the API has none to give."""
+        if not row.task_id:
+            return ""
+        try:
+            answer = await self.client.image_seed(row.task_id)
+        except MjError as exc:
+            log.info("no seed for %s: %s", row.key, exc)
+            return ""
+        return answer.task_id if answer.outcome is Outcome.ACCEPTED else ""

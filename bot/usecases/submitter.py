@@ -62,6 +62,12 @@ def title(row: TaskRow) -> str:
     return t(f"kind.{row.kind}", row.lang, label=row.label)
 
 
+def note(row: TaskRow) -> str:
+    """The line an imagine's progress shows under its title: its active references (kept in
+    its label, which an imagine's title does not show)."""
+    return row.label if row.kind == "imagine" and row.label.startswith("🎯") else ""
+
+
 def over_quota(req: Requester, refusal: Refusal) -> str:
     return t(refusal.key, req.language, **refusal.fields)
 
@@ -171,7 +177,9 @@ class Submitter:
         if outcome.is_accepted and outcome is not Outcome.EXISTS and submission.task_id:
             await self.store.update(row.key, task_id=submission.task_id, status=TaskState.NOT_START)
             if submission.queue_position and progress is not None:
-                view = progress_view(row.prompt, shown_as, lang, queue=submission.queue_position)
+                view = progress_view(
+                    row.prompt, shown_as, lang, queue=submission.queue_position, note=note(row)
+                )
                 await self.outbox.edit(progress, view)
             return
         await self._reject(row, progress, refusal_text(submission, lang))
@@ -201,7 +209,7 @@ class Submitter:
             self.outbox.send(
                 row.platform,
                 row.chat_id,
-                progress_view(row.prompt, shown_as, row.lang),
+                progress_view(row.prompt, shown_as, row.lang, note=note(row)),
                 MessageRef.decode(row.request_ref),
             )
         )

@@ -14,10 +14,12 @@ from bot.mj.client import MjClient
 from bot.mj.models import Submission
 from bot.outbox import Outbox
 from bot.policy import OverQuota, Policy
+from bot.settings_menu import references_line
 from bot.store import Store, TaskRow, UserSettings, new_key
 from bot.usecases import jobs
 from bot.usecases.base import BLEND_DIMENSIONS, MAX_PROMPT, clean
 from bot.usecases.jobs import Kind
+from bot.usecases.prompting import Confirmed, Prompting
 from bot.usecases.runtime import Runtime
 from bot.usecases.submitter import Submitter, over_quota
 from bot.views import Ask, View
@@ -40,9 +42,11 @@ class Submitting:
         notify_hook: str,
         default_mode: str,
         user_settings: Callable[[Requester], Awaitable[UserSettings]],
+        prompting: Prompting,
     ) -> None:
         self.store = store
         self.client = client
+        self.prompting = prompting
         self.reply = outbox.reply
         self.tell = outbox.tell
         self.policy = policy
@@ -76,13 +80,37 @@ class Submitting:
             case _:
                 assert_never(kind)
 
-    async def imagine(self, req: Requester, prompt: str, images: Sequence[bytes] = ()) -> None:
-        """/imagine: validate, submit, show progress; the tracker does the rest."""
+    async def imagine(
+        self,
+        req: Requester,
+        prompt: str,
+        images: Sequence[bytes] = (),
+        *,
+        confirmed: Confirmed | None = None,
+    ) -> None:
+        """/imagine: the settings applied (bot.mj.prompt.compose), the prompt checked against
+        the model before anything is spent (held with its problems until the user fixes or
+        confirms it: ``confirmed``), then submitted; the tracker does the rest."""
         settings = await self.user_settings(req)
         typed = clean(prompt)
-        suffix = settings.suffix or ""
-        sent = f"{typed} {suffix}" if typed and suffix and suffix not in typed else typed
-        await self._run(req, jobs.imagine(sent, checked=typed), images)
+        if confirmed is not None:
+            sent, bot = confirmed.prompt, confirmed.bot
+        else:
+            if not await self._prompt_ok(req, typed):
+                return
+            composed = self.prompting.compose(typed, settings)
+            if not await self.prompting.passes(req, "imagine", composed, settings, images):
+                return  # held: nothing stored, nothing charged
+            sent, bot = composed.prompt, composed.bot
+        kept = await self.prompting.cached_references(settings)  # refs without a URL
+        note = references_line(settings.references, req.language)
+        job = jobs.imagine(sent, checked=typed or sent, bot_type=bot.value if bot else "")
+        await self._run(req, job, [*images, *kept][:5], note=note)
+
+    async def confirmed(self, req: Requester, confirmed: Confirmed) -> None:
+        """A held request its author sent after all (prompting.py), through its own path."""
+        if confirmed.kind == Kind.IMAGINE:
+            await self.imagine(req, confirmed.prompt, confirmed.photos, confirmed=confirmed)
 
     async def describe(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
         """/describe: four prompts Midjourney would write for a photo."""
@@ -136,7 +164,9 @@ class Submitting:
         """/edit <prompt> with a photo: four edited versions of it."""
         await self._run(req, jobs.edit(args, clean(args), check=bool(images)), images)
 
-    async def _run(self, req: Requester, job: jobs.Job, images: Sequence[bytes]) -> None:
+    async def _run(
+        self, req: Requester, job: jobs.Job, images: Sequence[bytes], *, note: str = ""
+    ) -> None:
         """Any kind of submission: its prompt checked, its photos validated (or asked for),
         then handed to the Submitter."""
         kind = job.kind.value
@@ -155,6 +185,7 @@ class Submitting:
             kind,
             job.prompt,
             lambda key, mode: job.call(self.client, uris, jobs.Sent(mode, notify_hook, key)),
+            note=note,
         )
 
     async def _prompt_ok(self, req: Requester, prompt: str, command: str = "imagine") -> bool:
@@ -212,8 +243,13 @@ class Submitting:
         kind: str,
         prompt: str,
         call: Callable[[str, str], Awaitable[Submission]],
+        *,
+        note: str = "",
     ) -> None:
         mode = (await self.user_settings(req)).mode or self.default_mode
+        if mode == "turbo" and not self.client.profile.turbo:
+            mode = "fast"  # the provider has no turbo: run as fast, and say so
+            await self.tell(req, t("speed.turbo_fallback", req.language))
         row = TaskRow(
             key=new_key(),
             platform=req.platform,
@@ -221,7 +257,7 @@ class Submitting:
             user_id=req.user_id,
             lang=req.language,
             kind=kind,
-            label=kind,
+            label=note or kind,  # an imagine's label is not shown: its references are
             prompt=prompt,
             mode=mode,
             request_ref=req.message.encode() if req.message else None,

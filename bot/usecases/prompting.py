@@ -1,0 +1,344 @@
+"""Prompting as people do it in 2026 (issue 16): the check before anything is spent, active
+references from any photo or result, presets, and ✨ Full quality under a draft grid.
+
+A plain class handed what it uses (``Service`` builds it). It never charges or submits itself:
+what passes (or what the user confirms) goes back through ``Submit`` — the commands' own path
+to the Submitter — so the money path stays the one in ``submitter.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+
+from bot import buttons, media
+from bot.chat import MessageRef, Requester
+from bot.i18n import t
+from bot.mj.client import MjClient, MjError
+from bot.mj.models import TaskState
+from bot.mj.prompt import (
+    DEFAULT_MODEL,
+    Bot,
+    Composed,
+    Model,
+    RefKind,
+    Target,
+    UrlKind,
+    compose,
+    url_kind,
+)
+from bot.outbox import Outbox
+from bot.prompt_check import DROP, HELD_COMMAND, Held, held_ref_id, line, review, view
+from bot.settings_menu import references_line
+from bot.store import ActiveReference, Preset, Store, TaskRow, UserSettings, new_key
+from bot.usecases.base import Notice
+from bot.views import Choice, View, clip
+
+log = logging.getLogger("bot.service")
+
+MAX_IMAGE_REFS = 3  # image prompts kept at once (more than a few drown the text)
+MAX_PRESETS = 10
+CACHED = "cached:"  # a reference kept as bytes (no URL could be had): sent as base64Array
+_WEIGHT = re.compile(r"^\d+(\.\d+)?$")
+_PRESET_NAME = re.compile(r"^[\w-]{1,24}$")
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """A held request its author sent after all: what the command's own path submits
+    (the prompt already composed and checked; photos as the user gave them)."""
+
+    kind: str
+    prompt: str
+    bot: Bot | None
+    photos: tuple[bytes, ...] = ()
+
+
+def target_for(settings: UserSettings, bot: Bot | None, *, video: bool = False) -> Target:
+    """Where a composed prompt goes, for the check: the user's model where it is theirs."""
+    model = settings.model or DEFAULT_MODEL
+    default = model.version if model is not Model.NIJI7 else DEFAULT_MODEL.version
+    if model is Model.NIJI7 and bot is Bot.NIJI:
+        default = model.version
+    return Target(bot=bot, default=default, video=video)
+
+
+class Prompting:
+    def __init__(
+        self,
+        store: Store,
+        client: MjClient,
+        outbox: Outbox,
+        *,
+        cache: media.MediaCache | None,
+        convert: Callable[..., Awaitable[str]],
+        spawn: Callable[..., None],
+        user_settings: Callable[[Requester], Awaitable[UserSettings]],
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.outbox = outbox
+        self.reply = outbox.reply
+        self.tell = outbox.tell
+        self.cache = cache
+        self.convert = convert
+        self.spawn = spawn
+        self.user_settings = user_settings
+
+    # --- composing and checking -------------------------------------------------------------
+
+    def compose(self, typed: str, settings: UserSettings) -> Composed:
+        options = settings.options()
+        # A reference kept as bytes is not a URL: it goes as base64Array, not in the prompt.
+        kept = tuple(r for r in options.references if not r.url.startswith(CACHED))
+        return compose(
+            typed, replace(options, references=kept), bot_types=self.client.profile.bot_types
+        )
+
+    async def cached_references(self, settings: UserSettings) -> list[bytes]:
+        """The photos of references that could not be given a URL (sent as image prompts)."""
+        out: list[bytes] = []
+        for ref in settings.references:
+            if ref.url.startswith(CACHED) and self.cache is not None:
+                data = await asyncio.to_thread(self.cache.get, ref.url.removeprefix(CACHED))
+                if data:
+                    out.append(data)
+        return out
+
+    async def passes(
+        self,
+        req: Requester,
+        kind: str,
+        composed: Composed,
+        settings: UserSettings,
+        images: Sequence[bytes] = (),
+        *,
+        video: bool = False,
+        args: str = "",
+    ) -> bool:
+        """True: send it. False: it was held — the check's message is shown, nothing is
+        stored as a task, nothing is charged; its buttons bring it back (``press``)."""
+        target = target_for(settings, composed.bot, video=video)
+        problems, held = review(kind, composed.prompt, target)
+        if held is None:
+            return True
+        key = new_key()
+        if images:
+            if self.cache is None:
+                await self.tell(req, "\n".join(line(p, req.language) for p in problems))
+                return False
+            for n, data in enumerate(images):
+                await asyncio.to_thread(self.cache.put, f"held-{key}-{n}", data)
+        held = replace(held, photos=len(images), args=args)
+        await self.store.add_ask(
+            MessageRef(req.platform, req.chat_id, held_ref_id(key)),
+            req.user_id,
+            HELD_COMMAND,
+            held.encode(),
+            req.language,
+        )
+        await self.reply(req, view(composed.prompt, problems, held, key, req.language))
+        return False
+
+    async def press(self, req: Requester, key: str, verb: str) -> tuple[Notice, Confirmed | None]:
+        """A button under a held prompt: fix and send, send anyway, or cancel. Only its author
+        may press, and only once: the held request is claimed before anything is sent; what
+        to send is handed back (the caller submits it through the command's own path)."""
+        lang = req.language
+        ref_id = held_ref_id(key)
+        ask = await self.store.ask(req.platform, req.chat_id, ref_id)
+        held = Held.decode(ask.args) if ask is not None and ask.command == HELD_COMMAND else None
+        if ask is None or held is None or ask.answered_at is not None:
+            return Notice(t("check.expired", lang), alert=True), None
+        if ask.user_id != req.user_id:
+            return Notice(t("check.not_yours", lang), alert=True), None
+        chosen = held.prompt_for(verb)
+        if verb != DROP and chosen is None:
+            return Notice(t("check.expired", lang), alert=True), None
+        photos: list[bytes] = []
+        for n in range(held.photos):
+            data = (
+                await asyncio.to_thread(self.cache.get, f"held-{key}-{n}") if self.cache else None
+            )
+            if data is None:
+                return Notice(t("check.photos_lost", lang), alert=True), None
+            photos.append(data)
+        if not await self.store.claim_ask(req.platform, req.chat_id, ref_id):
+            return Notice(t("check.expired", lang), alert=True), None
+        if req.message is not None:  # the choices are spent: the message keeps its text only
+            self.spawn(self._settle_message(req.message, verb, lang))
+        if chosen is None:
+            return Notice(t("check.dropped", lang)), None
+        prompt, bot = chosen
+        return Notice(t("press.sending", lang)), Confirmed(held.kind, prompt, bot, tuple(photos))
+
+    async def _settle_message(self, ref: MessageRef, verb: str, lang: str) -> None:
+        text = t("check.dropped", lang) if verb == DROP else t("press.sending", lang)
+        await self.outbox.edit(ref, View(text))
+
+    # --- references -------------------------------------------------------------------------
+
+    async def keep_reference(
+        self, req: Requester, kind: RefKind, args: str, images: Sequence[bytes]
+    ) -> None:
+        """/oref, /sref, /ref: the photo given (caption or reply), the result replied to, or
+        the URL / style code typed becomes an active reference for the following prompts."""
+        lang = req.language
+        words = args.split()
+        weight = next((float(w) for w in words if _WEIGHT.match(w)), None)
+        rest = [w for w in words if not _WEIGHT.match(w)]
+        if rest and rest[0].lower() == "clear":
+            await self.clear_references(req)
+            return
+        url, label, note = "", "", ""
+        # A result of ours keeps its own CDN URL (the platform's copy of it is only a photo).
+        row = await self.store.task_by_message(req.replied) if req.replied is not None else None
+        task = row.task if row is not None else None
+        if row is not None and task is not None and task.status is TaskState.SUCCESS:
+            if task.image_url:
+                url, label = task.image_url, f"result {row.key[:4]}"
+        if not url and images:
+            url, label, note = await self._photo_url(req, images[0])
+        if not url and rest:
+            word = rest[0].strip("<>")
+            if url_kind(word) is not UrlKind.NOT_IMAGE and word.startswith(("http://", "https://")):
+                url, label = word, clip(word.rsplit("/", 1)[-1], 24)
+            elif kind is RefKind.STYLE and re.fullmatch(r"\d{1,12}|random", word, re.I):
+                url, label = word.lower(), f"code {word.lower()}"
+        if not url:
+            await self.tell(req, t(f"refs.how.{kind.value}", lang))
+            return
+        if url.startswith(CACHED):
+            kind = RefKind.IMAGE  # only an image prompt can be sent as bytes
+        limit = {RefKind.OMNI: (0, 1000), RefKind.STYLE: (0, 1000), RefKind.IMAGE: (0, 3)}[kind]
+        if weight is not None and not limit[0] <= weight <= limit[1]:
+            await self.tell(
+                req,
+                t("refs.weight", lang, param=kind.weight_param, low=limit[0], high=limit[1]),
+            )
+            return
+        ref = ActiveReference(kind, url, weight, label)
+
+        def kept(settings: UserSettings) -> UserSettings:
+            others = [r for r in settings.references if r.kind is not kind or kind is RefKind.IMAGE]
+            if kind is RefKind.IMAGE:
+                others = [r for r in others if r.url != url][-(MAX_IMAGE_REFS - 1) :]
+            saved = settings.style_codes
+            if kind is RefKind.STYLE and not url.startswith("http") and url not in saved:
+                saved = (*saved, url)[-10:]
+            return replace(settings, references=(*others, ref), style_codes=saved)
+
+        settings = await self.store.change_user_settings(req.platform, req.user_id, kept)
+        text = t("refs.kept", lang, refs=references_line(settings.references, lang))
+        if note:
+            text = f"{text}\n{note}"
+        await self.reply(req, View(text, rows=((self.clear_choice(lang),),)))
+
+    def clear_choice(self, lang: str) -> Choice:
+        return Choice(t("refs.clear", lang), buttons.setting("refs", "clear"))
+
+    async def clear_references(self, req: Requester) -> None:
+        await self.store.change_user_settings(
+            req.platform, req.user_id, lambda s: replace(s, references=())
+        )
+        await self.reply(req, View(t("refs.cleared", req.language)))
+
+    async def refs_view(self, req: Requester) -> View:
+        settings = await self.user_settings(req)
+        line = references_line(settings.references, req.language)
+        if not line:
+            return View(t("refs.none", req.language))
+        return View(line, rows=((self.clear_choice(req.language),),))
+
+    async def _photo_url(self, req: Requester, photo: bytes) -> tuple[str, str, str]:
+        """(url, label, note): a URL for the photo where the provider hosts uploads; else the
+        photo kept as bytes (an image prompt sent as base64Array), and a note saying so."""
+        lang = req.language
+        try:
+            uri = await self.convert(media.upload_data_uri, photo)
+        except media.MediaError as exc:
+            await self.tell(req, t(f"upload.{exc.reason}", lang))
+            return "", "", ""
+        settings = await self.user_settings(req)
+        number = 1 + sum(1 for r in settings.references if r.label.startswith("photo#"))
+        number = max(number, len(settings.references) + 1)
+        label = f"photo#{number}"
+        try:
+            urls = await self.client.upload_images([uri])
+        except MjError as exc:
+            log.warning("upload-discord-images failed: %s", exc)
+            urls = None
+        if urls:
+            return urls[0], label, ""
+        if self.cache is None:
+            return "", "", ""
+        key = new_key()
+        await asyncio.to_thread(self.cache.put, f"ref-{key}", photo)
+        return f"{CACHED}ref-{key}", label, t("refs.no_upload", lang)
+
+    # --- presets ----------------------------------------------------------------------------
+
+    async def preset(self, req: Requester, args: str) -> None:
+        """/preset save NAME · /preset NAME (apply) · /preset delete NAME · /preset (list)."""
+        lang = req.language
+        words = args.split()
+        verb = words[0].lower() if words else ""
+        name = words[1] if len(words) > 1 else ""
+        if verb in ("save", "delete") and not _PRESET_NAME.match(name):
+            await self.tell(req, t("preset.name", lang))
+            return
+        if verb == "save":
+
+            def saved(settings: UserSettings) -> UserSettings:
+                others = [p for p in settings.presets if p.name != name]
+                return replace(settings, presets=(*others, settings.preset(name))[-MAX_PRESETS:])
+
+            await self.store.change_user_settings(req.platform, req.user_id, saved)
+            await self.reply(req, View(t("preset.saved", lang, name=name)))
+            return
+        if verb == "delete":
+            await self.store.change_user_settings(
+                req.platform,
+                req.user_id,
+                lambda s: replace(s, presets=tuple(p for p in s.presets if p.name != name)),
+            )
+            await self.reply(req, View(t("preset.deleted", lang, name=name)))
+            return
+        settings = await self.user_settings(req)
+        if verb:
+            found = next((p for p in settings.presets if p.name == words[0]), None)
+            if found is None:
+                await self.tell(req, t("preset.unknown", lang, name=words[0]))
+                return
+            await self.apply_preset(req, found)
+            return
+        await self.reply(req, self.presets_view(settings, lang))
+
+    def presets_view(self, settings: UserSettings, lang: str) -> View:
+        if not settings.presets:
+            return View(t("preset.none", lang))
+        rows = tuple(
+            (Choice(f"📌 {p.name}", buttons.setting("preset", str(i))),)
+            for i, p in enumerate(settings.presets)
+        )
+        return View(t("preset.list", lang), rows=rows)
+
+    async def apply_preset(self, req: Requester, preset: Preset) -> None:
+        await self.store.change_user_settings(
+            req.platform, req.user_id, lambda s: s.with_preset(preset)
+        )
+        await self.reply(req, View(t("preset.applied", req.language, name=preset.name)))
+
+
+def bot_of(row: TaskRow) -> Bot | None:
+    """The bot a task ran on, as its task says (Plus: properties.botType); None: not said."""
+    task = row.task
+    if task is None:
+        return None
+    raw = task.raw
+    props = raw.get("properties")
+    value = raw.get("botType") or (props.get("botType") if isinstance(props, dict) else None)
+    return Bot.NIJI if value == Bot.NIJI.value else None
