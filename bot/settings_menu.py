@@ -26,7 +26,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "raw": (ON, OFF),
     "stylize": tuple(STYLIZE_LEVELS),
     "personalize": (ON, OFF),
-    "variation": ("high", "low"),
     "remix": (ON, OFF),
     "mode": ("fast", "relax", "turbo"),
     "draft": (ON, OFF),
@@ -70,8 +69,6 @@ def choose(settings: UserSettings, name: str, value: str) -> UserSettings:
             return replace(settings, hd=flag or None)
         case "stylize":
             return replace(settings, stylize=None if settings.stylize == value else value)
-        case "variation":
-            return replace(settings, variation=value)
         case "mode":
             return replace(settings, mode=value)
         case "delivery":
@@ -113,7 +110,6 @@ def current(settings: UserSettings, default_mode: str) -> dict[str, str]:
         "raw": ON if _on(settings.raw) else OFF,
         "stylize": settings.stylize or "med",
         "personalize": ON if _on(settings.personalize) else OFF,
-        "variation": settings.variation or "high",
         "remix": ON if _on(settings.remix) else OFF,
         "mode": settings.mode or default_mode or "fast",
         "draft": ON if _on(settings.draft) else OFF,
@@ -168,7 +164,6 @@ def menu(
         tuple(choice("model", v) for v in CHOICES["model"]),
         tuple(toggle(n) for n in shown_toggles),
         tuple(choice("stylize", v) for v in CHOICES["stylize"]),
-        tuple(choice("variation", v) for v in CHOICES["variation"]),
         tuple(choice("mode", v) for v in speeds),
         tuple(choice("delivery", v) for v in CHOICES["delivery"]),
         tuple(choice("lang", v) for v in CHOICES["lang"]),
@@ -207,7 +202,6 @@ def glance(settings: UserSettings, lang: str, *, default_mode: str = "fast") -> 
             stylize=f"{word('stylize')} ({stylize})",
             personalize=word("personalize")
             + (f" {settings.profile_code}" if settings.profile_code else ""),
-            variation=word("variation"),
             remix=word("remix"),
             mode=t(f"mode.{now['mode']}", lang),
             draft=word("draft"),

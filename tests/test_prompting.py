@@ -244,3 +244,24 @@ async def test_presets_save_and_apply_in_one_tap(world) -> None:
         assert notice.text == "📌 Preset “portrait” applied."
         await w.imagine("a fox")
         assert w.sim.submits("imagine")[0].body["prompt"] == "a fox --v 7 --style raw"
+
+
+async def test_remix_mode_asks_for_the_new_prompt_of_a_variation(world) -> None:
+    async with world() as w:
+        await w.service.open_settings(w.who())
+        menu_id, _ = last(w)
+        await tap(w, menu_id, "Remix mode")
+        await settled_sends(w)
+        grid, result_id = await w.imagine("a fox --v 7")
+        await w.press(result_id, "V1")
+        child = await w.child(grid, "V1")
+        asked = await w.question(child)
+        [action] = w.sim.submits("action")
+        assert action.body["enableRemix"] is True
+        await w.service.answer(w.who(message="9"), asked, "a fox in the rain --v 7")
+        await w.until(lambda: w.submits("modal") == 1)
+        assert w.sim.submits("modal")[0].body["prompt"] == "a fox in the rain --v 7"
+        # U is not remixed
+        await w.press(result_id, "U1")
+        await w.until(lambda: w.submits("action") == 2)
+        assert "enableRemix" not in w.sim.submits("action")[1].body

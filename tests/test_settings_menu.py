@@ -40,7 +40,6 @@ def test_every_press_the_menu_draws_is_offered_and_applies() -> None:
         ("personalize", "on", {"personalize": True}),
         ("remix", "on", {"remix": True}),
         ("stylize", "very_high", {"stylize": "very_high"}),
-        ("variation", "low", {"variation": "low"}),
         ("mode", "turbo", {"mode": "turbo"}),
         ("lang", "zh", {"lang": "zh"}),
     ],
