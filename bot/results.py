@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from bot import buttons, media
+from bot import buttons, media, studio
 from bot.i18n import t
 from bot.mj.failures import Reason, of_fail_reason
 from bot.mj.models import Action, Task, TaskState
@@ -126,6 +126,12 @@ async def final_view(service: Sources, row: TaskRow) -> View:
     if task.action in TEXT_ACTIONS:
         text = f"{title}\n\n{clip(_plain(task.final_prompt), 3500)}"
         return View(text, rows=rows)
+    if studio.pictures(task):  # imageUrls and no buttons (openai-hk's EDITS): the four
+        album = await studio.picture_album(
+            row.key, task, caption, lang, fetch=service.downloader.get, convert=service.convert
+        )
+        if album is not None:
+            return album
     if task.action is Action.VIDEO and (task.video_urls or task.video_url):
         return await _video_view(service, row, task, caption, rows)
     data = await original(service, row)
@@ -155,19 +161,21 @@ async def _video_view(
     caption: str,
     rows: tuple[tuple[Choice, ...], ...],
 ) -> View:
-    urls = task.video_urls or (task.video_url,)
-    videos = []
-    for index, url in enumerate(urls[:4]):
-        try:
-            videos.append(
-                Media("video", await service.downloader.get(url), f"{row.key}_{index}.mp4")
-            )
-        except media.MediaError:
-            log.warning("video download failed (task %s)", row.key)
-    if not videos:
-        links = "\n".join(urls)
+    """The clips as real videos with their lengths and per-clip buttons (bot.studio)."""
+    album = await studio.clip_album(
+        row.key,
+        task,
+        caption,
+        row.lang,
+        fetch=service.downloader.get,
+        convert=service.convert,
+        api_rows=rows,
+        hidden=getattr(service.client, "hidden_buttons", ()),
+    )
+    if album is None:
+        links = "\n".join(task.video_urls or (task.video_url,))
         return View(f"{caption}\n\n{t('result.link', row.lang, url=links)}", rows=rows)
-    return View(caption, media=tuple(videos), rows=rows)
+    return album
 
 
 def file_view(row: TaskRow, data: bytes) -> View:

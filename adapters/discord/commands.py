@@ -152,7 +152,8 @@ def install(tree: app_commands.CommandTree) -> None:
         batch=_s("discord.opt.batch"),
         hd=_s("discord.opt.hd"),
     )
-    @app_commands.choices(motion=MOTIONS, batch=BATCHES)
+    @app_commands.choices(motion=MOTIONS)
+    @app_commands.choices(batch=BATCHES)
     async def video(
         interaction: discord.Interaction,
         prompt: str,

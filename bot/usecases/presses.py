@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from bot import buttons, results
+from bot import buttons, results, studio
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj import custom_ids
@@ -19,6 +19,7 @@ from bot.usecases.base import Notice, button_of, log, pick_text
 from bot.usecases.preferences import may_read_seed
 from bot.usecases.prompting import bot_of
 from bot.usecases.runtime import Runtime
+from bot.usecases.studio import StudioPresses
 from bot.usecases.submitter import Submitter, over_quota
 from bot.views import View
 
@@ -69,8 +70,18 @@ class Presses:
         self.default_mode = default_mode
         self.user_settings = user_settings
         self._showing: set[str] = set()  # finished tasks being posted again
-        # (task, "file"|"split") -> where its copy was posted; None while posting
+        # (task, "file"|"split"|"file2"...) -> where its copy was posted; None while posting
         self._extras: dict[tuple[str, str], MessageRef | None] = {}
+        self.studio = StudioPresses(
+            store,
+            client,
+            outbox,
+            runtime,
+            submitter,
+            claim=self._claim,
+            post_once=self.post_once,
+            notify_hook=notify_hook,
+        )
 
     async def press(self, req: Requester, data: str) -> Notice:
         """A button press by an admitted requester: resolve the token, act once, acknowledge
@@ -213,8 +224,12 @@ class Presses:
         return Notice(t("press.running_at", lang, percent=row.progress), where=where)
 
     async def _press_extra(self, req: Requester, row: TaskRow, verb: str) -> Notice:
-        """Our own buttons beside the API's: seed, original file, split grid, retry."""
+        """Our own buttons beside the API's: seed, original file, split grid, retry; and the
+        studio's per-picture and per-clip buttons (edit2, exth0: bot/usecases/studio.py)."""
         lang = req.language
+        item = studio.parse_slot(verb)
+        if item is not None:
+            return await self.studio.press(req, row, *item)
         match verb:
             case "seed":
                 if not may_read_seed(self.policy, req, row):  # said before anything is asked
@@ -234,12 +249,33 @@ class Presses:
         return Notice(t("press.expired", lang), alert=True)
 
     async def _post_extra(self, req: Requester, row: TaskRow, verb: str) -> Notice:
-        """📎 the original file or ✂️ the four images: posted once per result. A burst of
-        presses (or everyone in a chat that shares buttons) posts no more copies; pressed
-        again later, it points to the copy. Kept in memory: after a restart one more copy."""
+        """📎 the original file or ✂️ the four images, posted once per result."""
+        label = t("btn.file" if verb == "file" else "btn.split", req.language)
+
+        async def make() -> View | None:
+            original = await results.original(self.runtime, row)
+            if original is None:
+                return None
+            if verb == "file":
+                return results.file_view(row, original)
+            return await self.runtime.convert(results.split_view, row, original)
+
+        return await self.post_once(req, row, verb, label, make)
+
+    async def post_once(
+        self,
+        req: Requester,
+        row: TaskRow,
+        name: str,
+        label: str,
+        make: Callable[[], Awaitable[View | None]],
+    ) -> Notice:
+        """A copy of something of a result (📎, ✂️, a picture's or clip's file), posted once
+        per result. A burst of presses (or everyone in a chat that shares buttons) posts no
+        more copies; pressed again later, it points to the copy. Kept in memory: after a
+        restart one more copy. ``make`` gives None when there is nothing to post any more."""
         lang = req.language
-        label = t("btn.file" if verb == "file" else "btn.split", lang)
-        slot = (row.key, verb)
+        slot = (row.key, name)
         if slot in self._extras:
             posted = self._extras[slot]
             if posted is None:
@@ -249,15 +285,10 @@ class Presses:
         while len(self._extras) > EXTRAS_REMEMBERED:
             del self._extras[next(iter(self._extras))]  # the oldest first
         try:
-            original = await results.original(self.runtime, row)
-            if original is None:
+            view = await make()
+            if view is None:
                 self._extras.pop(slot, None)
                 return Notice(t("press.expired", lang), alert=True)
-            view = (
-                results.file_view(row, original)
-                if verb == "file"
-                else await self.runtime.convert(results.split_view, row, original)
-            )
         except BaseException:
             self._extras.pop(slot, None)
             raise

@@ -8,6 +8,7 @@ the command that asked for photos.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -25,6 +26,7 @@ from bot.store import AskRow, ModalRow, Store, TaskRow
 from bot.usecases.base import MAX_PROMPT, clean
 from bot.usecases.jobs import Kind
 from bot.usecases.runtime import Runtime
+from bot.usecases.studio import PICTURE_ARG, kept_key
 from bot.usecases.submitter import Submitter, over_quota
 from bot.views import Ask, Choice, Media, View, clip
 
@@ -179,6 +181,13 @@ class Questions:
         if ask.user_id != req.user_id:
             await self.tell(req, t("modal.not_owner", req.language))
             return
+        picture = ask.args.startswith(PICTURE_ARG)
+        if picture and not images:  # ✏️/🖼 under a picture: it was kept, the reply is the prompt
+            kept = await self._kept(ask.args.removeprefix(PICTURE_ARG))
+            if kept is None:
+                await self.tell(req, t("modal.expired", req.language))
+                return
+            images = [kept]
         if not images:
             await self.tell(req, t("ask.photo_needed", req.language, platform=req.platform))
             return
@@ -190,8 +199,18 @@ class Questions:
         ):
             await self.tell(req, t("modal.expired", req.language))
             return
-        args = ask.args if ask.args.startswith("face=") else text.strip() or ask.args
+        if picture:
+            args = text.strip()
+        else:
+            args = ask.args if ask.args.startswith("face=") else text.strip() or ask.args
         await self.start(kind, req, args, images)
+
+    async def _kept(self, key: str) -> bytes | None:
+        """A picture the studio kept for a question (bot/usecases/studio.py)."""
+        cache = self.runtime.cache
+        if cache is None or not key.isalnum():
+            return None
+        return await asyncio.to_thread(cache.get, kept_key(key))
 
     async def _answer_modal(
         self, req: Requester, key: str, text: str, images: Sequence[bytes] = ()

@@ -1,0 +1,142 @@
+"""The studio in-process (tests/inprocess.py) against the simulator's openai-hk flavour, which
+answers as openai-hk's document does: an EDITS result is four imageUrls and ``buttons: []``,
+a VIDEO result four videoUrls and ``buttons: []``. What the user sees, what each of our own
+buttons submits (the exact request the simulator received) and what the ledger says."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+
+from bot import buttons
+from bot.usecases.jobs import Kind
+from bot.views import View
+from tests.dbrows import stored
+from tests.inprocess import World, png, worlds
+from tests.storage import BOTH
+
+pytestmark = BOTH
+
+
+@pytest.fixture
+def world(tmp_path):
+    return worlds(tmp_path)
+
+
+def decoded(uri: str) -> bytes:
+    assert uri.startswith("data:image/"), uri[:40]
+    return base64.b64decode(uri.split(",", 1)[1])
+
+
+async def started(w: World, kind: Kind, args: str, images: list[bytes]) -> str:
+    """A command from the owner: the key of the task it made."""
+    before = {r["key"] for r in stored(w.store, "SELECT key FROM tasks")}
+    await w.service.start_kind(kind, w.who(), args, images)
+    (key,) = {r["key"] for r in stored(w.store, "SELECT key FROM tasks")} - before
+    return key
+
+
+async def child_of(w: World, parent: str) -> str:
+    async def found() -> str | None:
+        rows = stored(
+            w.store,
+            "SELECT key FROM tasks WHERE parent_key = ? ORDER BY created_at DESC LIMIT 1",
+            parent,
+        )
+        return rows[0]["key"] if rows else None
+
+    return await w.until(found)
+
+
+def labels(view: View) -> list[list[str]]:
+    return [[c.label for c in row] for row in view.rows]
+
+
+async def ledger(w: World, key: str) -> list[tuple[str, int, str]]:
+    return [(r["action"], r["units"], r["outcome"]) for r in await w.settled(key)]
+
+
+async def test_an_openai_hk_edit_arrives_as_four_pictures_with_their_buttons(world):
+    async with world(flavour="openai-hk") as w:
+        photo = png(colour="olive")
+        key = await started(w, Kind.EDIT, "make it snowy", [photo])
+        message = await w.result(key)
+        view = w.chat.shown[message]
+        assert [m.kind for m in view.media] == ["photo"] * 4
+        assert [m.caption for m in view.media] == ["1", "2", "3", "4"]
+        assert labels(view) == [
+            [f"📎 {n}", f"✏️ {n}", f"🎬 {n}", f"🖼 {n}", f"🔍 {n}"] for n in range(1, 5)
+        ]
+        assert await ledger(w, key) == [("edit", 1, "success")]
+        row = await w.store.task(key)
+        assert row is not None and row.task is not None
+        pictures = [(await w.downloader.get(url)) for url in row.task.image_urls]
+
+        # 🎬 2: a video from the second picture, charged as a video (8 units)
+        (notice,) = await w.press(message, "🎬 2")
+        assert not notice.alert
+        animated = await child_of(w, key)
+        await w.result(animated)
+        body = w.sim.submits("video")[-1].body
+        assert decoded(body["image"]) == pictures[1] and body["motion"] == "low"
+        assert "action" not in body and body["state"] == animated
+        assert await ledger(w, animated) == [("video", 8, "success")]
+
+        # 🔍 3: four prompts for the third picture
+        await w.press(message, "🔍 3")
+        await w.until(lambda: w.submits("describe") == 1)
+        assert decoded(w.sim.submits("describe")[0].body["base64"]) == pictures[2]
+
+        # 📎 4: the fourth picture's original file, posted once
+        before = len(w.chat.sent)
+        await asyncio.gather(*(w.press(message, "📎 4") for _ in range(3)))
+        await w.until(lambda: len(w.chat.sent) > before)
+        await asyncio.sleep(0.3)
+        files = [v for _, v in w.chat.sent[before:] if v.media and v.media[0].kind == "document"]
+        assert len(files) == 1 and files[0].media[0].data == pictures[3]
+
+
+async def test_edit_again_and_image_prompt_ask_then_submit_with_the_picture(world):
+    async with world(flavour="openai-hk") as w:
+        key = await started(w, Kind.EDIT, "make it snowy", [png(colour="teal")])
+        message = await w.result(key)
+        row = await w.store.task(key)
+        assert row is not None and row.task is not None
+        first = await w.downloader.get(row.task.image_urls[0])
+        spent = await w.spent()
+
+        await w.press(message, "✏️ 1")  # asks; nothing charged for asking
+        ask = await w.until(lambda: next((m for m, v in w.chat.sent if v.ask), None))
+        assert "picture 1" in w.chat.shown[ask].text and await w.spent() == spent
+        assert await w.service.answer(w.who(message="reply"), ask, "now at night")
+        await w.until(lambda: w.submits("edits") == 2)
+        body = w.sim.submits("edits")[-1].body
+        assert body["prompt"] == "now at night" and decoded(body["image"]) == first
+
+        await w.press(message, "🖼 1")
+        ask2 = await w.until(lambda: next((m for m, v in w.chat.sent if v.ask and m != ask), None))
+        assert await w.service.answer(w.who(message="reply2"), ask2, "a fox in this style")
+        await w.until(lambda: w.submits("imagine") == 1)
+        body = w.sim.submits("imagine")[0].body
+        assert body["prompt"].startswith("a fox in this style")
+        assert [decoded(u) for u in body["base64Array"]] == [first]
+
+
+async def test_forged_studio_presses_buy_nothing(world):
+    """A token for a button never drawn: 🎬 under a grid (no imageUrls), ➕ under pictures,
+    a fifth picture, a stranger's press."""
+    async with world(flavour="openai-hk") as w:
+        grid, _ = await w.imagine("a lighthouse at dawn")
+        edit = await started(w, Kind.EDIT, "make it snowy", [png()])
+        message = await w.result(edit)
+        spent = await w.spent()
+        forged: list[tuple[str, str]] = [(grid, "anim0"), (edit, "exth0"), (grid, "file2")]
+        for key, slot in forged:
+            (notice,) = await asyncio.gather(w.service.press(w.who(), buttons.encode(key, slot)))
+            assert notice.alert, (key, slot)
+        (stranger,) = await w.press(message, "🎬 1", user="999")
+        assert stranger.alert
+        await asyncio.sleep(0.5)
+        assert w.submits("video") == 0 and await w.spent() == spent
