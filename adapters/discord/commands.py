@@ -71,6 +71,14 @@ def video_args(
     return " ".join([*flags, prompt])
 
 
+def ref_args(link: str | None, weight: float | None) -> str:
+    """/oref's options as the text command takes them (``<link> <weight>``)."""
+    parts = [link.strip()] if link and link.strip() else []
+    if weight is not None:
+        parts.append(f"{weight:g}")
+    return " ".join(parts)
+
+
 # Commands without options, and the catalog key of their description.
 PLAIN = (
     ("info", "cmd.quota"),
@@ -180,6 +188,65 @@ def install(tree: app_commands.CommandTree) -> None:
     async def settings(interaction: discord.Interaction, suffix: str | None = None) -> None:
         """/settings: speed, delivery and language buttons; with a suffix, set it."""
         await run(interaction, "settings", suffix or "")
+
+    # References and presets (issue 16): Discord has no reply to a result for a slash
+    # command, so a photo comes as an attachment and a result as its link (or a style code).
+    @tree.command(name="oref", description=_s("cmd.oref"))
+    @app_commands.describe(
+        image=_s("discord.opt.ref_image"),
+        link=_s("discord.opt.ref_link"),
+        weight=_s("discord.opt.ow"),
+    )
+    async def oref(
+        interaction: discord.Interaction,
+        image: Attachment | None = None,
+        link: str | None = None,
+        weight: app_commands.Range[int, 0, 1000] | None = None,
+    ) -> None:
+        """/oref: a photo (or link) as omni reference for the next prompts."""
+        await run(interaction, "oref", ref_args(link, weight), [image])
+
+    @tree.command(name="sref", description=_s("cmd.sref"))
+    @app_commands.describe(
+        image=_s("discord.opt.ref_image"),
+        link=_s("discord.opt.sref_link"),
+        weight=_s("discord.opt.sw"),
+    )
+    async def sref(
+        interaction: discord.Interaction,
+        image: Attachment | None = None,
+        link: str | None = None,
+        weight: app_commands.Range[int, 0, 1000] | None = None,
+    ) -> None:
+        """/sref: a photo, link or style code as style reference for the next prompts."""
+        await run(interaction, "sref", ref_args(link, weight), [image])
+
+    @tree.command(name="ref", description=_s("cmd.ref"))
+    @app_commands.describe(
+        image=_s("discord.opt.ref_image"),
+        link=_s("discord.opt.ref_link"),
+        weight=_s("discord.opt.iw"),
+    )
+    async def ref(
+        interaction: discord.Interaction,
+        image: Attachment | None = None,
+        link: str | None = None,
+        weight: app_commands.Range[float, 0.0, 3.0] | None = None,
+    ) -> None:
+        """/ref: a photo (or link) as image prompt for the next prompts."""
+        await run(interaction, "ref", ref_args(link, weight), [image])
+
+    @tree.command(name="refs", description=_s("cmd.refs"))
+    @app_commands.describe(clear=_s("discord.opt.refs_clear"))
+    async def refs(interaction: discord.Interaction, clear: bool = False) -> None:
+        """/refs: the active references; clear: drop them."""
+        await run(interaction, "refs", "clear" if clear else "")
+
+    @tree.command(name="preset", description=_s("cmd.preset"))
+    @app_commands.describe(what=_s("discord.opt.preset"))
+    async def preset(interaction: discord.Interaction, what: str = "") -> None:
+        """/preset: save NAME, NAME (apply), delete NAME, or the list."""
+        await run(interaction, "preset", what)
 
     @tree.command(name="show", description=_s("discord.cmd.show"))
     @app_commands.describe(id=_s("discord.opt.id"))

@@ -194,8 +194,13 @@ class Prompting:
             await self.clear_references(req)
             return
         url, label, note = "", "", ""
-        # A result of ours keeps its own CDN URL (the platform's copy of it is only a photo).
-        row = await self.store.task_by_message(req.replied) if req.replied is not None else None
+        # A result of ours keeps its own CDN URL (the platform's copy of it is only a photo):
+        # the message replied to, or a Discord message link to it.
+        linked = _message_link(req, rest[0]) if rest else None
+        if linked is not None:
+            rest = rest[1:]
+        about = req.replied or linked
+        row = await self.store.task_by_message(about) if about is not None else None
         task = row.task if row is not None else None
         if row is not None and task is not None and task.status is TaskState.SUCCESS:
             if task.image_url:
@@ -331,6 +336,19 @@ class Prompting:
             req.platform, req.user_id, lambda s: s.with_preset(preset)
         )
         await self.reply(req, View(t("preset.applied", req.language, name=preset.name)))
+
+
+_DISCORD_LINK = re.compile(
+    r"^<?https://(?:ptb\.|canary\.)?discord(?:app)?\.com/channels/(?:\d+|@me)/(\d+)/(\d+)>?$"
+)
+
+
+def _message_link(req: Requester, word: str) -> MessageRef | None:
+    """A Discord message link (Copy Message Link) as the message it names, in this chat."""
+    match = _DISCORD_LINK.match(word)
+    if match is None or req.platform != "discord" or match.group(1) != req.chat_id:
+        return None
+    return MessageRef(req.platform, match.group(1), match.group(2))
 
 
 def bot_of(row: TaskRow) -> Bot | None:
