@@ -9,7 +9,10 @@ import asyncio
 import pytest
 
 from bot.chat import MessageRef
+from bot.i18n import t
+from bot.usecases import MAX_PROMPT
 from bot.views import View
+from tests.dbrows import stored
 from tests.inprocess import Chat, World, worlds
 from tests.storage import BOTH
 
@@ -48,3 +51,68 @@ async def test_an_answer_typed_as_the_question_appears_is_taken(tmp_path, yields
         await w.until(lambda: chat.answers)
         assert await chat.answers[0] is True
         await w.until(lambda: w.submits("modal") == 1)
+
+
+# --- what an answer sends, and who may give it ---------------------------------------------------
+
+
+async def _asked(w, label: str = "V1") -> tuple[str, str, str]:
+    """A grid, a press that the API answers with a question: (child key, question, task id)."""
+    grid, message = await w.imagine("a lighthouse at dawn")
+    await w.press(message, label)
+    child = await w.child(grid, label)
+    asked = await w.question(child)
+    row = await w.store.task(child)
+    assert row is not None and row.task_id
+    return child, asked, row.task_id
+
+
+async def test_an_answer_is_sent_as_the_modal_of_the_task_that_asked(tmp_path):
+    async with worlds(tmp_path)(remix=True) as w:
+        child, asked, task_id = await _asked(w)
+        assert await w.service.answer(w.who(), asked, "  a lighthouse   at dusk ") is True
+        await w.until(lambda: w.submits("modal") == 1)
+        (sent,) = w.sim.submits("modal")
+        assert sent.body["taskId"] == task_id
+        assert sent.body["prompt"] == "a lighthouse at dusk"
+        await w.result(child)
+
+
+async def test_an_answer_by_someone_else_or_too_long_sends_nothing_and_keeps_the_question(
+    tmp_path,
+):
+    async with worlds(tmp_path)(remix=True) as w:
+        _, asked, _ = await _asked(w)
+        await w.service.answer(w.who(user="8"), asked, "mine now")
+        assert w.chat.texts()[-1] == t("modal.not_owner", "en")
+        await w.service.answer(w.who(), asked, "x" * (MAX_PROMPT + 1))
+        assert w.chat.texts()[-1] == t("prompt.too_long", "en", limit=MAX_PROMPT)
+        assert w.submits("modal") == 0
+        await w.service.answer(w.who(), asked, "at dusk")  # still open: this one counts
+        await w.until(lambda: w.submits("modal") == 1)
+
+
+async def test_a_reply_to_a_message_that_asked_nothing_is_not_ours(tmp_path):
+    async with worlds(tmp_path)() as w:
+        _, result = await w.imagine()
+        runs = len(stored(w.store, "SELECT * FROM seen"))
+        assert await w.service.answer(w.who(), result, "nice!") is False
+        assert len(stored(w.store, "SELECT * FROM seen")) == runs  # no request: no gate
+
+
+async def test_vary_region_by_cells_sends_a_mask_and_the_prompt(tmp_path):
+    async with worlds(tmp_path)() as w:
+        grid, message = await w.imagine()
+        await w.press(message, "U1")
+        upscale = await w.child(grid, "U1")
+        await w.press(await w.result(upscale), "🖌️ Vary (Region)")
+        region = await w.child(upscale, "Vary (Region)")
+        asked = await w.question(region)
+        task_id = (await w.store.task(region)).task_id
+        question = w.chat.shown[asked]
+        assert question.media and question.ask is not None and question.ask.kind == "mask"
+        await w.service.answer(w.who(), asked, "1 2 a red door")
+        await w.until(lambda: w.submits("modal") == 1)
+        (sent,) = w.sim.submits("modal")
+        assert sent.body["taskId"] == task_id and sent.body["prompt"] == "a red door"
+        assert sent.body["maskBase64"].startswith("data:image/png;base64,")
