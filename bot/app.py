@@ -77,6 +77,16 @@ def configured_servers(config: Config) -> list[Server]:
     return [MiniAppServer(config.telegram.webapp_listen, check)]
 
 
+async def platform_checks(config: Config) -> list[str]:
+    """``mjbot check``'s lines about the chat platforms (read only): how Telegram's updates
+    reach the bot (long polling, or the webhook with its pending count and last error)."""
+    if not config.telegram.enabled:
+        return []
+    from adapters.telegram.webhook import describe
+
+    return await describe(config.telegram)
+
+
 async def open_store(storage: StorageConfig, *, read_only: bool = False) -> Store:
     """The configured store: PostgreSQL when ``storage.url`` names one (its driver loaded
     only then), else the SQLite file, which alone takes the one-process file lock

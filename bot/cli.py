@@ -331,9 +331,11 @@ async def _migrate(cfg: Config, to: str | None, *, replace: bool) -> int:
 
 
 async def _check(cfg: Config) -> int:
+    from bot.app import platform_checks
     from bot.checkup import checkup
 
     ok, lines = await checkup(cfg)
+    lines[-1:-1] = await platform_checks(cfg)  # before the result line (the API's)
     for line in lines:
         print(line)
     return 0 if ok else 1

@@ -105,12 +105,11 @@ def test_the_receivers_listen_on_all_interfaces_on_exposed_ports() -> None:
         host, _, port = value.rpartition(":")
         assert host == "0.0.0.0"
         assert int(port) in exposed
-    # The load balancer (deploy/nginx.conf) sends webhook posts and callbacks to those ports.
+    # The load balancer (deploy/nginx.conf) sends webhook posts, callbacks and the Mini App
+    # to those ports.
     nginx = (ROOT / "deploy" / "nginx.conf").read_text()
     targets = {int(p) for p in re.findall(r"server mjbot:(\d+)", nginx)}
-    hook_port = int(ENV["MJBOT_TRACKING__LISTEN"].rpartition(":")[2])
-    webhook_port = int(ENV["MJBOT_TELEGRAM__WEBHOOK_LISTEN"].rpartition(":")[2])
-    assert targets == {hook_port, webhook_port}
+    assert targets == {int(value.rpartition(":")[2]) for value in listens.values()}
     compose = (ROOT / "docker-compose.yml").read_text()
     assert "./deploy/nginx.conf:/etc/nginx/nginx.conf" in compose
     assert re.search(r"replicas: 3\b", compose)

@@ -1,19 +1,33 @@
 """adapters/telegram/webhook.py in-process: what the receiver answers to each kind of post, what
-it queues for python-telegram-bot, and setWebhook riding out a flood wait at start."""
+it queues for python-telegram-bot, setWebhook riding out a flood wait at start, and what
+``mjbot check`` reads back from getWebhookInfo."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import os
+import re
+import sys
 
 import aiohttp
 import pytest
+import telegram
 from telegram import Update
 from telegram.ext import ApplicationBuilder
 
-from adapters.telegram.webhook import ALLOWED_UPDATES, MAX_UPDATE, SECRET_HEADER, WebhookIntake
+from adapters.telegram.webhook import (
+    ALLOWED_UPDATES,
+    MAX_UPDATE,
+    SECRET_HEADER,
+    WebhookIntake,
+    describe,
+)
+from bot.config import Secret, TelegramConfig
 from tests.fakes.telegram import FakeTelegram
+from tests.harness import ROOT, write_config
 
 SECRET = "Intake_secret-1"
 UPDATE = {
@@ -110,3 +124,82 @@ async def test_set_webhook_waits_out_a_flood_limit() -> None:
         finally:
             await receiver.stop()
             await app.shutdown()
+
+
+def telegram_config(fake: FakeTelegram, **values: str) -> TelegramConfig:
+    return TelegramConfig(
+        token=Secret(values.pop("token", fake.token)),
+        api_base_url=fake.base_url,
+        file_base_url=fake.base_file_url,
+        **values,  # type: ignore[arg-type]
+    )
+
+
+async def test_mjbot_check_tells_how_updates_arrive() -> None:
+    async with FakeTelegram() as fake:
+        fake.user(7001, "Alice")
+        hook = "http://127.0.0.1:1/tg/in"  # nothing listens: deliveries fail
+        config = telegram_config(fake, webhook_url=hook, webhook_secret=SECRET)
+        assert await describe(config) == [
+            f"telegram: webhook as @{fake.bot_username} at {hook}",
+            "  registered: nothing (the bot registers it when it starts)",
+            "  updates waiting at Telegram: 0",
+        ]
+        bot = telegram.Bot(**fake.bot_kwargs())
+        async with bot:
+            await bot.set_webhook(hook, secret_token=SECRET, allowed_updates=list(ALLOWED_UPDATES))
+        await fake.send_text(7001, 7001, "/imagine unreachable")
+        await fake.wait_for(lambda: fake.webhook and fake.webhook["last_error_message"])
+        lines = await describe(config)
+        assert lines[1] == "  registered: yes, for message, callback_query"
+        assert lines[2] == "  updates waiting at Telegram: 1"
+        assert re.fullmatch(r"  last delivery error, \d+ s ago: Connection failed: .+", lines[3])
+
+        # Polling mode, a webhook left registered: the check says what start will do.
+        polling = telegram_config(fake)
+        assert await describe(polling) == [
+            f"telegram: long polling as @{fake.bot_username}",
+            f"  a webhook is registered ({hook}): deleted when the bot starts",
+        ]
+        # A wrong token: one line, without the token.
+        wrong = telegram_config(fake, token="999:WRONG-TOKEN-VALUE")
+        (line,) = await describe(wrong)
+        assert line.startswith("telegram: FAIL ") and "WRONG-TOKEN-VALUE" not in line
+        assert fake.webhook is not None  # read only: nothing registered or deleted
+
+
+async def test_the_check_command_includes_the_telegram_lines(tmp_path) -> None:
+    async with FakeTelegram() as fake:
+        sections = {
+            "midjourney": {"base_url": "simulator"},
+            "telegram": {
+                "token": fake.token,
+                "api_base_url": fake.base_url,
+                "file_base_url": fake.base_file_url,
+                "webhook_url": "https://bot.example.com/tg",
+            },
+        }
+        config = write_config(tmp_path / "check.toml", sections)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MJBOT_")}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "check",
+            "--config",
+            str(config),
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    lines = out.decode().splitlines()
+    assert proc.returncode == 0, lines
+    assert lines[-4:] == [
+        f"telegram: webhook as @{fake.bot_username} at https://bot.example.com/tg",
+        "  registered: nothing (the bot registers it when it starts)",
+        "  updates waiting at Telegram: 0",
+        "result: the API answers with this key",
+    ]
+    assert fake.token not in out.decode()

@@ -218,8 +218,10 @@ class Fleet:
     def __init__(self, tmp: Path, sim_url: str, tg_url: str, count: int, balancer: str) -> None:
         self.hooks = [free_port() for _ in range(count)]
         self.webhooks = [free_port() for _ in range(count)]
+        self.webapps = [free_port() for _ in range(count)]
         kind = Nginx if balancer == "nginx" else HAProxy
-        self.lb = kind(tmp / balancer, {8092: self.webhooks, 8090: self.hooks})
+        upstreams = {8092: self.webhooks, 8090: self.hooks, 8091: self.webapps}
+        self.lb = kind(tmp / balancer, upstreams)
         self.bots = []
         for i in range(count):
             home = tmp / f"instance{i}"
@@ -232,6 +234,8 @@ class Fleet:
                     telegram={
                         "webhook_url": f"{self.lb.url}/telegram/update",
                         "webhook_listen": f"127.0.0.1:{self.webhooks[i]}",
+                        "webapp_url": f"{self.lb.url}/mask",
+                        "webapp_listen": f"127.0.0.1:{self.webapps[i]}",
                     },
                     tracking={
                         "listen": f"127.0.0.1:{self.hooks[i]}",
@@ -253,7 +257,7 @@ async def fleet(tmp_path, sim, tg, balancer):
         for bot in f.bots:
             bot.start()
         await tg.wait_for(lambda: len(tg.calls_to("setWebhook")) >= count, timeout=60)
-        await f.lb.ready([*f.webhooks, *f.hooks])
+        await f.lb.ready([*f.webhooks, *f.hooks, *f.webapps])
         return f
 
     yield make
@@ -335,6 +339,16 @@ async def test_updates_and_callbacks_reach_every_instance_through_the_balancer(f
         # /status is not passed on.
         async with http.get(f"{f.lb.url}/status") as resp:
             assert resp.status == 404
+        # The Mini App's page and files come from the instances too.
+        async with http.get(f"{f.lb.url}/mask") as resp:
+            assert resp.status == 200 and resp.content_type == "text/html"
+            page = await resp.text()
+        static = re.findall(r'"(/static/[^"?]+)', page)
+        assert static, page[:500]
+        async with http.get(f"{f.lb.url}{static[0]}") as resp:
+            assert resp.status == 200
+    webapp_gets = [t[-1] for m, s, t in f.lb.served() if (m, s) == ("GET", 200)]
+    assert len(webapp_gets) >= 2 and set(webapp_gets) <= set(f.webapps), f.lb.served()
 
 
 @pytest.mark.timeout(400)

@@ -20,15 +20,17 @@ import asyncio
 import hmac
 import json
 import logging
+import time
 import urllib.parse
 from typing import Any
 
 from aiohttp import web
-from telegram import Update
+from telegram import Bot, Update
 from telegram.constants import UpdateType
-from telegram.error import RetryAfter
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import Application
 
+from bot.config import TelegramConfig
 from bot.serving import READ_TIMEOUT_S, serve
 
 log = logging.getLogger("adapters.telegram.webhook")
@@ -140,3 +142,33 @@ class WebhookIntake:
             "refused": self.refused,
             "invalid": self.invalid,
         }
+
+
+async def describe(config: TelegramConfig) -> list[str]:
+    """What ``mjbot check`` says about how updates reach the bot, from getWebhookInfo (read
+    only: it registers and deletes nothing). Telegram keeps a webhook's last delivery error:
+    the first thing to read when updates stop arriving behind a load balancer."""
+    token = config.token.reveal()
+    bot = Bot(token, base_url=config.api_base_url, base_file_url=config.file_base_url)
+    try:
+        async with bot:  # getMe: the token is checked too
+            info = await bot.get_webhook_info()
+    except TelegramError as exc:
+        message = f"{type(exc).__name__}: {exc}".replace(token, "***")
+        return [f"telegram: FAIL {message}"]
+    if not config.webhook:
+        lines = [f"telegram: long polling as @{bot.username}"]
+        if info.url:
+            lines.append(f"  a webhook is registered ({info.url}): deleted when the bot starts")
+        return lines
+    lines = [f"telegram: webhook as @{bot.username} at {config.webhook_url}"]
+    if info.url != config.webhook_url:
+        lines.append(f"  registered: {info.url or 'nothing'} (the bot registers it when it starts)")
+    else:
+        kinds = ", ".join(info.allowed_updates or ()) or "every update type"
+        lines.append(f"  registered: yes, for {kinds}")
+    lines.append(f"  updates waiting at Telegram: {info.pending_update_count}")
+    if info.last_error_date is not None:
+        age = max(0, round(time.time() - info.last_error_date.timestamp()))
+        lines.append(f"  last delivery error, {age} s ago: {info.last_error_message}")
+    return lines
