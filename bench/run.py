@@ -169,6 +169,14 @@ def verdicts(by: dict[str, Result], poll_interval: float) -> list[Verdict]:
         web,
         lambda r: (f"{_f(r.latency_ms(99))} ms", r.latency_ms(99) < 1000),
     )
+    add(
+        "webhook tracking requests per task < 0.3 (issue 14)",
+        web,
+        lambda r: (
+            f"{_f(r.per_task(r.tracking_requests), 3)}",
+            r.per_task(r.tracking_requests) < 0.3,
+        ),
+    )
     limit = poll_interval / 2 * 1.1
     add(
         f"polling p50 <= ~half the poll interval ({poll_interval:g} s: <= {limit:.2f} s)",
@@ -319,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             spec = MODES[name]
             if name == "polling":
                 spec = dataclasses.replace(spec, poll_interval_s=args.poll_interval)
-            if baseline is not None:
+            if baseline is not None and spec.confirm_wait_s is None:  # (a setting base lacks)
                 label = f"{name}@base"
                 print(f"-- {label} ({baseline})")
                 result = await run_mode(

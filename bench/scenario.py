@@ -54,10 +54,11 @@ FIRST_USER = 500000
 class ModeSpec:
     """How the bot is configured for one column of the table."""
 
-    name: str  # webhook | polling | naive
+    name: str  # webhook | webhook-now | polling | naive
     poll_interval_s: float
     webhook: bool = False
     naive: bool = False
+    confirm_wait_s: float | None = None  # tracking.confirm_wait_s; None: the bot's default
 
     @property
     def how(self) -> str:
@@ -66,11 +67,15 @@ class ModeSpec:
         tracked = f"list / {self.poll_interval_s:g} s"
         if self.webhook:
             tracked = f"notifyHook + {tracked} (x3 while hooks flow)"
+        if self.confirm_wait_s is not None:
+            tracked += f", confirm_wait_s {self.confirm_wait_s:g}"
         return tracked
 
 
 MODES = {
     "webhook": ModeSpec("webhook", poll_interval_s=4.0, webhook=True),
+    # the other end of the trade: each final callback confirmed at once
+    "webhook-now": ModeSpec("webhook-now", poll_interval_s=4.0, webhook=True, confirm_wait_s=0.0),
     "polling": ModeSpec("polling", poll_interval_s=2.0),
     "naive": ModeSpec("naive", poll_interval_s=2.0, naive=True),
 }
@@ -254,6 +259,8 @@ class BotProcess:
         }
         if spec.webhook:
             tracking["webhook_public_url"] = f"http://{self.listen}"
+        if spec.confirm_wait_s is not None:
+            tracking["confirm_wait_s"] = spec.confirm_wait_s
         sections: dict[str, dict[str, Any]] = {
             "midjourney": {"base_url": sim_url, "api_key": API_KEY, "auth_header": "bearer"},
             "telegram": {
