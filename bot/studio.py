@@ -324,7 +324,7 @@ class VideoOptions:
         return " · ".join(parts)
 
 
-_FLAG = re.compile(r"(?<!\S)--(motion|bs|batch|loop|hd)\b(?:\s+(?!--)(\S+))?", re.I)
+_FLAG = re.compile(r"(?<!\S)--(motion|bs|batch|loop|hd|end)\b(?:\s+(?!--)(\S+))?", re.I)
 _VALUED = ("motion", "bs", "batch")
 
 
@@ -338,9 +338,10 @@ class BadOption(ValueError):
 
 
 def parse_video(args: str) -> tuple[str, VideoOptions]:
-    """``--motion high --bs 2 --loop --hd a fox runs`` -> ("a fox runs", options). Raises
-    BadOption for a value /video cannot send (nothing is submitted then)."""
-    motion, loop, batch, hd = "low", False, 4, False
+    """``--motion high --bs 2 --loop --hd a fox runs`` -> ("a fox runs", options); ``--end``
+    asks for an end frame. Raises BadOption for a value /video cannot send (nothing is
+    submitted then)."""
+    motion, loop, batch, hd, end_frame = "low", False, 4, False, False
     kept: list[str] = []
     last = 0
     for match in _FLAG.finditer(args):
@@ -358,8 +359,10 @@ def parse_video(args: str) -> tuple[str, VideoOptions]:
             batch = int(value)
         elif name == "loop":
             loop = True
+        elif name == "end":
+            end_frame = True
         else:
             hd = True
     kept.append(args[last:])
     prompt = " ".join("".join(kept).split())
-    return prompt, VideoOptions(motion=motion, loop=loop, batch=batch, hd=hd)
+    return prompt, VideoOptions(motion=motion, loop=loop, batch=batch, hd=hd, end_frame=end_frame)

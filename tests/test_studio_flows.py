@@ -140,3 +140,88 @@ async def test_forged_studio_presses_buy_nothing(world):
         assert stranger.alert
         await asyncio.sleep(0.5)
         assert w.submits("video") == 0 and await w.spent() == spent
+
+
+async def test_an_openai_hk_video_is_extended_looped_and_stops_at_21_s(world):
+    async with world(flavour="openai-hk") as w:
+        photo = png(colour="navy")
+        key = await started(w, Kind.VIDEO, "--motion high waves crash", [photo])
+        message = await w.result(key)
+        body = w.sim.submits("video")[0].body
+        assert decoded(body.pop("image")) == photo
+        assert body == {"prompt": "waves crash", "motion": "high", "state": key}
+        progress = next(v.text for _, v in w.chat.sent if not v.media and "Video" in v.text)
+        assert "480p · 4 clips · high motion · 8 units" in progress
+        view = w.chat.shown[message]
+        assert [m.caption for m in view.media] == [f"{n} · 5 s" for n in range(1, 5)]
+        assert all(m.kind == "video" and m.thumbnail[:3] == b"\xff\xd8\xff" for m in view.media)
+        assert labels(view)[2] == ["➕ 3 high", "➕ 3 low", "🔁 3", "📎 3"]
+        assert await ledger(w, key) == [("video", 8, "success")]
+        parent = (await w.store.task(key)).task  # type: ignore[union-attr]
+        assert parent is not None
+
+        # ➕ 3 high, then ➕ 1 low on the longer clips, 🔁 2, ➕ 1 high: 9, 13, 17, 21 s
+        steps = [("➕ 3 high", 2, "high", False), ("➕ 1 low", 0, "low", False)]
+        steps += [("🔁 2", 1, "low", True), ("➕ 1 high", 0, "high", False)]
+        for seconds, (label, index, motion, loop) in zip((9, 13, 17, 21), steps, strict=True):
+            (notice,) = await w.press(message, label)
+            assert not notice.alert, notice.text
+            child = await child_of(w, key)
+            message = await w.result(child)
+            sent = w.sim.submits("video")[-1].body
+            expected = {
+                "action": "extend",
+                "taskId": parent.id,
+                "index": index,
+                "motion": motion,
+                "prompt": "waves crash",
+                "state": child,
+            }
+            assert sent == ({**expected, "loop": True} if loop else expected)
+            assert await ledger(w, child) == [("video", 8, "success")]
+            view = w.chat.shown[message]
+            longest = " (as long as a clip gets)" if seconds == 21 else ""
+            captions = [f"{n} · {seconds} s{longest}" for n in range(1, 5)]
+            assert [m.caption for m in view.media] == captions
+            key, parent = child, (await w.store.task(child)).task  # type: ignore[union-attr]
+            assert parent is not None
+
+        # 21 s: only the files are offered, and a forged ➕ is refused before anything is spent
+        assert labels(w.chat.shown[message]) == [[f"📎 {n}"] for n in range(1, 5)]
+        spent, submitted = await w.spent(), w.submits("video")
+        (refused,) = await asyncio.gather(w.service.press(w.who(), buttons.encode(key, "exth0")))
+        assert refused.alert and "21" in refused.text
+        await asyncio.sleep(0.3)
+        assert w.submits("video") == submitted and await w.spent() == spent
+
+
+async def test_video_options_end_frame_by_reply_hd_and_a_failed_video_refunds(world):
+    async with world(flavour="openai-hk") as w:
+        start, end = png(colour="navy"), png(colour="gold")
+        await w.service.start_kind(Kind.VIDEO, w.who(), "--end --bs 2 --loop --hd sunrise", [start])
+        ask = await w.until(lambda: next((m for m, v in w.chat.sent if v.ask), None))
+        assert "end frame" in w.chat.shown[ask].text and w.submits("video") == 0
+        assert await w.service.answer(w.who(message="r"), ask, "", [end])
+        await w.until(lambda: w.submits("video") == 1)
+        body = w.sim.submits("video")[0].body
+        assert decoded(body.pop("image")) == start and decoded(body.pop("endImage")) == end
+        key = body.pop("state")
+        assert body == {
+            "prompt": "sunrise",
+            "motion": "low",
+            "loop": True,
+            "batchSize": 2,
+            "videoType": "vid_1.1_i2v_720",
+        }
+        message = await w.result(key)
+        assert len(w.chat.shown[message].media) == 2
+        assert await ledger(w, key) == [("video_hd", 16, "success")]
+        progress = [v.text for _, v in w.chat.sent if not v.media and "720p" in v.text]
+        assert progress and "2 clips · low motion · loop · end frame · 16 units" in progress[0]
+
+        (await w.service.start_kind(Kind.VIDEO, w.who(), "--bs 3 waves", [start]))
+        assert w.submits("video") == 1  # refused before anything: --bs takes 1, 2 or 4
+        assert "--bs takes 1, 2 or 4" in w.chat.sent[-1][1].text
+
+        failed = await started(w, Kind.VIDEO, "this will fail", [start])
+        assert await ledger(w, failed) == [("video", 8, "refunded")]

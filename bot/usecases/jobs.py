@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from bot.mj.client import MjClient
 from bot.mj.models import Submission
+from bot.studio import VideoOptions
 
 
 class Kind(StrEnum):
@@ -57,6 +58,8 @@ class Job:
     checked: str | None = None  # the text the prompt rules check (None: no prompt to check)
     photos: tuple[int, int] | None = None  # (least, most) photos; None: takes none
     args: str = ""  # what a question asking for the photos remembers of the command
+    cost: str = ""  # the action the policy weighs ("" = the kind's own: imagine, video, ...)
+    label: str = ""  # what the task's messages say beside its kind (/video: what was asked)
 
 
 def imagine(prompt: str, checked: str, bot_type: str = "") -> Job:
@@ -123,17 +126,28 @@ def shorten(prompt: str) -> Job:
     )
 
 
-def video(args: str, prompt: str, motion: str, *, check: bool) -> Job:
+def video(args: str, prompt: str, options: VideoOptions, label: str, *, check: bool) -> Job:
     """``check``: the prompt is checked only once the photo is there (without it, the bot
-    asks for the photo first)."""
+    asks for the photo first). A second photo is the end frame; HD costs video_hd."""
     return Job(
         kind=Kind.VIDEO,
         prompt=prompt,
         checked=prompt if check else None,
-        photos=(1, 1),
+        photos=(1, 2),
         args=args,
+        cost=options.cost,
+        label=label,
         call=lambda client, uris, s: client.video(
-            prompt, uris[0], motion=motion, mode=s.mode, notify_hook=s.notify_hook, state=s.key
+            prompt,
+            uris[0],
+            motion=options.motion,
+            end_image=uris[1] if len(uris) > 1 else "",
+            loop=options.loop,
+            batch_size=options.batch_size,
+            video_type=options.video_type,
+            mode=s.mode,
+            notify_hook=s.notify_hook,
+            state=s.key,
         ),
     )
 

@@ -202,7 +202,8 @@ class Questions:
         if picture:
             args = text.strip()
         else:
-            args = ask.args if ask.args.startswith("face=") else text.strip() or ask.args
+            held = ask.args.startswith(("face=", "start="))  # a photo kept, and the command
+            args = ask.args if held else text.strip() or ask.args
         await self.start(kind, req, args, images)
 
     async def _kept(self, key: str) -> bytes | None:

@@ -92,9 +92,10 @@ class Submitter:
 
     # -- charge and store, in one transaction (OverQuota when the policy refuses) --
 
-    async def add(self, req: Requester, row: TaskRow) -> None:
-        """Store a new task and charge for it (bot.policy.OverQuota: nothing stored)."""
-        await self.store.add_task(row, self.payment(req, row.key, row.kind))
+    async def add(self, req: Requester, row: TaskRow, action: str = "") -> None:
+        """Store a new task and charge ``action`` for it ("": its kind; bot.policy.OverQuota:
+        nothing stored)."""
+        await self.store.add_task(row, self.payment(req, row.key, action or row.kind))
 
     async def claim_button(
         self, req: Requester, child: TaskRow, slot: str, action: str, *, again: bool

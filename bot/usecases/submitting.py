@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import assert_never
 
-from bot import media
+from bot import media, studio
 from bot.chat import Requester
 from bot.i18n import t
 from bot.mj.client import MjClient
@@ -23,6 +24,9 @@ from bot.usecases.prompting import Confirmed, Prompting
 from bot.usecases.runtime import Runtime
 from bot.usecases.submitter import Submitter, over_quota
 from bot.views import Ask, View
+
+# /video's answer to its end-frame question: the first frame kept under this key.
+_START = re.compile(r"^\s*start=([a-z2-9]{10})\b\s*")
 
 
 class Submitting:
@@ -154,11 +158,42 @@ class Submitting:
         await self._run(req, jobs.shorten(clean(prompt)), ())
 
     async def video(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
-        """/video [--motion high|low] <prompt> with a photo: four short videos."""
-        motion_match = re.search(r"--motion\s+(high|low)\b", args, re.I)
-        motion = motion_match.group(1).lower() if motion_match else "low"
-        prompt = clean(re.sub(r"--motion\s+\S+", "", args))
-        await self._run(req, jobs.video(args, prompt, motion, check=bool(images)), images)
+        """/video [--motion high|low] [--bs 1|2|4] [--loop] [--hd] [--end] <prompt> with a
+        photo: clips from it (bot.studio.parse_video). A second photo is the end frame;
+        ``--end`` with one photo keeps it and asks for the end frame by reply."""
+        lang = req.language
+        start = _START.match(args)
+        if start is not None:  # the end frame's answer: the first frame was kept
+            kept = await self._kept(f"start-{start.group(1)}")
+            images = [kept, *images] if kept else list(images)
+            args = args[start.end() :]
+        try:
+            prompt, options = studio.parse_video(args)
+        except studio.BadOption as bad:
+            await self.tell(req, t(bad.key, lang, value=bad.value))
+            return
+        if options.end_frame and len(images) == 1 and self.cache is not None:
+            key = new_key()
+            await asyncio.to_thread(self.cache.put, f"start-{key}", images[0])
+            view = View(
+                t("studio.ask_end_frame", lang),
+                ask=Ask(t("ask.placeholder", lang), title="video"),
+            )
+            ask = await self.reply(req, view)
+            await self.store.add_ask(ask, req.user_id, "video", f"start={key} {args}", lang)
+            return
+        options = replace(options, end_frame=len(images) > 1)
+        units = self.policy.units(options.cost) if self.policy else 0
+        label = options.summary(lang)
+        if units > 1:  # what it costs, in the user's units, before it is spent
+            label = f"{label} · {t('studio.cost', lang, units=units)}"
+        job = jobs.video(args, prompt, options, label, check=bool(images))
+        await self._run(req, job, images)
+
+    async def _kept(self, key: str) -> bytes | None:
+        if self.cache is None:
+            return None
+        return await asyncio.to_thread(self.cache.get, key)
 
     async def edit(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
         """/edit <prompt> with a photo: four edited versions of it."""
@@ -185,7 +220,8 @@ class Submitting:
             kind,
             job.prompt,
             lambda key, mode: job.call(self.client, uris, jobs.Sent(mode, notify_hook, key)),
-            note=note,
+            note=note or job.label,
+            cost=job.cost,
         )
 
     async def _prompt_ok(self, req: Requester, prompt: str, command: str = "imagine") -> bool:
@@ -245,6 +281,7 @@ class Submitting:
         call: Callable[[str, str], Awaitable[Submission]],
         *,
         note: str = "",
+        cost: str = "",
     ) -> None:
         mode = (await self.user_settings(req)).mode or self.default_mode
         if mode == "turbo" and not self.client.profile.turbo:
@@ -263,7 +300,7 @@ class Submitting:
             request_ref=req.message.encode() if req.message else None,
         )
         try:
-            await self.submitter.add(req, row)
+            await self.submitter.add(req, row, cost)
         except OverQuota as over:
             await self.tell(req, over_quota(req, over.refusal))
             return
