@@ -53,6 +53,7 @@ class Command(StrEnum):
     REF = "ref"
     REFS = "refs"
     PRESET = "preset"
+    PERSONALIZE = "personalize"  # --p codes
 
     @classmethod
     def of(cls, name: str) -> Command | None:
@@ -78,6 +79,7 @@ COMMANDS: tuple[str, ...] = (
     "ref",
     "refs",
     "preset",
+    "personalize",
     "fast",
     "relax",
     "tasks",
@@ -114,6 +116,7 @@ HANDLERS: dict[Command, Handler] = {
     Command.REF: lambda s, req, args, images: s.keep_reference(req, RefKind.IMAGE, args, images),
     Command.REFS: lambda s, req, args, _: s.references(req, args),
     Command.PRESET: lambda s, req, args, _: s.preset(req, args),
+    Command.PERSONALIZE: lambda s, req, args, _: s.personalize(req, args),
     Command.FAST: lambda s, req, _a, _i: s.set_mode(req, "fast"),
     Command.RELAX: lambda s, req, _a, _i: s.set_mode(req, "relax"),
     Command.TASKS: lambda s, req, _a, _i: _reply_tasks(s, req),

@@ -43,6 +43,8 @@ def offered(name: str, value: str) -> bool:
     """Whether a press of ``s1:<name>:<value>`` names something the menu offers."""
     if name == "preset":
         return value.isdigit() and int(value) < MAX_PRESETS
+    if name == "pcode":  # a saved --p code by its place, or "default" (a bare --p)
+        return value == "default" or (value.isdigit() and int(value) < MAX_PRESETS)
     return value in CHOICES.get(name, ())
 
 
@@ -77,6 +79,13 @@ def choose(settings: UserSettings, name: str, value: str) -> UserSettings:
             return replace(settings, lang=value)
         case "suffix":
             return replace(settings, suffix=None)
+        case "pcode":
+            if value == "default":
+                return replace(settings, personalize=True, profile_code=None)
+            if int(value) >= len(settings.profile_codes):
+                raise ValueError(f"no saved code {value}")
+            code = settings.profile_codes[int(value)]
+            return replace(settings, personalize=True, profile_code=code)
         case "preset":
             index = int(value)
             if index >= len(settings.presets):

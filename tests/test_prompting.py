@@ -265,3 +265,22 @@ async def test_remix_mode_asks_for_the_new_prompt_of_a_variation(world) -> None:
         await w.press(result_id, "U1")
         await w.until(lambda: w.submits("action") == 2)
         assert "enableRemix" not in w.sim.submits("action")[1].body
+
+
+async def test_personalization_codes_are_kept_and_picked_in_one_tap(world) -> None:
+    async with world() as w:
+        await w.service.personalize(w.who(), "m7abc")
+        await w.service.personalize(w.who(), "x9")
+        await w.imagine("a fox --v 7")
+        assert w.sim.submits("imagine")[0].body["prompt"] == "a fox --v 7 --p x9"
+        await w.service.personalize(w.who(), "")
+        list_id, _ = last(w)
+        assert list(w.chat.tokens(list_id)) == ["--p m7abc", "✅ --p x9", "Default profile (--p)"]
+        await tap(w, list_id, "--p m7abc")
+        await w.imagine("a hare --v 7")
+        assert w.sim.submits("imagine")[1].body["prompt"] == "a hare --v 7 --p m7abc"
+        await w.service.personalize(w.who(), "bad/code")
+        assert "letters, digits" in last(w)[1].text
+        await w.service.personalize(w.who(), "off")
+        await w.imagine("an owl --v 7")
+        assert w.sim.submits("imagine")[2].body["prompt"] == "an owl --v 7"

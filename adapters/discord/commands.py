@@ -248,6 +248,12 @@ def install(tree: app_commands.CommandTree) -> None:
         """/preset: save NAME, NAME (apply), delete NAME, or the list."""
         await run(interaction, "preset", what)
 
+    @tree.command(name="personalize", description=_s("cmd.personalize"))
+    @app_commands.describe(code=_s("discord.opt.personalize"))
+    async def personalize(interaction: discord.Interaction, code: str = "") -> None:
+        """/personalize: a --p code to use (kept), off, or the saved codes."""
+        await run(interaction, "personalize", code)
+
     @tree.command(name="show", description=_s("discord.cmd.show"))
     @app_commands.describe(id=_s("discord.opt.id"))
     async def show(interaction: discord.Interaction, id: str) -> None:

@@ -262,6 +262,11 @@ class Service:
         """/preset save NAME, /preset NAME, /preset delete NAME, /preset."""
         await self.prompting.preset(req, args)
 
+    @gated
+    async def personalize(self, req: Requester, args: str = "") -> None:
+        """/personalize CODE (use it, and keep it), /personalize off, /personalize (list)."""
+        await self.prompting.personalize(req, args)
+
     # -- questions.py --
 
     async def answer(

@@ -105,14 +105,18 @@ class Preferences:
             return Notice(t("settings.invalid", lang), alert=True)
         current = await self.store.user_settings(req.platform, req.user_id)
         on_menu = req.message is not None and _menu(req.message) in current.menus
-        if name == "preset" and not on_menu:  # the /preset list: the presser's own presets
-            if int(value) >= len(current.presets):
+        if name in ("preset", "pcode") and not on_menu:
+            # the /preset and /personalize lists: the presser's own, from any message
+            try:
+                settings_menu.choose(current, name, value)
+            except ValueError:
                 return Notice(t("settings.invalid", lang), alert=True)
-            preset = current.presets[int(value)]
             await self.store.change_user_settings(
-                req.platform, req.user_id, lambda s: s.with_preset(preset)
+                req.platform, req.user_id, lambda s: settings_menu.choose(s, name, value)
             )
-            return Notice(t("preset.applied", lang, name=preset.name))
+            if name == "pcode":
+                return Notice(t("settings.saved", lang))
+            return Notice(t("preset.applied", lang, name=current.presets[int(value)].name))
         if req.message is not None and not on_menu:
             return Notice(t("settings.not_yours", lang), alert=True)
         try:

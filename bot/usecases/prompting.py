@@ -44,6 +44,8 @@ MAX_PRESETS = 10
 CACHED = "cached:"  # a reference kept as bytes (no URL could be had): sent as base64Array
 _WEIGHT = re.compile(r"^\d+(\.\d+)?$")
 _PRESET_NAME = re.compile(r"^[\w-]{1,24}$")
+_PROFILE_CODE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")  # as bot.mj.prompt reads --p codes
+MAX_CODES = 10
 
 
 @dataclass(frozen=True)
@@ -321,6 +323,40 @@ class Prompting:
             await self.apply_preset(req, found)
             return
         await self.reply(req, self.presets_view(settings, lang))
+
+    async def personalize(self, req: Requester, args: str) -> None:
+        """--p codes: ``/personalize CODE`` turns personalization on with that profile code
+        and keeps it among the saved ones; ``off`` turns it off; alone: the saved codes, one
+        tap each (``s1:pcode:<n>``), and "default" for a bare --p."""
+        lang = req.language
+        word = args.strip()
+        if word.lower() == "off":
+            await self.store.change_user_settings(
+                req.platform, req.user_id, lambda s: replace(s, personalize=None)
+            )
+            await self.reply(req, View(t("personalize.off", lang)))
+            return
+        if word:
+            if not _PROFILE_CODE.match(word):
+                await self.tell(req, t("personalize.bad", lang))
+                return
+
+            def chosen(settings: UserSettings) -> UserSettings:
+                codes = (*(c for c in settings.profile_codes if c != word), word)[-MAX_CODES:]
+                return replace(settings, personalize=True, profile_code=word, profile_codes=codes)
+
+            await self.store.change_user_settings(req.platform, req.user_id, chosen)
+            await self.reply(req, View(t("personalize.on", lang, code=word)))
+            return
+        settings = await self.user_settings(req)
+
+        def code_choice(index: int, code: str) -> Choice:
+            mark = "✅ " if code == settings.profile_code else ""
+            return Choice(f"{mark}--p {code}", buttons.setting("pcode", str(index)))
+
+        rows = tuple((code_choice(i, c),) for i, c in enumerate(settings.profile_codes))
+        default = Choice(t("personalize.default", lang), buttons.setting("pcode", "default"))
+        await self.reply(req, View(t("personalize.list", lang), rows=(*rows, (default,))))
 
     def presets_view(self, settings: UserSettings, lang: str) -> View:
         if not settings.presets:
