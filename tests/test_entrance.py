@@ -13,6 +13,10 @@ from bot.i18n import t
 from bot.usecases.jobs import Kind
 from tests.dbrows import stored
 from tests.inprocess import CHAT, OWNER, png, worlds
+from tests.storage import BOTH
+
+# Every test here on SQLite and on PostgreSQL (tests/storage.py).
+pytestmark = BOTH
 
 
 def count_gates(w) -> list[object]:
