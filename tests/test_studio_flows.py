@@ -225,3 +225,52 @@ async def test_video_options_end_frame_by_reply_hd_and_a_failed_video_refunds(wo
 
         failed = await started(w, Kind.VIDEO, "this will fail", [start])
         assert await ledger(w, failed) == [("video", 8, "refunded")]
+
+
+async def test_animate_on_an_upscale_posts_clips_that_extend_through_submit_video(world):
+    async with world(flavour="openai-hk") as w:
+        grid, message = await w.imagine("a red fox")
+        await w.press(message, "U1")
+        upscale = await child_of(w, grid)
+        shown = await w.result(upscale)
+        await w.press(shown, "🎞️ Animate (High motion)")
+        video = await child_of(w, upscale)
+        clips = await w.result(video)
+        view = w.chat.shown[clips]
+        assert [m.kind for m in view.media] == ["video"] * 4
+        assert labels(view)[0] == ["➕ 1 high", "➕ 1 low", "🔁 1", "📎 1"]
+        assert await ledger(w, video) == [("video", 8, "success")]
+        row = await w.store.task(video)
+        assert row is not None and row.task is not None
+
+        await w.press(clips, "➕ 4 low")
+        await w.until(lambda: w.submits("video") == 1)
+        body = w.sim.submits("video")[0].body
+        assert (body["action"], body["taskId"], body["index"]) == ("extend", row.task.id, 3)
+
+
+async def test_where_a_video_has_its_own_extend_buttons_those_are_pressed(world):
+    """The superset answers a video with U1-U4 and Extend buttons (trueai's set): those are
+    drawn and pressed (/submit/action), and our per-clip ➕ is neither drawn nor accepted."""
+    async with world() as w:
+        key = await started(w, Kind.VIDEO, "waves", [png(colour="navy")])
+        message = await w.result(key)
+        drawn = labels(w.chat.shown[message])
+        assert ["U1", "U2", "U3", "U4"] in drawn
+        assert ["🎞️ Extend (High motion)", "🎞️ Extend (Low motion)"] in drawn
+        assert drawn[-4:] == [[f"📎 {n}"] for n in range(1, 5)]
+        (forged,) = await asyncio.gather(w.service.press(w.who(), buttons.encode(key, "exth0")))
+        assert forged.alert and w.submits("video") == 1
+        await w.press(message, "🎞️ Extend (High motion)")
+        await w.until(lambda: w.submits("action") == 1)
+        assert (
+            w.sim.submits("action")[0].body["customId"].startswith("MJ::JOB::animate_high_extend::")
+        )
+        assert w.submits("video") == 1
+
+
+async def test_a_refused_video_is_refunded(world):
+    async with world(flavour="openai-hk") as w:
+        refused = await started(w, Kind.VIDEO, "gore on the beach", [png()])
+        assert await ledger(w, refused) == [("video", 8, "refunded")]
+        assert await w.spent() == 0
