@@ -52,12 +52,12 @@ class Adapter(Server, Protocol):
     port: Any
 
 
-def configured_adapters(config: Config) -> list[Adapter]:
+def configured_adapters(config: Config, metrics: Metrics | None = None) -> list[Adapter]:
     adapters: list[Adapter] = []
     if config.telegram.enabled:
         from adapters.telegram import TelegramAdapter
 
-        adapters.append(TelegramAdapter(config.telegram))
+        adapters.append(TelegramAdapter(config.telegram, metrics))
     if config.discord.enabled:
         from adapters.discord import DiscordAdapter
 
@@ -156,12 +156,12 @@ class App:
         tracker: type[Tracker] = Tracker,
     ) -> None:
         self.config = config
-        self.adapters = configured_adapters(config) if adapters is None else adapters
+        # What every part counts into; `status()` reads it (mjbot status, the admin tab).
+        self.metrics = Metrics()
+        self.adapters = configured_adapters(config, self.metrics) if adapters is None else adapters
         self.servers = configured_servers(config)
         self.tracker_class = tracker
         self.simulator: Any = None
-        # What every part counts into; `status()` reads it (mjbot status, the admin tab).
-        self.metrics = Metrics()
         # What start opened, closed in reverse order by stop (also after a failed start).
         self._stack = contextlib.AsyncExitStack()
 

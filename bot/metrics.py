@@ -71,6 +71,16 @@ class HookCounts:
 
 
 @dataclass(slots=True)
+class UpdateCounts:
+    """Telegram's webhook posts (adapters/telegram/webhook.py)."""
+
+    received: int = 0  # posts on the webhook path
+    queued: int = 0  # updates handed to the handlers
+    refused: int = 0  # no or a wrong secret header (403): growing, a misconfigured instance
+    invalid: int = 0  # not an update, too big, unreadable
+
+
+@dataclass(slots=True)
 class OutboxCounts:
     """What the outbox asked of the chat platforms (bot/outbox.py)."""
 
@@ -103,6 +113,7 @@ class Metrics:
     api: ApiCounts = field(default_factory=ApiCounts)
     tracking: TrackingCounts = field(default_factory=TrackingCounts)
     hooks: HookCounts = field(default_factory=HookCounts)
+    updates: UpdateCounts = field(default_factory=UpdateCounts)
     outbox: OutboxCounts = field(default_factory=OutboxCounts)
     ledger: LedgerCounts = field(default_factory=LedgerCounts)
     deliveries: DeliveryCounts = field(default_factory=DeliveryCounts)
@@ -114,6 +125,7 @@ class Metrics:
             "api": {**_plain(self.api), "tracking": self.api.tracking},
             "tracking": _plain(self.tracking),
             "webhook": _plain(self.hooks),
+            "telegram_webhook": _plain(self.updates),
             "outbox": _plain(self.outbox),
             "ledger": _plain(self.ledger),
             "deliveries": _plain(self.deliveries),

@@ -40,7 +40,15 @@ def test_the_shape_is_fixed():
     assert metrics.api.tracking == 2
     snapshot = metrics.snapshot()
     assert snapshot["api"]["by_route"] == {"submit/imagine": 1, "task/{id}/fetch": 2}
-    assert set(snapshot) == {"api", "tracking", "webhook", "outbox", "ledger", "deliveries"}
+    assert set(snapshot) == {
+        "api",
+        "tracking",
+        "webhook",
+        "telegram_webhook",
+        "outbox",
+        "ledger",
+        "deliveries",
+    }
 
 
 async def test_a_grid_and_a_failure_leave_their_counts(world):

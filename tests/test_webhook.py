@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import tomllib
 
 import aiohttp
 import pytest
@@ -110,6 +111,11 @@ async def test_a_post_without_the_secret_is_refused_and_submits_nothing(make_bot
     log = bot.log()
     assert log.count("refused a webhook post") == 3
     assert "wrong-guess-1234" not in log
+    # `mjbot status` counts them: refusals growing is a misconfigured instance to look at.
+    status_url = f"http://{tomllib.loads(bot.config.read_text())['tracking']['listen']}/status"
+    async with aiohttp.ClientSession() as http, http.get(status_url) as resp:
+        counts = (await resp.json())["telegram_webhook"]
+    assert counts == {"received": 4, "queued": 0, "refused": 3, "invalid": 1}
 
     # The real server's posts (with the secret) are handled.
     asked = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a real one")

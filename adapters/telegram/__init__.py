@@ -22,6 +22,7 @@ from telegram.request import HTTPXRequest
 from bot.commands import ADMIN_COMMANDS, COMMANDS
 from bot.config import TelegramConfig
 from bot.i18n import LANGUAGES, t
+from bot.metrics import Metrics
 from bot.usecases import Service
 
 from . import handlers
@@ -39,7 +40,7 @@ class TelegramAdapter:
 
     platform = PLATFORM
 
-    def __init__(self, config: TelegramConfig) -> None:
+    def __init__(self, config: TelegramConfig, metrics: Metrics | None = None) -> None:
         self.config = config
         # Our own HTTP clients (PTB's defaults: a pool of 256, and one connection for long
         # polling), so stop() closes them whatever state a failed start left PTB in.
@@ -59,7 +60,12 @@ class TelegramAdapter:
         )
         self.port = TelegramPort(self.app.bot, config.group_messages_per_minute)
         self.intake = (
-            WebhookIntake(self.app, config.webhook_url, config.webhook_token())
+            WebhookIntake(
+                self.app,
+                config.webhook_url,
+                config.webhook_token(),
+                (metrics or Metrics()).updates,
+            )
             if config.webhook
             else None
         )

@@ -17,6 +17,7 @@ this instance or another, is handled again by PTB and stopped by the store's see
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import json
 import logging
@@ -31,6 +32,7 @@ from telegram.error import RetryAfter, TelegramError
 from telegram.ext import Application
 
 from bot.config import TelegramConfig
+from bot.metrics import UpdateCounts
 from bot.serving import READ_TIMEOUT_S, serve
 
 log = logging.getLogger("adapters.telegram.webhook")
@@ -47,15 +49,18 @@ REGISTER_TRIES = 5  # setWebhook answered "retry after N" (several instances sta
 class WebhookIntake:
     """The receiver for one bot: ``start`` listens, then registers the webhook."""
 
-    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], url: str, secret: str):
+    def __init__(
+        self,
+        app: Application[Any, Any, Any, Any, Any, Any],
+        url: str,
+        secret: str,
+        counts: UpdateCounts | None = None,
+    ) -> None:
         self.app = app
         self.url = url
         self._secret = secret.encode()
         self.path = urllib.parse.urlsplit(url).path or "/"
-        self.received = 0
-        self.queued = 0
-        self.refused = 0
-        self.invalid = 0
+        self.counts = counts or UpdateCounts()  # the App's metrics: `mjbot status` shows them
         self._runner: web.AppRunner | None = None
         self.port = 0
         web_app = web.Application(client_max_size=MAX_UPDATE)
@@ -100,10 +105,10 @@ class WebhookIntake:
             self._runner = None
 
     async def _post(self, request: web.Request) -> web.Response:
-        self.received += 1
+        self.counts.received += 1
         given = request.headers.get(SECRET_HEADER)
         if given is None or not hmac.compare_digest(given.encode("utf-8", "replace"), self._secret):
-            self.refused += 1
+            self.counts.refused += 1
             # The header's value is not logged: a near miss could be the secret itself.
             log.warning(
                 "refused a webhook post from %s: %s %s header",
@@ -125,23 +130,18 @@ class WebhookIntake:
         except Exception:
             return self._invalid(400, "not an update")
         await self.app.update_queue.put(update)
-        self.queued += 1
+        self.counts.queued += 1
         return web.Response(status=200)
 
     def _invalid(self, status: int, why: str) -> web.Response:
-        self.invalid += 1
+        self.counts.invalid += 1
         log.info("a webhook post was not an update: %s", why)
         response = web.Response(status=status, text=f"{status}: {why}\n")
         response.force_close()  # its body may be half read
         return response
 
     def counters(self) -> dict[str, int]:
-        return {
-            "received": self.received,
-            "queued": self.queued,
-            "refused": self.refused,
-            "invalid": self.invalid,
-        }
+        return dataclasses.asdict(self.counts)
 
 
 async def describe(config: TelegramConfig) -> list[str]:
