@@ -37,12 +37,6 @@ CASES = [
     ),
     (jobs.swap(""), 2, "swap", {"sourceBase64": URI, "targetBase64": OTHER}),
     (jobs.shorten("a long prompt"), 0, "shorten", {"prompt": "a long prompt"}),
-    (
-        jobs.video("", "waves", "high", check=True),
-        1,
-        "video",
-        {"prompt": "waves", "motion": "high"},
-    ),
     (jobs.edit("", "make it blue", check=True), 1, "edits", {"prompt": "make it blue"}),
 ]
 
