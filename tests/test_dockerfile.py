@@ -1,7 +1,8 @@
-"""The Dockerfile, kept honest without a Docker daemon: exactly the paths its COPY lines copy go
-into an empty folder, are installed there in a clean venv (pip, constraints.txt) and run:
-``mjbot --help``, ``mjbot sim`` answering a request, and ``mjbot run`` with the image's
-environment, checked by the image's own HEALTHCHECK command. A package left out of the COPY lines
+"""The Dockerfile, kept honest without a Docker daemon: exactly the paths its COPY lines copy
+(filtered by .dockerignore, as the build context is) go into an empty folder, are installed
+there in a clean venv (pip, constraints.txt) and run: ``mjbot --help``, ``mjbot sim`` answering
+a request, and ``mjbot run`` with the image's environment, checked by the image's own
+HEALTHCHECK command. A package left out of the COPY lines or excluded from the context
 (mjsim was, once) fails here.
 
 Slow (a clean install: 15-60 s) but offline-friendly: pip takes what its configured index or
@@ -86,8 +87,65 @@ def healthcheck(parsed: list[tuple[str, str]]) -> list[str]:
     return argv
 
 
+def ignore_rules(text: str) -> list[tuple[bool, re.Pattern[str]]]:
+    """.dockerignore as Docker reads it: (is an exception "!", the pattern as a regex). ``*``
+    and ``?`` stay inside one path segment, ``**`` crosses them; the last rule that matches a
+    path or one of its parent folders decides."""
+    rules = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = line.lstrip("!").strip("/")
+        regex = ""
+        i = 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                regex, i = regex + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                regex, i = regex + ".*", i + 2
+            elif pattern[i] == "*":
+                regex, i = regex + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                regex, i = regex + "[^/]", i + 1
+            else:
+                regex, i = regex + re.escape(pattern[i]), i + 1
+        rules.append((negate, re.compile(regex)))
+    return rules
+
+
+def ignored(path: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    verdict = False
+    for negate, regex in rules:
+        if any(regex.fullmatch(prefix) for prefix in prefixes):
+            verdict = not negate
+    return verdict
+
+
 PARSED = instructions(DOCKERFILE.read_text())
 ENV = environment(PARSED)
+IGNORE = ignore_rules((ROOT / ".dockerignore").read_text())
+
+
+def test_the_build_context_holds_no_secrets_and_everything_copied() -> None:
+    for kept_out in (
+        "config.toml",
+        "data/mjbot.db",
+        "mjbot.db-wal",
+        ".venv/bin/python",
+        ".git/config",
+        "tests/conftest.py",
+        "bot/__pycache__/app.cpython-311.pyc",
+        "bot/store/__pycache__",
+    ):
+        assert ignored(kept_out, IGNORE), kept_out
+    for source, _ in copies(PARSED):
+        assert not ignored(source, IGNORE), f"COPY {source}: excluded by .dockerignore"
+    for needed in ("bot/store/migrations/0001_init.sql", "bot/i18n/en.json", "bot/app.py"):
+        assert (ROOT / needed).exists() and not ignored(needed, IGNORE), needed
 
 
 def test_the_receivers_listen_on_all_interfaces_on_exposed_ports() -> None:
@@ -125,11 +183,15 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
         origin = ROOT / source
         assert origin.exists(), f"COPY {source}: not in the repository"
         target = app / dest if dest not in ("./", ".") else app / origin.name
-        if origin.is_dir():
-            shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(origin, target)
+        # What the build context holds of it: .dockerignore's rules, as Docker applies them.
+        files = [origin] if origin.is_file() else sorted(origin.rglob("*"))
+        for path in files:
+            rel = path.relative_to(ROOT).as_posix()
+            if path.is_dir() or ignored(rel, IGNORE):
+                continue
+            out = target / path.relative_to(origin) if origin.is_dir() else target
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, out)
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     env = {**os.environ, "PIP_CONSTRAINT": str(app / "constraints.txt")}
