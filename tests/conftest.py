@@ -9,6 +9,7 @@ import discord.http
 import pytest
 
 from mjsim import SimConfig, Simulator
+from tests import pgserver
 from tests import storage as storages
 from tests.fakes.telegram import FakeTelegram
 from tests.harness import API_KEY, TG_TOKEN, BotProcess
@@ -52,7 +53,9 @@ def pg_server():
     except BaseException:
         server.stop()
         raise
+    pgserver.running = server
     yield server
+    pgserver.running = None
     server.stop()
 
 
@@ -72,6 +75,8 @@ def storage(request):
         yield chosen
     finally:
         storages.current = storages.SQLITE
+        if pgserver.running is not None:  # every database this test made (stores closed)
+            pgserver.running.drop_created()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -63,6 +64,7 @@ from bot.store.rules import (
     user_settings,
 )
 
+log = logging.getLogger("bot.store.postgres")
 _COLUMNS = [f.name for f in fields(TaskRow)]
 _SPENT = "outcome IN ('pending', 'success')"
 _FINAL = [str(s) for s in FINAL_STATES]
@@ -73,6 +75,7 @@ _LEDGER_LOCK = 0x6D6A626F_7403
 # How long a new process waits for the previous one's session lock to go: after kill -9 the
 # server ends the dead connection's backend within moments, not at once.
 _INSTANCE_WAIT_S = 5.0
+_CLOSE_WAIT_S = 10.0  # how long closing waits for connections still in use
 
 # The tables of the schema, in an order that satisfies their references (copying, counting).
 TABLES = ("tasks", "modals", "presses", "settings", "asks", "seen", "ledger", "access", "people")
@@ -122,7 +125,13 @@ class PostgresStore:
                 holder, self._holder = self._holder, None
                 await holder.close()  # the session lock goes with its connection
         finally:
-            await self._pool.close()
+            # close() waits for every connection to come back; a task stopped in the middle of
+            # a query must not hold the process's shutdown: after a while they are cut.
+            try:
+                await asyncio.wait_for(self._pool.close(), _CLOSE_WAIT_S)
+            except TimeoutError:
+                log.warning("closing the database pool timed out; connections were cut")
+                self._pool.terminate()
 
     async def _migrate(self) -> None:
         """Apply the numbered scripts not applied yet, each in its own transaction, under a
