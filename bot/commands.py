@@ -54,6 +54,7 @@ class Command(StrEnum):
     REFS = "refs"
     PRESET = "preset"
     PERSONALIZE = "personalize"  # --p codes
+    CHATSETTINGS = "chatsettings"  # a chat's prompting defaults (admins)
 
     @classmethod
     def of(cls, name: str) -> Command | None:
@@ -88,7 +89,16 @@ COMMANDS: tuple[str, ...] = (
     "help",
 )
 # Not in the public menus: only admins may use them.
-ADMIN_COMMANDS: tuple[str, ...] = ("allow", "deny", "ban", "unban", "stats", "usage", "buttons")
+ADMIN_COMMANDS: tuple[str, ...] = (
+    "allow",
+    "deny",
+    "ban",
+    "unban",
+    "stats",
+    "usage",
+    "buttons",
+    "chatsettings",
+)
 _ADMIN = frozenset(Command(name) for name in ADMIN_COMMANDS)
 
 # What a (non-admin) command does: the service, who asks (admitted, language applied), the

@@ -15,7 +15,7 @@ from dataclasses import replace
 from bot import buttons
 from bot.i18n import t
 from bot.mj.prompt import STYLIZE_LEVELS, Model, RefKind, Support, supports
-from bot.store import ActiveReference, UserSettings
+from bot.store import ActiveReference, ChatSettings, UserSettings
 from bot.views import Choice, View
 
 ON, OFF = "on", "off"
@@ -222,3 +222,62 @@ def glance(settings: UserSettings, lang: str, *, default_mode: str = "fast") -> 
     if refs:
         lines.append(refs)
     return "\n".join(lines)
+
+
+# A chat's defaults (its admins': /chatsettings): s1:chat<setting>:<value>.
+CHAT_CHOICES: dict[str, tuple[str, ...]] = {
+    "chatmodel": CHOICES["model"],
+    "chatraw": (ON, OFF),
+    "chatstylize": CHOICES["stylize"],
+    "chatdraft": (ON, OFF),
+    "chatsuffix": ("-",),
+}
+
+
+def choose_chat(chat: ChatSettings, name: str, value: str) -> ChatSettings:
+    """A chat's defaults with one press applied (ValueError for what the menu does not offer);
+    the chosen option pressed again goes back to "no default"."""
+    if value not in CHAT_CHOICES.get(name, ()):
+        raise ValueError(f"the chat menu offers no {name}={value}")
+    match name:
+        case "chatmodel":
+            model = Model(value)
+            return replace(chat, model=None if chat.model is model else model)
+        case "chatraw":
+            return replace(chat, raw=(value == ON) or None)
+        case "chatstylize":
+            return replace(chat, stylize=None if chat.stylize == value else value)
+        case "chatdraft":
+            return replace(chat, draft=(value == ON) or None)
+    return replace(chat, suffix=None)
+
+
+def chat_menu(chat: ChatSettings, lang: str) -> View:
+    """The chat's defaults for everyone here who has not chosen their own."""
+
+    def choice(name: str, value: str, label: str, on: bool) -> Choice:
+        return Choice(f"{'✅ ' if on else ''}{label}", buttons.setting(name, value))
+
+    raw, draft = bool(chat.raw), bool(chat.draft)
+    rows = (
+        tuple(choice("chatmodel", m.value, m.label, chat.model is m) for m in Model),
+        (
+            choice("chatraw", OFF if raw else ON, option_label("raw", ON, lang), raw),
+            choice("chatdraft", OFF if draft else ON, option_label("draft", ON, lang), draft),
+        ),
+        tuple(
+            choice("chatstylize", v, option_label("stylize", v, lang), chat.stylize == v)
+            for v in CHOICES["stylize"]
+        ),
+        (Choice(option_label("suffix", "-", lang), buttons.setting("chatsuffix", "-")),),
+    )
+    text = t(
+        "chat.menu",
+        lang,
+        model=chat.model.label if chat.model else "—",
+        raw=t(f"menu.{ON if raw else OFF}", lang),
+        stylize=option_label("stylize", chat.stylize, lang) if chat.stylize else "—",
+        draft=t(f"menu.{ON if draft else OFF}", lang),
+        suffix=chat.suffix or "—",
+    )
+    return View(text, rows=rows)

@@ -9,8 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from bot import buttons
+from bot import buttons, commands
 from bot.chat import MessageRef
+from bot.config import AccessConfig
 from bot.mj.prompt import RefKind
 from tests.dbrows import stored
 from tests.inprocess import CHAT, OWNER, World, png, worlds
@@ -284,3 +285,31 @@ async def test_personalization_codes_are_kept_and_picked_in_one_tap(world) -> No
         await w.service.personalize(w.who(), "off")
         await w.imagine("an owl --v 7")
         assert w.sim.submits("imagine")[2].body["prompt"] == "an owl --v 7"
+
+
+async def test_a_chats_defaults_are_set_by_its_admins_beneath_each_persons_own(world) -> None:
+    async with world() as w:
+        w.policy.access = AccessConfig(admins=(OWNER,), buttons="owner")
+        await commands.run(w.service, w.who(), "chatsettings", "--ar 3:2")
+        menu_id, menu = last(w)
+        assert "Suffix: --ar 3:2" in menu.text
+        await tap(w, menu_id, "V7")
+        await settled_sends(w)
+        await tap(w, menu_id, "Raw")
+        await settled_sends(w)
+        assert "Model: V7 · Raw: on" in w.chat.shown[menu_id].text
+        refused = await tap(w, menu_id, "niji 7", user="8")  # not an admin
+        assert refused.alert
+        await commands.run(w.service, w.who("8"), "chatsettings", "")
+        assert "Only admins" in last(w)[1].text
+        await w.service.imagine(w.who("8"), "a fox")
+        await w.until(lambda: w.submits("imagine") == 1)
+        assert w.sim.submits("imagine")[0].body["prompt"] == "a fox --ar 3:2 --v 7 --style raw"
+        # a person's own choice wins over the chat's default
+        await w.service.open_settings(w.who("8"))
+        own_id, _ = last(w)
+        await tap(w, own_id, "niji 7", user="8")
+        await settled_sends(w)
+        await w.service.imagine(w.who("8"), "a hare")
+        await w.until(lambda: w.submits("imagine") == 2)
+        assert w.sim.submits("imagine")[1].body["prompt"] == "a hare --ar 3:2 --niji 7 --style raw"

@@ -259,6 +259,17 @@ class UserSettings:
         """These settings with a preset's choices applied (all of them, defaults included)."""
         return replace(self, **{f: getattr(preset, f) for f in PRESET_FIELDS})
 
+    def under(self, chat: ChatSettings) -> UserSettings:
+        """These settings with the chat's defaults (set by its admins) where none is chosen."""
+        return replace(
+            self,
+            model=self.model or chat.model,
+            raw=self.raw if self.raw is not None else chat.raw,
+            stylize=self.stylize or chat.stylize,
+            draft=self.draft if self.draft is not None else chat.draft,
+            suffix=self.suffix or chat.suffix,
+        )
+
     def options(self) -> Options:
         """The choices that become prompt parameters (``bot.mj.prompt.compose``)."""
         level = STYLIZE_LEVELS.get(self.stylize or "")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+from bot import settings_menu
 from bot.chat import Requester
 from bot.i18n import t
 from bot.outbox import Outbox
 from bot.policy import Policy
 from bot.store import Stats, Store, UserSettings
-from bot.usecases.base import MODES
+from bot.usecases.base import MODES, clean
 from bot.views import View
 
 
@@ -81,6 +82,9 @@ class Admin:
         if name == "stats":
             await self.reply(req, View(self._stats_text(await self.policy.stats(), lang)))
             return
+        if name == "chatsettings":
+            await self._chat_settings(req, args)
+            return
         if name == "buttons":
             value = args.strip().lower()
             if value not in ("chat", "owner"):
@@ -107,6 +111,16 @@ class Admin:
             await self.reply(req, View(t(f"admin.chat_{name}", lang)))
         else:
             await self.tell(req, t("admin.who", lang))
+
+    async def _chat_settings(self, req: Requester, args: str) -> None:
+        """/chatsettings: the chat's prompting defaults (menu); with text, its default suffix."""
+        suffix = clean(args)[:200]
+        if suffix:
+            await self.store.change_chat_settings(
+                req.platform, req.chat_id, lambda chat: replace(chat, suffix=suffix)
+            )
+        chat = await self.store.chat_settings(req.platform, req.chat_id)
+        await self.reply(req, settings_menu.chat_menu(chat, req.language))
 
     async def _target(self, req: Requester, args: str) -> str:
         """The user an admin names: by reply, @handle or id."""

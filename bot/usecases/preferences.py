@@ -101,6 +101,8 @@ class Preferences:
                 req.platform, req.user_id, lambda s: replace(s, references=())
             )
             return Notice(t("refs.cleared", lang))
+        if name in settings_menu.CHAT_CHOICES:  # a chat's defaults: its admins only
+            return await self._press_chat(req, name, value)
         if not settings_menu.offered(name, value) or turbo_refused:
             return Notice(t("settings.invalid", lang), alert=True)
         current = await self.store.user_settings(req.platform, req.user_id)
@@ -133,6 +135,19 @@ class Preferences:
         else:
             self.spawn(self.open_settings(req))
         return Notice(t("settings.saved", req.language))
+
+    async def _press_chat(self, req: Requester, name: str, value: str) -> Notice:
+        lang = req.language
+        if self.policy is None or not self.policy.is_admin(req):
+            return Notice(t("admin.only", lang), alert=True)
+        if value not in settings_menu.CHAT_CHOICES[name]:
+            return Notice(t("settings.invalid", lang), alert=True)
+        chat = await self.store.change_chat_settings(
+            req.platform, req.chat_id, lambda c: settings_menu.choose_chat(c, name, value)
+        )
+        if req.message is not None:
+            self.spawn(self.outbox.edit(req.message, settings_menu.chat_menu(chat, lang)))
+        return Notice(t("settings.saved", lang))
 
     async def set_mode(self, req: Requester, mode: str) -> None:
         """/fast and /relax: the speed mode (the API path prefix) for this user's next jobs."""

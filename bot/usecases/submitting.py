@@ -95,7 +95,8 @@ class Submitting:
         """/imagine: the settings applied (bot.mj.prompt.compose), the prompt checked against
         the model before anything is spent (held with its problems until the user fixes or
         confirms it: ``confirmed``), then submitted; the tracker does the rest."""
-        settings = await self.user_settings(req)
+        chat = await self.store.chat_settings(req.platform, req.chat_id)
+        settings = (await self.user_settings(req)).under(chat)  # the chat's defaults beneath
         typed = clean(prompt)
         if confirmed is not None:
             sent, bot = confirmed.prompt, confirmed.bot
