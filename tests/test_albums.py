@@ -13,7 +13,7 @@ import telegram
 from PIL import Image
 
 from adapters.telegram.port import TelegramPort
-from adapters.web.port import WebPort
+from adapters.web.port import WebPort, view_rows
 from bot import media
 from bot.views import Choice, Media, View
 from mjsim import video
@@ -136,3 +136,27 @@ async def test_playground_tiles_carry_captions_and_posters() -> None:
     assert kept == sum(len(m.data) + len(m.thumbnail) for m in video_album().media)
     await port.delete(ref)
     assert port.kept == 0 and not port.blobs  # posters go with their tiles
+
+
+def test_playground_names_the_per_item_buttons() -> None:
+    """Every playground button says what it does: the studio's "✏️ 2" is "Edit this picture
+    again 2" to a screen reader and as a tooltip."""
+    rows = view_rows(
+        View(
+            "x",
+            rows=(
+                (Choice("✏️ 2", "a"), Choice("➕ 1 high", "b"), Choice("📎 4", "c")),
+                (Choice("🔁 Try again", "d"), Choice("U1", "e")),
+            ),
+        ),
+        "en",
+    )
+    assert [b["title"] for b in rows[0]] == [
+        "Edit this picture again 2",
+        "Make this clip 4 s longer 1 high",
+        "The original file 4",
+    ]
+    assert [b["title"] for b in rows[1]] == ["", ""]
+    assert view_rows(View("x", rows=((Choice("🎬 3", "a"),),)), "zh")[0][0]["title"] == (
+        "用这张图片生成视频 3"
+    )

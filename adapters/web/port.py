@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -114,10 +115,31 @@ ICON_NAMES = {
 }
 
 
+# The studio's per-picture and per-clip buttons are an icon and the item's number ("✏️ 2",
+# "➕ 1 high"): named "<what it does> <n>".
+ITEM_NAMES = {
+    "📎": "btn.file",
+    "✏": "studio.name.edit",
+    "🎬": "studio.name.animate",
+    "🖼": "studio.name.prompt",
+    "🔍": "studio.name.describe",
+    "➕": "studio.name.extend",
+    "🔁": "studio.name.loop",
+}
+_ITEM = re.compile(r"^(\S+) ([1-4])(?: (.+))?$")
+
+
 def icon_name(label: str, lang: str) -> str:
     """The spoken name of an icon-only label; "" for labels that have words."""
-    key = ICON_NAMES.get(label.replace("\ufe0f", "").strip())
-    return t(key, lang) if key else ""
+    plain = label.replace("\ufe0f", "").strip()
+    key = ICON_NAMES.get(plain)
+    if key:
+        return t(key, lang)
+    item = _ITEM.match(plain)
+    if item and item.group(1) in ITEM_NAMES:
+        words = [t(ITEM_NAMES[item.group(1)], lang), item.group(2), item.group(3) or ""]
+        return " ".join(w for w in words if w)
+    return ""
 
 
 def view_rows(view: View, lang: str = "en") -> list[list[dict[str, Any]]]:
