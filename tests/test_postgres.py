@@ -15,7 +15,7 @@ from bot import config as config_module
 from bot.chat import MessageRef
 from bot.config import ConfigError
 from bot.dblock import DatabaseInUse
-from bot.store import Charge, StoreUnavailable, TaskRow, new_key
+from bot.store import Charge, InstanceRow, StoreUnavailable, TaskRow, new_key
 from bot.store.postgres import TABLES, PostgresStore
 from bot.store.sqlite import SQLiteStore
 from tests.harness import ROOT, write_config
@@ -136,6 +136,8 @@ async def fill(path: Path) -> None:
         await store.remember_person("telegram", "7", "alice", "Alice")
         await store.change_chat_settings("telegram", "-1", lambda c: c)
         await store.keep_hook_secret("hook-secret")
+        await store.heartbeat(InstanceRow("i1", "host-a", 42, 1.0, 0.0, 0.0), 30.0)
+        await store.lease_tasks("i1", 30.0, 10)
     finally:
         await store.close()
 
@@ -160,6 +162,7 @@ KEYS = {
     "ledger": "id",
     "access": "platform, subject, id",
     "people": "platform, user_id",
+    "instances": "id",
 }
 
 

@@ -18,6 +18,7 @@ from bot.store import (
     ActiveReference,
     Charge,
     ChatSettings,
+    InstanceRow,
     Preset,
     Store,
     TaskRow,
@@ -394,3 +395,66 @@ def test_presets_carry_the_prompting_choices():
         250,
         "--ar 2:3",
     )
+
+
+# --- leases: several instances on one database ----------------------------------------------
+
+
+def instance(name: str) -> InstanceRow:
+    return InstanceRow(name, "host-" + name, 4242, time.time(), 0.0, 0.0)
+
+
+async def live_rows(store, n: int) -> list[str]:
+    keys = []
+    for i in range(n):
+        r = await store.add_task(row(task_id=f"live-{i}", status="IN_PROGRESS"))
+        keys.append(r.key)
+    await store.add_task(row(task_id="done", status="SUCCESS"))  # final: nobody's to follow
+    await store.add_task(row(task_id="asking", status="MODAL"))  # waits for an answer
+    return keys
+
+
+async def test_instances_leasing_at_once_never_share_a_task(store):
+    keys = await live_rows(store, 40)
+    names = [f"i{n}" for n in range(8)]
+    for _ in range(3):  # rounds of eight instances asking at the same moment
+        answers = await asyncio.gather(*(store.lease_tasks(n, 30.0, limit=5) for n in names))
+        told = [r.key for rows in answers for r in rows]
+        assert len(told) == len(set(told))  # no task handed to two instances
+    held = {name: await store.lease_tasks(name, 30.0, limit=5) for name in names}
+    taken = [r.key for rows in held.values() for r in rows]
+    assert sorted(taken) == sorted(keys)  # each live task once, none twice
+    assert all(r.lease_owner == name for name, rows in held.items() for r in rows)
+    a, b = held["i0"], held["i1"]
+    # Asked again, each keeps its own and takes nothing of the other's.
+    again = await store.lease_tasks("i0", 30.0, limit=10)
+    assert {r.key for r in again} >= {r.key for r in a} and not {r.key for r in b} & {
+        r.key for r in again
+    }
+    assert await store.lease_tasks("c", 30.0, limit=10) == []
+
+
+async def test_a_lapsed_lease_is_taken_and_a_heartbeat_keeps_it(store):
+    keys = await live_rows(store, 2)
+    await store.heartbeat(instance("a"), 0.3)
+    assert len(await store.lease_tasks("a", 0.3, limit=10)) == 2
+    await store.heartbeat(instance("a"), 5.0)  # alive: every lease of a is extended
+    await asyncio.sleep(0.4)
+    assert await store.lease_tasks("b", 5.0, limit=10) == []
+    # a stops beating (killed): once its leases lapse, b takes its tasks.
+    await store.heartbeat(instance("a"), 0.2)
+    await asyncio.sleep(0.3)
+    taken = await store.lease_tasks("b", 5.0, limit=10)
+    assert {r.key for r in taken} == set(keys) and {r.lease_owner for r in taken} == {"b"}
+    assert await store.lease_tasks("a", 5.0, limit=10) == []  # back, but b holds them now
+    (a,) = [i for i in await store.instances() if i.id == "a"]
+    assert a.host == "host-a" and not a.alive(time.time())
+
+
+async def test_a_clean_stop_hands_its_tasks_over_at_once(store):
+    keys = await live_rows(store, 3)
+    await store.heartbeat(instance("a"), 60.0)
+    assert len(await store.lease_tasks("a", 60.0, limit=10)) == 3
+    await store.release_tasks("a")
+    assert {r.key for r in await store.lease_tasks("b", 60.0, limit=10)} == set(keys)
+    assert not [i for i in await store.instances() if i.id == "a" and i.alive(time.time())]

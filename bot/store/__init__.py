@@ -73,6 +73,8 @@ class TaskRow:
     delivered_at: float | None = None
     delivering_at: float | None = None
     charge_id: str | None = None  # the ledger row the current run is paid by
+    lease_owner: str | None = None  # the instance following this live task (``lease_tasks``)
+    lease_until: float | None = None  # until then; a lapsed lease is anyone's to take
 
     @property
     def task(self) -> Task | None:
@@ -476,6 +478,21 @@ AccessSubject = str
 AccessRule = str
 
 
+@dataclass(frozen=True)
+class InstanceRow:
+    """One mjbot process sharing the database, as it last reported itself (``heartbeat``)."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: float
+    heartbeat_at: float
+    expires_at: float  # alive until then unless it beats again
+
+    def alive(self, now: float) -> bool:
+        return self.expires_at > now
+
+
 class Store(Protocol):
     """Everything the bot keeps. Each method is one transaction (or one consistent read)."""
 
@@ -641,4 +658,25 @@ class Store(Protocol):
 
     async def tasks_per_interval(self, since: float, interval_s: int) -> list[TaskCount]:
         """Tasks created since a time, counted per interval (those with none are left out)."""
+        ...
+
+    # --- instances and leases (several processes on one database) ------------------------------
+
+    async def heartbeat(self, instance: InstanceRow, ttl_s: float) -> None:
+        """Say ``instance`` is alive for ``ttl_s`` more seconds, and extend every lease it
+        holds as far (one statement for all its tasks)."""
+        ...
+
+    async def instances(self) -> list[InstanceRow]:
+        """Every instance that ever beat, newest heartbeat first (dead ones show as such)."""
+        ...
+
+    async def lease_tasks(self, owner: str, ttl_s: float, limit: int) -> list[TaskRow]:
+        """The live tasks ``owner`` follows: those it holds (extended) and, up to ``limit`` in
+        all, those nobody holds or whose lease lapsed (taken). Two instances asking at once
+        never get the same task."""
+        ...
+
+    async def release_tasks(self, owner: str) -> None:
+        """Give up every lease of ``owner`` (a clean stop: the others take them at once)."""
         ...

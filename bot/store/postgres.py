@@ -41,6 +41,7 @@ from bot.store import (
     AskRow,
     Charge,
     ChatSettings,
+    InstanceRow,
     ModalRow,
     Outcome,
     Pay,
@@ -78,7 +79,18 @@ _INSTANCE_WAIT_S = 5.0
 _CLOSE_WAIT_S = 10.0  # how long closing waits for connections still in use
 
 # The tables of the schema, in an order that satisfies their references (copying, counting).
-TABLES = ("tasks", "modals", "presses", "settings", "asks", "seen", "ledger", "access", "people")
+TABLES = (
+    "tasks",
+    "modals",
+    "presses",
+    "settings",
+    "asks",
+    "seen",
+    "ledger",
+    "access",
+    "people",
+    "instances",
+)
 
 Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 
@@ -744,6 +756,60 @@ class PostgresStore:
             since,
         )
         return [TaskCount(int(r["start"]), r["tasks"], r["succeeded"]) for r in rows]
+
+    # --- instances and leases ----------------------------------------------------------------
+
+    async def heartbeat(self, instance: InstanceRow, ttl_s: float) -> None:
+        now = time.time()
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO instances (id, host, pid, started_at, heartbeat_at, expires_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET"
+                " heartbeat_at = EXCLUDED.heartbeat_at, expires_at = EXCLUDED.expires_at",
+                instance.id,
+                instance.host,
+                instance.pid,
+                instance.started_at,
+                now,
+                now + ttl_s,
+            )
+            await db.execute(
+                "UPDATE tasks SET lease_until = $1 WHERE lease_owner = $2", now + ttl_s, instance.id
+            )
+
+    async def instances(self) -> list[InstanceRow]:
+        rows = await self._all("SELECT * FROM instances ORDER BY heartbeat_at DESC")
+        return [InstanceRow(**dict(r)) for r in rows]
+
+    async def lease_tasks(self, owner: str, ttl_s: float, limit: int) -> list[TaskRow]:
+        """Held tasks first, then the oldest free ones; rows another instance is leasing at
+        this moment are skipped (SKIP LOCKED), so two instances never take the same task."""
+        now = time.time()
+        rows = await self._all(
+            "WITH picked AS (SELECT key FROM tasks WHERE delivered_at IS NULL"
+            " AND task_id IS NOT NULL AND status <> ALL($2::text[])"
+            " AND (lease_owner = $1 OR lease_owner IS NULL OR lease_until < $3)"
+            " ORDER BY lease_owner IS NOT DISTINCT FROM $1 DESC, created_at LIMIT $5"
+            " FOR UPDATE SKIP LOCKED)"
+            " UPDATE tasks t SET lease_owner = $1, lease_until = $4 FROM picked"
+            " WHERE t.key = picked.key RETURNING t.*",
+            owner,
+            [*_FINAL, TaskState.MODAL.value],
+            now,
+            now + ttl_s,
+            limit,
+        )
+        return sorted((TaskRow(**dict(r)) for r in rows), key=lambda r: r.created_at)
+
+    async def release_tasks(self, owner: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
+                owner,
+            )
+            await db.execute(
+                "UPDATE instances SET expires_at = $1 WHERE id = $2", time.time(), owner
+            )
 
 
 class _Ledger:

@@ -30,6 +30,7 @@ from bot.store import (
     AskRow,
     Charge,
     ChatSettings,
+    InstanceRow,
     ModalRow,
     Outcome,
     Pay,
@@ -712,6 +713,60 @@ class SQLiteStore:
             since,
         )
         return [TaskCount(**dict(r)) for r in rows]
+
+    # --- instances and leases ----------------------------------------------------------------
+
+    async def heartbeat(self, instance: InstanceRow, ttl_s: float) -> None:
+        now = time.time()
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO instances (id, host, pid, started_at, heartbeat_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                " heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at",
+                (instance.id, instance.host, instance.pid, instance.started_at, now, now + ttl_s),
+            )
+            await db.execute(
+                "UPDATE tasks SET lease_until = ? WHERE lease_owner = ?", (now + ttl_s, instance.id)
+            )
+
+    async def instances(self) -> list[InstanceRow]:
+        rows = await self._all("SELECT * FROM instances ORDER BY heartbeat_at DESC")
+        return [InstanceRow(**dict(r)) for r in rows]
+
+    async def lease_tasks(self, owner: str, ttl_s: float, limit: int) -> list[TaskRow]:
+        """Held tasks first, then the oldest free ones (one writer at a time: no two
+        instances can take the same task)."""
+        now = time.time()
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT key FROM tasks WHERE delivered_at IS NULL AND task_id IS NOT NULL"
+                f" AND status NOT IN ({', '.join('?' for _ in FINAL_STATES)}, ?)"
+                " AND (lease_owner = ? OR lease_owner IS NULL OR lease_until < ?)"
+                " ORDER BY lease_owner IS ? DESC, created_at LIMIT ?",
+                (*FINAL_STATES, TaskState.MODAL, owner, now, owner, limit),
+            ) as cur:
+                keys = [str(r["key"]) for r in await cur.fetchall()]
+            marks = ", ".join("?" for _ in keys)
+            if not keys:
+                return []
+            await db.execute(
+                f"UPDATE tasks SET lease_owner = ?, lease_until = ? WHERE key IN ({marks})",
+                (owner, now + ttl_s, *keys),
+            )
+            async with db.execute(
+                f"SELECT * FROM tasks WHERE key IN ({marks}) ORDER BY created_at", keys
+            ) as cur:
+                return [TaskRow(**dict(r)) for r in await cur.fetchall()]
+
+    async def release_tasks(self, owner: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?",
+                (owner,),
+            )
+            await db.execute(
+                "UPDATE instances SET expires_at = ? WHERE id = ?", (time.time(), owner)
+            )
 
 
 class _Ledger:
