@@ -313,3 +313,25 @@ async def test_a_chats_defaults_are_set_by_its_admins_beneath_each_persons_own(w
         await w.service.imagine(w.who("8"), "a hare")
         await w.until(lambda: w.submits("imagine") == 2)
         assert w.sim.submits("imagine")[1].body["prompt"] == "a hare --ar 3:2 --niji 7 --style raw"
+
+
+async def test_an_answer_midjourney_would_refuse_keeps_the_question_open(world) -> None:
+    async with world() as w:
+        await w.service.open_settings(w.who())
+        menu_id, _ = last(w)
+        await tap(w, menu_id, "Remix mode")
+        await settled_sends(w)
+        grid, result_id = await w.imagine("a fox --v 7")
+        await w.press(result_id, "V1")
+        child = await w.child(grid, "V1")
+        asked = await w.question(child)
+        await w.service.answer(w.who(message="9"), asked, f"a fox --cref {IMG} --v 7")
+        told = last(w)[1].text
+        assert "⛔ --cref does not work on V7" in told and "Nothing was sent or charged" in told
+        await settled_sends(w)
+        assert w.submits("modal") == 0
+        pending = stored(w.store, "SELECT * FROM ledger WHERE task_key = ?", child)
+        assert all(r["outcome"] != "pending" for r in pending)  # the press's charge was voided
+        await w.service.answer(w.who(message="10"), asked, f"a fox --oref {IMG} --v 7")
+        await w.until(lambda: w.submits("modal") == 1)
+        assert w.sim.submits("modal")[0].body["prompt"] == f"a fox --oref {IMG} --v 7"

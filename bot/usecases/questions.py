@@ -13,18 +13,20 @@ import base64
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
-from bot import mask, media, results
+from bot import mask, media, prompt_check, results
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
 from bot.mj import custom_ids
 from bot.mj.client import MjClient
 from bot.mj.custom_ids import ModalKind
 from bot.mj.models import Submission, TaskState
+from bot.mj.prompt import Bot, Target, blocking, check
 from bot.outbox import Outbox
 from bot.policy import OverQuota
 from bot.store import AskRow, ModalRow, Store, TaskRow
 from bot.usecases.base import MAX_PROMPT, clean
 from bot.usecases.jobs import Kind
+from bot.usecases.prompting import bot_of
 from bot.usecases.runtime import Runtime
 from bot.usecases.studio import PICTURE_ARG, kept_key
 from bot.usecases.submitter import Submitter, over_quota
@@ -231,6 +233,14 @@ class Questions:
         prompt = clean(text)
         if len(prompt) > MAX_PROMPT:
             await self.tell(req, t("prompt.too_long", lang, limit=MAX_PROMPT))
+            return
+        # The prompt check (bot.mj.prompt) before the answer is claimed and paid: a problem
+        # Midjourney would refuse is told, and the question stays open for a fixed answer.
+        bot = (bot_of(row) or Bot.MIDJOURNEY) if self.client.profile.bot_types else None
+        problems = check(prompt or modal.prefill, Target(bot=bot))
+        if blocking(problems):
+            lines = [prompt_check.line(p, lang) for p in problems]
+            await self.tell(req, "\n".join([*lines, t("check.answer_again", lang)]))
             return
         await self._submit_modal(req, row, prompt or modal.prefill, "")
 
