@@ -22,6 +22,7 @@ from bot.store import (
     Preset,
     Store,
     TaskRow,
+    Usage,
     UserSettings,
     new_key,
 )
@@ -458,3 +459,68 @@ async def test_a_clean_stop_hands_its_tasks_over_at_once(store):
     await store.release_tasks("a")
     assert {r.key for r in await store.lease_tasks("b", 60.0, limit=10)} == set(keys)
     assert not [i for i in await store.instances() if i.id == "a" and i.alive(time.time())]
+
+
+async def test_reports_people_and_access_read_the_same_on_every_store(store):
+    """The admin page's and /stats' numbers, people and access rules: exact values, so both
+    stores' SQL (aggregates, filters, intervals) must agree."""
+    t0 = time.time()
+    made = []
+    for user, status in (
+        ("7", "SUCCESS"),
+        ("7", "FAILURE"),
+        ("7", "IN_PROGRESS"),
+        ("8", "SUCCESS"),
+    ):
+        made.append(await store.add_task(row(user_id=user, status=status, task_id=new_key())))
+    await store.update(made[0].key, result_ref=MessageRef("telegram", "-1", "55", "photo"))
+    per_user = await store.tasks_per_user(t0 - 1)
+    assert [(u.user_id, u.tasks, u.succeeded, u.failed) for u in per_user] == [
+        ("7", 3, 1, 1),
+        ("8", 1, 1, 0),
+    ]
+    (interval,) = await store.tasks_per_interval(t0 - 1, 86400)
+    assert (interval.tasks, interval.succeeded) == (4, 2)
+    assert interval.start == int(made[0].created_at // 86400) * 86400  # a day's start
+    assert await store.tasks_per_interval(time.time() + 10, 60) == []
+    assert [r.key for r in await store.unfinished_tasks(10)] == [made[2].key]
+    assert [r.key for r in await store.latest_tasks(2)] == [made[3].key, made[2].key]
+    assert [r.key for r in await store.recent_tasks("telegram", "7", 10)] == [
+        m.key for m in reversed(made[:3])
+    ]
+    found = await store.task_by_message(MessageRef("telegram", "-1", "55"))
+    assert found is not None and found.key == made[0].key
+
+    async def pay(units: int, user: str, day: str):
+        async def paying(ledger) -> str:
+            charge = Charge(new_key(), "k", "telegram", user, "-1", "imagine", units, day, "m", 1.0)
+            await ledger.record(charge)
+            return charge.id
+
+        return await store.charge(paying)
+
+    kept = await pay(3, "7", "2026-12-03")
+    refunded = await pay(2, "7", "2026-12-03")
+    await pay(5, "8", "2026-12-01")
+    await store.settle_charge(kept, "success")
+    await store.settle_charge(refunded, "refunded")
+    await store.settle_charge(refunded, "success")  # settling twice changes nothing
+    await store.remember_person("telegram", "8", "bob", "Bob")
+    assert await store.usage("telegram", "7", "2026-12-03", "m") == Usage(3, 3, 0, 1, 1)
+    stats = await store.stats("2026-12-03", "2026-11-27")
+    assert (stats.today, stats.jobs_today, stats.week, stats.jobs_week, stats.failures_week) == (
+        3,
+        2,
+        8,
+        3,
+        1,
+    )
+    assert [(s.user_id, s.handle, s.units) for s in stats.top] == [("8", "bob", 5), ("7", "", 3)]
+    assert await store.person_by_handle("telegram", "bob") == "8"
+    await store.remember_person("telegram", "8", "robert", "Bob")  # a new handle replaces it
+    assert await store.person_by_handle("telegram", "bob") is None
+    await store.set_access_rule("telegram", "user", "9", "ban", "7")
+    await store.set_access_rule("telegram", "user", "9", "allow", "7")
+    assert await store.access_rule("telegram", "user", "9") == "allow"
+    await store.set_access_rule("telegram", "user", "9", None, "7")
+    assert await store.access_rule("telegram", "user", "9") is None
