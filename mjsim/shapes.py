@@ -122,6 +122,8 @@ def _document_task(
         return {key: values[key] for key in DOCUMENT_TASK_KEYS}
     if done:
         values["videoUrls"] = [{"url": item["url"]} for item in data.get("videoUrls") or []]
+        if task.inputs:  # the document's imageUrl is the uploaded first frame ("upload_...jpg")
+            values["imageUrl"] = f"{base}/sim/images/{task.id}/input_1.{task.inputs[0].ext}"
     width, height = size_for((task.art or ArtSpec(task.id, "")).ratio, image_size)
     values.update(
         proxy="",

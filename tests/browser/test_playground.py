@@ -444,3 +444,43 @@ async def test_mask_editor_on_a_phone_lasso_undo_and_mini_app_page(stage: Stage)
     await expect(alone).to_have_attribute("data-ready", "true")
     await expect(alone.get_by_role("button", name=re.compile("套索"))).to_be_visible()
     await stage.shot("mini-app-page")
+
+
+async def test_an_edit_as_four_tiles_and_its_video_in_a_real_browser(
+    stage: Stage, tmp_path: Path
+) -> None:
+    """The demo runs openai-hk's flavour: an /edit arrives as four tiles numbered 1-4 with a
+    named button row per picture, and 🎬 on one gives four playable clips with posters and
+    their running length (issue 15)."""
+    page = stage.page
+    photo = png_file(tmp_path / "tulip.png", (200, 60, 120), "circle")
+    await page.locator("#file").set_input_files([str(photo)])
+    await expect(page.locator("#attachments .attachment")).to_have_count(1)
+    await page.locator("#input").fill("/edit make the background white")
+    await page.locator("#send").click()
+    edited = stage.bot_message().filter(
+        has=page.get_by_role("button", name="Animate this picture 2", exact=True)
+    )
+    await expect(edited).to_have_count(1)
+    await expect(edited.locator(".media figure.tile img")).to_have_count(4)
+    await expect(edited.locator(".media figcaption")).to_have_text(["1", "2", "3", "4"])
+    for img in await edited.locator(".media img").all():
+        await expect(img).to_have_js_property("complete", True)
+    await assert_every_button_is_named(page)
+    await stage.shot("edit-tiles")
+
+    await edited.get_by_role("button", name="Animate this picture 2", exact=True).click()
+    video = await wait_for(lambda: stage.sim.submits("video"))
+    assert video[0].body["image"].startswith("data:image/")
+    clips = stage.bot_message().filter(has=page.locator(".media video"))
+    await expect(clips.locator(".media video")).to_have_count(4, timeout=30_000)
+    await expect(clips.locator(".media figcaption")).to_have_text(
+        ["1 · 5 s", "2 · 5 s", "3 · 5 s", "4 · 5 s"]
+    )
+    for clip in await clips.locator(".media video").all():
+        assert (await clip.get_attribute("poster") or "").startswith("/media/")
+    await expect(
+        clips.get_by_role("button", name=re.compile("^Make this clip 4 s longer 1"))
+    ).to_have_count(2)
+    await assert_every_button_is_named(page)
+    await stage.shot("edit-video")
