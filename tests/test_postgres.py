@@ -228,3 +228,27 @@ def test_check_shows_the_store_without_its_password(tmp_path, pg_server):
     )
     assert f"storage: postgresql://postgres:***@127.0.0.1:{pg_server.port}/postgres" in done.stdout
     assert PASSWORD not in done.stdout + done.stderr
+
+
+async def test_status_reads_the_postgresql_store_beside_a_running_bot(tmp_path, pg_server):
+    url = pg_server.database()
+    holder = await PostgresStore.open(url)  # this test process plays the running bot
+    try:
+        await holder.add_task(TaskRow(new_key(), "telegram", "-1", "7", "imagine",
+                                      status="IN_PROGRESS", task_id="1"))  # fmt: skip
+        config = write_config(
+            tmp_path / "c.toml",
+            {"storage": {"url": url}, "tracking": {"listen": "127.0.0.1:9"}},
+        )
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "bot.cli", "status", "--config", str(config)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        await holder.close()
+    assert done.returncode == 0, done.stderr
+    assert '"tasks_in_flight": 1' in done.stdout and PASSWORD not in done.stdout + done.stderr
