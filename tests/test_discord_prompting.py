@@ -47,19 +47,31 @@ async def test_a_held_prompt_and_references_on_discord(
     assert sim.submits("imagine")[2].body["prompt"] == "a owl --v 7"
 
 
-async def test_the_settings_menu_on_discord_takes_v8_1(
+async def test_the_settings_menu_on_discord_has_select_menus(
     app: App,  # noqa: F811
     sim: Simulator,
     fake: FakeDiscord,  # noqa: F811
 ) -> None:
-    """A menu value with a dot (s1:model:v8.1) survives Discord's custom_id round trip."""
+    """Model and stylize are select menus (as the official bot's /settings); a value with a
+    dot (s1:model:v8.1) survives Discord's custom_id round trip."""
     opened = await fake.slash("settings")
     menu = await opened.wait_message()
-    click = await fake.click(menu, label="V7")
+    selects = [c for row in menu.components for c in row["components"] if c["type"] == 3]
+    assert [s["custom_id"] for s in selects] == ["o1:model", "o1:stylize"]
+    [model] = [s for s in selects if s["custom_id"] == "o1:model"]
+    assert [(o["label"], o.get("default", False)) for o in model["options"]] == [
+        ("V7", False),
+        ("V8.1", True),
+        ("niji 7", False),
+    ]
+    click = await fake.click(menu, "o1:model", values=["s1:model:v7"])
     await click.wait_message()
-    await fake.wait_for(lambda: "✅ V7" in flat(menu))
-    click = await fake.click(menu, label="V8.1")
+    await fake.wait_for(lambda: "Model: V7" in fake.message(menu.id).content)
+    click = await fake.click(menu, "o1:model", values=["s1:model:v8.1"])
     await click.wait_message()
-    await fake.wait_for(lambda: "✅ V8.1" in flat(menu))
+    await fake.wait_for(lambda: "Model: V8.1" in fake.message(menu.id).content)
+    click = await fake.click(menu, "o1:stylize", values=["s1:stylize:high"])
+    await click.wait_message()
+    await fake.wait_for(lambda: "Stylize high" in fake.message(menu.id).content)
     await imagine(fake, "a fox")
-    assert sim.submits("imagine")[0].body["prompt"] == "a fox --v 8.1"
+    assert sim.submits("imagine")[0].body["prompt"] == "a fox --v 8.1 --s 250"

@@ -15,7 +15,7 @@ from bot.usecases import Service
 from .commands import Translator, install
 from .handlers import custom_id_of, submitted
 from .ids import MODAL_PREFIX, PLATFORM
-from .port import AskButton, DiscordPort, TokenButton
+from .port import AskButton, DiscordPort, SettingSelect, TokenButton
 from .seams import point_discord_at
 
 __all__ = ["PLATFORM", "DiscordAdapter", "DiscordClient", "DiscordPort"]
@@ -47,7 +47,7 @@ class DiscordClient(discord.Client):
 
     async def setup_hook(self) -> None:
         # Buttons are parsed from their custom_id on every click: old messages keep working.
-        self.add_dynamic_items(TokenButton, AskButton)
+        self.add_dynamic_items(TokenButton, AskButton, SettingSelect)
         await self.tree.set_translator(Translator())
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:

@@ -29,7 +29,14 @@ from bot.i18n import t
 from bot.views import Choice, Media, Style, View, clip
 
 from .handlers import open_answer, press
-from .ids import ASK_PREFIX, ASK_TEMPLATE, PLATFORM, TOKEN_TEMPLATE
+from .ids import (
+    ASK_PREFIX,
+    ASK_TEMPLATE,
+    PLATFORM,
+    SELECT_PREFIX,
+    SELECT_TEMPLATE,
+    TOKEN_TEMPLATE,
+)
 
 log = logging.getLogger("adapters.discord")
 
@@ -92,6 +99,46 @@ class TokenButton(discord.ui.DynamicItem[_Button], template=TOKEN_TEMPLATE):
         await press(interaction, self.data)
 
 
+_Select = discord.ui.Select[discord.ui.View]
+_SETTING_TOKEN = re.compile(r"^s1:([a-z]{1,12}):")
+SELECT_AT_LEAST = 3  # a settings row of this many options of one setting becomes a select
+
+
+def select_name(row: Sequence[Choice]) -> str | None:
+    """The setting a row of choices is about, when it is one setting's options (a select
+    menu on Discord, as the official bot's /settings has); None for any other row."""
+    names = {m.group(1) if (m := _SETTING_TOKEN.match(c.token)) else None for c in row}
+    if len(row) < SELECT_AT_LEAST or len(names) != 1:
+        return None
+    return next(iter(names))
+
+
+class SettingSelect(discord.ui.DynamicItem[_Select], template=SELECT_TEMPLATE):
+    """One setting's options as a select menu; choosing one presses its s1: token."""
+
+    def __init__(self, name: str, row: Sequence[Choice] = (), index: int | None = None) -> None:
+        options = [
+            discord.SelectOption(
+                label=_label(c.label.removeprefix("✅ ")),
+                value=c.token,
+                default=c.label.startswith("✅ "),
+            )
+            for c in row
+        ] or [discord.SelectOption(label="•", value="-")]
+        select: _Select = discord.ui.Select(custom_id=f"{SELECT_PREFIX}{name}", options=options)
+        super().__init__(select, row=index)
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> SettingSelect:
+        return cls(match["name"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        values: list[Any] = list(getattr(self.item, "values", []) or [])
+        await press(interaction, str(values[0]) if values else "")
+
+
 class AskButton(discord.ui.DynamicItem[_Button], template=ASK_TEMPLATE):
     """The "Answer" button under a question: opens the modal (the question is the message)."""
 
@@ -127,10 +174,17 @@ def _label(text: str) -> str:
 def pack(rows: Sequence[Sequence[Choice]], max_rows: int) -> list[list[Choice]]:
     """Rows of at most 5 that fit in ``max_rows``: the smallest neighbouring rows are merged
     first (after an upscale: Animate + 🌱📎 share a row), and only what still does not fit
-    is dropped."""
+    is dropped. A row that becomes a select menu (``select_name``) is never merged."""
     packed = [list(row[i : i + MAX_PER_ROW]) for row in rows for i in range(0, len(row), 5)]
     while len(packed) > max_rows:
-        size, at = min((len(packed[i]) + len(packed[i + 1]), i) for i in range(len(packed) - 1))
+        pairs = [
+            (len(packed[i]) + len(packed[i + 1]), i)
+            for i in range(len(packed) - 1)
+            if select_name(packed[i]) is None and select_name(packed[i + 1]) is None
+        ]
+        if not pairs:
+            break
+        size, at = min(pairs)
         if size > MAX_PER_ROW:
             break
         packed[at : at + 2] = [packed[at] + packed[at + 1]]
@@ -146,6 +200,10 @@ def components(view: View) -> discord.ui.View | None:
     ui = discord.ui.View(timeout=None)
     seen: set[str] = set()
     for index, row in enumerate(rows):
+        name = select_name(row)
+        if name is not None:
+            ui.add_item(SettingSelect(name, row, index))
+            continue
         for choice in row:
             if choice.url:
                 link: _Button = discord.ui.Button(
@@ -481,6 +539,7 @@ __all__ = [
     "AskButton",
     "DiscordPort",
     "Session",
+    "SettingSelect",
     "TokenButton",
     "components",
     "content",
