@@ -18,7 +18,7 @@ from bot.dblock import DatabaseInUse
 from bot.store import Charge, InstanceRow, StoreUnavailable, TaskRow, new_key
 from bot.store.postgres import TABLES, PostgresStore
 from bot.store.sqlite import SQLiteStore
-from tests.harness import ROOT, write_config
+from tests.harness import ROOT, BotProcess, write_config
 from tests.pgserver import PASSWORD
 from tests.storage import rows
 
@@ -252,3 +252,41 @@ async def test_status_reads_the_postgresql_store_beside_a_running_bot(tmp_path, 
         await holder.close()
     assert done.returncode == 0, done.stderr
     assert '"tasks_in_flight": 1' in done.stdout and PASSWORD not in done.stdout + done.stderr
+
+
+# --- mjbot run on PostgreSQL: one process per database until tasks are leased ------------------
+
+
+async def test_a_second_mjbot_on_one_postgresql_database_is_refused_until_the_first_dies(
+    tmp_path, sim, tg, pg_server
+):
+    url = pg_server.database()
+    bots = []
+    for name in ("first", "second", "third"):
+        (tmp_path / name).mkdir()
+        bots.append(
+            BotProcess(tmp_path / name, sim.base_url, tg.url, storage={"url": url},
+                       logging={"level": "INFO"})
+        )  # fmt: skip
+    first, second, third = bots
+    try:
+        first.start()
+        await tg.wait_for(lambda: tg.calls_to("deleteWebhook"), timeout=30, message="bot up")
+        assert first.proc is not None
+        second.start()
+        assert second.proc is not None
+        assert await asyncio.wait_for(asyncio.to_thread(second.proc.wait), 30) == 1
+        (line,) = second.log().strip().splitlines()
+        assert line.startswith(f"mjbot: postgresql://postgres:***@127.0.0.1:{pg_server.port}/")
+        assert f"in use by another mjbot (mjbot pid {first.proc.pid} on " in line
+        assert len(tg.calls_to("deleteWebhook")) == 1  # it never reached Telegram
+        await first.stop(kill=True)  # the server drops the dead one's session lock
+        third.start()
+        await tg.wait_for(lambda: len(tg.calls_to("deleteWebhook")) == 2, timeout=30)
+        assert third.alive
+        logs = first.log() + second.log() + third.log()
+        assert PASSWORD not in logs and "Traceback" not in logs
+    finally:
+        for bot in bots:
+            if bot.proc is not None:
+                await bot.stop()

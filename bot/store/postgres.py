@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -886,22 +888,25 @@ _SETTINGS = {"application_name": "mjbot", "timezone": "UTC"}
 
 async def _hold_instance_lock(url: str) -> asyncpg.Connection[asyncpg.Record]:
     """A connection holding the instance lock, or ``DatabaseInUse``."""
-    holder = await asyncpg.connect(url, server_settings=_SETTINGS)
+    # The holder's session names its process: a refused one can say who holds the database.
+    since = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime())
+    me = f"mjbot pid {os.getpid()} on {socket.gethostname()}, since {since}"[:63]
+    holder = await asyncpg.connect(url, server_settings={**_SETTINGS, "application_name": me})
     deadline = time.monotonic() + _INSTANCE_WAIT_S
     try:
         while not await holder.fetchval("SELECT pg_try_advisory_lock($1)", _INSTANCE_LOCK):
             if time.monotonic() > deadline:
                 who = await holder.fetchval(
-                    "SELECT string_agg(a.client_addr::text || ' pid ' || a.pid, ', ')"
+                    "SELECT string_agg(a.application_name, ', ')"
                     " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
                     " WHERE l.locktype = 'advisory' AND l.granted"
                     " AND (l.classid::bigint << 32 | l.objid::bigint) = $1",
                     _INSTANCE_LOCK,
                 )
                 raise DatabaseInUse(
-                    f"{shown_url(url)} is in use by another mjbot"
-                    f" ({who or 'a session of the server'}); one mjbot process per database"
-                    " until tasks are leased"
+                    f"{shown_url(url)} is in use by another mjbot ({who or 'unknown'});"
+                    " one mjbot process per database (stop that one, or give this one another"
+                    " storage.url)"
                 )
             await asyncio.sleep(0.2)
     except BaseException:
