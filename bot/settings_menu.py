@@ -43,6 +43,8 @@ def offered(name: str, value: str) -> bool:
     """Whether a press of ``s1:<name>:<value>`` names something the menu offers."""
     if name == "preset":
         return value.isdigit() and int(value) < MAX_PRESETS
+    if name == "scode":  # a saved --sref code by its place (/refs)
+        return value.isdigit() and int(value) < MAX_PRESETS
     if name == "pcode":  # a saved --p code by its place, or "default" (a bare --p)
         return value == "default" or (value.isdigit() and int(value) < MAX_PRESETS)
     return value in CHOICES.get(name, ())
@@ -79,6 +81,13 @@ def choose(settings: UserSettings, name: str, value: str) -> UserSettings:
             return replace(settings, lang=value)
         case "suffix":
             return replace(settings, suffix=None)
+        case "scode":
+            if int(value) >= len(settings.style_codes):
+                raise ValueError(f"no saved style code {value}")
+            code = settings.style_codes[int(value)]
+            kept = tuple(r for r in settings.references if r.kind is not RefKind.STYLE)
+            style = ActiveReference(RefKind.STYLE, code, None, f"code {code}")
+            return replace(settings, references=(*kept, style))
         case "pcode":
             if value == "default":
                 return replace(settings, personalize=True, profile_code=None)

@@ -335,3 +335,22 @@ async def test_an_answer_midjourney_would_refuse_keeps_the_question_open(world) 
         await w.service.answer(w.who(message="10"), asked, f"a fox --oref {IMG} --v 7")
         await w.until(lambda: w.submits("modal") == 1)
         assert w.sim.submits("modal")[0].body["prompt"] == f"a fox --oref {IMG} --v 7"
+
+
+async def test_saved_style_codes_come_back_in_one_tap(world) -> None:
+    async with world() as w:
+        await w.service.keep_reference(w.who(), RefKind.STYLE, "1234 300", [])
+        await w.service.keep_reference(w.who(), RefKind.STYLE, "random", [])
+        await w.imagine("a fox --v 7")
+        assert w.sim.submits("imagine")[0].body["prompt"] == "a fox --v 7 --sref random"
+        await w.service.references(w.who(), "")
+        refs_id, refs = last(w)
+        assert "🎯 sref code random" in refs.text
+        assert list(w.chat.tokens(refs_id)) == [
+            "🎨 --sref 1234",
+            "🎨 --sref random",
+            "✖️ Clear references",
+        ]
+        await tap(w, refs_id, "🎨 --sref 1234")
+        await w.imagine("a hare --v 7")
+        assert w.sim.submits("imagine")[1].body["prompt"] == "a hare --v 7 --sref 1234"

@@ -107,7 +107,7 @@ class Preferences:
             return Notice(t("settings.invalid", lang), alert=True)
         current = await self.store.user_settings(req.platform, req.user_id)
         on_menu = req.message is not None and _menu(req.message) in current.menus
-        if name in ("preset", "pcode") and not on_menu:
+        if name in ("preset", "pcode", "scode") and not on_menu:
             # the /preset and /personalize lists: the presser's own, from any message
             try:
                 settings_menu.choose(current, name, value)
@@ -116,7 +116,7 @@ class Preferences:
             await self.store.change_user_settings(
                 req.platform, req.user_id, lambda s: settings_menu.choose(s, name, value)
             )
-            if name == "pcode":
+            if name in ("pcode", "scode"):
                 return Notice(t("settings.saved", lang))
             return Notice(t("preset.applied", lang, name=current.presets[int(value)].name))
         if req.message is not None and not on_menu:

@@ -190,6 +190,10 @@ class Prompting:
         the URL / style code typed becomes an active reference for the following prompts."""
         lang = req.language
         words = args.split()
+        if kind is RefKind.STYLE and not images and req.replied is None and words:
+            # /sref 1234 [weight]: without a photo or a result, a first number is a style code
+            if re.fullmatch(r"\d{1,12}|random", words[0], re.I):
+                words = [f"code:{words[0]}", *words[1:]]
         weight = next((float(w) for w in words if _WEIGHT.match(w)), None)
         rest = [w for w in words if not _WEIGHT.match(w)]
         if rest and rest[0].lower() == "clear":
@@ -213,8 +217,9 @@ class Prompting:
             word = rest[0].strip("<>")
             if url_kind(word) is not UrlKind.NOT_IMAGE and word.startswith(("http://", "https://")):
                 url, label = word, clip(word.rsplit("/", 1)[-1], 24)
-            elif kind is RefKind.STYLE and re.fullmatch(r"\d{1,12}|random", word, re.I):
-                url, label = word.lower(), f"code {word.lower()}"
+            elif kind is RefKind.STYLE and word.startswith("code:"):
+                code = word.removeprefix("code:").lower()
+                url, label = code, f"code {code}"
         if not url:
             await self.tell(req, t(f"refs.how.{kind.value}", lang))
             return
@@ -254,11 +259,21 @@ class Prompting:
         await self.reply(req, View(t("refs.cleared", req.language)))
 
     async def refs_view(self, req: Requester) -> View:
+        """/refs: the active references, and the saved style codes one tap each."""
+        lang = req.language
         settings = await self.user_settings(req)
-        line = references_line(settings.references, req.language)
-        if not line:
-            return View(t("refs.none", req.language))
-        return View(line, rows=((self.clear_choice(req.language),),))
+        line = references_line(settings.references, lang)
+        codes = tuple(
+            (Choice(f"🎨 --sref {code}", buttons.setting("scode", str(i))),)
+            for i, code in enumerate(settings.style_codes)
+        )
+        if not line and not codes:
+            return View(t("refs.none", lang))
+        text = "\n".join(
+            x for x in (line or t("refs.none", lang), codes and t("refs.codes", lang)) if x
+        )
+        clear = ((self.clear_choice(lang),),) if line else ()
+        return View(text, rows=(*codes, *clear))
 
     async def _photo_url(self, req: Requester, photo: bytes) -> tuple[str, str, str]:
         """(url, label, note): a URL for the photo where the provider hosts uploads; else the
