@@ -290,3 +290,17 @@ async def test_a_second_mjbot_on_one_postgresql_database_is_refused_until_the_fi
         for bot in bots:
             if bot.proc is not None:
                 await bot.stop()
+
+
+async def test_a_user_who_may_not_create_tables_gets_one_line(pg_server):
+    url = pg_server.database(empty=True)
+    rows(pg_server.url(), "CREATE ROLE weak LOGIN PASSWORD 'weak-pw-1234'")
+    rows(url, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    weak = url.replace(f"postgres:{PASSWORD}@", "weak:weak-pw-1234@")
+    try:
+        with pytest.raises(StoreUnavailable) as caught:
+            await PostgresStore.open(weak)
+        assert "cannot prepare postgresql://weak:***@" in str(caught.value)
+        assert "permission denied" in str(caught.value) and "weak-pw" not in str(caught.value)
+    finally:
+        rows(pg_server.url(), "DROP ROLE weak")

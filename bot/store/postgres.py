@@ -113,7 +113,7 @@ class PostgresStore:
         """Connect, migrate (once, whoever comes first) and hold the instance lock.
 
         ``read_only`` (``mjbot status``) neither migrates nor locks; ``exclusive`` False
-        (``mjbot migrate``'s count of a target) migrates without holding the lock.
+        migrates without holding the lock (tests that open one database several times).
         """
         try:
             pool = await asyncpg.create_pool(
@@ -128,6 +128,12 @@ class PostgresStore:
             if exclusive:
                 store._holder = await _hold_instance_lock(url)
             await store._migrate()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # e.g. a user without the right to create tables: one line, not a traceback
+            await store.close()
+            raise StoreUnavailable(
+                f"cannot prepare {shown_url(url)}: {_reason(exc, url)}"
+            ) from None
         except BaseException:
             await store.close()
             raise
