@@ -46,6 +46,9 @@ class SimConfig:
     stall_words: tuple[str, ...] = ("stall",)  # stops at 46%, then FAILURE "任务超时"
     timeout_s: float = 300.0  # simulated seconds after start before a stalled task fails
     flavour: str = "superset"  # which provider's differences to reproduce
+    # False: no account runs turbo, and a turbo submit is refused as trueai refuses one no
+    # account can take (code 3 "无可用的账号实例", its ChooseInstance finding none).
+    turbo: bool = True
 
     def __post_init__(self) -> None:
         get_flavour(self.flavour)  # fail now on an unknown name

@@ -46,6 +46,7 @@ from .uploads import BadBase64, Upload, parse_data_uri, parse_lenient
 
 SUBMIT_OK = "提交成功"
 NOT_FOUND = "关联任务不存在或已失效"
+NO_INSTANCE = "无可用的账号实例"  # trueai: no account matches the mode asked for
 BAD_STATUS = "关联任务状态错误"
 BAD_BASE64 = "base64格式错误"
 UNKNOWN_ACTION = "未知的 Action 类型"
@@ -247,6 +248,8 @@ class Submitter:
             raise Rejected(4, BAD_BASE64)
         refs = [_upload(item) for item in raw_refs or []]
         task = self._new("IMAGINE", kinds.GRID, self._mode(mode, prompt))
+        if task.mode == "TURBO" and not self.config.turbo:
+            raise Rejected(3, NO_INSTANCE)
         self._common(task, body)
         self._check_words(prompt, task)
         self._need_room()

@@ -354,3 +354,19 @@ async def test_saved_style_codes_come_back_in_one_tap(world) -> None:
         await tap(w, refs_id, "🎨 --sref 1234")
         await w.imagine("a hare --v 7")
         assert w.sim.submits("imagine")[1].body["prompt"] == "a hare --v 7 --sref 1234"
+
+
+async def test_turbo_no_account_takes_runs_as_fast_once_with_a_notice(world) -> None:
+    async with world(provider="trueai") as w:
+        w.sim.config.turbo = False  # trueai: no account runs turbo -> code 3 on a turbo submit
+        await w.service.open_settings(w.who())
+        menu_id, _ = last(w)
+        await tap(w, menu_id, "turbo")
+        await settled_sends(w)
+        key, _ = await w.imagine("a fox --v 7")
+        assert [r.prefix for r in w.sim.submits("imagine")] == ["/mj-turbo", "/mj-fast"]
+        assert any("Turbo is not available" in text for text in w.chat.texts())
+        [charge] = await w.settled(key)
+        assert charge["outcome"] == "success"
+        row = await w.store.task(key)
+        assert row is not None and row.mode == "fast"

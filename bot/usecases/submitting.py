@@ -305,4 +305,22 @@ class Submitting:
         except OverQuota as over:
             await self.tell(req, over_quota(req, over.refusal))
             return
-        await self.submitter.submit(row, lambda: call(row.key, mode))
+        await self.submitter.submit(row, lambda: self._turbo_or_fast(req, row, call, mode))
+
+    async def _turbo_or_fast(
+        self,
+        req: Requester,
+        row: TaskRow,
+        call: Callable[[str, str], Awaitable[Submission]],
+        mode: str,
+    ) -> Submission:
+        """A turbo submit no account can take (code 3, trueai's "无可用的账号实例") goes again
+        as fast, once, and the user is told. Nothing was accepted the first time, so the row's
+        one charge pays for the one job."""
+        submission = await call(row.key, mode)
+        if mode != "turbo" or submission.code != 3:
+            return submission
+        await self.tell(req, t("speed.turbo_fallback", req.language))
+        row.mode = "fast"
+        await self.store.update(row.key, mode="fast")
+        return await call(row.key, "fast")
