@@ -9,8 +9,9 @@ import pytest
 from bot import buttons
 from bot.chat import MessageRef, Requester
 from bot.i18n import t
+from bot.usecases import presses
 from tests.dbrows import stored
-from tests.inprocess import OWNER, worlds
+from tests.inprocess import CHAT, OWNER, worlds
 from tests.storage import BOTH
 
 pytestmark = BOTH
@@ -82,6 +83,23 @@ async def test_an_upscale_pressed_again_shows_its_result_again_and_submits_nothi
         await w.until(lambda: len(w.chat.sent) == before + 1)
         again = w.chat.sent[-1][0]
         assert again != first and w.chat.shown[again].media  # the same result, posted anew
+        assert w.submits("action") == 1
+
+
+async def test_a_press_after_the_burst_posts_the_result_once_more(world, monkeypatch):
+    async with world() as w:
+        grid, message = await w.imagine()
+        await w.press(message, "U1")
+        await w.result(await w.child(grid, "1"))
+        before = len(w.chat.sent)
+        await w.press(message, "U1", times=3)
+        await w.until(lambda: len(w.chat.sent) == before + 1)
+        copy = w.chat.sent[-1][0]
+        (notice,) = await w.press(message, "U1")  # within the window: points to the copy
+        assert notice.where == MessageRef("t", CHAT, copy, "photo")
+        monkeypatch.setattr(presses, "SHOWN_AGAIN_FOR_S", 0.0)
+        await w.press(message, "U1")  # later: posted once more, below the press
+        await w.until(lambda: len(w.chat.sent) == before + 2)
         assert w.submits("action") == 1
 
 
