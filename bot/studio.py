@@ -228,10 +228,14 @@ async def clip_album(
     """The clips as real videos (an album of up to four), each with its running length and the
     cover as thumbnail, the API's own buttons (if any) and a row per clip; None when not one
     clip could be downloaded."""
-    thumbnail = await _thumbnail(task, fetch, convert)
+    cover = await _thumbnail(task.image_url, fetch, convert)
+    own = _clip_thumbnails(task)
     items: list[Media] = []
     lengths: list[float | None] = []
     for index, url in enumerate(clips(task)):
+        thumbnail = cover
+        if index < len(own) and own[index]:  # trueai: each clip's own first frame
+            thumbnail = await _thumbnail(own[index], fetch, convert) or cover
         try:
             data = await fetch(url)
         except media.MediaError:
@@ -256,16 +260,29 @@ async def clip_album(
     return View(text, media=tuple(items), rows=(*api_rows, *rows))
 
 
-async def _thumbnail(task: Task, fetch: Fetch, convert: Convert) -> bytes:
-    """The clips' thumbnail: the video's cover (``imageUrl``: its first frame); none when it
-    cannot be had (the platforms make their own)."""
-    if not task.image_url:
+async def _thumbnail(url: str, fetch: Fetch, convert: Convert) -> bytes:
+    """A clip's thumbnail from ``url`` (its own, or the video's cover: ``imageUrl``, the first
+    frame); none when it cannot be had (the platforms then make their own)."""
+    if not url:
         return b""
     try:
-        thumb: bytes = await convert(media.to_thumbnail, await fetch(task.image_url))
+        thumb: bytes = await convert(media.to_thumbnail, await fetch(url))
     except media.MediaError:
         return b""
     return thumb
+
+
+def _clip_thumbnails(task: Task) -> list[str]:
+    """Each clip's own thumbnail where the API names one (trueai: ``videoUrls: [{url,
+    thumbnail}]``); "" where it does not."""
+    items = task.raw.get("videoUrls")
+    if not isinstance(items, list):
+        return []
+    found = []
+    for item in items:
+        thumb = item.get("thumbnail") if isinstance(item, dict) else None
+        found.append(thumb if isinstance(thumb, str) else "")
+    return found
 
 
 def item_url(task: Task | None, verb: Verb, index: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import re
@@ -33,6 +34,7 @@ _SUBMIT_ROUTE = re.compile(r"^/mj/submit/([\w-]+)$")
 _PREVIEW = re.compile(r"^preview_(\d{1,3})\.webp$")
 _INPUT = re.compile(r"^input_(\d)\.\w+$")
 _VIDEO = re.compile(r"^video_(\d)\.mp4$")
+_THUMB = re.compile(r"^thumb_(\d)\.jpg$")
 VIDEO_FPS = 4  # simulated clips: few frames a second keep a 21 s clip cheap to encode
 _EDITED = re.compile(r"^0_([0-3])\.png$")  # the four images of an EDITS result
 _CACHE_ITEMS = 256
@@ -436,6 +438,18 @@ class Simulator:
                 art.png(art.tile_of(spec, index, tile_size, caption=False)),
                 "image/png",
             )
+        thumb = _THUMB.match(name)
+        if thumb and task.status == SUCCESS and 1 <= int(thumb.group(1)) <= task.video_count:
+            index = spec.tile if spec.layout == art.SINGLE else int(thumb.group(1))
+
+            def render_thumbnail() -> tuple[bytes, str]:
+                # the clip's first frame, small (a JPEG as trueai serves its thumbnails)
+                still = art.tile_of(spec, index, video.video_size(spec.ratio), caption=False)
+                out = io.BytesIO()
+                still.convert("RGB").save(out, "JPEG", quality=80)
+                return out.getvalue(), "image/jpeg"
+
+            return render_thumbnail
         clip = _VIDEO.match(name)
         if clip and task.status == SUCCESS and 1 <= int(clip.group(1)) <= task.video_count:
             index = spec.tile if spec.layout == art.SINGLE else int(clip.group(1))

@@ -180,7 +180,11 @@ class SimTask:
                 url(f"/sim/images/{self.id}/video_{n}.mp4") for n in range(1, self.video_count + 1)
             ]
             data["videoUrl"] = videos[0]
-            data["videoUrls"] = [{"url": v} for v in videos]
+            # trueai's shape: each clip with its thumbnail (mj-api §3.8); openai-hk's drops it
+            data["videoUrls"] = [
+                {"url": v, "thumbnail": url(f"/sim/images/{self.id}/thumb_{n}.jpg")}
+                for n, v in enumerate(videos, start=1)
+            ]
         return data
 
 

@@ -232,3 +232,27 @@ async def test_nothing_downloadable_is_no_album(hk) -> None:
         raise media.MediaError("gone")
 
     assert await picture_album(KEY, task, "x", "en", fetch=broken, convert=convert) is None
+
+
+async def test_trueai_clips_get_their_own_thumbnails() -> None:
+    """trueai names a thumbnail per clip (videoUrls: [{url, thumbnail}]): each clip gets its
+    own, not the video's cover."""
+    sim = Simulator(SimConfig(time_scale=0.01, flavour="trueai"))
+    url = await sim.start()
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            task = await finished(http, "video", {"prompt": "waves", "image": png_uri("navy")})
+            own = [item["thumbnail"] for item in task.raw["videoUrls"]]
+            served = [(await http.get(u)) for u in own]
+            assert all(r.headers["content-type"] == "image/jpeg" for r in served)
+
+            async def fetch(u: str) -> bytes:
+                return (await http.get(u)).content
+
+            view = await clip_album(KEY, task, "waves", "en", fetch=fetch, convert=convert)
+    finally:
+        await sim.stop()
+    assert view is not None
+    expected = [media.to_thumbnail(r.content) for r in served]
+    assert [m.thumbnail for m in view.media] == expected
+    assert len(set(expected)) == 4  # four first frames, not one cover
