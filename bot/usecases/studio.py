@@ -30,7 +30,7 @@ from bot.mj.models import Submission, Task
 from bot.outbox import Outbox
 from bot.store import Store, TaskRow, new_key
 from bot.studio import Verb
-from bot.usecases.base import Notice
+from bot.usecases.base import Notice, log
 from bot.usecases.runtime import Runtime
 from bot.usecases.submitter import Submitter
 from bot.views import Ask, View
@@ -207,8 +207,11 @@ class StudioPresses:
         return Notice(t("press.sending", lang))
 
     async def _post_ask(self, req: Requester, view: View, command: str, args: str) -> None:
-        ref = await self.outbox.reply(req, view)
-        await self.store.add_ask(ref, req.user_id, command, args, req.language)
+        try:
+            ref = await self.outbox.reply(req, view)
+            await self.store.add_ask(ref, req.user_id, command, args, req.language)
+        except Exception:  # nothing was charged; pressing again asks again
+            log.exception("asking for the prompt failed (%s)", command)
 
     async def _file(self, row: TaskRow, url: str, index: int) -> View | None:
         data = await self._download(url)
