@@ -36,6 +36,24 @@ async def test_nothing_is_downloaded_for_banned_users_and_outsiders(tg, make_bot
     await bot.stop()
 
 
+async def test_a_photo_reply_is_downloaded_only_when_it_answers_our_question(tg, make_bot, sim):
+    bot = make_bot()
+    bot.start()
+    await tg.wait_for_call("deleteWebhook", timeout=30)
+    hello = await tg.send_text(GROUP, tg.users[ALICE], "/help")
+    helped = await tg.wait_for_bot_message(GROUP, replies_to(hello.message_id), timeout=30)
+    await tg.send_photo(GROUP, tg.users[ALICE], solid_png(512, 512), reply_to=helped.message_id)
+    ask = await tg.send_text(GROUP, tg.users[ALICE], "/describe")
+    asked = await tg.wait_for_bot_message(GROUP, replies_to(ask.message_id), timeout=30)
+    answer = await tg.send_photo(
+        GROUP, tg.users[ALICE], solid_png(256, 256), reply_to=asked.message_id
+    )
+    await tg.wait_for(lambda: sim.submits("describe"), timeout=30, message="describe submitted")
+    fetched = [call.params["file_id"] for call in tg.calls_to("getFile")]
+    assert fetched == [answer.photo.file_id]  # not the photo that answered nothing
+    await bot.stop()
+
+
 async def test_a_decompression_bomb_is_refused_in_words(tg, make_bot):
     bot = make_bot()
     bot.start()

@@ -175,6 +175,12 @@ async def media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     parsed = commands.parse(caption)
     if parsed is None and replied is None:
         return  # a photo for someone else in the group
+    if (
+        parsed is None
+        and replied is not None
+        and not await service.asks(req, str(replied.message_id))
+    ):
+        return  # a reply to something that asked nothing: not for us, nothing downloaded
     # The entrance opened before downloading: outsiders and banned users cost no bandwidth.
     # A reply enters quietly: the outsider hears about it only if it answers one of our
     # questions (the answer's entrance, inside this one, tells them: still one gate run).

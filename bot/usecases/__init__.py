@@ -282,6 +282,11 @@ class Service:
                 await self.questions.answer(entry.passed, asked, text, images)
         return True
 
+    async def asks(self, req: Requester, message_id: str) -> bool:
+        """Whether a reply to this message would answer a question of ours: an adapter asks
+        before downloading what a reply carries (a photo reply to anything else is not ours)."""
+        return await self.questions.asked(req, message_id) is not None
+
     async def answer_mask(self, req: Requester, ref: str, mask_png: bytes, prompt: str) -> bool:
         """Vary (Region): submit the painted mask (white = repaint) with the prompt."""
         async with self.gate.entrance(req) as entry:
