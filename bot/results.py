@@ -171,6 +171,7 @@ async def _video_view(
         convert=service.convert,
         api_rows=rows,
         hidden=getattr(service.client, "hidden_buttons", ()),
+        cache=service.cache,
     )
     if album is None:
         links = "\n".join(task.video_urls or (task.video_url,))

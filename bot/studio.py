@@ -14,6 +14,8 @@ about 21 s (5 -> 9 -> 13 -> 17 -> 21); the length shown is read from the clip it
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -224,6 +226,7 @@ async def clip_album(
     convert: Convert,
     api_rows: tuple[tuple[Choice, ...], ...] = (),
     hidden: Sequence[str] = (),
+    cache: media.MediaCache | None = None,
 ) -> View | None:
     """The clips as real videos (an album of up to four), each with its running length and the
     cover as thumbnail, the API's own buttons (if any) and a row per clip; None when not one
@@ -244,6 +247,8 @@ async def clip_album(
             continue
         seconds = media.mp4_seconds(data)
         lengths.append(seconds)
+        if cache is not None and seconds is not None:  # a ➕ press reads it, not the clip
+            await asyncio.to_thread(cache.put, length_key(url), f"{seconds:.3f}".encode())
         items.append(
             Media(
                 "video",
@@ -283,6 +288,22 @@ def _clip_thumbnails(task: Task) -> list[str]:
         thumb = item.get("thumbnail") if isinstance(item, dict) else None
         found.append(thumb if isinstance(thumb, str) else "")
     return found
+
+
+def length_key(url: str) -> str:
+    """Where a clip's length is kept in the media cache (by its URL: a clip never changes)."""
+    return "len-" + hashlib.sha256(url.encode()).hexdigest()[:32]
+
+
+async def known_length(cache: media.MediaCache | None, url: str) -> float | None:
+    """A clip's length as the album that showed it read it; None when not kept."""
+    if cache is None:
+        return None
+    kept = await asyncio.to_thread(cache.get, length_key(url))
+    try:
+        return float(kept) if kept else None
+    except ValueError:
+        return None
 
 
 def item_url(task: Task | None, verb: Verb, index: int) -> str:

@@ -224,6 +224,10 @@ class StudioPresses:
             return None
 
     async def _length(self, url: str) -> float | None:
+        """The clip's length: as its album read it, else read from the clip itself."""
+        kept = await studio.known_length(self.runtime.cache, url)
+        if kept is not None:
+            return kept
         data = await self._download(url)
         return media.mp4_seconds(data) if data else None
 
