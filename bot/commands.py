@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from bot.chat import Requester
 from bot.i18n import t
+from bot.mj.profiles import Profile
 from bot.mj.prompt import RefKind
 from bot.usecases import Service
 from bot.usecases.jobs import Kind
@@ -30,6 +31,7 @@ class Command(StrEnum):
     SHORTEN = "shorten"
     VIDEO = "video"
     EDIT = "edit"
+    RETEXTURE = "retexture"  # where the provider has it (Profile.retexture)
     SEED = "seed"
     SETTINGS = "settings"
     FAST = "fast"
@@ -73,6 +75,7 @@ COMMANDS: tuple[str, ...] = (
     "shorten",
     "video",
     "edit",
+    "retexture",
     "seed",
     "settings",
     "oref",
@@ -88,6 +91,14 @@ COMMANDS: tuple[str, ...] = (
     "quota",
     "help",
 )
+
+
+def menu(profile: Profile) -> tuple[str, ...]:
+    """The commands a menu shows for this provider: /retexture only where it exists (typed
+    elsewhere, it is answered that the provider cannot)."""
+    return tuple(name for name in COMMANDS if name != "retexture" or profile.retexture)
+
+
 # Not in the public menus: only admins may use them.
 ADMIN_COMMANDS: tuple[str, ...] = (
     "allow",

@@ -96,6 +96,7 @@ class MidjourneyConfig:
     buttons_on_tasks: bool | None = None
     hidden_buttons: tuple[str, ...] | None = None
     extend_spelling: str = ""  # taskId | task_id (video extend's parent field)
+    retexture: bool | None = None  # /submit/retexture exists
     bot_types: bool | None = None  # submits take botType (niji 7 on the niji bot)
     turbo: bool | None = None  # a turbo speed exists (else turbo runs as fast, with a notice)
 
@@ -114,6 +115,7 @@ class MidjourneyConfig:
                 "buttons_on_tasks",
                 "hidden_buttons",
                 "extend_spelling",
+                "retexture",
                 "bot_types",
                 "turbo",
             )

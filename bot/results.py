@@ -52,6 +52,7 @@ GRID_ACTIONS = (
     Action.PAN,
     Action.ZOOM,
     Action.EDIT,
+    Action.RETEXTURE,
 )
 _OPTION = re.compile(r"^\s*([1-5])\ufe0f?\u20e3\s*(.+)$", re.M)
 

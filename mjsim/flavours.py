@@ -25,8 +25,8 @@ known about its provider (and therefore kept from the superset rather than inven
   no /action, /modal, buttons, customId or mode on tasks; U/V/🔄 through /change; a repeated U
   answers 21 "任务已存在"; a DESCRIBE result has its text in ``prompt`` and ``promptEn`` and no
   ``properties.finalPrompt`` (v2.4 and later also set it).
-- ``plus``: midjourney-proxy-plus per its docs; its /video and /edits are not documented (mj-api
-  §1.1 "?") and answer as the superset does.
+- ``plus``: midjourney-proxy-plus per its docs; its /video, /edits and /retexture are not
+  documented (mj-api §1.1 "?") and answer as the superset does.
 - ``trueai``: trueai-org/midjourney-proxy per its source (mj-api §2-§7); a DESCRIBE result's
   text is in ``promptEn`` (not ``prompt``). The buttons of an EDIT result are not known (the
   superset's U1-U4 are kept).
@@ -44,7 +44,9 @@ flavour has them) makes four clips 4 s longer, up to 21 s; ``batchSize`` 1/2 mak
 ``--end loop`` / ``--end <url>`` as trueai builds it. Not known from any provider, so chosen here:
 the answer to an extend beyond 21 s or of a clip the parent does not have (code 4 ``参数错误``),
 and whether openai-hk takes extend at all (its document shows only new videos; extend is
-answered as trueai's source does).
+answered as trueai's source does). /submit/retexture (trueai; also the superset and, unknown,
+plus) makes a grid like /imagine's; openai-hk's document, Java OSS and new-api have no such
+route (404).
 """
 
 from __future__ import annotations
@@ -169,6 +171,7 @@ FLAVOURS: dict[str, Flavour] = {
                 "submit/video",
                 "submit/edits",
                 "submit/edit",
+                "submit/retexture",
                 "submit/upload-discord-images",
                 "insight-face/swap",
                 "task/image-seed",

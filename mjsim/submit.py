@@ -134,6 +134,7 @@ class Submitter:
             "video": self.video,
             "edits": self.edits,
             "edit": self.edits,
+            "retexture": self.retexture,
             "change": self.change,
             "simple-change": self.simple_change,
             "upload-discord-images": self.upload_images,
@@ -628,6 +629,31 @@ class Submitter:
         task.description = f"/edits {prompt}"
         task.art = ArtSpec(
             f"edit {prompt} {digest}", strip_params(prompt), aspect(prompt), label="edit"
+        )
+        self._fates(task, prompt)
+        return self._accept(task)
+
+    # /mj/submit/retexture (trueai) -----------------------------------------------------
+
+    def retexture(self, body: dict[str, Any], mode: str) -> Reply:
+        """trueai's {prompt, image}: a new grid of the picture's shapes in the prompt's look.
+        Its refusal texts are not known: /edits's are used."""
+        prompt, image = _text(body, "prompt"), body.get("image")
+        if not prompt or not image:
+            raise Rejected(4, "image或prompt不能为空")
+        task = self._new("RETEXTURE", kinds.GRID, self._mode(mode, prompt))
+        self._common(task, body)
+        self._check_words(prompt, task)
+        self._need_room()
+        if isinstance(image, str) and re.match(r"^https?://", image.strip()):
+            digest = image.strip()
+        else:
+            upload = _upload(image, lenient=True)
+            task.inputs, digest = [upload], upload.digest
+        task.prompt = task.prompt_en = task.final_prompt = prompt
+        task.description = f"/retexture {prompt}"
+        task.art = ArtSpec(
+            f"retexture {prompt} {digest}", strip_params(prompt), aspect(prompt), label="retexture"
         )
         self._fates(task, prompt)
         return self._accept(task)

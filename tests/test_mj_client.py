@@ -358,6 +358,12 @@ BODIES: list[tuple[str, SubmitCall, str, dict[str, Any]]] = [
         {"prompt": "make it blue", "image": PNG},
     ),
     (
+        "retexture",
+        lambda c: c.retexture("as marble", PNG),
+        "/mj/submit/retexture",
+        {"prompt": "as marble", "image": PNG},
+    ),
+    (
         "change",
         lambda c: c.change("1711", "UPSCALE", 2),
         "/mj/submit/change",

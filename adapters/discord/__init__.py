@@ -79,7 +79,7 @@ class DiscordAdapter:
 
     def attach(self, service: Service) -> None:
         self.client.service = service
-        install(self.client.tree)
+        install(self.client.tree, retexture=service.client.profile.retexture)
 
     async def start(self) -> None:
         point_discord_at(self.config.api_base_url, self.config.gateway_url)

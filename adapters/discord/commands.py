@@ -98,8 +98,8 @@ def _plain(name: str):
     return command
 
 
-def install(tree: app_commands.CommandTree) -> None:
-    """Add every command to ``tree``."""
+def install(tree: app_commands.CommandTree, *, retexture: bool = False) -> None:
+    """Add every command to ``tree`` (/retexture only where the provider has it)."""
 
     @tree.command(name="imagine", description=_s("cmd.imagine"))
     @app_commands.describe(prompt=_s("discord.opt.prompt"), image=_s("discord.opt.image"))
@@ -182,6 +182,20 @@ def install(tree: app_commands.CommandTree) -> None:
     async def edit(interaction: discord.Interaction, prompt: str, image: Attachment) -> None:
         """/edit: four edited versions of a photo."""
         await run(interaction, "edit", prompt, [image])
+
+    async def retexture_command(
+        interaction: discord.Interaction, prompt: str, image: Attachment
+    ) -> None:
+        """/retexture: the photo's shapes in the look the prompt asks for."""
+        await run(interaction, "retexture", prompt, [image])
+
+    if retexture:
+        tree.command(name="retexture", description=_s("cmd.retexture"))(
+            app_commands.describe(
+                prompt=_s("discord.opt.retexture_prompt"),
+                image=_s("discord.opt.retexture_image"),
+            )(retexture_command)
+        )
 
     @tree.command(name="settings", description=_s("cmd.settings"))
     @app_commands.describe(suffix=_s("discord.opt.suffix"))

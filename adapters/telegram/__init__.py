@@ -19,7 +19,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from bot.commands import ADMIN_COMMANDS, COMMANDS
+from bot.commands import ADMIN_COMMANDS, COMMANDS, menu
 from bot.config import TelegramConfig
 from bot.i18n import LANGUAGES, t
 from bot.metrics import Metrics
@@ -42,6 +42,7 @@ class TelegramAdapter:
 
     def __init__(self, config: TelegramConfig, metrics: Metrics | None = None) -> None:
         self.config = config
+        self.menu: tuple[str, ...] = COMMANDS
         # Our own HTTP clients (PTB's defaults: a pool of 256, and one connection for long
         # polling), so stop() closes them whatever state a failed start left PTB in.
         self._http = (
@@ -73,6 +74,7 @@ class TelegramAdapter:
     def attach(self, service: Service) -> None:
         app = self.app
         app.bot_data["service"] = service
+        self.menu = menu(service.client.profile)  # what the provider can do
         app.add_handler(CommandHandler(["start", "help"], handlers.start))
         names = [c for c in (*COMMANDS, *ADMIN_COMMANDS, "info") if c != "help"]
         app.add_handler(CommandHandler(names, handlers.command))
@@ -103,10 +105,10 @@ class TelegramAdapter:
         """The command menu: cosmetic, so a refusal costs one warning and the bot runs on."""
         refused = []
         for lang in LANGUAGES:
-            commands = [BotCommand(name, t(f"cmd.{name}", lang)) for name in COMMANDS]
+            menu = [BotCommand(name, t(f"cmd.{name}", lang)) for name in self.menu]
             code = None if lang == "en" else lang
             try:
-                await self.app.bot.set_my_commands(commands, language_code=code)
+                await self.app.bot.set_my_commands(menu, language_code=code)
             except TelegramError as exc:
                 refused.append(f"{lang}: {type(exc).__name__}: {exc}")
         if refused:

@@ -151,6 +151,7 @@ async def command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             "swap",
             "video",
             "edit",
+            "retexture",
             "oref",  # references: the photo replied to (a result is found by its message)
             "sref",
             "ref",

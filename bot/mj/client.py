@@ -359,6 +359,20 @@ class MjClient:
         body = {"prompt": prompt, "image": image}
         return await self._submit("/mj/submit/edits", body, mode, notify_hook, state)
 
+    async def retexture(
+        self,
+        prompt: str,
+        image: str,
+        *,
+        mode: str | None = None,
+        notify_hook: str = "",
+        state: str = "",
+    ) -> Submission:
+        """A new grid of ``image``'s shapes in the look ``prompt`` asks for (trueai,
+        §3.9); only where the profile has it (Profile.retexture)."""
+        body = {"prompt": prompt, "image": image}
+        return await self._submit("/mj/submit/retexture", body, mode, notify_hook, state)
+
     async def change(
         self,
         task_id: str,

@@ -105,6 +105,7 @@ class Action(StrEnum):
     SWAP_FACE = "SWAP_FACE"
     VIDEO = "VIDEO"
     EDIT = "EDIT"
+    RETEXTURE = "RETEXTURE"
     OTHER = "OTHER"
 
     @classmethod

@@ -52,6 +52,7 @@ class Profile:
     bot_types: bool = False
     turbo: bool = True  # a turbo speed exists (openai-hk documents only /fast and /relax)
     extend_spelling: str = "taskId"  # one of EXTEND_SPELLINGS
+    retexture: bool = False  # /submit/retexture exists (trueai; openai-hk's document: no)
 
     def __post_init__(self) -> None:
         problems = [
@@ -141,6 +142,8 @@ class Profile:
             lines.append("banned words: reported later as a task failure")
         if self.hidden_buttons:
             lines.append("hidden buttons: " + ", ".join(self.hidden_buttons))
+        if self.retexture:
+            lines.append("retexture: /submit/retexture (the /retexture command)")
         if self.extend_spelling != "taskId":
             lines.append(f"video extend: {self.extend_spelling} and the index as a string")
         return lines
@@ -177,6 +180,7 @@ PROFILES: dict[str, Profile] = {
         "trueai",
         auth_header="raw-authorization",
         mode_form="mj-path",
+        retexture=True,
         queue_full_code9=True,
         banned_late=True,
         bot_types=True,

@@ -25,6 +25,7 @@ class Kind(StrEnum):
     SHORTEN = "shorten"
     VIDEO = "video"
     EDIT = "edit"
+    RETEXTURE = "retexture"
 
     @classmethod
     def of(cls, name: str) -> Kind | None:
@@ -160,6 +161,20 @@ def edit(args: str, prompt: str, *, check: bool) -> Job:
         photos=(1, 1),
         args=args,
         call=lambda client, uris, s: client.edits(
+            prompt, uris[0], mode=s.mode, notify_hook=s.notify_hook, state=s.key
+        ),
+    )
+
+
+def retexture(args: str, prompt: str, *, check: bool) -> Job:
+    """A new grid of the photo's shapes in the look the prompt asks for (trueai)."""
+    return Job(
+        kind=Kind.RETEXTURE,
+        prompt=prompt,
+        checked=prompt if check else None,
+        photos=(1, 1),
+        args=args,
+        call=lambda client, uris, s: client.retexture(
             prompt, uris[0], mode=s.mode, notify_hook=s.notify_hook, state=s.key
         ),
     )

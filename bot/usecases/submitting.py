@@ -81,6 +81,8 @@ class Submitting:
                 await self.video(req, args, images)
             case Kind.EDIT:
                 await self.edit(req, args, images)
+            case Kind.RETEXTURE:
+                await self.retexture(req, args, images)
             case _:
                 assert_never(kind)
 
@@ -199,6 +201,14 @@ class Submitting:
     async def edit(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
         """/edit <prompt> with a photo: four edited versions of it."""
         await self._run(req, jobs.edit(args, clean(args), check=bool(images)), images)
+
+    async def retexture(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
+        """/retexture <prompt> with a photo: its shapes in a new look, where the provider has
+        /submit/retexture (its profile says so); elsewhere it says so and spends nothing."""
+        if not self.client.profile.retexture:
+            await self.tell(req, t("retexture.unsupported", req.language))
+            return
+        await self._run(req, jobs.retexture(args, clean(args), check=bool(images)), images)
 
     async def _run(
         self, req: Requester, job: jobs.Job, images: Sequence[bytes], *, note: str = ""
