@@ -152,6 +152,19 @@ async def test_callbacks_duplicate_forged_and_lost(make_bot, sim, tg):
         assert "EVIL" not in labels and "U1" in labels
         status = (await http.get(f"http://127.0.0.1:{port}/status")).json()
         assert status["webhook"]["dropped_secret"] == 1
+        # The process's one metrics object, as mjbot status shows it: two results posted and
+        # paid for, the forged SUCCESS only confirmed (a list request), never counted as one.
+        for _ in range(50):
+            status = (await http.get(f"http://127.0.0.1:{port}/status")).json()
+            if status["ledger"]["kept"] == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert status["deliveries"]["results"] == 2
+        assert status["api"]["by_route"]["submit/imagine"] == 2
+        ledger = status["ledger"]
+        assert (ledger["charges"], ledger["kept"], ledger["refunds"]) == (2, 2, 0)
+        assert status["webhook"]["shown"] >= 1 and status["tracking"]["confirms"] >= 2
+        assert status["api"]["tracking"] >= status["tracking"]["confirms"]
 
     # The webhook goes quiet mid-run: the poller still delivers.
     sim.faults.drop_hooks = True
