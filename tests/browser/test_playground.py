@@ -353,6 +353,11 @@ async def test_admin_tab_and_phone_screen(stage: Stage) -> None:
     await expect(page.locator("#usage tbody tr")).to_have_count(1)
     await expect(page.locator("#chart")).to_have_attribute("data-total", "1")
     await expect(page.locator("#health")).to_contain_text("OK")
+    # The app's one metrics object: the grid posted once, charged once, nothing refunded.
+    delivered = page.locator("#health tr", has_text="Results delivered").locator("td")
+    await expect(delivered).to_have_text("1")
+    ledger = page.locator("#health tr", has_text="Charges / refunds").locator("td")
+    await expect(ledger).to_have_text("1 / 0")
     hints = page.locator(".scroll-hint")
     await expect(hints.first).to_be_hidden()  # wide enough: nothing to scroll
     await stage.shot("admin")
