@@ -97,6 +97,7 @@ class MidjourneyConfig:
     hidden_buttons: tuple[str, ...] | None = None
     extend_spelling: str = ""  # taskId | task_id (video extend's parent field)
     retexture: bool | None = None  # /submit/retexture exists
+    describe_link: bool | None = None  # describe takes link and language (trueai)
     bot_types: bool | None = None  # submits take botType (niji 7 on the niji bot)
     turbo: bool | None = None  # a turbo speed exists (else turbo runs as fast, with a notice)
 
@@ -116,6 +117,7 @@ class MidjourneyConfig:
                 "hidden_buttons",
                 "extend_spelling",
                 "retexture",
+                "describe_link",
                 "bot_types",
                 "turbo",
             )

@@ -85,8 +85,10 @@ class World:
         *,
         provider: str = "",
         default_mode: str = "",
+        overrides: dict[str, Any] | None = None,
     ) -> None:
         self.tmp, self.sim, self.quota, self.buttons = tmp, sim, quota, buttons
+        self.overrides = overrides or {}  # profile keys, as [midjourney] overrides them
         self.chat = chat
         # the client's provider profile ("" = the default, openai-hk's) and default speed
         self.provider, self.default_mode = provider, default_mode
@@ -96,7 +98,11 @@ class World:
         await self.sim.start()
         self.metrics = Metrics()  # one for every part, as bot.app hands it
         self.store = await storage.open_store(self.tmp / "mjbot.db")  # the test's store
-        profile = profile_for(self.provider) if self.provider else None
+        profile = (
+            profile_for(self.provider or "openai-hk", **self.overrides)
+            if self.provider or self.overrides
+            else None
+        )
         self.client = MjClient(self.sim.base_url, API_KEY, metrics=self.metrics, profile=profile)
         # The simulator is one of the origins the operator configured (its base URL).
         self.downloader = Downloader(Egress(origins=[self.sim.base_url]))
@@ -235,6 +241,7 @@ def worlds(tmp_path: Path) -> Callable[..., World]:
         flavour: str = "superset",
         provider: str = "",
         default_mode: str = "",
+        overrides: dict[str, Any] | None = None,
     ) -> World:
         sim = Simulator(
             SimConfig(api_key=API_KEY, time_scale=time_scale, remix=remix, flavour=flavour)
@@ -248,6 +255,7 @@ def worlds(tmp_path: Path) -> Callable[..., World]:
             chat or Chat(),
             provider=provider,
             default_mode=default_mode,
+            overrides=overrides,
         )
 
     return make

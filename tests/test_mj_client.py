@@ -295,6 +295,12 @@ BODIES: list[tuple[str, SubmitCall, str, dict[str, Any]]] = [
     ),
     ("describe", lambda c: c.describe(PNG), "/mj/submit/describe", {"base64": PNG}),
     (
+        "describe-link-zh",
+        lambda c: c.describe(link="https://cdn.example/0_1.png", language="zh"),
+        "/mj/submit/describe",
+        {"link": "https://cdn.example/0_1.png", "language": "zh"},
+    ),
+    (
         "shorten",
         lambda c: c.shorten("a long prompt", notify_hook="h", state="s"),
         "/mj/submit/shorten",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from dataclasses import replace
 
 import pytest
 
@@ -277,3 +278,29 @@ async def test_a_refused_video_is_refunded(world):
         refused = await started(w, Kind.VIDEO, "gore on the beach", [png()])
         assert await ledger(w, refused) == [("video", 8, "refunded")]
         assert await w.spent() == 0
+
+
+async def test_describe_asks_chinese_suggestions_for_a_chinese_user_on_trueai(world):
+    async with world(flavour="trueai", provider="trueai") as w:
+        await w.service.start_kind(Kind.DESCRIBE, replace(w.who(), language="zh"), "", [png()])
+        await w.until(lambda: w.submits("describe") == 1)
+        body = w.sim.submits("describe")[0].body
+        assert body["language"] == "zh" and body["base64"].startswith("data:image/png")
+        await w.service.start_kind(Kind.DESCRIBE, w.who(), "", [png(colour="red")])
+        await w.until(lambda: w.submits("describe") == 2)
+        assert "language" not in w.sim.submits("describe")[1].body  # English: Midjourney's own
+
+
+async def test_a_hosted_picture_is_described_by_its_link(world):
+    """Where describe takes a link ([midjourney] describe_link), 🔍 sends the picture's own
+    URL instead of downloading and uploading it again."""
+    async with world(flavour="openai-hk", overrides={"describe_link": True}) as w:
+        key = await started(w, Kind.EDIT, "make it snowy", [png()])
+        message = await w.result(key)
+        row = await w.store.task(key)
+        assert row is not None and row.task is not None
+        await w.press(message, "🔍 2")
+        await w.until(lambda: w.submits("describe") == 1)
+        body = dict(w.sim.submits("describe")[0].body)
+        body.pop("state")
+        assert body == {"link": row.task.image_urls[1]}

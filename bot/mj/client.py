@@ -245,16 +245,21 @@ class MjClient:
 
     async def describe(
         self,
-        image: str,
+        image: str = "",
         *,
+        link: str = "",
+        language: str = "",
         mode: str | None = None,
         notify_hook: str = "",
         state: str = "",
     ) -> Submission:
-        """Ask for four prompts describing a data-URI image (§3.5)."""
-        return await self._submit(
-            "/mj/submit/describe", {"base64": image}, mode, notify_hook, state
-        )
+        """Ask for four prompts describing a data-URI image, or an image already hosted at
+        ``link``; ``language`` "zh" asks for them in Chinese (§3.5: ``link`` and ``language``
+        are trueai's, sent only where the profile's describe_link says so)."""
+        body: dict[str, Any] = {"link": link} if link and not image else {"base64": image}
+        if language:
+            body["language"] = language
+        return await self._submit("/mj/submit/describe", body, mode, notify_hook, state)
 
     async def shorten(
         self,

@@ -53,6 +53,7 @@ class Profile:
     turbo: bool = True  # a turbo speed exists (openai-hk documents only /fast and /relax)
     extend_spelling: str = "taskId"  # one of EXTEND_SPELLINGS
     retexture: bool = False  # /submit/retexture exists (trueai; openai-hk's document: no)
+    describe_link: bool = False  # describe takes a hosted image's link and language (trueai)
 
     def __post_init__(self) -> None:
         problems = [
@@ -181,6 +182,7 @@ PROFILES: dict[str, Profile] = {
         auth_header="raw-authorization",
         mode_form="mj-path",
         retexture=True,
+        describe_link=True,
         queue_full_code9=True,
         banned_late=True,
         bot_types=True,

@@ -83,13 +83,14 @@ def imagine(prompt: str, checked: str, bot_type: str = "") -> Job:
     )
 
 
-def describe(args: str) -> Job:
+def describe(args: str, language: str = "") -> Job:
+    """``language`` "zh": the suggestions in Chinese, where the provider takes it."""
     return Job(
         kind=Kind.DESCRIBE,
         photos=(1, 1),
         args=args,
         call=lambda client, uris, s: client.describe(
-            uris[0], mode=s.mode, notify_hook=s.notify_hook, state=s.key
+            uris[0], language=language, mode=s.mode, notify_hook=s.notify_hook, state=s.key
         ),
     )
 

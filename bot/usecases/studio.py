@@ -33,6 +33,7 @@ from bot.studio import Verb
 from bot.usecases.base import Notice, log
 from bot.usecases.runtime import Runtime
 from bot.usecases.submitter import Submitter
+from bot.usecases.submitting import describe_language
 from bot.views import Ask, View
 
 # The Presses' claim: (requester, child row, slot, cost action, label, submit) -> notice.
@@ -108,7 +109,7 @@ class StudioPresses:
                 return await self._submit(req, row, task, slot, "video", label, self._animate(url))
             case Verb.DESCRIBE:
                 return await self._submit(
-                    req, row, task, slot, "describe", label, self._describe(url)
+                    req, row, task, slot, "describe", label, self._describe(url, req)
                 )
             case Verb.EXTEND_HIGH | Verb.EXTEND_LOW | Verb.LOOP:
                 extend = self._extend(task, index, _MOTION[verb], loop=verb is Verb.LOOP)
@@ -129,11 +130,25 @@ class StudioPresses:
 
         return call
 
-    def _describe(self, url: str) -> _Call:
+    def _describe(self, url: str, req: Requester) -> _Call:
+        language = describe_language(self.client, req)
+
         async def call(child: TaskRow) -> Submission:
+            if self.client.profile.describe_link:  # hosted already: no re-upload
+                return await self.client.describe(
+                    link=url,
+                    language=language,
+                    mode=child.mode,
+                    notify_hook=self.notify_hook,
+                    state=child.key,
+                )
             uri = await self._upload(url)
             return await self.client.describe(
-                uri, mode=child.mode, notify_hook=self.notify_hook, state=child.key
+                uri,
+                language=language,
+                mode=child.mode,
+                notify_hook=self.notify_hook,
+                state=child.key,
             )
 
         return call

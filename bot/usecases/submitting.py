@@ -120,8 +120,9 @@ class Submitting:
             await self.imagine(req, confirmed.prompt, confirmed.photos, confirmed=confirmed)
 
     async def describe(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
-        """/describe: four prompts Midjourney would write for a photo."""
-        await self._run(req, jobs.describe(args), images)
+        """/describe: four prompts Midjourney would write for a photo (in Chinese for a zh
+        user, where the provider takes ``language``)."""
+        await self._run(req, jobs.describe(args, describe_language(self.client, req)), images)
 
     async def blend(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
         """/blend [portrait|square|landscape]: mix 2-5 photos into one grid."""
@@ -334,3 +335,9 @@ class Submitting:
         row.mode = "fast"
         await self.store.update(row.key, mode="fast")
         return await call(row.key, "fast")
+
+
+def describe_language(client: MjClient, req: Requester) -> str:
+    """The language to ask describe's suggestions in: "zh" for a Chinese-speaking user where
+    the provider translates them (trueai's ``language``), else "" (Midjourney's English)."""
+    return "zh" if req.language == "zh" and client.profile.describe_link else ""
