@@ -46,7 +46,8 @@ the answer to an extend beyond 21 s or of a clip the parent does not have (code 
 and whether openai-hk takes extend at all (its document shows only new videos; extend is
 answered as trueai's source does). /submit/retexture (trueai; also the superset and, unknown,
 plus) makes a grid like /imagine's; openai-hk's document, Java OSS and new-api have no such
-route (404).
+route (404). /submit/describe takes ``link`` (a hosted image) in every flavour and
+``language`` is accepted but not acted on: the simulator does not translate its suggestions.
 """
 
 from __future__ import annotations
