@@ -259,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-rss", action="store_true", help="skip the 1,000-task RSS run")
     parser.add_argument("--global-limit", action="store_true", help="Telegram's 30 msg/s too")
     parser.add_argument(
+        "--cdn-delay",
+        type=float,
+        default=0.0,
+        help="seconds each image download waits first (a real CDN is not on localhost)",
+    )
+    parser.add_argument(
         "--image-size", type=int, default=2048, help="simulator grid size (Midjourney: 2048)"
     )
     parser.add_argument("--quick", action="store_true", help="100 tasks / 20 chats, smaller RSS")
@@ -293,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         chat_gap_s=args.chat_gap,
         global_limit=args.global_limit,
         image_size=args.image_size,
+        cdn_delay_s=args.cdn_delay,
     )
     print(f"mjbot delivery benchmark — {_machine()}")
     grid_s = 22.2 * args.time_scale

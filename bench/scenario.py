@@ -90,6 +90,7 @@ class Load:
     global_limit: bool = False  # also enforce Telegram's ~30 msg/s per bot
     image_size: int = 2048  # short side of the simulator's grids (Midjourney's are 2048x2048)
     settle_s: float = 4.0  # after the last delivery: catch duplicates and late calls
+    cdn_delay_s: float = 0.0  # each image download waits this long first (a real CDN's latency)
     timeout_s: float = 240.0
 
 
@@ -384,6 +385,7 @@ async def run_mode(
         )
     )
     await sim.start()
+    sim.faults.image_delay_s = load.cdn_delay_s
     fake = FakeTelegram(token=TG_TOKEN, check_responses=False)
     await fake.start()
     limits: dict[str, Any] = {}

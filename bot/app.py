@@ -251,6 +251,7 @@ class App:
             self.status,
             metrics=self.metrics,
             confirm_wait_s=config.tracking.confirm_wait_s,
+            prefetch=self.downloader.prefetch,
         )
         self.tracker = self.tracker_class(
             self.store,

@@ -24,6 +24,10 @@ from bot.egress import Egress, Refused, checked_client, endpoint
 log = logging.getLogger("bot.media")
 
 MAX_DOWNLOAD = 50 * 1024 * 1024
+# Early downloads (Downloader.prefetch): how many may be held at once (a confirmation covers
+# 3-4 results at ten a second), and for how long.
+PREFETCH_SLOTS = 4
+PREFETCH_KEEP_S = 30.0
 MAX_UPLOAD = 20 * 1024 * 1024  # Telegram's getFile limit; the API wants far less per image
 # Pixels we decode at most: Midjourney's largest output (a 4x upscale) is 4096 x 4096, and we
 # send the API 2048 px anyway. A 16.8 Mpx RGBA image is 67 MB decoded; 40 Mpx (a 164 KB PNG
@@ -44,6 +48,12 @@ class MediaError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def _retrieved(task: asyncio.Task[bytes]) -> None:
+    """An early download nobody took: its error is not worth a warning at exit."""
+    if not task.cancelled():
+        task.exception()
 
 
 class Downloader:
@@ -69,13 +79,44 @@ class Downloader:
         self.retries = retries
         self.retry_delay_s = retry_delay_s
         self.deadline_s = deadline_s
+        self._early: dict[str, tuple[float, asyncio.Task[bytes]]] = {}  # url -> (when, download)
 
     async def aclose(self) -> None:
+        for _, early in self._early.values():
+            early.cancel()
+        await asyncio.gather(*(early for _, early in self._early.values()), return_exceptions=True)
+        self._early.clear()
         await self._http.aclose()
+
+    def prefetch(self, url: str) -> None:
+        """Start downloading ``url`` now; the next ``get(url)`` takes what it got (once).
+
+        For a result image while the callback that named it is being confirmed: the download
+        overlaps the confirmation instead of following it. The bytes are only ever used for
+        this same URL, so a URL a forged callback named is fetched (within the egress rules)
+        but never shown unless the API itself answers with it. At most PREFETCH_SLOTS are held,
+        each for PREFETCH_KEEP_S; beyond that nothing is fetched early."""
+        now = asyncio.get_running_loop().time()
+        for stale in [u for u, (at, _) in self._early.items() if now - at > PREFETCH_KEEP_S]:
+            self._early.pop(stale)[1].cancel()
+        if url in self._early or len(self._early) >= PREFETCH_SLOTS:
+            return
+        early = asyncio.ensure_future(self._download(url))
+        early.add_done_callback(_retrieved)
+        self._early[url] = (now, early)
 
     async def get(self, url: str) -> bytes:
         """The body of ``url``; raises MediaError('download' or 'too_big') when refused,
         failed after the retries, or not done by the deadline."""
+        held = self._early.pop(url, None)
+        if held is not None:
+            try:
+                return await held[1]
+            except MediaError:
+                pass  # the early attempt failed: try again, as if it never happened
+        return await self._download(url)
+
+    async def _download(self, url: str) -> bytes:
         async with self._slots:
             try:
                 async with asyncio.timeout(self.deadline_s):

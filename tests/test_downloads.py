@@ -221,6 +221,44 @@ async def test_transient_errors_are_retried():
     assert calls["n"] == 3
 
 
+async def test_an_early_download_is_taken_once_by_the_same_url_only():
+    """prefetch (a SUCCESS callback naming its image, before the API confirms it): the next
+    get of that URL takes the bytes without a request; another URL is fetched as always, the
+    early bytes go once, and an early failure is simply tried again."""
+    hits: dict[str, int] = {}
+
+    async def image(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        hits[name] = hits.get(name, 0) + 1
+        if name == "broken" and hits[name] == 1:
+            return web.Response(status=404)
+        return web.Response(body=name.encode())
+
+    app = web.Application()
+    app.router.add_get("/img/{name}", image)
+    async with serve(app) as cdn:
+        downloader = media.Downloader(Egress([cdn]), retries=0)
+        try:
+            downloader.prefetch(f"{cdn}/img/grid")
+            downloader.prefetch(f"{cdn}/img/grid")  # asked twice: one download
+            await asyncio.sleep(0.2)
+            assert hits == {"grid": 1}
+            assert await downloader.get(f"{cdn}/img/other") == b"other"
+            assert await downloader.get(f"{cdn}/img/grid") == b"grid"
+            assert hits == {"grid": 1, "other": 1}
+            assert await downloader.get(f"{cdn}/img/grid") == b"grid"  # taken once only
+            assert hits["grid"] == 2
+            downloader.prefetch(f"{cdn}/img/broken")
+            assert await downloader.get(f"{cdn}/img/broken") == b"broken"  # 404, then again
+            assert hits["broken"] == 2
+            for n in range(media.PREFETCH_SLOTS + 3):  # held ones are bounded
+                downloader.prefetch(f"{cdn}/img/many{n}")
+            await asyncio.sleep(0.2)
+            assert sum(1 for name in hits if name.startswith("many")) == media.PREFETCH_SLOTS
+        finally:
+            await downloader.aclose()
+
+
 @pytest.mark.parametrize(
     ("address", "public"),
     [

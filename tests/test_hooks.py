@@ -239,6 +239,8 @@ class Receiver:
     store: Store
     chat: Chat
     metrics: Metrics
+    prefetched: list[str]  # image URLs fetched early (a SUCCESS callback named them)
+    downloader: Downloader
 
     async def post(self, body: dict[str, object]) -> None:
         async with aiohttp.ClientSession() as http:
@@ -265,6 +267,7 @@ async def receiver(
     chat = Chat()
     outbox = Outbox({"t": chat}, edit_interval_s=0.05, send_interval_s=0, metrics=metrics)
     policy = Policy(store, AccessConfig(), QuotaConfig(concurrency=0), metrics=metrics)
+    prefetched: list[str] = []
     hook = url if hooked else ""
     service = Service(store, client, outbox, downloader, policy=policy, notify_hook=hook)
     hooks = HookServer(
@@ -275,10 +278,11 @@ async def receiver(
         lambda: {},  # type: ignore[arg-type,return-value]
         metrics=metrics,
         confirm_wait_s=confirm_wait_s,
+        prefetch=lambda url: (prefetched.append(url), downloader.prefetch(url))[-1],
     )
     await hooks.start(f"127.0.0.1:{port}")
     try:
-        yield Receiver(url, hooks, service, store, chat, metrics)
+        yield Receiver(url, hooks, service, store, chat, metrics, prefetched, downloader)
     finally:
         await hooks.stop()
         await service.close()
@@ -365,6 +369,8 @@ async def test_a_forged_final_callback_posts_nothing_and_settles_nothing(
         assert (counts.charges, counts.kept, counts.refunds) == (1, 0, 0)
         assert r.metrics.deliveries.results == 0
         assert r.metrics.api.by_route["task/list-by-condition"] == 1
+        # Its image may be fetched early (within the egress rules), never shown.
+        assert r.prefetched == ([f"{slow_sim.base_url}/evil.png"] if status == "SUCCESS" else [])
 
 
 async def test_final_callbacks_are_confirmed_together(tmp_path, slow_sim):
@@ -404,6 +410,10 @@ async def test_a_real_run_through_callbacks_costs_one_confirmation(tmp_path, sim
         fresh = await r.store.task(row.key)
         assert fresh is not None and fresh.delivered_at is not None
         assert sum(1 for _, view in r.chat.sent if view.media) == 1
+        # The grid was fetched while its SUCCESS was being confirmed, and that download served
+        # the result (none is left waiting for a taker).
+        assert fresh.task is not None and fresh.task.image_url in r.prefetched
+        assert r.downloader._early == {}
 
 
 @pytest.mark.parametrize(("wait", "requests"), [(0.0, 2), (1.5, 1)])
