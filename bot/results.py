@@ -104,7 +104,9 @@ def offers_full_quality(row: TaskRow) -> bool:
     )
 
 
-async def final_view(service: Sources, row: TaskRow) -> View:
+async def final_view(service: Sources, row: TaskRow, money: str = "") -> View:
+    """The finished task's message; ``money``, a failure's last line (what its charge came
+    to: bot.usecases.submitter.Submitter.money_said)."""
     task = row.task
     lang = row.lang
     if task is None or task.status is not TaskState.SUCCESS:
@@ -112,7 +114,8 @@ async def final_view(service: Sources, row: TaskRow) -> View:
         rows: tuple[tuple[Choice, ...], ...] = ()
         if offers_retry(row):
             rows = ((Choice(t("btn.retry", lang), buttons.encode(row.key, "retry")),),)
-        return View(headline(f"❌ {reason}", row.prompt), rows=rows)
+        text = headline(f"❌ {reason}", row.prompt)
+        return View(f"{text}\n{money}" if money else text, rows=rows)
     title = t(f"kind.{row.kind}", lang, label=row.label)
     caption = result_caption(
         _without_links(task.display_prompt) if task.action not in TEXT_ACTIONS else row.prompt,

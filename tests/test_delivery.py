@@ -65,6 +65,7 @@ async def test_a_task_the_api_never_finishes_is_ended_told_and_refunded(world):
         assert ended is not None and ended.status == TaskState.TIMEOUT and ended.delivered_at
         shown = w.chat.shown[ended.result_ref.split("|")[2]]
         assert t("failure.timeout", "en") in shown.text
+        assert shown.text.endswith("\n1 unit refunded.")
 
 
 async def _running(w, key):

@@ -50,7 +50,7 @@ async def test_a_prompt_the_api_refuses_is_shown_refused_and_refunded(world):
         assert row is not None and row.status == TaskState.REJECTED
         refusal = t("refused.banned", "en", word="gore")
         shown = w.chat.shown[row.result_ref.split("|")[2]]
-        assert shown.text == f"a gore scene\n❌ {refusal}"
+        assert shown.text == f"a gore scene\n❌ {refusal}\n1 unit refunded."
         assert w.submits("imagine") == 1
 
 
@@ -63,7 +63,7 @@ async def test_an_api_error_is_said_in_words_and_refunded(world):
         row = await w.store.task(key)
         assert row is not None and row.status == TaskState.REJECTED
         shown = w.chat.shown[row.result_ref.split("|")[2]]
-        assert shown.text == f"a quiet harbour\n❌ {t('api.server', 'en')}"
+        assert shown.text == f"a quiet harbour\n❌ {t('api.server', 'en')}\n1 unit refunded."
 
 
 async def test_a_press_answered_with_a_question_voids_its_charge_and_asks(world):

@@ -581,6 +581,13 @@ class SQLiteStore:
                 (outcome, time.time(), charge_id),
             )
 
+    async def refunded_units(self, charge_id: str) -> int:
+        row = await self._one(
+            "SELECT units FROM ledger WHERE id = ? AND outcome IN ('pending', 'refunded')",
+            charge_id,
+        )
+        return int(row["units"]) if row else 0
+
     async def usage(self, platform: str, user_id: str, day: str, month: str) -> Usage:
         row = await self._one(
             "SELECT"

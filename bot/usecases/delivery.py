@@ -122,7 +122,7 @@ class Delivery:
         """Post the final result exactly once (a new message, so people are notified)."""
         # The download and conversion start at once, beside the claim: they only cost time
         # when the claim is lost (a rare race), and they are most of the time a result takes.
-        building = asyncio.ensure_future(results.final_view(self.runtime, row))
+        building = asyncio.ensure_future(self._final_view(row))
         if not await self.store.claim_delivery(row.key):
             building.cancel()
             await asyncio.gather(building, return_exceptions=True)  # nothing left unretrieved
@@ -154,6 +154,11 @@ class Delivery:
                     await self.outbox.send(
                         row.platform, row.chat_id, results.file_view(row, original), ref
                     )
+
+    async def _final_view(self, row: TaskRow) -> View:
+        failed = row.status != TaskState.SUCCESS
+        money = await self.submitter.money_said(row) if failed else ""
+        return await results.final_view(self.runtime, row, money)
 
     async def retry_unsent(self, idle_s: float) -> int:
         """Post again the results whose posting failed (the chat refused, the platform was
@@ -201,7 +206,8 @@ class Delivery:
         )
         await self.submitter.settle(row.charge_id, success=False)
         progress = row.ref("progress")
-        text = headline(f"⚠️ {t('submit.interrupted', row.lang)}", row.prompt)
+        money = await self.submitter.money_said(row)  # the same units before or after it
+        text = headline(f"⚠️ {t('submit.interrupted', row.lang)}", row.prompt) + f"\n{money}"
         rows: tuple[tuple[Choice, ...], ...] = ()
         if row.kind == "imagine":
             rows = ((Choice(t("btn.retry", row.lang), buttons.encode(row.key, "retry")),),)

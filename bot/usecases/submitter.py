@@ -146,6 +146,16 @@ class Submitter:
         if self.policy is not None:
             await self.policy.void(charge_id)
 
+    async def money_said(self, row: TaskRow) -> str:
+        """The last line of a failed or refused task's message: what its charge came to.
+        Only said, never decided here: a failure's charge is refunded by ``settle``."""
+        units = await self.store.refunded_units(row.charge_id) if row.charge_id else 0
+        if self.policy is None or units <= 0:
+            return t("money.nothing_charged", row.lang)
+        if units == 1:
+            return t("money.refunded_one", row.lang)
+        return t("money.refunded", row.lang, units=units)
+
     # -- call once, outcome --
 
     async def submit(
@@ -248,8 +258,9 @@ class Submitter:
         )
         # Final now, so no late progress message is adopted any more; one that was is used.
         progress = progress or await self.adopted_progress(row.key)
+        money = await self.money_said(row)  # read before the refund: the same units either way
         await self.settle(row.charge_id, success=False)
-        view = View(headline(f"❌ {text}", row.prompt))
+        view = View(f"{headline(f'❌ {text}', row.prompt)}\n{money}")
         shown = await self.outbox.edit(progress, view) if progress is not None else None
         if shown is None:
             shown = await self.outbox.send(row.platform, row.chat_id, view, row.ref("request"))
