@@ -117,11 +117,15 @@ def progress_view(
     mode: str = "",
     preview: bytes | None = None,
     note: str = "",
+    typical: float | None = None,
 ) -> View:
     """The one message edited in place while a task runs (``note``: a line under its title,
-    e.g. the references it goes with, "🎯 oref photo#3 · ow 100")."""
+    e.g. the references it goes with, "🎯 oref photo#3 · ow 100"; ``typical``: how long such
+    a task takes here, in seconds, shown while it waits)."""
     if percent is None:
         state = t("progress.queued", lang, ahead=queue) if queue else t("progress.waiting", lang)
+        if typical is not None:
+            state += " · " + t("progress.typical", lang, seconds=max(1, round(typical)))
     else:
         state = t(
             "progress.running",

@@ -518,6 +518,11 @@ class Store(Protocol):
         """Set columns of one task (``TaskChange`` names them)."""
         ...
 
+    async def durations(self, kind: str, mode: str, since: float, limit: int = 200) -> list[float]:
+        """How long (finish minus creation, seconds) the tasks of this kind and mode that
+        succeeded since ``since`` took, newest first, at most ``limit``."""
+        ...
+
     async def merge(self, tasks: Iterable[Task]) -> list[tuple[TaskRow, Task]]:
         """Apply the API updates that move their tasks forward, in one transaction; the rows
         that moved with their updates, finished tasks first."""

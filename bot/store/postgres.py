@@ -616,6 +616,18 @@ class PostgresStore:
             charge_id,
         )
 
+    async def durations(self, kind: str, mode: str, since: float, limit: int = 200) -> list[float]:
+        rows = await self._all(
+            "SELECT finished_at - created_at AS s FROM tasks WHERE kind = $1 AND mode = $2"
+            " AND status = $3 AND finished_at >= $4 ORDER BY finished_at DESC LIMIT $5",
+            kind,
+            mode,
+            TaskState.SUCCESS.value,
+            since,
+            limit,
+        )
+        return [float(r["s"]) for r in rows]
+
     async def refunded_units(self, charge_id: str) -> int:
         row = await self._one(
             "SELECT units FROM ledger WHERE id = $1 AND outcome IN ('pending', 'refunded')",

@@ -581,6 +581,18 @@ class SQLiteStore:
                 (outcome, time.time(), charge_id),
             )
 
+    async def durations(self, kind: str, mode: str, since: float, limit: int = 200) -> list[float]:
+        rows = await self._all(
+            "SELECT finished_at - created_at AS s FROM tasks WHERE kind = ? AND mode = ?"
+            " AND status = ? AND finished_at >= ? ORDER BY finished_at DESC LIMIT ?",
+            kind,
+            mode,
+            TaskState.SUCCESS.value,
+            since,
+            limit,
+        )
+        return [float(r["s"]) for r in rows]
+
     async def refunded_units(self, charge_id: str) -> int:
         row = await self._one(
             "SELECT units FROM ledger WHERE id = ? AND outcome IN ('pending', 'refunded')",

@@ -90,6 +90,7 @@ class Delivery:
         async def view() -> View:
             # Built when the edit's turn comes: a step coalesced away costs no preview download.
             preview = await self._preview(row.key, task.image_url) if task.image_url else None
+            typical = await self.submitter.typical_s(row) if percent is None else None
             return progress_view(
                 row.prompt,
                 title(row),
@@ -98,6 +99,7 @@ class Delivery:
                 mode=row.mode,
                 preview=preview,
                 note=note(row),
+                typical=typical,
             )
 
         async def remember(new_ref: MessageRef) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
@@ -32,6 +33,10 @@ log = logging.getLogger("bot.service")  # the name log readers already filter on
 
 # How long a submit waits for its progress message before going ahead without it.
 PROGRESS_WAIT_S = 3.0
+# The estimate a waiting task shows: the median duration of the same kind and mode that
+# succeeded over this window, asked of the store at most once a TYPICAL_TTL_S per pair.
+TYPICAL_WINDOW_S = 86400.0
+TYPICAL_TTL_S = 60.0
 
 Submit = Callable[[], Awaitable[Submission]]
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
@@ -89,6 +94,8 @@ class Submitter:
         self.policy = policy
         self.spawn = spawn
         self.asker = asker
+        self._typical: dict[tuple[str, str], tuple[float, float]] = {}  # -> (at, seconds)
+        self.typical_ttl_s = TYPICAL_TTL_S
 
     # -- charge and store, in one transaction (OverQuota when the policy refuses) --
 
@@ -146,6 +153,22 @@ class Submitter:
         if self.policy is not None:
             await self.policy.void(charge_id)
 
+    async def typical_s(self, row: TaskRow) -> float | None:
+        """How long a task like this one (kind and mode) takes here: the median over the
+        last day of those that succeeded; None without any. Cached (only once known), so a
+        progress edit costs no query."""
+        pair = (row.kind, row.mode)
+        now = time.monotonic()
+        cached = self._typical.get(pair)
+        if cached is not None and now - cached[0] < self.typical_ttl_s:
+            return cached[1]
+        taken = await self.store.durations(row.kind, row.mode, time.time() - TYPICAL_WINDOW_S)
+        if not taken:
+            return None
+        seconds = statistics.median(taken)
+        self._typical[pair] = (now, seconds)
+        return seconds
+
     async def money_said(self, row: TaskRow) -> str:
         """The last line of a failed or refused task's message: what its charge came to.
         Only said, never decided here: a failure's charge is refunded by ``settle``."""
@@ -169,7 +192,8 @@ class Submitter:
     async def _submit_logged(self, row: TaskRow, call: Submit, modal_kind: str, pick: str) -> None:
         lang = row.lang
         shown_as = title(row)
-        progress = await self._progress_message(row, shown_as)
+        typical = await self.typical_s(row)
+        progress = await self._progress_message(row, shown_as, typical)
         try:
             submission = await call()
         except MjError as exc:
@@ -189,7 +213,12 @@ class Submitter:
             await self.store.update(row.key, task_id=submission.task_id, status=TaskState.NOT_START)
             if submission.queue_position and progress is not None:
                 view = progress_view(
-                    row.prompt, shown_as, lang, queue=submission.queue_position, note=note(row)
+                    row.prompt,
+                    shown_as,
+                    lang,
+                    queue=submission.queue_position,
+                    note=note(row),
+                    typical=typical,
                 )
                 await self.outbox.edit(progress, view)
             return
@@ -211,7 +240,9 @@ class Submitter:
         progress = progress or await self.adopted_progress(row.key)  # MODAL: none adopted now
         await self.asker.ask(row, progress, kind, prefill)
 
-    async def _progress_message(self, row: TaskRow, shown_as: str) -> MessageRef | None:
+    async def _progress_message(
+        self, row: TaskRow, shown_as: str, typical: float | None
+    ) -> MessageRef | None:
         """Post the progress message, waiting for it PROGRESS_WAIT_S at most: the submit
         goes ahead without it when the chat is slow (a busy group's pacing, a platform slow
         to confirm). A message confirmed later is adopted while the task still runs, and
@@ -220,7 +251,7 @@ class Submitter:
             self.outbox.send(
                 row.platform,
                 row.chat_id,
-                progress_view(row.prompt, shown_as, row.lang, note=note(row)),
+                progress_view(row.prompt, shown_as, row.lang, note=note(row), typical=typical),
                 MessageRef.decode(row.request_ref),
             )
         )
