@@ -226,25 +226,27 @@ async def test_java_describe_shows_its_four_prompts(start_bot, tg):
 
 async def test_openai_hk_edit_and_video_come_without_the_apis_buttons(start_bot, tg):
     """openai-hk answers an EDITS task with four imageUrls and "buttons": [], a VIDEO task
-    with four videoUrls and "buttons": [] (its document). What a user sees today: the edit's
-    combined picture with only mjbot's own 🌱 📎 ✂️ (no U1-U4: those came from the unfaithful
-    simulator), and the four clips with nothing to press (no pick, no Extend). The four
-    edited images and the next steps for each are issue 15's "Edits" and "video studio"."""
+    with four videoUrls and "buttons": [] (its document). The user gets the four pictures and
+    the four clips themselves, each with mjbot's own next steps (issue 15; the whole studio
+    flow is tests/test_e2e_studio.py); none of the buttons comes from the API."""
     sim, _ = await start_bot("openai-hk", "openai-hk", mode="fast")
     alice = tg.users[ALICE]
     picture = await tg.send_photo(GROUP, alice, png("olive"))
     asked = await tg.send_text(GROUP, alice, "/edit make it snowy", reply_to=picture.message_id)
     edited = await tg.wait_for_bot_message(
         GROUP,
-        lambda m: m.reply_to_message_id == asked.message_id and m.photo and m.buttons,
+        lambda m: m.reply_to_message_id == asked.message_id and "🎬 1" in labels(m),
         timeout=30,
     )
     assert sim.submits("edits")[0].body["prompt"] == "make it snowy"
     task = sim.task_json(next(t for t in sim.tasks.values() if t.kind == "edit"))
     assert task["action"] == "EDITS" and task["buttons"] == [] and len(task["imageUrls"]) == 4
-    # one picture and mjbot's own buttons (✂️ cuts the combined picture locally), none from
-    # the API
-    assert labels(edited) == ["🌱", "📎", "✂️"]
+    (album,) = tg.calls_to("sendMediaGroup")
+    assert [item["type"] for item in album.params["media"]] == ["photo"] * 4
+    # one row of our own per picture, no U1-U4 (those came from the unfaithful simulator)
+    assert labels(edited) == [
+        f"{icon} {n}" for n in range(1, 5) for icon in ("📎", "✏️", "🎬", "🖼", "🔍")
+    ]
 
     clip = await tg.send_photo(GROUP, alice, png("maroon"), caption="/video a slow zoom")
     await tg.wait_for(
@@ -254,8 +256,21 @@ async def test_openai_hk_edit_and_video_come_without_the_apis_buttons(start_bot,
     )
     video = sim.task_json(next(t for t in sim.tasks.values() if t.kind == "video"))
     assert video["buttons"] == [] and video["videoUrl"] == "" and len(video["videoUrls"]) == 4
-    answers = [m for m in tg.bot_messages(GROUP) if m.reply_to_message_id == clip.message_id]
-    assert not any(m.buttons for m in answers)  # no U1-U4, no Extend on openai-hk
+    answers = await tg.wait_for(
+        lambda: [
+            m
+            for m in tg.bot_messages(GROUP)
+            if m.reply_to_message_id == clip.message_id and m.buttons
+        ],
+        timeout=20,
+        message="the clips' buttons",
+    )
+    # no Extend from the API: ours extend each clip through /submit/video
+    assert labels(answers[-1]) == [
+        f"{icon} {n}{tail}"
+        for n in range(1, 5)
+        for icon, tail in (("➕", " high"), ("➕", " low"), ("🔁", ""), ("📎", ""))
+    ]
 
 
 async def test_trueai_queue_full_and_late_banned_word(start_bot, tg):

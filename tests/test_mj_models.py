@@ -582,7 +582,7 @@ def test_task_unknown_status_and_action() -> None:
         ("HIGH_VARIATION", Action.VARIATION),
         ("PIC_READER", Action.IMAGINE),
         ("VIDEO_EXTEND", Action.VIDEO),
-        ("RETEXTURE", Action.OTHER),
+        ("RETEXTURE", Action.RETEXTURE),
         ("MODAL", Action.OTHER),
         (None, Action.OTHER),
     ],
