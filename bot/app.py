@@ -46,10 +46,14 @@ class Server(Protocol):
 
 
 class Adapter(Server, Protocol):
-    """A chat platform: a Server whose ChatPort the outbox sends through."""
+    """A chat platform: a Server whose ChatPort the outbox sends through. ``stop`` ends the
+    intake (no new updates); ``close`` releases what the port sends through, called once the
+    work in flight and the outbox have drained, so their last sends still have a wire."""
 
     platform: str
     port: Any
+
+    async def close(self) -> None: ...
 
 
 def configured_adapters(config: Config, metrics: Metrics | None = None) -> list[Adapter]:
@@ -222,6 +226,8 @@ class App:
             metrics=self.metrics,
         )
         stack.push_async_callback(self.client.aclose)
+        for adapter in self.adapters:  # closed after the outbox and the service (pushed first)
+            stack.push_async_callback(self._close_adapter, adapter)
         self.outbox = Outbox(
             {a.platform: a.port for a in self.adapters},
             edit_interval_s=config.tracking.edit_interval_s,
@@ -276,8 +282,9 @@ class App:
         stack.push_async_callback(_cancel, tracking)
 
     async def stop(self) -> None:
-        """Stop what started, newest first: the tracker, the adapters, the Mini App, the hook
-        receiver, work in flight, the outbox, the HTTP clients, the store, the simulator. Safe
+        """Stop what started, newest first: the tracker, the adapters' intake, the Mini App, the
+        hook receiver, work in flight, the outbox, the adapters' wires, the HTTP clients, the
+        store, the simulator. Safe
         to call after a failed or a partial start, and twice."""
         await self._stack.aclose()
 
@@ -286,6 +293,12 @@ class App:
             await part.stop()
         except Exception:
             log.exception("stopping %s failed", getattr(part, "platform", type(part).__name__))
+
+    async def _close_adapter(self, adapter: Adapter) -> None:
+        try:
+            await adapter.close()
+        except Exception:
+            log.exception("closing %s failed", adapter.platform)
 
     async def status(self) -> dict[str, Any]:
         """What `mjbot status` shows: tasks in flight, then every counter (bot/metrics.py)."""

@@ -104,3 +104,6 @@ class DiscordAdapter:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._runner
             self._runner = None
+
+    async def close(self) -> None:
+        """Nothing left: discord.py closes its gateway and its HTTP session together (stop)."""

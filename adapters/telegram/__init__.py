@@ -115,14 +115,19 @@ class TelegramAdapter:
             log.warning("telegram: the command menu was not set (%s)", "; ".join(refused))
 
     async def stop(self) -> None:
-        """Stop what started; also after a start that failed half way."""
+        """Stop taking updates; also after a start that failed half way. The Bot API client
+        stays open for what is still being sent (``close``)."""
+        if self.intake is not None:
+            await self.intake.stop()  # first: new posts go to the other instances
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        if self.app.running:
+            await self.app.stop()
+
+    async def close(self) -> None:
+        """Close the Bot API client, once nothing is sent through it any more: a request
+        still in flight when its pool closed would leave its socket open."""
         try:
-            if self.intake is not None:
-                await self.intake.stop()  # first: new posts go to the other instances
-            if self.app.updater is not None and self.app.updater.running:
-                await self.app.updater.stop()
-            if self.app.running:
-                await self.app.stop()
             await self.app.shutdown()
         finally:
             for request in self._http:

@@ -79,6 +79,9 @@ class WebAdapter:
             await self._runner.cleanup()
             self._runner = None
 
+    async def close(self) -> None:
+        """Nothing left: the port writes to the browsers' sockets, closed at stop."""
+
 
 class MiniAppServer:
     """The mask editor alone, as Telegram's Mini App for ``mjbot run``.
