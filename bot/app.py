@@ -26,10 +26,11 @@ from bot.mj.probe import resolve_profile
 from bot.mj.profiles import SIM_FLAVOURS
 from bot.outbox import Outbox
 from bot.policy import Policy
-from bot.store import Store
+from bot.store import InstanceRow, Store, this_instance
 from bot.store.sqlite import SQLiteStore
 from bot.tracking import HOOK_PATH, HookServer, Tracker, hook_secret
 from bot.tracking import status as status_document
+from bot.tracking.lease import Heartbeat
 from bot.usecases import Service
 
 log = logging.getLogger("bot.app")
@@ -91,15 +92,20 @@ async def platform_checks(config: Config) -> list[str]:
     return await describe(config.telegram)
 
 
-async def open_store(storage: StorageConfig, *, read_only: bool = False) -> Store:
+async def open_store(
+    storage: StorageConfig, *, read_only: bool = False, instance: InstanceRow | None = None
+) -> Store:
     """The configured store: PostgreSQL when ``storage.url`` names one (its driver loaded
-    only then), else the SQLite file, which alone takes the one-process file lock
-    (bot/dblock.py). ``read_only``: ``mjbot status`` beside a running bot."""
+    only then; several instances may share it), else the SQLite file, which alone takes the
+    one-process file lock (bot/dblock.py). ``read_only``: ``mjbot status`` beside a running
+    bot. ``instance``: who this process is among those sharing the database."""
     if storage.kind == "postgresql":
         from bot.store.postgres import PostgresStore
 
-        return await PostgresStore.open(storage.url.reveal(), read_only=read_only)
-    return await SQLiteStore.open(storage.sqlite_path, read_only=read_only)
+        return await PostgresStore.open(
+            storage.url.reveal(), read_only=read_only, instance=instance
+        )
+    return await SQLiteStore.open(storage.sqlite_path, read_only=read_only, instance=instance)
 
 
 def demo_config(data_dir: str | Path) -> Config:
@@ -185,8 +191,21 @@ class App:
         config = self.config
         stack = self._stack
         # First: a process refused the database (another one holds it) starts nothing else.
-        self.store: Store = await open_store(config.storage)
+        self.instance = this_instance()
+        self.store: Store = await open_store(config.storage, instance=self.instance)
         stack.push_async_callback(self.store.close)
+        log.info("instance %s", self.instance.id)
+        # Alive before anything can claim, and until everything else has stopped (closed
+        # just before the store): the others take over this instance's work only once it
+        # is gone (bot/tracking/lease.py).
+        self.heartbeat = Heartbeat(
+            self.store,
+            self.instance,
+            ttl_s=config.tracking.lease_ttl_s,
+            every_s=config.tracking.heartbeat_s,
+        )
+        stack.push_async_callback(self.heartbeat.stop)
+        await self.heartbeat.start()
         base_url = config.midjourney.base_url
         if base_url == "simulator":
             from mjsim import SimConfig, Simulator
@@ -270,6 +289,8 @@ class App:
             hooks_flowing=lambda: self.hooks.flowing,
             heard_at=self.hooks.heard_at,
             metrics=self.metrics,
+            lease_ttl_s=config.tracking.lease_ttl_s,
+            take_over_every_s=config.tracking.heartbeat_s,
         )
         stack.push_async_callback(self.hooks.stop)
         await self.hooks.start(config.tracking.listen)
@@ -284,7 +305,7 @@ class App:
     async def stop(self) -> None:
         """Stop what started, newest first: the tracker, the adapters' intake, the Mini App, the
         hook receiver, work in flight, the outbox, the adapters' wires, the HTTP clients, the
-        store, the simulator. Safe
+        simulator, the heartbeat (handing this instance's leases over), the store. Safe
         to call after a failed or a partial start, and twice."""
         await self._stack.aclose()
 

@@ -239,12 +239,19 @@ async def _status(cfg: Config) -> int:
 
         # Read-only: it takes no lock and writes nothing, so it works beside a running bot
         # whose status page is not reachable from here.
+        from bot.tracking.status import instances
+
         store = await open_store(cfg.storage, read_only=True)
         try:
             live = await store.live_tasks()
+            fleet = await instances(store, live)
         finally:
             await store.close()
-        document = {"tasks_in_flight": len(live), "note": f"no bot answered on {host}:{port}"}
+        document = {
+            "tasks_in_flight": len(live),
+            "note": f"no bot answered on {host}:{port}",
+            "instances": fleet,
+        }
         source = "database"
     print(f"mjbot status ({source}):")
     print(json.dumps(document, indent=2, ensure_ascii=False))

@@ -227,9 +227,19 @@ class TrackingConfig:
     # a callback saying a task finished is confirmed with the API together with those arriving
     # within this many seconds: fewer requests, a little later results (bot/tracking/hooks.py)
     confirm_wait_s: float = field(default=0.3, metadata=between(0.0, 10.0))
+    # Several instances on one database (bot/tracking/lease.py): each says it is alive every
+    # heartbeat_s; one silent for lease_ttl_s is dead, and the others take over its tasks.
+    lease_ttl_s: float = field(default=10.0, metadata=between(0.5, 600.0))
+    heartbeat_s: float = field(default=3.0, metadata=between(0.1, 300.0))
 
     def validate(self) -> None:
         check_listen("tracking.listen", self.listen)
+        if self.heartbeat_s >= self.lease_ttl_s:
+            raise ConfigError(
+                f"tracking.heartbeat_s ({self.heartbeat_s:g}) must be shorter than"
+                f" tracking.lease_ttl_s ({self.lease_ttl_s:g}): an instance that beats"
+                " less often than its lease lasts looks dead to the others"
+            )
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,19 @@
-"""PostgreSQL as the store: configuration, migrations run once, one writer, the password kept
-out of every output, and ``mjbot migrate --to`` copying a SQLite deployment whole. (What the
-store promises is checked on both stores by tests/test_store.py and the parametrized suites.)"""
+"""PostgreSQL as the store: configuration, migrations run once, instances sharing it, the
+password kept out of every output, and ``mjbot migrate --to`` copying a SQLite deployment
+whole. (What the store promises is checked on both stores by tests/test_store.py and the
+parametrized suites.)"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from bot import config as config_module
@@ -16,9 +21,9 @@ from bot.chat import MessageRef
 from bot.config import ConfigError
 from bot.dblock import DatabaseInUse
 from bot.store import Charge, InstanceRow, StoreUnavailable, TaskRow, new_key
-from bot.store.postgres import TABLES, PostgresStore
+from bot.store.postgres import _INSTANCE_LOCK, TABLES, PostgresStore
 from bot.store.sqlite import SQLiteStore
-from tests.harness import ROOT, BotProcess, write_config
+from tests.harness import ROOT, write_config
 from tests.pgserver import PASSWORD
 from tests.storage import rows
 
@@ -66,20 +71,39 @@ async def test_two_processes_starting_at_once_migrate_once(pg_server):
             await store.close()
 
 
-async def test_one_writer_per_database_and_a_reader_beside_it(pg_server, monkeypatch):
+async def test_instances_share_a_database_and_an_older_mjbot_that_runs_alone_keeps_them_out(
+    pg_server, monkeypatch
+):
     monkeypatch.setattr("bot.store.postgres._INSTANCE_WAIT_S", 0.5)
     url = pg_server.database()
     first = await PostgresStore.open(url)
+    second = await PostgresStore.open(url)  # a second instance of this version: welcome
+    reader = await PostgresStore.open(url, read_only=True)
     try:
+        assert first.instance.id != second.instance.id
+        assert await reader.live_tasks() == []
+        # An mjbot of the one-process era takes the instance lock exclusively: it is kept
+        # out while these run...
+        old = await asyncpg.connect(url)
+        try:
+            assert not await old.fetchval("SELECT pg_try_advisory_lock($1)", _INSTANCE_LOCK)
+        finally:
+            await old.close()
+    finally:
+        for store in (first, second, reader):
+            await store.close()
+    # ...and, running, keeps them out: its claims assume it is alone.
+    old = await asyncpg.connect(url, server_settings={"application_name": "mjbot pid 7 on old"})
+    try:
+        assert await old.fetchval("SELECT pg_try_advisory_lock($1)", _INSTANCE_LOCK)
         with pytest.raises(DatabaseInUse) as caught:
             await PostgresStore.open(url)
-        assert PASSWORD not in str(caught.value) and "***" in str(caught.value)
-        reader = await PostgresStore.open(url, read_only=True)
-        assert await reader.live_tasks() == []
-        await reader.close()
+        text = str(caught.value)
+        assert "(mjbot pid 7 on old) of an older version that runs alone" in text
+        assert PASSWORD not in text and "***" in text
     finally:
-        await first.close()
-    again = await PostgresStore.open(url)  # closing gave it back
+        await old.close()
+    again = await PostgresStore.open(url)  # it stopped: the database is the instances' again
     await again.close()
 
 
@@ -233,9 +257,14 @@ def test_check_shows_the_store_without_its_password(tmp_path, pg_server):
 async def test_status_reads_the_postgresql_store_beside_a_running_bot(tmp_path, pg_server):
     url = pg_server.database()
     holder = await PostgresStore.open(url)  # this test process plays the running bot
+    gone = await PostgresStore.open(url)  # ...and this one an instance that stopped
     try:
         await holder.add_task(TaskRow(new_key(), "telegram", "-1", "7", "imagine",
                                       status="IN_PROGRESS", task_id="1"))  # fmt: skip
+        await gone.heartbeat(gone.instance, 30.0)
+        await gone.release_tasks(gone.instance.id)
+        await holder.heartbeat(holder.instance, 30.0)
+        await holder.lease_tasks(holder.instance.id, 30.0, 10)
         config = write_config(
             tmp_path / "c.toml",
             {"storage": {"url": url}, "tracking": {"listen": "127.0.0.1:9"}},
@@ -250,46 +279,15 @@ async def test_status_reads_the_postgresql_store_beside_a_running_bot(tmp_path, 
         )
     finally:
         await holder.close()
+        await gone.close()
     assert done.returncode == 0, done.stderr
     assert '"tasks_in_flight": 1' in done.stdout and PASSWORD not in done.stdout + done.stderr
-
-
-# --- mjbot run on PostgreSQL: one process per database until tasks are leased ------------------
-
-
-async def test_a_second_mjbot_on_one_postgresql_database_is_refused_until_the_first_dies(
-    tmp_path, sim, tg, pg_server
-):
-    url = pg_server.database()
-    bots = []
-    for name in ("first", "second", "third"):
-        (tmp_path / name).mkdir()
-        bots.append(
-            BotProcess(tmp_path / name, sim.base_url, tg.url, storage={"url": url},
-                       logging={"level": "INFO"})
-        )  # fmt: skip
-    first, second, third = bots
-    try:
-        first.start()
-        await tg.wait_for(lambda: tg.calls_to("deleteWebhook"), timeout=30, message="bot up")
-        assert first.proc is not None
-        second.start()
-        assert second.proc is not None
-        assert await asyncio.wait_for(asyncio.to_thread(second.proc.wait), 30) == 1
-        (line,) = second.log().strip().splitlines()
-        assert line.startswith(f"mjbot: postgresql://postgres:***@127.0.0.1:{pg_server.port}/")
-        assert f"in use by another mjbot (mjbot pid {first.proc.pid} on " in line
-        assert len(tg.calls_to("deleteWebhook")) == 1  # it never reached Telegram
-        await first.stop(kill=True)  # the server drops the dead one's session lock
-        third.start()
-        await tg.wait_for(lambda: len(tg.calls_to("deleteWebhook")) == 2, timeout=30)
-        assert third.alive
-        logs = first.log() + second.log() + third.log()
-        assert PASSWORD not in logs and "Traceback" not in logs
-    finally:
-        for bot in bots:
-            if bot.proc is not None:
-                await bot.stop()
+    document = json.loads(done.stdout.split("\n", 1)[1])
+    listed = {i["id"]: i for i in document["instances"]}
+    me = listed[holder.instance.id]
+    assert (me["alive"], me["tasks_held"], me["pid"]) == (True, 1, os.getpid())
+    assert me["host"] == socket.gethostname() and me["last_heartbeat_s_ago"] < 30
+    assert (listed[gone.instance.id]["alive"], listed[gone.instance.id]["tasks_held"]) == (False, 0)
 
 
 async def test_a_user_who_may_not_create_tables_gets_one_line(pg_server):

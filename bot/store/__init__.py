@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import secrets
+import socket
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
@@ -75,6 +78,8 @@ class TaskRow:
     charge_id: str | None = None  # the ledger row the current run is paid by
     lease_owner: str | None = None  # the instance following this live task (``lease_tasks``)
     lease_until: float | None = None  # until then; a lapsed lease is anyone's to take
+    submitted_by: str | None = None  # the instance that submitted it, or sent its answer
+    delivering_by: str | None = None  # the instance posting its result (``claim_delivery``)
 
     @property
     def task(self) -> Task | None:
@@ -493,10 +498,22 @@ class InstanceRow:
         return self.expires_at > now
 
 
-class Store(Protocol):
-    """Everything the bot keeps. Each method is one transaction (or one consistent read)."""
+def this_instance() -> InstanceRow:
+    """A new identity for this process among those sharing a database: its host and pid, and
+    a random part (a pid is reused after a restart; an identity never is)."""
+    host = socket.gethostname()
+    pid = os.getpid()
+    return InstanceRow(f"{host}-{pid}-{secrets.token_hex(3)}", host, pid, time.time(), 0.0, 0.0)
 
-    started_at: float  # when this process opened the store: older claims are a dead process's
+
+class Store(Protocol):
+    """Everything the bot keeps. Each method is one transaction (or one consistent read).
+
+    Several processes ("instances") may share one database. Each store object is one of them,
+    ``instance``: what it submits, answers, posts and follows is recorded as its own, and an
+    instance's claim is taken over only once its heartbeat has lapsed (``heartbeat``)."""
+
+    instance: InstanceRow  # who this process is (``this_instance()`` unless given)
 
     async def close(self) -> None: ...
 
@@ -528,21 +545,37 @@ class Store(Protocol):
         that moved with their updates, finished tasks first."""
         ...
 
-    async def live_tasks(self) -> list[TaskRow]: ...
+    async def live_tasks(self) -> list[TaskRow]:
+        """Every task the API is still working on, whoever follows it (reports)."""
+        ...
 
-    async def undelivered(self) -> list[TaskRow]: ...
+    async def undelivered(self) -> list[TaskRow]:
+        """Final tasks whose result never reached the chat and that no live instance is on:
+        the one posting it (``delivering_by``) or, before anyone claimed it, the one that
+        followed it (``lease_owner``) is dead (or unknown). Not this instance's own."""
+        ...
 
     async def unsent(self, idle_s: float, within_s: float = RESEND_FOR_S) -> list[TaskRow]: ...
 
-    async def interrupted(self) -> list[TaskRow]: ...
+    async def interrupted(self) -> list[TaskRow]:
+        """Submits whose instance died before the API answered them (``submitted_by`` has
+        no live heartbeat). Taken over in the same transaction: the rows returned are this
+        instance's to report, and no other instance gets them."""
+        ...
 
-    async def answers_in_flight(self) -> list[TaskRow]: ...
+    async def answers_in_flight(self) -> list[TaskRow]:
+        """Answers (to a question) whose instance died before the API answered them; taken
+        over like ``interrupted``."""
+        ...
 
     async def stale_progress(self) -> list[TaskRow]: ...
 
     async def adopt_progress(self, key: str, ref: MessageRef) -> bool: ...
 
-    async def claim_delivery(self, key: str) -> bool: ...
+    async def claim_delivery(self, key: str) -> bool:
+        """True exactly once per task at a time: whoever gets True posts the result. A claim
+        of an instance whose heartbeat lapsed (it died while posting) is taken over."""
+        ...
 
     async def delivered(self, key: str, result_ref: MessageRef | None) -> None: ...
 
@@ -682,9 +715,10 @@ class Store(Protocol):
         ...
 
     async def lease_tasks(self, owner: str, ttl_s: float, limit: int) -> list[TaskRow]:
-        """The live tasks ``owner`` follows: those it holds (extended) and, up to ``limit`` in
-        all, those nobody holds or whose lease lapsed (taken). Two instances asking at once
-        never get the same task."""
+        """The live tasks ``owner`` follows: all those it holds (their leases are extended by
+        ``heartbeat``, not here: a tick writes only what changes hands) and up to ``limit``
+        more that nobody holds or whose lease lapsed (taken for ``ttl_s``). Two instances
+        asking at once never get the same task."""
         ...
 
     async def release_tasks(self, owner: str) -> None:

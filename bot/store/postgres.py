@@ -10,10 +10,12 @@ button a press claims; the ledger a payment reads and writes, so two payments ne
 quota). Migrations are numbered files in ``bot/store/migrations_pg/``, run under a session
 advisory lock by whichever process opens the database first.
 
-Until tasks are leased (several instances, see DESIGN.md), the store's rule "a claim older than
-my start is a dead process's" needs one process per database, as on SQLite: a writer holds a
-session advisory lock for its lifetime; PostgreSQL drops it when the connection dies (kill -9
-included), so a crash never leaves it behind.
+Several instances share one database: each live task is followed by the instance holding its
+lease, and every claim (a delivery, a submit, an answer) names its instance; it is taken over
+only once that instance's heartbeat has lapsed (``instances.expires_at``). Each instance holds
+a *shared* session advisory lock for its lifetime: they coexist, and only keep out an older
+mjbot, which took the same lock exclusively because its claims assumed it was alone (and,
+running, it keeps these out). PostgreSQL drops a session lock when its connection dies.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from bot.store import (
     UserSettings,
     UserTasks,
     shown_url,
+    this_instance,
 )
 from bot.store.rules import (
     chat_settings,
@@ -71,6 +74,12 @@ log = logging.getLogger("bot.store.postgres")
 _COLUMNS = [f.name for f in fields(TaskRow)]
 _SPENT = "outcome IN ('pending', 'success')"
 _FINAL = [str(s) for s in FINAL_STATES]
+# The instance named by ``{who}`` has no live heartbeat (``{now}``: the parameter holding the
+# time): its claims are anyone's to take.
+_DEAD = "NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = {who} AND i.expires_at > {now})"
+# Who is on a final task: the instance posting it, or before anyone claimed it, the one that
+# followed it.
+_ON = "CASE WHEN delivering_at IS NULL THEN lease_owner ELSE delivering_by END"
 # Advisory lock keys (one 64-bit space per database): "mjbot" and a number.
 _MIGRATIONS_LOCK = 0x6D6A626F_7401
 _INSTANCE_LOCK = 0x6D6A626F_7402
@@ -100,17 +109,25 @@ Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 class PostgresStore:
     """``bot.store.Store`` on one PostgreSQL database."""
 
-    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], url: str) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool[asyncpg.Record], url: str, instance: InstanceRow | None = None
+    ) -> None:
         self._pool = pool
         self.url = url  # with its password: tests read the rows beside the store
         self._holder: asyncpg.Connection[asyncpg.Record] | None = None  # the instance lock
-        self.started_at = time.time()
+        self.instance = instance or this_instance()
 
     @classmethod
     async def open(
-        cls, url: str, *, read_only: bool = False, exclusive: bool = True
+        cls,
+        url: str,
+        *,
+        read_only: bool = False,
+        exclusive: bool = True,
+        instance: InstanceRow | None = None,
     ) -> PostgresStore:
-        """Connect, migrate (once, whoever comes first) and hold the instance lock.
+        """Connect, migrate (once, whoever comes first) and hold the instance lock (shared
+        with the other instances: it keeps out only an older mjbot that runs alone).
 
         ``read_only`` (``mjbot status``) neither migrates nor locks; ``exclusive`` False
         migrates without holding the lock (tests that open one database several times).
@@ -121,7 +138,7 @@ class PostgresStore:
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"cannot open {shown_url(url)}: {_reason(exc, url)}") from None
-        store = cls(pool, url)
+        store = cls(pool, url, instance)
         if read_only:
             return store
         try:
@@ -239,6 +256,7 @@ class PostgresStore:
 
     async def add_task(self, row: TaskRow, pay: Pay | None = None) -> TaskRow:
         row.created_at = row.updated_at = time.time()
+        row.submitted_by = self.instance.id
         async with self._transaction() as db:
             if pay is not None:
                 row.charge_id = await pay(_Ledger(db))
@@ -292,11 +310,15 @@ class PostgresStore:
         return [TaskRow(**dict(r)) for r in rows]
 
     async def undelivered(self) -> list[TaskRow]:
+        now = time.time()
         rows = await self._all(
             "SELECT * FROM tasks WHERE delivered_at IS NULL AND status = ANY($1::text[])"
-            " AND COALESCE(finished_at, created_at) > $2 ORDER BY created_at",
+            f" AND COALESCE(finished_at, created_at) > $2 AND COALESCE({_ON}, '') <> $3"
+            f" AND {_DEAD.format(who=_ON, now='$4')} ORDER BY created_at",
             _FINAL,
-            time.time() - RESEND_FOR_S,
+            now - RESEND_FOR_S,
+            self.instance.id,
+            now,
         )
         return [TaskRow(**dict(r)) for r in rows]
 
@@ -313,21 +335,35 @@ class PostgresStore:
         return [TaskRow(**dict(r)) for r in rows]
 
     async def interrupted(self) -> list[TaskRow]:
-        rows = await self._all(
-            "SELECT * FROM tasks WHERE status = $1 AND created_at < $2",
+        return await self._adopt(
+            "SELECT key FROM tasks WHERE delivered_at IS NULL AND status = $3",
             TaskState.SUBMITTING.value,
-            self.started_at,
         )
-        return [TaskRow(**dict(r)) for r in rows]
 
     async def answers_in_flight(self) -> list[TaskRow]:
-        rows = await self._all(
-            "SELECT t.* FROM tasks t JOIN modals m ON m.key = t.key WHERE t.status = $1"
-            " AND m.answered_at IS NOT NULL AND m.answered_at < $2 ORDER BY m.answered_at",
+        # Oldest answer first: claim_modal set created_at to the answer's time.
+        return await self._adopt(
+            "SELECT t.key FROM tasks t JOIN modals m ON m.key = t.key"
+            " WHERE t.delivered_at IS NULL AND t.status = $3 AND m.answered_at IS NOT NULL",
             TaskState.MODAL.value,
-            self.started_at,
         )
-        return [TaskRow(**dict(r)) for r in rows]
+
+    async def _adopt(self, candidates: str, state: str) -> list[TaskRow]:
+        """The candidates (a query of keys, its state as $3) whose ``submitted_by`` is dead,
+        made this instance's in one statement; rows another instance is taking at this moment
+        are skipped (SKIP LOCKED), so two instances sweeping at once never both get one."""
+        rows = await self._all(
+            "WITH picked AS (SELECT key FROM tasks WHERE key IN (" + candidates + ")"
+            " AND COALESCE(submitted_by, '') <> $1 AND "
+            + _DEAD.format(who="submitted_by", now="$2")
+            + " FOR UPDATE SKIP LOCKED)"
+            " UPDATE tasks t SET submitted_by = $1 FROM picked WHERE t.key = picked.key"
+            " RETURNING t.*",
+            self.instance.id,
+            time.time(),
+            state,
+        )
+        return sorted((TaskRow(**dict(r)) for r in rows), key=lambda r: r.created_at)
 
     async def stale_progress(self) -> list[TaskRow]:
         rows = await self._all(
@@ -349,16 +385,19 @@ class PostgresStore:
             return _changed(status) == 1
 
     async def claim_delivery(self, key: str) -> bool:
-        """True exactly once per task at a time (a claim from before this process started is
-        a dead process's, taken over). A concurrent claimer waits on the row, then finds the
+        """True exactly once per task at a time (a claim of an instance whose heartbeat
+        lapsed is taken over). A concurrent claimer waits on the row, then finds the
         condition false."""
         async with self._transaction() as db:
             status = await db.execute(
-                "UPDATE tasks SET delivering_at = $1 WHERE key = $2 AND delivered_at IS NULL"
-                " AND (delivering_at IS NULL OR delivering_at < $3)",
+                "UPDATE tasks SET delivering_at = $1, delivering_by = $3 WHERE key = $2"
+                " AND delivered_at IS NULL AND (delivering_at IS NULL"
+                " OR (COALESCE(delivering_by, '') <> $3 AND "
+                + _DEAD.format(who="delivering_by", now="$1")
+                + "))",
                 time.time(),
                 key,
-                self.started_at,
+                self.instance.id,
             )
             return _changed(status) == 1
 
@@ -368,7 +407,10 @@ class PostgresStore:
         )
 
     async def release_delivery(self, key: str) -> None:
-        await self.update(key, delivering_at=None)
+        async with self._transaction() as db:
+            await _set(
+                db, key, {"delivering_at": None, "delivering_by": None, "updated_at": time.time()}
+            )
 
     async def first_time(self, event: str) -> bool:
         if not event:
@@ -422,6 +464,7 @@ class PostgresStore:
                 return Slot(held_by=earlier)
             if pay is not None:
                 row.charge_id = await pay(_Ledger(db))
+            row.submitted_by = self.instance.id
             await _insert(db, row)
             await db.execute(
                 "INSERT INTO presses (parent_key, button, child_key, created_at)"
@@ -499,7 +542,8 @@ class PostgresStore:
                 return False
             if pay is not None:
                 values["charge_id"] = await pay(_Ledger(db))
-            await _set(db, key, {**values, "created_at": now, "updated_at": now})
+            mine = {"submitted_by": self.instance.id}  # the answer's submit is this instance's
+            await _set(db, key, {**values, **mine, "created_at": now, "updated_at": now})
             return True
 
     async def reopen_modal(self, key: str, prefill: str) -> bool:
@@ -801,7 +845,9 @@ class PostgresStore:
                 now + ttl_s,
             )
             await db.execute(
-                "UPDATE tasks SET lease_until = $1 WHERE lease_owner = $2", now + ttl_s, instance.id
+                "UPDATE tasks SET lease_until = $1 WHERE delivered_at IS NULL AND lease_owner = $2",
+                now + ttl_s,
+                instance.id,
             )
 
     async def instances(self) -> list[InstanceRow]:
@@ -809,29 +855,39 @@ class PostgresStore:
         return [InstanceRow(**dict(r)) for r in rows]
 
     async def lease_tasks(self, owner: str, ttl_s: float, limit: int) -> list[TaskRow]:
-        """Held tasks first, then the oldest free ones; rows another instance is leasing at
-        this moment are skipped (SKIP LOCKED), so two instances never take the same task."""
+        """Those it holds (read, not written: ``heartbeat`` extends them), and the oldest free
+        or lapsed ones; rows another instance is taking at this moment are skipped (SKIP
+        LOCKED), so two instances never take the same task."""
         now = time.time()
-        rows = await self._all(
-            "WITH picked AS (SELECT key FROM tasks WHERE delivered_at IS NULL"
-            " AND task_id IS NOT NULL AND status <> ALL($2::text[])"
-            " AND (lease_owner = $1 OR lease_owner IS NULL OR lease_until < $3)"
-            " ORDER BY lease_owner IS NOT DISTINCT FROM $1 DESC, created_at LIMIT $5"
-            " FOR UPDATE SKIP LOCKED)"
-            " UPDATE tasks t SET lease_owner = $1, lease_until = $4 FROM picked"
-            " WHERE t.key = picked.key RETURNING t.*",
-            owner,
-            [*_FINAL, TaskState.MODAL.value],
-            now,
-            now + ttl_s,
-            limit,
-        )
-        return sorted((TaskRow(**dict(r)) for r in rows), key=lambda r: r.created_at)
+        live = "delivered_at IS NULL AND task_id IS NOT NULL AND status <> ALL($2::text[])"
+        async with self._transaction() as db:
+            taken = await db.fetch(
+                f"WITH picked AS (SELECT key FROM tasks WHERE {live}"
+                " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < $3)"
+                " ORDER BY created_at LIMIT $5 FOR UPDATE SKIP LOCKED)"
+                " UPDATE tasks t SET lease_owner = $1, lease_until = $4 FROM picked"
+                " WHERE t.key = picked.key RETURNING t.*",
+                owner,
+                [*_FINAL, TaskState.MODAL.value],
+                now,
+                now + ttl_s,
+                limit,
+            )
+            # The rows just taken are read again here: kept once, by key.
+            held = await db.fetch(
+                f"SELECT * FROM tasks WHERE {live} AND lease_owner = $1 AND lease_until >= $3",
+                owner,
+                [*_FINAL, TaskState.MODAL.value],
+                now,
+            )
+        by_key = {r["key"]: TaskRow(**dict(r)) for r in [*held, *taken]}
+        return sorted(by_key.values(), key=lambda r: r.created_at)
 
     async def release_tasks(self, owner: str) -> None:
         async with self._transaction() as db:
             await db.execute(
-                "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
+                "UPDATE tasks SET lease_owner = NULL, lease_until = NULL"
+                " WHERE delivered_at IS NULL AND lease_owner = $1",
                 owner,
             )
             await db.execute(
@@ -912,14 +968,16 @@ _SETTINGS = {"application_name": "mjbot", "timezone": "UTC"}
 
 
 async def _hold_instance_lock(url: str) -> asyncpg.Connection[asyncpg.Record]:
-    """A connection holding the instance lock, or ``DatabaseInUse``."""
+    """A connection holding the instance lock in shared mode (every instance of this version
+    shares it), or ``DatabaseInUse`` while an mjbot of the one-process era holds it
+    exclusively: its claims would be taken over by rules it does not follow."""
     # The holder's session names its process: a refused one can say who holds the database.
     since = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime())
     me = f"mjbot pid {os.getpid()} on {socket.gethostname()}, since {since}"[:63]
     holder = await asyncpg.connect(url, server_settings={**_SETTINGS, "application_name": me})
     deadline = time.monotonic() + _INSTANCE_WAIT_S
     try:
-        while not await holder.fetchval("SELECT pg_try_advisory_lock($1)", _INSTANCE_LOCK):
+        while not await holder.fetchval("SELECT pg_try_advisory_lock_shared($1)", _INSTANCE_LOCK):
             if time.monotonic() > deadline:
                 who = await holder.fetchval(
                     "SELECT string_agg(a.application_name, ', ')"
@@ -929,9 +987,9 @@ async def _hold_instance_lock(url: str) -> asyncpg.Connection[asyncpg.Record]:
                     _INSTANCE_LOCK,
                 )
                 raise DatabaseInUse(
-                    f"{shown_url(url)} is in use by another mjbot ({who or 'unknown'});"
-                    " one mjbot process per database (stop that one, or give this one another"
-                    " storage.url)"
+                    f"{shown_url(url)} is in use by another mjbot ({who or 'unknown'}) of an"
+                    " older version that runs alone; stop it first (instances of this version"
+                    " share a database)"
                 )
             await asyncio.sleep(0.2)
     except BaseException:

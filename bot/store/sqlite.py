@@ -43,6 +43,7 @@ from bot.store import (
     Usage,
     UserSettings,
     UserTasks,
+    this_instance,
 )
 from bot.store.rules import (
     chat_settings,
@@ -56,29 +57,43 @@ _IDS_PER_QUERY = 500  # SQLite allows 999 parameters in older builds
 _COLUMNS = [f.name for f in fields(TaskRow)]
 # Ledger rows that count as spent (``refunded`` and ``void`` do not).
 _SPENT = "outcome IN ('pending', 'success')"
+# The instance named by ``{who}`` has no live heartbeat: its claims are anyone's to take.
+_DEAD = "NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = {who} AND i.expires_at > ?)"
+# Who is on a final task: the instance posting it, or before anyone claimed it, the one that
+# followed it.
+_ON = "CASE WHEN delivering_at IS NULL THEN lease_owner ELSE delivering_by END"
 
 
 class SQLiteStore:
     """``bot.store.Store`` on one SQLite file."""
 
-    def __init__(self, db: aiosqlite.Connection, path: str | Path = ":memory:") -> None:
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        path: str | Path = ":memory:",
+        instance: InstanceRow | None = None,
+    ) -> None:
         self._db = db
         self.path = str(path)  # the database file (tests read it beside the store)
         self._db_lock: dblock.DatabaseLock | None = None  # set by open() for a writer
         self._lock = asyncio.Lock()
-        self.started_at = time.time()
+        self.instance = instance or this_instance()
 
     @classmethod
-    async def open(cls, path: str | Path, *, read_only: bool = False) -> SQLiteStore:
+    async def open(
+        cls, path: str | Path, *, read_only: bool = False, instance: InstanceRow | None = None
+    ) -> SQLiteStore:
         """Open (creating and migrating) the database, holding its lock for this process.
 
-        Every writer is exclusive (bot/dblock.py): a second process that writes would take
-        over the first one's claims, so it is refused here, whoever opens the store. Only
+        Every writer is exclusive (bot/dblock.py): SQLite has one writer, so a second process
+        is refused here, whoever opens the store. Holding the lock proves every instance that
+        used the file before is dead: their heartbeats end now, and their claims are this
+        one's to take over at once (``resume``) rather than when their leases lapse. Only
         ``read_only`` (``mjbot status`` beside a running bot) shares: it takes no lock, never
         migrates and cannot write, so it can take nothing over. ``:memory:`` is private.
         """
         if read_only:
-            return cls(await _connect_read_only(Path(path)), path)
+            return cls(await _connect_read_only(Path(path)), path, instance)
         lock = None
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +104,7 @@ class SQLiteStore:
             if lock is not None:
                 lock.release()
             raise
-        store = cls(db, path)
+        store = cls(db, path, instance)
         store._db_lock = lock
         try:
             db.row_factory = aiosqlite.Row
@@ -101,6 +116,11 @@ class SQLiteStore:
             ):
                 await db.execute(f"PRAGMA {pragma}")
             await store._migrate()
+            async with store._transaction() as tx:
+                await tx.execute(
+                    "UPDATE instances SET expires_at = ? WHERE id <> ? AND expires_at > ?",
+                    (time.time(), store.instance.id, time.time()),
+                )
         except BaseException:
             await store.close()
             raise
@@ -183,6 +203,7 @@ class SQLiteStore:
     async def add_task(self, row: TaskRow, pay: Pay | None = None) -> TaskRow:
         """Insert a task, and pay for it in the same transaction (a refusal inserts nothing)."""
         row.created_at = row.updated_at = time.time()
+        row.submitted_by = self.instance.id
         async with self._transaction() as db:
             if pay is not None:
                 row.charge_id = await pay(_Ledger(db))
@@ -241,14 +262,19 @@ class SQLiteStore:
         return [TaskRow(**dict(r)) for r in rows]
 
     async def undelivered(self) -> list[TaskRow]:
-        """Final tasks whose result never reached the chat (e.g. killed while sending), but
-        not those given up (``RESEND_FOR_S``): their buttons may have made new jobs since."""
+        """Final tasks whose result never reached the chat and no live instance is on (e.g.
+        killed while sending), but not those given up (``RESEND_FOR_S``): their buttons may
+        have made new jobs since."""
+        now = time.time()
         rows = await self._all(
             "SELECT * FROM tasks WHERE delivered_at IS NULL AND status IN"
             f" ({', '.join('?' for _ in FINAL_STATES)})"
-            " AND COALESCE(finished_at, created_at) > ? ORDER BY created_at",
+            " AND COALESCE(finished_at, created_at) > ? AND COALESCE(" + _ON + ", '') <> ?"
+            " AND " + _DEAD.format(who=_ON) + " ORDER BY created_at",
             *FINAL_STATES,
-            time.time() - RESEND_FOR_S,
+            now - RESEND_FOR_S,
+            self.instance.id,
+            now,
         )
         return [TaskRow(**dict(r)) for r in rows]
 
@@ -267,24 +293,44 @@ class SQLiteStore:
         return [TaskRow(**dict(r)) for r in rows]
 
     async def interrupted(self) -> list[TaskRow]:
-        """Submits a previous process started but never saw answered."""
-        rows = await self._all(
-            "SELECT * FROM tasks WHERE status = ? AND created_at < ?",
+        """Submits a dead instance started but never saw answered, taken over."""
+        return await self._adopt(
+            "SELECT key FROM tasks WHERE delivered_at IS NULL AND status = ?",
             TaskState.SUBMITTING,
-            self.started_at,
         )
-        return [TaskRow(**dict(r)) for r in rows]
 
     async def answers_in_flight(self) -> list[TaskRow]:
-        """Answers a previous process claimed (and charged) but never saw the API answer:
-        the question is answered, the task still waits for it (``claim_modal``)."""
-        rows = await self._all(
-            "SELECT t.* FROM tasks t JOIN modals m ON m.key = t.key WHERE t.status = ?"
-            " AND m.answered_at IS NOT NULL AND m.answered_at < ? ORDER BY m.answered_at",
+        """Answers a dead instance claimed (and charged) but never saw the API answer: the
+        question is answered, the task still waits for it (``claim_modal``); taken over."""
+        # Oldest answer first: claim_modal set created_at to the answer's time.
+        return await self._adopt(
+            "SELECT t.key FROM tasks t JOIN modals m ON m.key = t.key"
+            " WHERE t.delivered_at IS NULL AND t.status = ? AND m.answered_at IS NOT NULL",
             TaskState.MODAL,
-            self.started_at,
         )
-        return [TaskRow(**dict(r)) for r in rows]
+
+    async def _adopt(self, candidates: str, *args: Any) -> list[TaskRow]:
+        """The candidates (a query of keys) whose ``submitted_by`` is dead, made this
+        instance's in one transaction: two instances sweeping at once never both get one."""
+        now = time.time()
+        async with self._transaction() as db:
+            async with db.execute(
+                f"SELECT key FROM tasks WHERE key IN ({candidates})"
+                " AND COALESCE(submitted_by, '') <> ? AND " + _DEAD.format(who="submitted_by"),
+                (*args, self.instance.id, now),
+            ) as cur:
+                keys = [str(r["key"]) for r in await cur.fetchall()]
+            if not keys:
+                return []
+            marks = ", ".join("?" for _ in keys)
+            await db.execute(
+                f"UPDATE tasks SET submitted_by = ? WHERE key IN ({marks})",
+                (self.instance.id, *keys),
+            )
+            async with db.execute(
+                f"SELECT * FROM tasks WHERE key IN ({marks}) ORDER BY created_at", keys
+            ) as cur:
+                return [TaskRow(**dict(r)) for r in await cur.fetchall()]
 
     async def stale_progress(self) -> list[TaskRow]:
         """Delivered tasks whose progress message is still there (killed before the cleanup)."""
@@ -308,14 +354,19 @@ class SQLiteStore:
     async def claim_delivery(self, key: str) -> bool:
         """True exactly once per task at a time: whoever gets True posts the result.
 
-        A claim made before this process started belongs to a process that died while
-        posting; it is taken over (the result is posted again rather than lost).
+        A claim of an instance whose heartbeat lapsed belongs to one that died while
+        posting; it is taken over (the result is posted again rather than lost). This
+        instance's own claim is never taken over by itself.
         """
+        now = time.time()
         async with self._transaction() as db:
             cur = await db.execute(
-                "UPDATE tasks SET delivering_at = ? WHERE key = ? AND delivered_at IS NULL"
-                " AND (delivering_at IS NULL OR delivering_at < ?)",
-                (time.time(), key, self.started_at),
+                "UPDATE tasks SET delivering_at = ?, delivering_by = ? WHERE key = ?"
+                " AND delivered_at IS NULL AND (delivering_at IS NULL"
+                " OR (COALESCE(delivering_by, '') <> ? AND "
+                + _DEAD.format(who="delivering_by")
+                + "))",
+                (now, self.instance.id, key, self.instance.id, now),
             )
             return cur.rowcount == 1
 
@@ -327,7 +378,10 @@ class SQLiteStore:
 
     async def release_delivery(self, key: str) -> None:
         """Give a claim back after a failure to send, so the next round retries it."""
-        await self.update(key, delivering_at=None)
+        async with self._transaction() as db:
+            await _set(
+                db, key, {"delivering_at": None, "delivering_by": None, "updated_at": time.time()}
+            )
 
     async def first_time(self, event: str) -> bool:
         """True the first time an event (an update id) is seen: redeliveries do nothing."""
@@ -381,6 +435,7 @@ class SQLiteStore:
                 return Slot(held_by=earlier)
             if pay is not None:
                 row.charge_id = await pay(_Ledger(db))
+            row.submitted_by = self.instance.id
             await _insert(db, row)
             await db.execute(
                 "INSERT OR REPLACE INTO presses (parent_key, button, child_key, created_at)"
@@ -453,7 +508,8 @@ class SQLiteStore:
                 return False
             if pay is not None:
                 values["charge_id"] = await pay(_Ledger(db))
-            await _set(db, key, {**values, "created_at": now, "updated_at": now})
+            mine = {"submitted_by": self.instance.id}  # the answer's submit is this instance's
+            await _set(db, key, {**values, **mine, "created_at": now, "updated_at": now})
             return True
 
     async def reopen_modal(self, key: str, prefill: str) -> bool:
@@ -745,7 +801,8 @@ class SQLiteStore:
                 (instance.id, instance.host, instance.pid, instance.started_at, now, now + ttl_s),
             )
             await db.execute(
-                "UPDATE tasks SET lease_until = ? WHERE lease_owner = ?", (now + ttl_s, instance.id)
+                "UPDATE tasks SET lease_until = ? WHERE delivered_at IS NULL AND lease_owner = ?",
+                (now + ttl_s, instance.id),
             )
 
     async def instances(self) -> list[InstanceRow]:
@@ -753,34 +810,39 @@ class SQLiteStore:
         return [InstanceRow(**dict(r)) for r in rows]
 
     async def lease_tasks(self, owner: str, ttl_s: float, limit: int) -> list[TaskRow]:
-        """Held tasks first, then the oldest free ones (one writer at a time: no two
+        """Those it holds, and the oldest free or lapsed ones (one writer at a time: no two
         instances can take the same task)."""
         now = time.time()
+        live = (
+            "delivered_at IS NULL AND task_id IS NOT NULL"
+            f" AND status NOT IN ({', '.join('?' for _ in FINAL_STATES)}, ?)"
+        )
+        states = (*FINAL_STATES, TaskState.MODAL)
         async with self._transaction() as db:
             async with db.execute(
-                "SELECT key FROM tasks WHERE delivered_at IS NULL AND task_id IS NOT NULL"
-                f" AND status NOT IN ({', '.join('?' for _ in FINAL_STATES)}, ?)"
-                " AND (lease_owner = ? OR lease_owner IS NULL OR lease_until < ?)"
-                " ORDER BY lease_owner IS ? DESC, created_at LIMIT ?",
-                (*FINAL_STATES, TaskState.MODAL, owner, now, owner, limit),
+                f"SELECT key FROM tasks WHERE {live}"
+                " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < ?)"
+                " ORDER BY created_at LIMIT ?",
+                (*states, now, limit),
             ) as cur:
                 keys = [str(r["key"]) for r in await cur.fetchall()]
-            marks = ", ".join("?" for _ in keys)
-            if not keys:
-                return []
-            await db.execute(
-                f"UPDATE tasks SET lease_owner = ?, lease_until = ? WHERE key IN ({marks})",
-                (owner, now + ttl_s, *keys),
-            )
+            if keys:
+                marks = ", ".join("?" for _ in keys)
+                await db.execute(
+                    f"UPDATE tasks SET lease_owner = ?, lease_until = ? WHERE key IN ({marks})",
+                    (owner, now + ttl_s, *keys),
+                )
             async with db.execute(
-                f"SELECT * FROM tasks WHERE key IN ({marks}) ORDER BY created_at", keys
+                f"SELECT * FROM tasks WHERE {live} AND lease_owner = ? ORDER BY created_at",
+                (*states, owner),
             ) as cur:
                 return [TaskRow(**dict(r)) for r in await cur.fetchall()]
 
     async def release_tasks(self, owner: str) -> None:
         async with self._transaction() as db:
             await db.execute(
-                "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?",
+                "UPDATE tasks SET lease_owner = NULL, lease_until = NULL"
+                " WHERE delivered_at IS NULL AND lease_owner = ?",
                 (owner,),
             )
             await db.execute(

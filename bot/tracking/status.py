@@ -2,8 +2,8 @@
 on ``tracking.listen`` and the playground's admin tab all show this, and the benchmarks read it.
 
 The counters are the one :class:`~bot.metrics.Metrics` object every part counts into; this
-module adds the store's view (tasks in flight) and keeps the few flat keys older readers of
-`mjbot status` know.
+module adds the store's view (tasks in flight, and every instance sharing the database with
+what it holds) and keeps the few flat keys older readers of `mjbot status` know.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.metrics import Metrics
-from bot.store import Store
+from bot.store import Store, TaskRow
 
 # What reverse proxies add (nginx only when told to: see the README on /status).
 LOOPBACK = ("127.0.0.1", "::1")
@@ -32,6 +32,8 @@ async def document(store: Store, metrics: Metrics, adapters: Sequence[str]) -> d
     return {
         "tasks_in_flight": len(live),
         "oldest_task_age_s": round(now - min((r.created_at for r in live), default=now), 1),
+        "instance": store.instance.id,
+        "instances": await instances(store, live),
         "adapters": list(adapters),
         **counts,
         # The flat names `mjbot status` showed before the sections existed.
@@ -41,6 +43,28 @@ async def document(store: Store, metrics: Metrics, adapters: Sequence[str]) -> d
         "api_errors": counts["api"]["errors"],
         "rate_limited": metrics.outbox.rate_limited,
     }
+
+
+async def instances(store: Store, live: list[TaskRow]) -> list[dict[str, Any]]:
+    """Every instance that ever beat on this database, newest heartbeat first: who it is,
+    when it last beat, whether it counts as alive, and how many live tasks it holds."""
+    now = time.time()
+    held: dict[str, int] = {}
+    for row in live:
+        if row.lease_owner and (row.lease_until or 0.0) > now:
+            held[row.lease_owner] = held.get(row.lease_owner, 0) + 1
+    return [
+        {
+            "id": i.id,
+            "host": i.host,
+            "pid": i.pid,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(i.started_at)) + " UTC",
+            "last_heartbeat_s_ago": round(now - i.heartbeat_at, 1),
+            "alive": i.alive(now),
+            "tasks_held": held.get(i.id, 0),
+        }
+        for i in await store.instances()
+    ]
 
 
 def local_only(report: Report) -> Callable[[web.Request], Awaitable[web.Response]]:

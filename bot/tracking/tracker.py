@@ -17,6 +17,15 @@ and skips the tasks that called back lately (``heard_at``), whose next callback 
 a task that went quiet for ``quiet_s`` (a lost callback) is asked about again, and every task
 at least every ``SAFETY_NET_S`` whatever its callbacks claim, so forged progress callbacks
 cannot keep a task from being followed.
+
+Several instances may share the database: each follows only the tasks it holds the lease of
+(``Store.lease_tasks``: those it holds, and free or lapsed ones it takes), so each live task is
+asked about by one instance, and the API requests per task stay those of one instance however
+many run. Leases are kept alive by the heartbeat (``bot.tracking.lease``); a dead instance's
+lapse after the TTL and are taken on the next tick. Callbacks reach whichever instance the
+load balancer picks: there the merge (forward only, row-locked) and the delivery claim make
+sure a result is handled once, whoever holds the lease. Every ``take_over_every_s`` the
+tracker also finishes what dead instances left half done (``Service.take_over``).
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from collections.abc import Callable
 from bot.metrics import Metrics
 from bot.mj.client import MjClient, MjError
 from bot.store import Store, TaskRow
+from bot.tracking.lease import HEARTBEAT_S, LEASE_TTL_S
 from bot.usecases import Service
 
 log = logging.getLogger("bot.tracker")
@@ -42,6 +52,7 @@ BATCH = 50
 RECONCILE_FACTOR = 3  # poll this much slower while notifyHook callbacks are arriving
 NEVER = float("-inf")  # the time of what has not happened yet
 SAFETY_NET_S = 60.0  # every live task is asked about at least this often, callbacks or not
+TAKE_PER_TICK = 500  # free or lapsed tasks one tick takes at most (a dead instance's, say)
 
 
 class Tracker:
@@ -58,6 +69,8 @@ class Tracker:
         hooks_flowing: Callable[[], bool] = lambda: False,
         heard_at: Callable[[str], float] = lambda task_id: NEVER,
         metrics: Metrics | None = None,
+        lease_ttl_s: float = LEASE_TTL_S,
+        take_over_every_s: float = HEARTBEAT_S,
     ) -> None:
         self.store = store
         self.client = client
@@ -73,10 +86,23 @@ class Tracker:
         self.counts = self.metrics.tracking
         self._asked: dict[str, float] = {}  # task id -> when it was last asked about
         self._tick = -1  # which tick of the interval this is
+        self.me = store.instance.id  # whose leases these are
+        self.lease_ttl_s = lease_ttl_s
+        self.take_over_every_s = take_over_every_s
+        self._took_over_at = time.monotonic()
+        self._taking_over: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         """Resume, then poll forever (until cancelled), one slice of the live tasks per tick."""
         await self.service.resume()
+        try:
+            await self._poll_forever()
+        finally:
+            if self._taking_over is not None:
+                self._taking_over.cancel()
+                await asyncio.gather(self._taking_over, return_exceptions=True)
+
+    async def _poll_forever(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
@@ -95,7 +121,7 @@ class Tracker:
 
     async def poll_once(self) -> int:
         """One tick: ask for the live tasks waited on longest; return the ticks per interval."""
-        rows = await self.store.live_tasks()
+        rows = await self.store.lease_tasks(self.me, self.lease_ttl_s, TAKE_PER_TICK)
         ids = [row.task_id for row in rows if row.task_id]
         for gone in self._asked.keys() - set(ids):
             del self._asked[gone]
@@ -120,10 +146,27 @@ class Tracker:
                 self.counts.polls += 1
                 await self.service.on_tasks(tasks)
         await self._expire(rows)
+        self._take_over()
         if time.monotonic() - self._resent_at >= self.resend_after_s:
             self._resent_at = time.monotonic()
             await self.service.retry_unsent(self.resend_after_s)
         return ticks
+
+    def _take_over(self) -> None:
+        """Now and then, in the background (it may post many results, and polls must not
+        wait for that): what dead instances left half done."""
+        if time.monotonic() - self._took_over_at < self.take_over_every_s:
+            return
+        if self._taking_over is not None and not self._taking_over.done():
+            return
+        self._took_over_at = time.monotonic()
+        self._taking_over = asyncio.create_task(self._take_over_once())
+
+    async def _take_over_once(self) -> None:
+        try:
+            await self.service.take_over()
+        except Exception:
+            log.exception("taking over a dead instance's work failed")
 
     def _quiet(self, ids: list[str]) -> list[str]:
         """The tasks worth a poll while callbacks flow: silent for a whole (slowed) interval,

@@ -321,6 +321,9 @@ class Service:
     async def resume(self) -> None:
         await self.delivery.resume()
 
+    async def take_over(self) -> None:
+        await self.delivery.take_over()
+
     # -- preferences.py: settings, history, seeds --
 
     async def settings_view(self, req: Requester) -> View:

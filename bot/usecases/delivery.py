@@ -180,12 +180,24 @@ class Delivery:
             await self._finish(fresh)
 
     async def resume(self) -> None:
-        """After a restart: finish what the previous process left half done.
+        """After a restart: finish what dead instances (the previous process) left half done
+        (``take_over``), and remove the progress messages of delivered tasks."""
+        await self.take_over()
+        for row in await self.store.stale_progress():
+            ref = row.ref("progress")
+            if ref is not None:
+                await self.outbox.delete(ref)
+            await self.store.update(row.key, progress_ref=None)
 
-        Results that finished but never reached their chat are posted (once); progress
-        messages of delivered tasks are removed; a submit cut off before the API answered is
-        reported with a retry button, since nobody can know whether it was accepted; an
-        answer cut off the same way is looked up, since its task is known (_resume_answer).
+    async def take_over(self) -> None:
+        """Finish what instances that died (no live heartbeat) left half done; at start and
+        now and then while running (``Tracker``), so a fleet loses nothing to kill -9.
+
+        Results that finished but never reached their chat are posted (once: the delivery
+        claim); a submit cut off before the API answered is reported with a retry button,
+        since nobody can know whether it was accepted; an answer cut off the same way is
+        looked up, since its task is known (_resume_answer). The store hands each of those
+        two to one instance only.
         """
         for row in await self.store.undelivered():
             await self._finish(row)
@@ -194,11 +206,6 @@ class Delivery:
         for row in await self.store.answers_in_flight():
             with logs.context(task=row.key, chat=row.chat_id):
                 await self._resume_answer(row)
-        for row in await self.store.stale_progress():
-            ref = row.ref("progress")
-            if ref is not None:
-                await self.outbox.delete(ref)
-            await self.store.update(row.key, progress_ref=None)
 
     async def _interrupted(self, row: TaskRow) -> None:
         """A submit whose fate nobody knows: refunded, final, and said so (with 🔁 where
