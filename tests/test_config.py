@@ -45,6 +45,12 @@ def test_file_and_env_overrides(tmp_path):
             "midjourney.auth_header",
         ),
         ("[tracking]\npoll_interval_s = 'soon'\n", {}, "tracking.poll_interval_s"),
+        # an instance beating less often than its lease lasts would look dead to the others
+        (
+            "[telegram]\ntoken='1:a'\n[tracking]\nlease_ttl_s = 5\nheartbeat_s = 5\n",
+            {},
+            "tracking.heartbeat_s",
+        ),
         ("[telegram]\ntokn = 'x'\n", {}, "telegram.tokn"),
         ("", {}, "telegram.token"),
         (

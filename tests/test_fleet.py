@@ -129,6 +129,9 @@ async def test_a_result_nobody_claimed_is_left_to_the_live_instance_that_follows
     assert await b.claim_delivery(task.key)
     await b.release_delivery(task.key)
     assert (await b.task(task.key)).delivering_by is None
+    # b is on it now (the claimer became its owner): not an orphan to take over again and
+    # again, but a retry at the resend pace
+    assert await a.undelivered() == [] and await b.undelivered() == []
     assert [r.key for r in await a.unsent(idle_s=0)] == [task.key]
 
 

@@ -390,7 +390,8 @@ class PostgresStore:
         condition false."""
         async with self._transaction() as db:
             status = await db.execute(
-                "UPDATE tasks SET delivering_at = $1, delivering_by = $3 WHERE key = $2"
+                "UPDATE tasks SET delivering_at = $1, delivering_by = $3, lease_owner = $3"
+                " WHERE key = $2"
                 " AND delivered_at IS NULL AND (delivering_at IS NULL"
                 " OR (COALESCE(delivering_by, '') <> $3 AND "
                 + _DEAD.format(who="delivering_by", now="$1")

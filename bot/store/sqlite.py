@@ -356,17 +356,19 @@ class SQLiteStore:
 
         A claim of an instance whose heartbeat lapsed belongs to one that died while
         posting; it is taken over (the result is posted again rather than lost). This
-        instance's own claim is never taken over by itself.
+        instance's own claim is never taken over by itself. The claimer becomes the task's
+        owner: if its post fails (released), the retry is its own (``unsent``), not an
+        orphan's to be taken over again and again (``undelivered``).
         """
         now = time.time()
         async with self._transaction() as db:
             cur = await db.execute(
-                "UPDATE tasks SET delivering_at = ?, delivering_by = ? WHERE key = ?"
-                " AND delivered_at IS NULL AND (delivering_at IS NULL"
+                "UPDATE tasks SET delivering_at = ?, delivering_by = ?, lease_owner = ?"
+                " WHERE key = ? AND delivered_at IS NULL AND (delivering_at IS NULL"
                 " OR (COALESCE(delivering_by, '') <> ? AND "
                 + _DEAD.format(who="delivering_by")
                 + "))",
-                (now, self.instance.id, key, self.instance.id, now),
+                (now, self.instance.id, self.instance.id, key, self.instance.id, now),
             )
             return cur.rowcount == 1
 

@@ -22,10 +22,11 @@ Several instances may share the database: each follows only the tasks it holds t
 (``Store.lease_tasks``: those it holds, and free or lapsed ones it takes), so each live task is
 asked about by one instance, and the API requests per task stay those of one instance however
 many run. Leases are kept alive by the heartbeat (``bot.tracking.lease``); a dead instance's
-lapse after the TTL and are taken on the next tick. Callbacks reach whichever instance the
-load balancer picks: there the merge (forward only, row-locked) and the delivery claim make
-sure a result is handled once, whoever holds the lease. Every ``take_over_every_s`` the
-tracker also finishes what dead instances left half done (``Service.take_over``).
+leases lapse after the TTL, and the next tick of another instance takes them. Callbacks reach
+whichever instance the load balancer picks: there the merge (forward only, row-locked) and the
+delivery claim make sure a result is handled once, whoever holds the lease. Every
+``take_over_every_s`` the tracker also finishes what dead instances left half done
+(``Service.take_over``).
 """
 
 from __future__ import annotations
