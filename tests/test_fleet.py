@@ -249,3 +249,30 @@ async def test_each_live_task_is_asked_about_by_one_instance_and_taken_over_when
 
 def _where(store: Store) -> str:
     return getattr(store, "url", None) or store.path  # type: ignore[attr-defined]
+
+
+async def test_leases_and_claims_keep_the_servers_time_not_an_instances_clock(
+    pg_server, monkeypatch
+):
+    """On several machines a clock may be off. An instance whose clock runs a minute ahead
+    still sees a live instance's leases and claims as live: PostgreSQL's clock decides."""
+    url = pg_server.database()
+    a, b = [await PostgresStore.open(url, instance=instance(n)) for n in ("a", "b")]
+    try:
+        await beat(a, 5.0)
+        task = await a.add_task(row(task_id="1", status="IN_PROGRESS"))
+        done = await a.add_task(row(task_id="2", status="SUCCESS"))
+        assert [r.key for r in await a.lease_tasks("a", 5.0, 10)] == [task.key]
+        assert await a.claim_delivery(done.key)
+        real = time.time
+        monkeypatch.setattr("bot.store.postgres.time.time", lambda: real() + 60.0)
+        await beat(b, 5.0)
+        assert await b.lease_tasks("b", 5.0, 10) == []
+        assert not await b.claim_delivery(done.key) and await b.undelivered() == []
+        monkeypatch.undo()
+        await die(a)  # and once a is really gone, b takes both
+        assert [r.key for r in await b.lease_tasks("b", 5.0, 10)] == [task.key]
+        assert await b.claim_delivery(done.key)
+    finally:
+        await a.close()
+        await b.close()

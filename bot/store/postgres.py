@@ -74,9 +74,12 @@ log = logging.getLogger("bot.store.postgres")
 _COLUMNS = [f.name for f in fields(TaskRow)]
 _SPENT = "outcome IN ('pending', 'success')"
 _FINAL = [str(s) for s in FINAL_STATES]
-# The instance named by ``{who}`` has no live heartbeat (``{now}``: the parameter holding the
-# time): its claims are anyone's to take.
-_DEAD = "NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = {who} AND i.expires_at > {now})"
+# Heartbeats and leases are written and compared in the server's time, not each instance's:
+# on several machines a clock a few seconds off would otherwise see a live instance as dead
+# (or a dead one alive). Epoch seconds, as every other time column.
+_CLOCK = "EXTRACT(EPOCH FROM clock_timestamp())::double precision"
+# The instance named by ``{who}`` has no live heartbeat: its claims are anyone's to take.
+_DEAD = f"NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = {{who}} AND i.expires_at > {_CLOCK})"
 # Who is on a final task: the instance posting it, or before anyone claimed it, the one that
 # followed it.
 _ON = "CASE WHEN delivering_at IS NULL THEN lease_owner ELSE delivering_by END"
@@ -314,11 +317,10 @@ class PostgresStore:
         rows = await self._all(
             "SELECT * FROM tasks WHERE delivered_at IS NULL AND status = ANY($1::text[])"
             f" AND COALESCE(finished_at, created_at) > $2 AND COALESCE({_ON}, '') <> $3"
-            f" AND {_DEAD.format(who=_ON, now='$4')} ORDER BY created_at",
+            f" AND {_DEAD.format(who=_ON)} ORDER BY created_at",
             _FINAL,
             now - RESEND_FOR_S,
             self.instance.id,
-            now,
         )
         return [TaskRow(**dict(r)) for r in rows]
 
@@ -336,7 +338,7 @@ class PostgresStore:
 
     async def interrupted(self) -> list[TaskRow]:
         return await self._adopt(
-            "SELECT key FROM tasks WHERE delivered_at IS NULL AND status = $3",
+            "SELECT key FROM tasks WHERE delivered_at IS NULL AND status = $2",
             TaskState.SUBMITTING.value,
         )
 
@@ -344,23 +346,22 @@ class PostgresStore:
         # Oldest answer first: claim_modal set created_at to the answer's time.
         return await self._adopt(
             "SELECT t.key FROM tasks t JOIN modals m ON m.key = t.key"
-            " WHERE t.delivered_at IS NULL AND t.status = $3 AND m.answered_at IS NOT NULL",
+            " WHERE t.delivered_at IS NULL AND t.status = $2 AND m.answered_at IS NOT NULL",
             TaskState.MODAL.value,
         )
 
     async def _adopt(self, candidates: str, state: str) -> list[TaskRow]:
-        """The candidates (a query of keys, its state as $3) whose ``submitted_by`` is dead,
+        """The candidates (a query of keys, its state as $2) whose ``submitted_by`` is dead,
         made this instance's in one statement; rows another instance is taking at this moment
         are skipped (SKIP LOCKED), so two instances sweeping at once never both get one."""
         rows = await self._all(
             "WITH picked AS (SELECT key FROM tasks WHERE key IN (" + candidates + ")"
             " AND COALESCE(submitted_by, '') <> $1 AND "
-            + _DEAD.format(who="submitted_by", now="$2")
+            + _DEAD.format(who="submitted_by")
             + " FOR UPDATE SKIP LOCKED)"
             " UPDATE tasks t SET submitted_by = $1 FROM picked WHERE t.key = picked.key"
             " RETURNING t.*",
             self.instance.id,
-            time.time(),
             state,
         )
         return sorted((TaskRow(**dict(r)) for r in rows), key=lambda r: r.created_at)
@@ -394,7 +395,7 @@ class PostgresStore:
                 " WHERE key = $2"
                 " AND delivered_at IS NULL AND (delivering_at IS NULL"
                 " OR (COALESCE(delivering_by, '') <> $3 AND "
-                + _DEAD.format(who="delivering_by", now="$1")
+                + _DEAD.format(who="delivering_by")
                 + "))",
                 time.time(),
                 key,
@@ -832,22 +833,21 @@ class PostgresStore:
     # --- instances and leases ----------------------------------------------------------------
 
     async def heartbeat(self, instance: InstanceRow, ttl_s: float) -> None:
-        now = time.time()
         async with self._transaction() as db:
             await db.execute(
                 "INSERT INTO instances (id, host, pid, started_at, heartbeat_at, expires_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET"
-                " heartbeat_at = EXCLUDED.heartbeat_at, expires_at = EXCLUDED.expires_at",
+                f" VALUES ($1, $2, $3, $4, {_CLOCK}, {_CLOCK} + $5) ON CONFLICT (id) DO UPDATE"
+                " SET heartbeat_at = EXCLUDED.heartbeat_at, expires_at = EXCLUDED.expires_at",
                 instance.id,
                 instance.host,
                 instance.pid,
                 instance.started_at,
-                now,
-                now + ttl_s,
+                ttl_s,
             )
             await db.execute(
-                "UPDATE tasks SET lease_until = $1 WHERE delivered_at IS NULL AND lease_owner = $2",
-                now + ttl_s,
+                f"UPDATE tasks SET lease_until = {_CLOCK} + $1"
+                " WHERE delivered_at IS NULL AND lease_owner = $2",
+                ttl_s,
                 instance.id,
             )
 
@@ -859,27 +859,25 @@ class PostgresStore:
         """Those it holds (read, not written: ``heartbeat`` extends them), and the oldest free
         or lapsed ones; rows another instance is taking at this moment are skipped (SKIP
         LOCKED), so two instances never take the same task."""
-        now = time.time()
         live = "delivered_at IS NULL AND task_id IS NOT NULL AND status <> ALL($2::text[])"
         async with self._transaction() as db:
             taken = await db.fetch(
-                f"WITH picked AS (SELECT key FROM tasks WHERE {live}"
-                " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < $3)"
-                " ORDER BY created_at LIMIT $5 FOR UPDATE SKIP LOCKED)"
-                " UPDATE tasks t SET lease_owner = $1, lease_until = $4 FROM picked"
+                f"WITH picked AS (SELECT key FROM tasks WHERE {live} AND (lease_owner IS NULL"
+                f" OR lease_until IS NULL OR lease_until < {_CLOCK})"
+                " ORDER BY created_at LIMIT $4 FOR UPDATE SKIP LOCKED)"
+                f" UPDATE tasks t SET lease_owner = $1, lease_until = {_CLOCK} + $3 FROM picked"
                 " WHERE t.key = picked.key RETURNING t.*",
                 owner,
                 [*_FINAL, TaskState.MODAL.value],
-                now,
-                now + ttl_s,
+                ttl_s,
                 limit,
             )
             # The rows just taken are read again here: kept once, by key.
             held = await db.fetch(
-                f"SELECT * FROM tasks WHERE {live} AND lease_owner = $1 AND lease_until >= $3",
+                f"SELECT * FROM tasks WHERE {live} AND lease_owner = $1"
+                f" AND lease_until >= {_CLOCK}",
                 owner,
                 [*_FINAL, TaskState.MODAL.value],
-                now,
             )
         by_key = {r["key"]: TaskRow(**dict(r)) for r in [*held, *taken]}
         return sorted(by_key.values(), key=lambda r: r.created_at)
@@ -892,7 +890,8 @@ class PostgresStore:
                 owner,
             )
             await db.execute(
-                "UPDATE instances SET expires_at = $1 WHERE id = $2", time.time(), owner
+                f"UPDATE instances SET expires_at = LEAST(expires_at, {_CLOCK}) WHERE id = $1",
+                owner,
             )
 
 
