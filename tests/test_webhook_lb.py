@@ -473,6 +473,21 @@ async def test_kill_9_of_the_instance_following_the_tasks_loses_and_repeats_noth
         await tg.wait_for(
             lambda: sum(map(len, held().values())) == 6, timeout=30, message="six tasks leased"
         )
+        # API requests per task do not grow with the instances: each id is asked about by
+        # the one instance holding its lease, about once per poll interval (0.3 s here), not
+        # three times as often.
+        ids = {r["task_id"] for r in rows(storage.url, "SELECT task_id FROM tasks")}
+        before = len(frozen.requests)
+        await asyncio.sleep(1.5)
+        asks = [
+            i
+            for r in frozen.requests[before:]
+            if r.path == "/mj/task/list-by-condition"
+            for i in r.body["ids"]
+        ]
+        per_id = {i: asks.count(i) for i in ids}
+        assert max(per_id.values()) <= 1.5 / 0.3 + 2, per_id
+        print(f"\nlist-by-condition asks per task in 1.5 s, three instances: {per_id}")
         owner, keys = max(held().items(), key=lambda item: len(item[1]))
         (pid,) = [
             r["pid"] for r in rows(storage.url, "SELECT pid FROM instances WHERE id = ?", owner)
