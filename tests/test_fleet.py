@@ -132,6 +132,11 @@ async def test_a_result_nobody_claimed_is_left_to_the_live_instance_that_follows
     # b is on it now (the claimer became its owner): not an orphan to take over again and
     # again, but a retry at the resend pace
     assert await a.undelivered() == [] and await b.undelivered() == []
+    # the retry is b's alone while b lives (a back from a stall leaves it)
+    await beat(a, 30.0)
+    assert [r.key for r in await b.unsent(idle_s=0)] == [task.key]
+    assert await a.unsent(idle_s=0) == []
+    await die(b)
     assert [r.key for r in await a.unsent(idle_s=0)] == [task.key]
 
 

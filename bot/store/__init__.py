@@ -555,7 +555,10 @@ class Store(Protocol):
         followed it (``lease_owner``) is dead (or unknown). Not this instance's own."""
         ...
 
-    async def unsent(self, idle_s: float, within_s: float = RESEND_FOR_S) -> list[TaskRow]: ...
+    async def unsent(self, idle_s: float, within_s: float = RESEND_FOR_S) -> list[TaskRow]:
+        """Final results whose post failed (released) ``idle_s`` ago or more, finished within
+        ``within_s``, that this instance owns or whose owner is dead."""
+        ...
 
     async def interrupted(self) -> list[TaskRow]:
         """Submits whose instance died before the API answered them (``submitted_by`` has

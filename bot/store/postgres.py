@@ -329,10 +329,13 @@ class PostgresStore:
         rows = await self._all(
             "SELECT * FROM tasks WHERE delivered_at IS NULL AND delivering_at IS NULL"
             " AND status = ANY($1::text[]) AND updated_at < $2"
-            " AND COALESCE(finished_at, created_at) > $3 ORDER BY created_at",
+            " AND COALESCE(finished_at, created_at) > $3"
+            f" AND (COALESCE(lease_owner, '') = $4 OR {_DEAD.format(who='lease_owner')})"
+            " ORDER BY created_at",
             _FINAL,
             now - idle_s,
             now - within_s,
+            self.instance.id,
         )
         return [TaskRow(**dict(r)) for r in rows]
 

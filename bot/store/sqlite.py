@@ -280,15 +280,21 @@ class SQLiteStore:
 
     async def unsent(self, idle_s: float, within_s: float = RESEND_FOR_S) -> list[TaskRow]:
         """Final tasks nobody is posting, untouched for ``idle_s`` (a failed post, released),
-        that finished less than ``within_s`` ago (a chat that refuses for a day is given up)."""
+        that finished less than ``within_s`` ago (a chat that refuses for a day is given up),
+        and are this instance's to retry: it owns them (its post failed), or their owner is
+        dead. Another live instance retries its own: a retry is built once, not per instance."""
         now = time.time()
         rows = await self._all(
             "SELECT * FROM tasks WHERE delivered_at IS NULL AND delivering_at IS NULL"
             f" AND status IN ({', '.join('?' for _ in FINAL_STATES)}) AND updated_at < ?"
-            " AND COALESCE(finished_at, created_at) > ? ORDER BY created_at",
+            " AND COALESCE(finished_at, created_at) > ?"
+            " AND (COALESCE(lease_owner, '') = ? OR " + _DEAD.format(who="lease_owner") + ")"
+            " ORDER BY created_at",
             *FINAL_STATES,
             now - idle_s,
             now - within_s,
+            self.instance.id,
+            now,
         )
         return [TaskRow(**dict(r)) for r in rows]
 
