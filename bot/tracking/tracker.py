@@ -54,6 +54,7 @@ RECONCILE_FACTOR = 3  # poll this much slower while notifyHook callbacks are arr
 NEVER = float("-inf")  # the time of what has not happened yet
 SAFETY_NET_S = 60.0  # every live task is asked about at least this often, callbacks or not
 TAKE_PER_TICK = 500  # free or lapsed tasks one tick takes at most (a dead instance's, say)
+TAKE_OVER_GRACE_S = 10.0  # how long a stop waits for a takeover under way (as work in flight)
 
 
 class Tracker:
@@ -99,7 +100,10 @@ class Tracker:
         try:
             await self._poll_forever()
         finally:
+            # A takeover may be posting a dead instance's result: cut off, it would stay
+            # claimed by this instance, and be posted again once this one's heartbeat ends.
             if self._taking_over is not None:
+                await asyncio.wait({self._taking_over}, timeout=TAKE_OVER_GRACE_S)
                 self._taking_over.cancel()
                 await asyncio.gather(self._taking_over, return_exceptions=True)
 
