@@ -19,6 +19,7 @@ import pytest
 from bot.chat import MessageRef
 from bot.media import Downloader
 from bot.mj.client import MjClient
+from bot.mj.models import Task
 from bot.outbox import Outbox
 from bot.store import InstanceRow, Store, TaskRow, new_key
 from bot.store.postgres import PostgresStore
@@ -281,3 +282,31 @@ async def test_leases_and_claims_keep_the_servers_time_not_an_instances_clock(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_callback_on_another_instance_counts_as_heard_by_the_holder(fleet, sim):
+    """While callbacks flow the holder polls only tasks gone quiet. The balancer sends a task's
+    callbacks to any instance: one that moved the task elsewhere shows in its stored state, and
+    the holder does not poll it as if it were silent (a fleet asks no more than one would)."""
+    a, b = await fleet("a", "b")
+    client = MjClient(sim.base_url, API_KEY)
+    downloader = Downloader()
+    services = [Service(s, client, Outbox({}), downloader) for s in (a, b)]
+    holder = Tracker(a, client, services[0], poll_interval_s=2.0, hooks_flowing=lambda: True)
+    try:
+        moved, silent = "1700000000200001", "1700000000200002"
+        for task_id in (moved, silent):
+            await a.add_task(row(task_id=task_id, status="IN_PROGRESS"))
+        await holder.poll_once()
+        await holder.poll_once()
+        assert asked(sim) == [moved, silent] * 2  # never heard of here: both are quiet
+        hint = Task.from_json({"id": moved, "status": "IN_PROGRESS", "progress": "40%"})
+        await services[1].on_tasks([hint])  # b got its callback
+        sim.requests.clear()
+        await holder.poll_once()
+        assert asked(sim) == [silent]
+    finally:
+        for service in services:
+            await service.close()
+        await client.aclose()
+        await downloader.aclose()

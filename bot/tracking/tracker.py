@@ -32,6 +32,7 @@ delivery claim make sure a result is handled once, whoever holds the lease. Ever
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -87,6 +88,11 @@ class Tracker:
         self.metrics = metrics if metrics is not None else Metrics()
         self.counts = self.metrics.tracking
         self._asked: dict[str, float] = {}  # task id -> when it was last asked about
+        # task id -> the hashes of the stored snapshots it may have from this instance's hand
+        # (as last read, or as its own poll's merge wrote it), and when it was seen to move by
+        # another's (a callback on another instance)
+        self._snapshots: dict[str, frozenset[int]] = {}
+        self._moved: dict[str, float] = {}
         self._tick = -1  # which tick of the interval this is
         self.me = store.instance.id  # whose leases these are
         self.lease_ttl_s = lease_ttl_s
@@ -130,6 +136,7 @@ class Tracker:
         ids = [row.task_id for row in rows if row.task_id]
         for gone in self._asked.keys() - set(ids):
             del self._asked[gone]
+        self._note_moves(rows)
         if self.hooks_flowing():
             ids = self._quiet(ids)
         ticks = max(1, math.ceil(len(ids) / BATCH))
@@ -150,6 +157,9 @@ class Tracker:
             else:
                 self.counts.polls += 1
                 await self.service.on_tasks(tasks)
+                for task in tasks:  # what this poll's merge may have stored (rules.py)
+                    mine = hash(json.dumps(task.raw, ensure_ascii=False))
+                    self._snapshots[task.id] = self._snapshots.get(task.id, frozenset()) | {mine}
         await self._expire(rows)
         self._take_over()
         if time.monotonic() - self._resent_at >= self.resend_after_s:
@@ -173,15 +183,34 @@ class Tracker:
         except Exception:
             log.exception("taking over a dead instance's work failed")
 
+    def _note_moves(self, rows: list[TaskRow]) -> None:
+        """Tasks whose stored snapshot moved since the last tick, though this instance did not
+        poll them: a callback moved them, on whichever instance the balancer sent it to. They
+        count as heard, so a fleet polls no more than one instance would (``_quiet``)."""
+        now = time.monotonic()
+        known: dict[str, frozenset[int]] = {}
+        for row in rows:
+            if not row.task_id:
+                continue
+            seen = hash(row.snapshot)
+            before = self._snapshots.get(row.task_id)
+            if before is not None and seen not in before:
+                self._moved[row.task_id] = now
+            known[row.task_id] = frozenset({seen})
+        self._snapshots = known
+        for gone in self._moved.keys() - known.keys():
+            del self._moved[gone]
+
     def _quiet(self, ids: list[str]) -> list[str]:
         """The tasks worth a poll while callbacks flow: silent for a whole (slowed) interval,
-        or not asked about for SAFETY_NET_S."""
+        here or, as far as their stored state shows, on another instance; or not asked about
+        for SAFETY_NET_S."""
         now = time.monotonic()
         quiet_s = self.poll_interval_s * RECONCILE_FACTOR
         return [
             task_id
             for task_id in ids
-            if now - self.heard_at(task_id) >= quiet_s
+            if now - max(self.heard_at(task_id), self._moved.get(task_id, NEVER)) >= quiet_s
             # the safety net counts from when the task was first seen
             or now - self._asked.setdefault(task_id, now) >= SAFETY_NET_S
         ]
