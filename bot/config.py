@@ -218,6 +218,9 @@ class TrackingConfig:
     edit_interval_s: float = field(default=2.5, metadata=between(0.0, 600.0))
     # at least this long between two messages to one chat
     send_interval_s: float = field(default=1.0, metadata=between(0.0, 60.0))
+    # where send limits are counted: "store" (every instance on the database together),
+    # "memory" (this process alone), "auto" (store on PostgreSQL, memory on SQLite)
+    shared_limits: str = "auto"
     # give up on a task after this long (fast / turbo / default)
     timeout_fast_s: float = field(default=900.0, metadata=between(1.0, 7 * DAY_S))
     # relax jobs queue for a long time on busy accounts
@@ -230,6 +233,10 @@ class TrackingConfig:
 
     def validate(self) -> None:
         check_listen("tracking.listen", self.listen)
+        if self.shared_limits not in ("auto", "store", "memory"):
+            raise ConfigError(
+                f"tracking.shared_limits must be auto, store or memory, not {self.shared_limits!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from bot import config as config_module
 from bot.chat import MessageRef
 from bot.config import ConfigError
 from bot.dblock import DatabaseInUse
-from bot.store import Charge, InstanceRow, StoreUnavailable, TaskRow, new_key
+from bot.store import Charge, InstanceRow, SendRule, StoreUnavailable, TaskRow, new_key
 from bot.store.postgres import TABLES, PostgresStore
 from bot.store.sqlite import SQLiteStore
 from tests.harness import ROOT, BotProcess, write_config
@@ -138,6 +138,8 @@ async def fill(path: Path) -> None:
         await store.keep_hook_secret("hook-secret")
         await store.heartbeat(InstanceRow("i1", "host-a", 42, 1.0, 0.0, 0.0), 30.0)
         await store.lease_tasks("i1", 30.0, 10)
+        await store.take_slot([SendRule("telegram:chat:-1", 1.0)])
+        await store.hold_singleton("discord-gateway:0", "i1", 30.0)
     finally:
         await store.close()
 
@@ -163,6 +165,8 @@ KEYS = {
     "access": "platform, subject, id",
     "people": "platform, user_id",
     "instances": "id",
+    "send_slots": "scope",
+    "singletons": "name",
 }
 
 

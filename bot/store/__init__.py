@@ -493,6 +493,41 @@ class InstanceRow:
         return self.expires_at > now
 
 
+@dataclass(frozen=True)
+class SendRule:
+    """One limit a send must fit, shared by every instance (``Store.take_slot``): at most
+    ``burst`` calls at once in ``scope``, then one per ``interval_s``. ``cost`` is how many
+    calls this one counts as (an album's pictures); ``reserve`` calls of the burst are left to
+    others (progress edits leave room for results)."""
+
+    scope: str
+    interval_s: float
+    burst: int = 1
+    cost: int = 1
+    reserve: int = 0
+
+    @property
+    def lead(self) -> float:
+        """How far ahead of a scope's empty-bucket time this call may go (GCRA's tolerance,
+        less what the cost and the reserve take)."""
+        room = max(1, self.burst - self.reserve)
+        return (room - min(self.cost, room)) * self.interval_s
+
+    @property
+    def step(self) -> float:
+        """How far the call moves the scope's empty-bucket time."""
+        return self.cost * self.interval_s
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a singleton (``Store.hold_singleton``) and for how many more seconds."""
+
+    name: str
+    owner: str
+    expires_in: float
+
+
 class Store(Protocol):
     """Everything the bot keeps. Each method is one transaction (or one consistent read)."""
 
@@ -689,4 +724,25 @@ class Store(Protocol):
 
     async def release_tasks(self, owner: str) -> None:
         """Give up every lease of ``owner`` (a clean stop: the others take them at once)."""
+        ...
+
+    # --- shared limits and singletons (several instances, one database) --------------------------
+
+    async def take_slot(self, rules: list[SendRule]) -> float:
+        """Reserve the next moment a call fits every rule, for every instance on this database;
+        the seconds to wait until then (0: now). Every rule's scope is charged at that same
+        moment, in one transaction; a scope's slots go out in time order."""
+        ...
+
+    async def hold_singleton(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take or renew ``name`` for ``owner`` for ``ttl_s`` seconds; False while another
+        owner holds it (until its time runs out)."""
+        ...
+
+    async def release_singleton(self, name: str, owner: str) -> None:
+        """Give ``name`` up if ``owner`` holds it (a clean stop: another takes it at once)."""
+        ...
+
+    async def singleton(self, name: str) -> Holder | None:
+        """Who holds ``name`` now (None: nobody, or the time ran out)."""
         ...

@@ -43,10 +43,12 @@ from bot.store import (
     AskRow,
     Charge,
     ChatSettings,
+    Holder,
     InstanceRow,
     ModalRow,
     Outcome,
     Pay,
+    SendRule,
     Slot,
     Spender,
     Stats,
@@ -92,7 +94,30 @@ TABLES = (
     "access",
     "people",
     "instances",
+    "send_slots",
+    "singletons",
 )
+
+_NOW = "EXTRACT(EPOCH FROM clock_timestamp())::float8"  # the server's clock, in seconds
+# Store.take_slot: $1 scopes, $2 leads, $3 steps (SendRule's), $4 how many distinct scopes.
+# Returns the seconds to wait, or no row when a scope has no row yet (nothing is charged then).
+# ``now`` is read in the projection over the aggregate, i.e. after every row is locked.
+_TAKE_SLOT = f"""
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::float8[], $3::float8[]) AS i(scope, lead, step)
+), locked AS (
+    SELECT s.scope, s.tat, s.last FROM send_slots s
+    WHERE s.scope = ANY($1::text[]) ORDER BY s.scope FOR UPDATE
+), earliest AS (
+    SELECT MAX(GREATEST(l.last, l.tat - i.lead)) AS t, COUNT(DISTINCT l.scope) AS n
+    FROM locked l JOIN input i USING (scope)
+), at AS (
+    SELECT GREATEST(c.t, c.now) AS t, c.now, c.n FROM (SELECT t, n, {_NOW} AS now FROM earliest) c
+)
+UPDATE send_slots s SET tat = GREATEST(s.tat, at.t) + i.step, last = at.t
+FROM input i, at WHERE s.scope = i.scope AND at.n = $4
+RETURNING at.t - at.now
+"""
 
 Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 
@@ -837,6 +862,53 @@ class PostgresStore:
             await db.execute(
                 "UPDATE instances SET expires_at = $1 WHERE id = $2", time.time(), owner
             )
+
+    # --- shared limits and singletons ----------------------------------------------------------
+
+    async def take_slot(self, rules: list[SendRule]) -> float:
+        """One statement, one round trip: lock the scopes' rows (in scope order, so two calls
+        never deadlock), find the first moment all of them allow (bot.store.rules.next_slot),
+        charge them all at it. The clock is the server's, read once the rows are locked. A
+        scope without a row yet is inserted first, then the statement runs again."""
+        scopes = [r.scope for r in rules]
+        leads = [r.lead for r in rules]
+        steps = [r.step for r in rules]
+        for _ in range(3):
+            wait = await self._pool.fetchval(_TAKE_SLOT, scopes, leads, steps, len(set(scopes)))
+            if wait is not None:
+                return max(0.0, float(wait))
+            await self._pool.execute(
+                "INSERT INTO send_slots (scope, tat, last) SELECT unnest($1::text[]), 0, 0"
+                " ON CONFLICT (scope) DO NOTHING",
+                scopes,
+            )
+        raise RuntimeError(f"send slots for {scopes} could not be taken")
+
+    async def hold_singleton(self, name: str, owner: str, ttl_s: float) -> bool:
+        row = await self._one(
+            f"INSERT INTO singletons (name, owner, expires_at) VALUES ($1, $2, {_NOW} + $3)"
+            " ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner,"
+            " expires_at = EXCLUDED.expires_at"
+            f" WHERE singletons.owner = EXCLUDED.owner OR singletons.expires_at < {_NOW}"
+            " RETURNING owner",
+            name,
+            owner,
+            ttl_s,
+        )
+        return row is not None
+
+    async def release_singleton(self, name: str, owner: str) -> None:
+        await self._pool.execute(
+            "DELETE FROM singletons WHERE name = $1 AND owner = $2", name, owner
+        )
+
+    async def singleton(self, name: str) -> Holder | None:
+        row = await self._one(
+            f"SELECT owner, expires_at - {_NOW} AS left FROM singletons"
+            f" WHERE name = $1 AND expires_at >= {_NOW}",
+            name,
+        )
+        return Holder(name, row["owner"], float(row["left"])) if row is not None else None
 
 
 class _Ledger:

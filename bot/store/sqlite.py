@@ -30,10 +30,12 @@ from bot.store import (
     AskRow,
     Charge,
     ChatSettings,
+    Holder,
     InstanceRow,
     ModalRow,
     Outcome,
     Pay,
+    SendRule,
     Slot,
     Spender,
     Stats,
@@ -48,6 +50,7 @@ from bot.store.rules import (
     chat_settings,
     holds,
     moved_forward,
+    next_slot,
     settings_document,
     user_settings,
 )
@@ -786,6 +789,51 @@ class SQLiteStore:
             await db.execute(
                 "UPDATE instances SET expires_at = ? WHERE id = ?", (time.time(), owner)
             )
+
+    # --- shared limits and singletons ----------------------------------------------------------
+
+    async def take_slot(self, rules: list[SendRule]) -> float:
+        now = time.time()
+        scopes = [r.scope for r in rules]
+        async with self._transaction() as db:
+            marks = ", ".join("?" for _ in scopes)
+            async with db.execute(
+                f"SELECT scope, tat, last FROM send_slots WHERE scope IN ({marks})", scopes
+            ) as cur:
+                states = {str(r[0]): (float(r[1]), float(r[2])) for r in await cur.fetchall()}
+            at, after = next_slot(now, rules, states)
+            await db.executemany(
+                "INSERT INTO send_slots (scope, tat, last) VALUES (?, ?, ?) ON CONFLICT (scope)"
+                " DO UPDATE SET tat = excluded.tat, last = excluded.last",
+                [(scope, tat, last) for scope, (tat, last) in after.items()],
+            )
+        return max(0.0, at - now)
+
+    async def hold_singleton(self, name: str, owner: str, ttl_s: float) -> bool:
+        now = time.time()
+        async with self._transaction() as db:
+            async with db.execute(
+                "INSERT INTO singletons (name, owner, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,"
+                " expires_at = excluded.expires_at"
+                " WHERE singletons.owner = excluded.owner OR singletons.expires_at < ?"
+                " RETURNING owner",
+                (name, owner, now + ttl_s, now),
+            ) as cur:
+                return await cur.fetchone() is not None
+
+    async def release_singleton(self, name: str, owner: str) -> None:
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM singletons WHERE name = ? AND owner = ?", (name, owner))
+
+    async def singleton(self, name: str) -> Holder | None:
+        now = time.time()
+        row = await self._one(
+            "SELECT owner, expires_at FROM singletons WHERE name = ? AND expires_at >= ?",
+            name,
+            now,
+        )
+        return Holder(name, str(row[0]), float(row[1]) - now) if row is not None else None
 
 
 class _Ledger:
