@@ -66,7 +66,8 @@ def configured_adapters(config: Config, metrics: Metrics | None = None) -> list[
     if config.discord.enabled:
         from adapters.discord import DiscordAdapter
 
-        adapters.append(DiscordAdapter(config.discord))
+        # On PostgreSQL several instances may run: the gateway session goes to a lease holder.
+        adapters.append(DiscordAdapter(config.discord, shared=config.storage.kind == "postgresql"))
     return adapters
 
 

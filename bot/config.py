@@ -203,6 +203,10 @@ class DiscordConfig:
     token: Secret = NO_SECRET
     api_base_url: str = "https://discord.com/api/v10"
     gateway_url: str = "wss://gateway.discord.gg/"
+    # Several instances on PostgreSQL: one holds the gateway session (a lease in the store),
+    # renewed every third of this; when its holder dies, another connects within about this
+    # long plus a third (adapters/discord/__init__.py).
+    gateway_lease_s: float = field(default=15.0, metadata=between(1.0, 300.0))
 
     @property
     def enabled(self) -> bool:
