@@ -116,3 +116,25 @@ async def test_one_instance_holds_the_gateway_and_another_takes_over(
             await app.stop()
     # c stopped last and released its lease: nothing holds the gateway
     assert rows(url, "SELECT owner FROM singletons") == []
+
+
+async def test_a_holder_that_lost_its_lease_steps_down(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord, pg_server
+) -> None:
+    """An instance that stalled past its lease (another took it meanwhile) closes its session
+    on its next renewal instead of sharing the shard."""
+    url = pg_server.database()
+    app = App(instance_config(tmp_path, sim, fake, url))
+    try:
+        await app.start()
+        await fake.wait_ready()
+        adapter = adapter_of(app)
+        assert adapter.holds_gateway
+        # someone else holds it now (as after this instance's lease ran out unrenewed)
+        rows(url, "UPDATE singletons SET owner = 'another', expires_at = expires_at + 60")
+        await fake.wait_for(lambda: not adapter.holds_gateway and not fake.ready_sessions(), 5)
+        assert adapter.client.ws is None or not adapter.client.ws.open
+        (lease,) = rows(url, "SELECT owner FROM singletons")
+        assert lease["owner"] == "another"  # it gave up nothing that was not its own
+    finally:
+        await app.stop()
