@@ -15,16 +15,25 @@ import pytest
 import telegram
 
 from adapters.telegram.port import TelegramPort
-from bot.app import shared_limiter
-from bot.config import Config, ConfigError, Secret, StorageConfig, TrackingConfig
+from bot.app import App, shared_limiter
+from bot.config import (
+    Config,
+    ConfigError,
+    MidjourneyConfig,
+    Secret,
+    StorageConfig,
+    TelegramConfig,
+    TrackingConfig,
+)
 from bot.limiter import SharedLimiter
 from bot.outbox import Outbox
 from bot.store import SendRule
 from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SQLiteStore
 from bot.views import View
+from tests.conftest import ALICE
 from tests.fakes.telegram import FakeTelegram
-from tests.harness import TG_TOKEN
+from tests.harness import TG_TOKEN, free_port
 from tests.storage import BOTH, open_store, rows
 
 
@@ -168,3 +177,29 @@ async def test_shared_limits_are_chosen_by_the_store_or_the_config(tmp_path: Pat
         await store.close()
     with pytest.raises(ConfigError, match=r"tracking\.shared_limits"):
         TrackingConfig(shared_limits="redis").validate()
+
+
+async def test_an_app_on_postgresql_takes_its_telegram_slots_from_the_store(
+    tmp_path: Path, tg: FakeTelegram, pg_server
+) -> None:
+    """The wiring: an App on PostgreSQL (tracking.shared_limits "auto") paces its Bot API calls
+    through send_slots, one row per chat and one for the bot's second."""
+    url = pg_server.database()
+    config = Config(
+        midjourney=MidjourneyConfig(base_url="simulator"),
+        telegram=TelegramConfig(
+            token=Secret(TG_TOKEN), api_base_url=f"{tg.url}/bot", file_base_url=f"{tg.url}/file/bot"
+        ),
+        tracking=TrackingConfig(listen=f"127.0.0.1:{free_port()}", send_interval_s=0.1),
+        storage=StorageConfig(path=str(tmp_path / "data" / "mjbot.db"), url=Secret(url)),
+    )
+    app = App(config)
+    try:
+        await app.start()
+        await tg.send_text(ALICE, ALICE, "/help")
+        await tg.wait_for(lambda: tg.bot_messages(ALICE), timeout=10)
+        assert app.outbox.limiter is not None and app.outbox.limiter.counts.slots >= 1
+        scopes = {r["scope"] for r in rows(url, "SELECT scope FROM send_slots")}
+        assert {f"telegram:chat:{ALICE}", "telegram:second"} <= scopes
+    finally:
+        await app.stop()
