@@ -18,6 +18,7 @@ from adapters.discord import GATEWAY_LEASE, DiscordAdapter
 from bot.app import App
 from bot.config import Config, Secret, StorageConfig
 from bot.store.postgres import PostgresStore
+from bot.views import View
 from mjsim import Simulator
 from tests.fakes.discord import FakeDiscord
 from tests.harness import free_port
@@ -83,6 +84,11 @@ async def test_one_instance_holds_the_gateway_and_another_takes_over(
         assert fake.identifies == 1 and fake.ready_sessions() == 1
         (lease,) = rows(url, "SELECT owner FROM singletons WHERE name = ?", GATEWAY_LEASE)
         assert lease["owner"] == adapter_of(a).owner
+
+        # b serves without the gateway: its outbox posts over REST.
+        await b.outbox.send("discord", fake.channel_id, View("posted by b"))
+        assert [m.content for m in fake.channel_messages()] == ["posted by b"]
+        assert adapter_of(b).client.ws is None
 
         # A message with buttons, posted while a held the gateway.
         _, grid = await imagine(fake, "a lighthouse at dusk")

@@ -203,3 +203,20 @@ async def test_an_app_on_postgresql_takes_its_telegram_slots_from_the_store(
         assert {f"telegram:chat:{ALICE}", "telegram:second"} <= scopes
     finally:
         await app.stop()
+
+
+def test_the_rules_of_a_send_an_edit_an_album_and_a_delete() -> None:
+    limiter = SharedLimiter(None, chat_interval_s=1.0, per_second=30)  # type: ignore[arg-type]
+    send = limiter.rules("telegram", "-5", 20, kind="send")
+    assert [(r.scope, r.interval_s, r.burst, r.cost, r.reserve) for r in send] == [
+        ("telegram:chat:-5", 1.0, 2, 1, 0),
+        ("telegram:minute:-5", 3.0, 19, 1, 0),
+        ("telegram:second", 1 / 30, 20, 1, 0),
+    ]
+    album = limiter.rules("telegram", "-5", 20, kind="send", cost=4)
+    assert album[1].cost == 4 and album[1].step == 12.0  # four messages of the group's minute
+    edit = limiter.rules("telegram", "-5", 20, kind="edit")
+    assert [r.reserve for r in edit] == [0, 5, 6]  # results keep room in the minute and second
+    assert edit[1].lead < send[1].lead
+    delete = limiter.rules("telegram", "7", 0, kind="delete")  # a private chat: no minute
+    assert [r.scope for r in delete] == ["telegram:chat:7", "telegram:second"]
