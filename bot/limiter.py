@@ -30,6 +30,8 @@ MINUTE_MARGIN = 1  # a group's per-minute burst, one below the platform's
 EDIT_RESERVE = 5  # of a group's minute, left to new messages (as the outbox's own window)
 SECOND_SHARE = 2 / 3  # of the per-second limit, the burst the fleet may use at once
 EDIT_SECOND_RESERVE = 1 / 3  # of that burst, left to new messages
+FORGET_EVERY = 1000  # slots between two clean-ups of idle scopes (one row per chat ever seen)
+IDLE_S = 3600.0  # a scope idle this long is a full bucket: its row can go
 
 
 @dataclass
@@ -38,6 +40,7 @@ class LimiterCounts:
     and the time calls waited for their slot."""
 
     slots: int = 0
+    forgotten: int = 0  # rows of idle scopes deleted
     store_s: float = 0.0
     waited_s: float = 0.0
 
@@ -93,6 +96,8 @@ class SharedLimiter:
         wait = await self.store.take_slot(rules)
         self.counts.slots += 1
         self.counts.store_s += time.perf_counter() - asked
+        if self.counts.slots % FORGET_EVERY == 0:
+            self.counts.forgotten += await self.store.forget_slots(IDLE_S)
         if wait > 0:
             self.counts.waited_s += wait
             await asyncio.sleep(wait)

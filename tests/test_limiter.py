@@ -220,3 +220,22 @@ def test_the_rules_of_a_send_an_edit_an_album_and_a_delete() -> None:
     assert edit[1].lead < send[1].lead
     delete = limiter.rules("telegram", "7", 0, kind="delete")  # a private chat: no minute
     assert [r.scope for r in delete] == ["telegram:chat:7", "telegram:second"]
+
+
+@BOTH
+async def test_idle_scopes_are_forgotten_and_come_back_as_full_buckets(
+    tmp_path: Path, storage
+) -> None:
+    store = await open_store(tmp_path / "s.db")
+    try:
+        idle, busy = SendRule("t:chat:idle", 0.01), SendRule("t:chat:busy", 0.01)
+        await store.take_slot([idle])
+        await asyncio.sleep(0.2)
+        await store.take_slot([busy])
+        assert await store.forget_slots(0.1) == 1
+        left = rows(store_location(store), "SELECT scope FROM send_slots")
+        assert [r["scope"] for r in left] == ["t:chat:busy"]
+        assert await store.take_slot([idle]) == 0.0  # a row again, a full bucket
+        assert len(rows(store_location(store), "SELECT scope FROM send_slots")) == 2
+    finally:
+        await store.close()

@@ -734,6 +734,11 @@ class Store(Protocol):
         moment, in one transaction; a scope's slots go out in time order."""
         ...
 
+    async def forget_slots(self, idle_s: float) -> int:
+        """Delete the send slots of scopes idle for ``idle_s`` (a scope without a row is a full
+        bucket, the same as one idle that long); how many went."""
+        ...
+
     async def hold_singleton(self, name: str, owner: str, ttl_s: float) -> bool:
         """Take or renew ``name`` for ``owner`` for ``ttl_s`` seconds; False while another
         owner holds it (until its time runs out)."""

@@ -884,6 +884,14 @@ class PostgresStore:
             )
         raise RuntimeError(f"send slots for {scopes} could not be taken")
 
+    async def forget_slots(self, idle_s: float) -> int:
+        """A row take_slot holds is not deleted (the DELETE waits, then finds it renewed); a
+        take_slot that finds its row gone inserts it again."""
+        done = await self._pool.execute(
+            f"DELETE FROM send_slots WHERE tat < {_NOW} - $1 AND last < {_NOW} - $1", idle_s
+        )
+        return int(done.split()[-1])
+
     async def hold_singleton(self, name: str, owner: str, ttl_s: float) -> bool:
         row = await self._one(
             f"INSERT INTO singletons (name, owner, expires_at) VALUES ($1, $2, {_NOW} + $3)"

@@ -809,6 +809,14 @@ class SQLiteStore:
             )
         return max(0.0, at - now)
 
+    async def forget_slots(self, idle_s: float) -> int:
+        before = time.time() - idle_s
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "DELETE FROM send_slots WHERE tat < ? AND last < ?", (before, before)
+            )
+            return cur.rowcount
+
     async def hold_singleton(self, name: str, owner: str, ttl_s: float) -> bool:
         now = time.time()
         async with self._transaction() as db:
