@@ -20,10 +20,13 @@ arrival.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 
 from bot.store import SendRule, Store
+
+log = logging.getLogger("bot.limiter")
 
 CHAT_BURST = 2  # Telegram allows short bursts per chat (~3); stay one below
 MINUTE_MARGIN = 1  # a group's per-minute burst, one below the platform's
@@ -41,6 +44,7 @@ class LimiterCounts:
 
     slots: int = 0
     forgotten: int = 0  # rows of idle scopes deleted
+    unavailable: int = 0  # calls sent on the in-memory pacing alone: the store did not answer
     store_s: float = 0.0
     waited_s: float = 0.0
 
@@ -93,7 +97,14 @@ class SharedLimiter:
         if not rules:
             return
         asked = time.perf_counter()
-        wait = await self.store.take_slot(rules)
+        try:
+            wait = await self.store.take_slot(rules)
+        except Exception:
+            # A limiter must not turn a message into a failure: without the database the
+            # instance paces alone (in memory), and a 429 is still waited out by the outbox.
+            self.counts.unavailable += 1
+            log.warning("shared send limits unavailable; pacing this instance alone", exc_info=True)
+            return
         self.counts.slots += 1
         self.counts.store_s += time.perf_counter() - asked
         if self.counts.slots % FORGET_EVERY == 0:

@@ -239,3 +239,13 @@ async def test_idle_scopes_are_forgotten_and_come_back_as_full_buckets(
         assert len(rows(store_location(store), "SELECT scope FROM send_slots")) == 2
     finally:
         await store.close()
+
+
+async def test_without_its_store_the_limiter_lets_the_call_go(tmp_path: Path) -> None:
+    """A database that does not answer costs the fleet its shared pacing, not the message."""
+    store = await SQLiteStore.open(tmp_path / "s.db")
+    limiter = SharedLimiter(store, chat_interval_s=1.0, per_second=30)
+    await limiter.slot("telegram", "7", 0, kind="send")
+    await store.close()
+    await limiter.slot("telegram", "7", 0, kind="send")  # no exception: sent on memory pacing
+    assert limiter.counts.slots == 1 and limiter.counts.unavailable == 1
