@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 from telegram import Update
 
-from adapters.telegram import TelegramAdapter
+from adapters.telegram import TelegramAdapter, albums
 from bot.chat import MessageRef
 from bot.config import AccessConfig, QuotaConfig, Secret, TelegramConfig
 from bot.egress import Egress
@@ -174,7 +174,8 @@ async def test_a_burst_of_presses_over_two_instances_posts_one_copy(tmp_path, la
         notices = await asyncio.gather(
             *(services[n % 2].press(w.who(user=f"u{n}"), token) for n in range(TEN))
         )
-        await asyncio.sleep(1.0)  # every copy that is going to be posted is posted by now
+        await w.until(lambda: len(w.chat.sent) > before)
+        await asyncio.sleep(0.3)  # a second copy would be out by now
         assert len(w.chat.sent) - before == 1, [n.text for n in notices]
         copy = w.chat.sent[before][0]
         assert w.chat.shown[copy].media  # the file (or the four images), not a notice
@@ -280,11 +281,12 @@ def decoded(uri: str) -> bytes:
     return base64.b64decode(uri.split(",", 1)[1])
 
 
-async def blend_over(
-    tmp_path: Path, sim: Simulator, tg: FakeTelegram, split: int, redeliver: bool
+async def album_over(
+    tmp_path: Path, sim: Simulator, tg: FakeTelegram, command: str, split: int
 ) -> None:
-    """Alice sends an album of three photos captioned /blend; its updates are handed to
-    ``split`` instances in turn (the last part to the second one when there are two)."""
+    """Alice sends an album captioned ``command`` (/blend: three photos, /swap: two); its
+    updates are handed to ``split`` instances (the last part to the second one when there
+    are two), then two of them are posted again (Telegram's redelivery)."""
     opened = await stores(tmp_path, split)
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -294,19 +296,22 @@ async def blend_over(
                 )
                 for n, store in enumerate(opened)
             ]
-            colours = [photo("red"), photo("green"), photo("blue")]
-            album = await tg.send_album(GROUP, ALICE, colours, caption="/blend landscape")
-            updates = tg.updates[-3:]
+            blend = command == "blend"
+            colours = [photo(c) for c in ("red", "green", "blue")[: 3 if blend else 2]]
+            caption = "/blend landscape" if blend else "/swap"
+            album = await tg.send_album(GROUP, ALICE, colours, caption=caption)
+            n = len(album)
+            updates = tg.updates[-n:]
             assert [u["message"]["message_id"] for u in updates] == [m.message_id for m in album]
-            # As a load balancer spreads them: A, B, B (the last part, which takes the album,
-            # is not where the caption is), each a moment after the previous one.
-            order = [0, 1, 1] if split == 2 else [0, 0, 0]
+            # As a load balancer spreads them: A, B(, B) (the last part, which takes the
+            # album, is not where the caption is), each a moment after the previous one.
+            order = [0] + [split - 1] * (n - 1)
 
-            async def arrive(n: int) -> None:
-                await asyncio.sleep(0.1 * n)
-                await here[order[n]].take(updates[n])
+            async def arrive(i: int) -> None:
+                await asyncio.sleep(0.1 * i)
+                await here[order[i]].take(updates[i])
 
-            await asyncio.gather(*(arrive(n) for n in range(3)))
+            await asyncio.gather(*(arrive(i) for i in range(n)))
             result = await tg.wait_for(
                 lambda: next(
                     (
@@ -317,17 +322,21 @@ async def blend_over(
                     None,
                 ),
                 timeout=30,
-                message="the blend's result",
+                message=f"the {command}'s result",
             )
-            if redeliver:  # Telegram posts a part again after it was taken: nothing happens
-                await here[-1].take(updates[0])
-                await here[0].take(updates[2])
-            (submit,) = sim.submits("blend")  # exactly one blend ...
-            assert [decoded(u) for u in submit.body["base64Array"]] == colours  # all, in order
-            assert submit.body["dimensions"] == "LANDSCAPE"
+            # Telegram posts parts again after the album was taken: nothing happens.
+            await here[-1].take(updates[0])
+            await here[0].take(updates[-1])
+            (submit,) = sim.submits(command)  # exactly one blend (swap) ...
+            if blend:  # all the photos, in order
+                assert [decoded(u) for u in submit.body["base64Array"]] == colours
+                assert submit.body["dimensions"] == "LANDSCAPE"
+            else:  # the face first, then the picture it goes into
+                assert decoded(submit.body["sourceBase64"]) == colours[0]
+                assert decoded(submit.body["targetBase64"]) == colours[1]
             # ... one task, charged once and settled, and one result shown to Alice.
             (task,) = storage.rows(_where(opened[0], tmp_path), "SELECT * FROM tasks")
-            assert task["kind"] == "blend" and task["user_id"] == str(ALICE)
+            assert task["kind"] == command and task["user_id"] == str(ALICE)
             ledger = await _settled(opened[0], tmp_path, task["key"])
             assert [(r["outcome"], r["user_id"]) for r in ledger] == [("success", str(ALICE))]
             assert result.photo is not None
@@ -359,11 +368,20 @@ async def _settled(store: Store, tmp_path: Path, key: str) -> list[dict[str, obj
     raise AssertionError(f"the charge of {key} was not settled")
 
 
+@pytest.fixture
+def short_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The album window at 0.5 s (1.5 s in production): the parts here come 0.1 s apart."""
+    monkeypatch.setattr(albums, "ALBUM_WINDOW_S", 0.5)
+
+
 @PG
-async def test_an_album_split_over_two_instances_is_one_blend(tmp_path, sim, tg) -> None:
-    await blend_over(tmp_path, sim, tg, split=2, redeliver=True)
+@pytest.mark.parametrize("command", ["blend", "swap"])
+async def test_an_album_split_over_two_instances_is_one_command(
+    tmp_path, sim, tg, short_window, command
+) -> None:
+    await album_over(tmp_path, sim, tg, command, split=2)
 
 
 @BOTH
-async def test_an_album_on_one_instance_is_one_blend(tmp_path, sim, tg) -> None:
-    await blend_over(tmp_path, sim, tg, split=1, redeliver=True)
+async def test_an_album_on_one_instance_is_one_blend(tmp_path, sim, tg, short_window) -> None:
+    await album_over(tmp_path, sim, tg, "blend", split=1)
