@@ -493,6 +493,21 @@ class InstanceRow:
         return self.expires_at > now
 
 
+# A copy of a result being posted for this long without news: its poster died (``claim_copy``).
+COPY_POSTING_S = 120.0
+# Album parts (and abandoned windows) are forgotten this long after they arrived.
+ALBUM_KEPT_S = 86400.0
+
+
+@dataclass(frozen=True)
+class CopyClaim:
+    """What claiming a copy found: mine to post (then ``copy_posted`` or ``drop_copy``), or
+    where the copy is (None while somebody else posts it)."""
+
+    mine: bool
+    ref: MessageRef | None = None
+
+
 @dataclass(frozen=True)
 class SendRule:
     """One limit a send must fit, shared by every instance (``Store.take_slot``): at most
@@ -645,6 +660,38 @@ class Store(Protocol):
 
     async def keep_hook_secret(self, candidate: str) -> str:
         """The notifyHook URL's secret: the one kept, or ``candidate`` kept from now on."""
+        ...
+
+    # --- what instances sharing the database agree on (album windows, copies) ----------------
+
+    async def join_album(self, album: str, part: str, body: str) -> int:
+        """Add a part (``body``: its message) to ``album``'s window: the window's arrivals
+        now, this one included, which the caller hands to ``take_album`` after its wait. A
+        part already in the open window (redelivered) arrives again: it re-arms the window.
+        0 when the part was taken with its album already (drop it). A part of an album taken
+        before it came opens a window of its own."""
+        ...
+
+    async def take_album(self, album: str, arrivals: int) -> list[str] | None:
+        """Close ``album``'s window and take its parts' bodies (in the order they joined),
+        if it has had exactly ``arrivals`` arrivals: of the parts waiting, the last one to
+        arrive takes them all, once. None when a part arrived since (it will take them), or
+        the album was taken."""
+        ...
+
+    async def claim_copy(self, slot: str, *, fresh_for: float | None = None) -> CopyClaim:
+        """Claim the posting of a copy (``slot`` names it: result and what). Mine when none was
+        posted, when its poster gave no sign for ``COPY_POSTING_S`` (it died), or when the
+        copy posted is older than ``fresh_for`` seconds (None: a copy stays fresh). Otherwise
+        where it is, or None while another caller posts it."""
+        ...
+
+    async def copy_posted(self, slot: str, ref: MessageRef) -> None:
+        """The claimed copy is out, at ``ref``."""
+        ...
+
+    async def drop_copy(self, slot: str) -> None:
+        """The claimed copy was not posted: the next press claims it again."""
         ...
 
     # --- the ledger ----------------------------------------------------------------------------

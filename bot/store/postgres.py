@@ -37,12 +37,15 @@ from bot.chat import MessageRef
 from bot.dblock import DatabaseInUse
 from bot.mj.models import FINAL_STATES, Task, TaskState
 from bot.store import (
+    ALBUM_KEPT_S,
+    COPY_POSTING_S,
     RESEND_FOR_S,
     AccessRule,
     AccessSubject,
     AskRow,
     Charge,
     ChatSettings,
+    CopyClaim,
     Holder,
     InstanceRow,
     ModalRow,
@@ -94,6 +97,9 @@ TABLES = (
     "access",
     "people",
     "instances",
+    "albums",
+    "album_parts",
+    "copies",
     "send_slots",
     "singletons",
 )
@@ -622,6 +628,86 @@ class PostgresStore:
                 return kept
             await _set_settings(db, "system:hooks", data, {"secret": candidate})
             return candidate
+
+    # --- what instances sharing the database agree on ----------------------------------------
+
+    async def join_album(self, album: str, part: str, body: str) -> int:
+        # The part first, then the window's count, in one transaction: a take that closes the
+        # window meanwhile either waits for this count (and finds it moved on) or went first
+        # (this part, not seen by it, opens a window of its own: the conflict is re-checked).
+        now = time.time()
+        async with self._transaction() as db:
+            taken = await db.fetchval(
+                "INSERT INTO album_parts (album, part, body, added_at) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (album, part) DO UPDATE SET added_at = album_parts.added_at"
+                " RETURNING taken",
+                album,
+                part,
+                body,
+                now,
+            )
+            if taken:
+                return 0  # taken with its album: a redelivery
+            arrivals = await db.fetchval(
+                "INSERT INTO albums (album, arrivals, started_at) VALUES ($1, 1, $2)"
+                " ON CONFLICT (album) DO UPDATE SET arrivals = albums.arrivals + 1"
+                " RETURNING arrivals",
+                album,
+                now,
+            )
+            return int(arrivals)
+
+    async def take_album(self, album: str, arrivals: int) -> list[str] | None:
+        now = time.time()
+        async with self._transaction() as db:
+            status = await db.execute(
+                "DELETE FROM albums WHERE album = $1 AND arrivals = $2", album, arrivals
+            )
+            if _changed(status) != 1:
+                return None
+            rows = await db.fetch(
+                "UPDATE album_parts SET taken = 1 WHERE album = $1 AND taken = 0"
+                " RETURNING body, added_at, part",
+                album,
+            )
+            # Forgotten a day on: parts (a redelivery that late is not one) and windows
+            # whose instance died waiting.
+            await db.execute("DELETE FROM album_parts WHERE added_at < $1", now - ALBUM_KEPT_S)
+            await db.execute("DELETE FROM albums WHERE started_at < $1", now - ALBUM_KEPT_S)
+        return [str(r["body"]) for r in sorted(rows, key=lambda r: (r["added_at"], r["part"]))]
+
+    async def claim_copy(self, slot: str, *, fresh_for: float | None = None) -> CopyClaim:
+        # One statement: two claims at once queue on the row, and the second finds it claimed.
+        now = time.time()
+        async with self._transaction() as db:
+            mine = await db.fetchval(
+                "INSERT INTO copies (slot, claimed_at) VALUES ($1, $2)"
+                " ON CONFLICT (slot) DO UPDATE SET ref = NULL, claimed_at = EXCLUDED.claimed_at,"
+                " posted_at = NULL"
+                " WHERE (copies.ref IS NULL AND copies.claimed_at < $3)"
+                " OR (copies.ref IS NOT NULL AND $4 AND copies.posted_at < $5)"
+                " RETURNING TRUE",
+                slot,
+                now,
+                now - COPY_POSTING_S,
+                fresh_for is not None,
+                now - (fresh_for or 0.0),
+            )
+            if mine:
+                return CopyClaim(mine=True)
+            ref = await db.fetchval("SELECT ref FROM copies WHERE slot = $1", slot)
+        return CopyClaim(mine=False, ref=MessageRef.decode(ref))
+
+    async def copy_posted(self, slot: str, ref: MessageRef) -> None:
+        await self._pool.execute(
+            "UPDATE copies SET ref = $1, posted_at = $2 WHERE slot = $3",
+            ref.encode(),
+            time.time(),
+            slot,
+        )
+
+    async def drop_copy(self, slot: str) -> None:
+        await self._pool.execute("DELETE FROM copies WHERE slot = $1", slot)
 
     async def _settings(self, scope: str) -> dict[str, Any]:
         row = await self._one("SELECT data FROM settings WHERE scope = $1", scope)
