@@ -19,12 +19,13 @@ from typing import Any, Protocol
 
 from bot.config import Config, StorageConfig
 from bot.egress import Egress
+from bot.limiter import SharedLimiter
 from bot.media import Downloader, MediaCache
 from bot.metrics import Metrics
 from bot.mj.client import MjClient
 from bot.mj.probe import resolve_profile
 from bot.mj.profiles import SIM_FLAVOURS
-from bot.outbox import Outbox
+from bot.outbox import PER_SECOND, Outbox
 from bot.policy import Policy
 from bot.store import InstanceRow, Store, this_instance
 from bot.store.sqlite import SQLiteStore
@@ -66,7 +67,8 @@ def configured_adapters(config: Config, metrics: Metrics | None = None) -> list[
     if config.discord.enabled:
         from adapters.discord import DiscordAdapter
 
-        adapters.append(DiscordAdapter(config.discord))
+        # On PostgreSQL several instances may run: the gateway session goes to a lease holder.
+        adapters.append(DiscordAdapter(config.discord, shared=config.storage.kind == "postgresql"))
     return adapters
 
 
@@ -252,6 +254,7 @@ class App:
             edit_interval_s=config.tracking.edit_interval_s,
             send_interval_s=config.tracking.send_interval_s,
             metrics=self.metrics,
+            limiter=shared_limiter(config, self.store),
         )
         stack.push_async_callback(self.outbox.close)
         secret = await hook_secret(self.store)
@@ -325,6 +328,17 @@ class App:
         """What `mjbot status` shows: tasks in flight, then every counter (bot/metrics.py)."""
         adapters = [a.platform for a in self.adapters]
         return await status_document.document(self.store, self.metrics, adapters)
+
+
+def shared_limiter(config: Config, store: Store) -> SharedLimiter | None:
+    """The fleet's send limits from the store (``tracking.shared_limits``; "auto": on
+    PostgreSQL, where several instances may share the database), or None: in memory."""
+    where = config.tracking.shared_limits
+    if where == "memory" or (where == "auto" and config.storage.kind != "postgresql"):
+        return None
+    return SharedLimiter(
+        store, chat_interval_s=config.tracking.send_interval_s, per_second=PER_SECOND
+    )
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -156,13 +156,18 @@ def _load(path: str | None, *, need_chat: bool, more_secrets: Sequence[str] = ()
     return cfg
 
 
-async def _until_signal() -> None:
+def _on_signal() -> asyncio.Event:
+    """An event SIGINT or SIGTERM sets, from now on (instead of ending the process at once)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
+
+
+async def _until_signal() -> None:
+    await _on_signal().wait()
 
 
 def _fewer_malloc_arenas() -> None:
@@ -184,10 +189,22 @@ async def _run(cfg: Config, tracker: type[Tracker] | None = None) -> int:
     from bot.app import App
 
     app = App(cfg) if tracker is None else App(cfg, tracker=tracker)
-    await app.start()  # a start that fails has already stopped what it opened
+    # Listening before the start: a SIGTERM while starting (an orchestrator that changed its
+    # mind) stops what started, cleanly, instead of killing the process half way.
+    stop = _on_signal()
+    starting = asyncio.create_task(app.start())
+    signalled = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()  # App.start stops what it opened when it is interrupted
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        return 0
+    signalled.cancel()
+    await starting  # a start that failed has already stopped what it opened: its error
     try:
         print("mjbot is running; Ctrl+C stops it", file=sys.stderr, flush=True)
-        await _until_signal()
+        await stop.wait()
     finally:
         await app.stop()
     return 0

@@ -203,6 +203,10 @@ class DiscordConfig:
     token: Secret = NO_SECRET
     api_base_url: str = "https://discord.com/api/v10"
     gateway_url: str = "wss://gateway.discord.gg/"
+    # Several instances on PostgreSQL: one holds the gateway session (a lease in the store),
+    # renewed every third of this; when its holder dies, another connects within about this
+    # long plus a third (adapters/discord/__init__.py).
+    gateway_lease_s: float = field(default=15.0, metadata=between(1.0, 300.0))
 
     @property
     def enabled(self) -> bool:
@@ -218,6 +222,9 @@ class TrackingConfig:
     edit_interval_s: float = field(default=2.5, metadata=between(0.0, 600.0))
     # at least this long between two messages to one chat
     send_interval_s: float = field(default=1.0, metadata=between(0.0, 60.0))
+    # where send limits are counted: "store" (every instance on the database together),
+    # "memory" (this process alone), "auto" (store on PostgreSQL, memory on SQLite)
+    shared_limits: str = "auto"
     # give up on a task after this long (fast / turbo / default)
     timeout_fast_s: float = field(default=900.0, metadata=between(1.0, 7 * DAY_S))
     # relax jobs queue for a long time on busy accounts
@@ -239,6 +246,10 @@ class TrackingConfig:
                 f"tracking.heartbeat_s ({self.heartbeat_s:g}) must be shorter than"
                 f" tracking.lease_ttl_s ({self.lease_ttl_s:g}): an instance that beats"
                 " less often than its lease lasts looks dead to the others"
+            )
+        if self.shared_limits not in ("auto", "store", "memory"):
+            raise ConfigError(
+                f"tracking.shared_limits must be auto, store or memory, not {self.shared_limits!r}"
             )
 
 

@@ -5,6 +5,9 @@ thirty a second overall). Each chat gets its own lock and clock, so a ``RateLimi
 one chat delays only that chat; a port may declare ``per_minute(chat_id)`` for its chats.
 Progress edits are "latest wins": while an edit waits for its slot, a newer view for the same
 message replaces it, so a chat sees at most one edit per ``edit_interval_s``.
+
+With several instances on one database, a ``SharedLimiter`` (bot/limiter.py) also gives every
+platform call its slot for the whole fleet; the in-memory pacing stays (order, gaps, coalescing).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from bot.chat import ChatPort, MessageGone, MessageRef, RateLimited, Requester
+from bot.limiter import SharedLimiter
 from bot.metrics import Metrics
 from bot.views import View
 
@@ -27,6 +31,7 @@ _R = TypeVar("_R")
 log = logging.getLogger("bot.outbox")
 
 EDIT_RESERVE = 5  # per-minute slots progress edits leave free, so results are never starved
+PER_SECOND = 30  # calls a second over all chats (Telegram: about 30)
 EDIT_GLOBAL_RESERVE = 10  # of the per-second slots over all chats, likewise
 
 OnEdited = Callable[[MessageRef], Awaitable[None]]
@@ -37,6 +42,8 @@ Edit = View | Callable[[], Awaitable[View]]
 
 @dataclass
 class _Chat:
+    platform: str
+    chat_id: str
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_edit: float = 0.0
     last_send: float = 0.0
@@ -55,8 +62,9 @@ class Outbox:
         edit_interval_s: float = 2.5,
         send_interval_s: float = 1.0,
         max_retries: int = 5,
-        per_second: int = 30,
+        per_second: int = PER_SECOND,
         metrics: Metrics | None = None,
+        limiter: SharedLimiter | None = None,
     ) -> None:
         self.ports = ports
         self.edit_interval_s = edit_interval_s
@@ -68,6 +76,7 @@ class Outbox:
         # Whoever posts through the outbox counts into the same object (``metrics.deliveries``).
         self.metrics = metrics if metrics is not None else Metrics()
         self.counts = self.metrics.outbox
+        self.limiter = limiter  # the fleet's slots (None: this process is the whole fleet)
 
     async def reply(self, req: Requester, view: View) -> MessageRef:
         """Answer the requester in their chat, replying to their message."""
@@ -86,7 +95,7 @@ class Outbox:
         chat = self._chats.get((platform, chat_id))
         if chat is None:
             limit = getattr(self.ports[platform], "per_minute", None)
-            chat = _Chat(per_minute=limit(chat_id) if limit else 0)
+            chat = _Chat(platform, chat_id, per_minute=limit(chat_id) if limit else 0)
             self._chats[(platform, chat_id)] = chat
         return chat
 
@@ -122,10 +131,18 @@ class Outbox:
                 return
             await asyncio.sleep(self._global[0] + 1 - now)
 
-    async def _call(self, chat: _Chat, op: Callable[[], Awaitable[_R]]) -> _R:
-        """Run one platform call, honouring RetryAfter for this chat only."""
+    async def _call(
+        self, chat: _Chat, op: Callable[[], Awaitable[_R]], kind: str, cost: int = 1
+    ) -> _R:
+        """Run one platform call, honouring RetryAfter for this chat only. With a shared
+        limiter each attempt first takes its slot for the fleet (``kind``: send, edit or
+        delete; ``cost``: the messages it posts)."""
         attempt = 0
         while True:
+            if self.limiter is not None:
+                await self.limiter.slot(
+                    chat.platform, chat.chat_id, chat.per_minute, kind=kind, cost=cost
+                )
             try:
                 return await op()
             except RateLimited as exc:
@@ -146,7 +163,9 @@ class Outbox:
         async with chat.lock:
             await self._paced(chat, self.send_interval_s, chat.last_send)
             try:
-                ref = await self._call(chat, lambda: port.send(chat_id, view, reply_to))
+                ref = await self._call(
+                    chat, lambda: port.send(chat_id, view, reply_to), "send", len(view.media) or 1
+                )
                 self.counts.sends += 1
                 return ref
             finally:
@@ -159,7 +178,9 @@ class Outbox:
         async with chat.lock:
             await self._paced(chat, self.send_interval_s, chat.last_send)
             try:
-                edited = await self._call(chat, lambda: self.ports[ref.platform].edit(ref, view))
+                edited = await self._call(
+                    chat, lambda: self.ports[ref.platform].edit(ref, view), "edit"
+                )
                 self.counts.edits += 1
                 return edited
             except MessageGone:
@@ -172,7 +193,7 @@ class Outbox:
         chat.pending.pop(ref.encode(), None)
         async with chat.lock:
             try:
-                await self._call(chat, lambda: self.ports[ref.platform].delete(ref))
+                await self._call(chat, lambda: self.ports[ref.platform].delete(ref), "delete")
                 self.counts.deletes += 1
             except MessageGone:
                 pass
@@ -202,7 +223,7 @@ class Outbox:
                 view = edit if isinstance(edit, View) else await edit()
                 async with chat.lock:
                     new_ref = await self._call(
-                        chat, functools.partial(self.ports[ref.platform].edit, ref, view)
+                        chat, functools.partial(self.ports[ref.platform].edit, ref, view), "edit"
                     )
                     chat.last_edit = time.monotonic()
                 self.counts.edits += 1

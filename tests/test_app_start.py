@@ -151,3 +151,41 @@ async def test_the_app_wires_the_mini_app_and_takes_the_tracker_class(
     finally:
         await app.stop()
     assert port_is_free(listen)
+
+
+async def test_stopping_lets_a_send_in_flight_finish_on_an_open_wire(
+    tmp_path: Path, tg: FakeTelegram, dc: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A result is being posted when the bot stops: the progress message's deleteMessage is
+    still waiting for Telegram's answer. The work in flight drains first and the Bot API
+    client closes after it, so the call is answered on an open connection and no socket is
+    left behind (CI once caught this: the pool closed under the request, which failed with
+    httpx.ReadError or left its socket open)."""
+    import logging
+    from dataclasses import replace
+
+    from bot.config import SimulatorConfig
+
+    base = config(tmp_path, tg, dc, DISCORD_TOKEN)
+    caplog.set_level(logging.INFO, logger="bot")
+
+    cfg = replace(base, discord=DiscordConfig(), simulator=SimulatorConfig(time_scale=0.05))
+    app = App(cfg)
+    tg.answer_late("deleteMessage", 1.5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await app.start()
+        try:
+            await tg.send_text(ALICE, tg.users[ALICE], "/imagine a lighthouse at dusk")
+            await tg.wait_for(lambda: tg.calls_to("deleteMessage"), timeout=30)
+        finally:
+            await app.stop()
+        gc.collect()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    telegram = next(a for a in app.adapters if a.platform == "telegram")
+    assert all(request._client.is_closed for request in telegram._http)  # type: ignore[attr-defined]
+    # The result was posted and the late delete completed before the wire closed.
+    assert [m for m in tg.bot_messages(ALICE) if m.photo and m.buttons]
+    assert len(tg.calls_to("deleteMessage")) == 1

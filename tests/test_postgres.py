@@ -20,7 +20,7 @@ from bot import config as config_module
 from bot.chat import MessageRef
 from bot.config import ConfigError
 from bot.dblock import DatabaseInUse
-from bot.store import Charge, InstanceRow, StoreUnavailable, TaskRow, new_key
+from bot.store import Charge, InstanceRow, SendRule, StoreUnavailable, TaskRow, new_key
 from bot.store.postgres import _INSTANCE_LOCK, TABLES, PostgresStore
 from bot.store.sqlite import SQLiteStore
 from tests.harness import ROOT, write_config
@@ -162,6 +162,13 @@ async def fill(path: Path) -> None:
         await store.keep_hook_secret("hook-secret")
         await store.heartbeat(InstanceRow("i1", "host-a", 42, 1.0, 0.0, 0.0), 30.0)
         await store.lease_tasks("i1", 30.0, 10)
+        await store.join_album("telegram:-1:g1", "31", '{"message_id": 31}')
+        await store.take_album("telegram:-1:g1", 1)
+        await store.join_album("telegram:-1:g2", "32", '{"message_id": 32}')  # window open
+        await store.claim_copy(f"{parent.key}:file")
+        await store.copy_posted(f"{parent.key}:file", MessageRef("telegram", "-1", "33", "doc"))
+        await store.take_slot([SendRule("telegram:chat:-1", 1.0)])
+        await store.hold_singleton("discord-gateway:0", "i1", 30.0)
     finally:
         await store.close()
 
@@ -187,6 +194,11 @@ KEYS = {
     "access": "platform, subject, id",
     "people": "platform, user_id",
     "instances": "id",
+    "albums": "album",
+    "album_parts": "album, part",
+    "copies": "slot",
+    "send_slots": "scope",
+    "singletons": "name",
 }
 
 

@@ -370,3 +370,49 @@ async def test_turbo_no_account_takes_runs_as_fast_once_with_a_notice(world) -> 
         assert charge["outcome"] == "success"
         row = await w.store.task(key)
         assert row is not None and row.mode == "fast"
+
+
+async def test_video_edit_and_shorten_prompts_are_checked_before_anything_is_spent(world) -> None:
+    """The check holds /video, /edit and /shorten as it holds /imagine: nothing submitted or
+    charged while held; "Fix and send" submits the fixed prompt through the command's own
+    path, with its photos and its options (/video's --motion kept around the prompt)."""
+    async with world() as w:
+        photo = png(colour="blue")
+        await w.service.video(w.who(), f"--motion high a fox runs --cref {IMG} --v 7", [photo])
+        assert w.submits("video") == 0 and ledger(w) == []
+        held_id, held = last(w)
+        assert "⛔ --cref does not work on V7: use --oref (omni reference) instead." in held.text
+        await w.press(held_id, "✅ Fix and send")
+        await w.until(lambda: w.submits("video") == 1)
+        [video] = w.sim.submits("video")
+        assert video.body["prompt"] == f"a fox runs --oref {IMG} --v 7"
+        assert video.body["motion"] == "high" and video.body["image"]
+        assert [c["action"] for c in ledger(w)] == ["video"]
+
+        await w.service.edit(w.who(), "make it snowy --s 5000", [photo])
+        held_id, held = last(w)
+        assert "--s 5000 is out of range: 0–1000." in held.text
+        assert w.submits("edits") == 0 and len(ledger(w)) == 1
+        await w.press(held_id, "✅ Fix and send")
+        await w.until(lambda: w.submits("edits") == 1)
+        assert w.sim.submits("edits")[0].body["prompt"] == "make it snowy --s 1000"
+
+        await w.service.shorten(w.who(), "a fox --motion high")  # video-only, not a video
+        held_id, held = last(w)
+        assert w.submits("shorten") == 0
+        [notice] = await w.press(held_id, "✖️ Cancel")
+        assert notice.text == "Cancelled: nothing was sent."
+        await settled_sends(w)
+        assert w.submits("shorten") == 0
+        assert [c["action"] for c in ledger(w)] == ["video", "edit"]
+
+        # A clean prompt is not held: submitted at once.
+        await w.service.shorten(w.who(), "a fox in the snow, cinematic light")
+        await w.until(lambda: w.submits("shorten") == 1)
+
+
+async def test_a_video_prompt_may_carry_video_flags(world) -> None:
+    """--motion in the prompt of a video is not "video-only flag without video"."""
+    async with world() as w:
+        await w.service.video(w.who(), "a fox runs --motion low", [png(colour="red")])
+        await w.until(lambda: w.submits("video") == 1)

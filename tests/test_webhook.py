@@ -199,6 +199,18 @@ async def test_back_to_polling_deletes_the_webhook(make_bot, sim, tg):
     await polling.stop()
 
 
+async def test_sigterm_while_starting_stops_cleanly(make_bot, tg):
+    """SIGTERM while the bot is still starting (setWebhook not answered yet) stops what had
+    started and exits 0; it used to end the process at once (-15), sockets and all."""
+    tg.answer_late("setWebhook", 1.5)
+    bot = make_bot(telegram=webhook(free_port()))
+    bot.start()
+    # the fake records a call once it is answered: the bot's own log says it is waiting
+    await tg.wait_for(lambda: "endpoint `setWebhook`" in bot.log(), timeout=60)
+    assert await bot.stop() == 0
+    assert "mjbot is running" not in bot.log()  # it never got that far
+
+
 @pytest.mark.parametrize("secret", ["", "Configured_secret-42"])
 async def test_two_instances_of_one_config_register_the_same_secret(make_bot, tg, secret):
     """Several instances from one config (the compose file's replicas) must agree on the

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from telegram import Document, Message, PhotoSize, Update
 from telegram.constants import CallbackQueryLimit, FileSizeLimit
@@ -17,11 +15,10 @@ from bot.i18n import normalize, t
 from bot.usecases import Service
 from bot.views import View
 
+from . import albums
 from .port import PLATFORM
 
 log = logging.getLogger("adapters.telegram")
-
-ALBUM_WINDOW_S = 1.5  # the parts of an album arrive as separate updates within about a second
 
 
 def service_of(context: ContextTypes.DEFAULT_TYPE) -> Service:
@@ -73,37 +70,6 @@ async def download(message: Message) -> bytes | None:
 
 class TooBig(Exception):
     """Over Telegram's 20 MB getFile limit: the bot cannot even download it."""
-
-
-# --- albums ---------------------------------------------------------------------------------
-
-
-@dataclass
-class _Album:
-    update: Update
-    messages: list[Message] = field(default_factory=list)
-    timer: asyncio.TimerHandle | None = None
-
-
-async def _collect(update: Update, context: ContextTypes.DEFAULT_TYPE) -> list[Message] | None:
-    """Gather the parts of an album; the first caller after the window gets them all.
-
-    Returns None for every part but the one that completes the album.
-    """
-    message = update.effective_message
-    assert message is not None
-    group = message.media_group_id
-    if not group:
-        return [message]
-    albums: dict[str, _Album] = context.application.bot_data.setdefault("albums", {})
-    album = albums.setdefault(group, _Album(update))
-    album.messages.append(message)
-    count = len(album.messages)
-    await asyncio.sleep(ALBUM_WINDOW_S)
-    if len(album.messages) != count:
-        return None  # a later part arrived: it will finish the album
-    albums.pop(group, None)
-    return sorted(album.messages, key=lambda m: m.message_id)
 
 
 async def _images(service: Service, req: Requester, messages: Sequence[Message]) -> list[bytes]:
@@ -165,11 +131,13 @@ async def command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A photo or file: a captioned command, or the answer to one of our questions."""
-    messages = await _collect(update, context)
+    message = update.effective_message
+    assert message is not None
+    service = service_of(context)
+    messages = await albums.collect(service.store, context.bot, message)
     if not messages:
         return
     first = messages[0]
-    service = service_of(context)
     req = requester(update, first)
     caption = next((m.caption for m in messages if m.caption), "") or ""
     replied = next((m.reply_to_message for m in messages if m.reply_to_message), None)

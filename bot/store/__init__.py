@@ -506,6 +506,56 @@ def this_instance() -> InstanceRow:
     return InstanceRow(f"{host}-{pid}-{secrets.token_hex(3)}", host, pid, time.time(), 0.0, 0.0)
 
 
+# A copy of a result being posted for this long without news: its poster died (``claim_copy``).
+COPY_POSTING_S = 120.0
+# Album parts (and abandoned windows) are forgotten this long after they arrived.
+ALBUM_KEPT_S = 86400.0
+
+
+@dataclass(frozen=True)
+class CopyClaim:
+    """What claiming a copy found: mine to post (then ``copy_posted`` or ``drop_copy``), or
+    where the copy is (None while somebody else posts it)."""
+
+    mine: bool
+    ref: MessageRef | None = None
+
+
+@dataclass(frozen=True)
+class SendRule:
+    """One limit a send must fit, shared by every instance (``Store.take_slot``): at most
+    ``burst`` calls at once in ``scope``, then one per ``interval_s``. ``cost`` is how many
+    calls this one counts as (an album's pictures); ``reserve`` calls of the burst are left to
+    others (progress edits leave room for results)."""
+
+    scope: str
+    interval_s: float
+    burst: int = 1
+    cost: int = 1
+    reserve: int = 0
+
+    @property
+    def lead(self) -> float:
+        """How far ahead of a scope's empty-bucket time this call may go (GCRA's tolerance,
+        less what the cost and the reserve take)."""
+        room = max(1, self.burst - self.reserve)
+        return (room - min(self.cost, room)) * self.interval_s
+
+    @property
+    def step(self) -> float:
+        """How far the call moves the scope's empty-bucket time."""
+        return self.cost * self.interval_s
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a singleton (``Store.hold_singleton``) and for how many more seconds."""
+
+    name: str
+    owner: str
+    expires_in: float
+
+
 class Store(Protocol):
     """Everything the bot keeps. Each method is one transaction (or one consistent read).
 
@@ -648,6 +698,38 @@ class Store(Protocol):
         """The notifyHook URL's secret: the one kept, or ``candidate`` kept from now on."""
         ...
 
+    # --- what instances sharing the database agree on (album windows, copies) ----------------
+
+    async def join_album(self, album: str, part: str, body: str) -> int:
+        """Add a part (``body``: its message) to ``album``'s window: the window's arrivals
+        now, this one included, which the caller hands to ``take_album`` after its wait. A
+        part already in the open window (redelivered) arrives again: it re-arms the window.
+        0 when the part was taken with its album already (drop it). A part of an album taken
+        before it came opens a window of its own."""
+        ...
+
+    async def take_album(self, album: str, arrivals: int) -> list[str] | None:
+        """Close ``album``'s window and take its parts' bodies (in the order they joined),
+        if it has had exactly ``arrivals`` arrivals: of the parts waiting, the last one to
+        arrive takes them all, once. None when a part arrived since (it will take them), or
+        the album was taken."""
+        ...
+
+    async def claim_copy(self, slot: str, *, fresh_for: float | None = None) -> CopyClaim:
+        """Claim the posting of a copy (``slot`` names it: result and what). Mine when none was
+        posted, when its poster gave no sign for ``COPY_POSTING_S`` (it died), or when the
+        copy posted is older than ``fresh_for`` seconds (None: a copy stays fresh). Otherwise
+        where it is, or None while another caller posts it."""
+        ...
+
+    async def copy_posted(self, slot: str, ref: MessageRef) -> None:
+        """The claimed copy is out, at ``ref``."""
+        ...
+
+    async def drop_copy(self, slot: str) -> None:
+        """The claimed copy was not posted: the next press claims it again."""
+        ...
+
     # --- the ledger ----------------------------------------------------------------------------
 
     async def charge(self, pay: Pay) -> str | None:
@@ -726,4 +808,30 @@ class Store(Protocol):
 
     async def release_tasks(self, owner: str) -> None:
         """Give up every lease of ``owner`` (a clean stop: the others take them at once)."""
+        ...
+
+    # --- shared limits and singletons (several instances, one database) --------------------------
+
+    async def take_slot(self, rules: list[SendRule]) -> float:
+        """Reserve the next moment a call fits every rule, for every instance on this database;
+        the seconds to wait until then (0: now). Every rule's scope is charged at that same
+        moment, in one transaction; a scope's slots go out in time order."""
+        ...
+
+    async def forget_slots(self, idle_s: float) -> int:
+        """Delete the send slots of scopes idle for ``idle_s`` (a scope without a row is a full
+        bucket, the same as one idle that long); how many went."""
+        ...
+
+    async def hold_singleton(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take or renew ``name`` for ``owner`` for ``ttl_s`` seconds; False while another
+        owner holds it (until its time runs out)."""
+        ...
+
+    async def release_singleton(self, name: str, owner: str) -> None:
+        """Give ``name`` up if ``owner`` holds it (a clean stop: another takes it at once)."""
+        ...
+
+    async def singleton(self, name: str) -> Holder | None:
+        """Who holds ``name`` now (None: nobody, or the time ran out)."""
         ...

@@ -39,16 +39,21 @@ from bot.chat import MessageRef
 from bot.dblock import DatabaseInUse
 from bot.mj.models import FINAL_STATES, Task, TaskState
 from bot.store import (
+    ALBUM_KEPT_S,
+    COPY_POSTING_S,
     RESEND_FOR_S,
     AccessRule,
     AccessSubject,
     AskRow,
     Charge,
     ChatSettings,
+    CopyClaim,
+    Holder,
     InstanceRow,
     ModalRow,
     Outcome,
     Pay,
+    SendRule,
     Slot,
     Spender,
     Stats,
@@ -104,7 +109,33 @@ TABLES = (
     "access",
     "people",
     "instances",
+    "albums",
+    "album_parts",
+    "copies",
+    "send_slots",
+    "singletons",
 )
+
+_NOW = "EXTRACT(EPOCH FROM clock_timestamp())::float8"  # the server's clock, in seconds
+# Store.take_slot: $1 scopes, $2 leads, $3 steps (SendRule's), $4 how many distinct scopes.
+# Returns the seconds to wait, or no row when a scope has no row yet (nothing is charged then).
+# ``now`` is read in the projection over the aggregate, i.e. after every row is locked.
+_TAKE_SLOT = f"""
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::float8[], $3::float8[]) AS i(scope, lead, step)
+), locked AS (
+    SELECT s.scope, s.tat, s.last FROM send_slots s
+    WHERE s.scope = ANY($1::text[]) ORDER BY s.scope FOR UPDATE
+), earliest AS (
+    SELECT MAX(GREATEST(l.last, l.tat - i.lead)) AS t, COUNT(DISTINCT l.scope) AS n
+    FROM locked l JOIN input i USING (scope)
+), at AS (
+    SELECT GREATEST(c.t, c.now) AS t, c.now, c.n FROM (SELECT t, n, {_NOW} AS now FROM earliest) c
+)
+UPDATE send_slots s SET tat = GREATEST(s.tat, at.t) + i.step, last = at.t
+FROM input i, at WHERE s.scope = i.scope AND at.n = $4
+RETURNING at.t - at.now
+"""
 
 Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 
@@ -647,6 +678,86 @@ class PostgresStore:
             await _set_settings(db, "system:hooks", data, {"secret": candidate})
             return candidate
 
+    # --- what instances sharing the database agree on ----------------------------------------
+
+    async def join_album(self, album: str, part: str, body: str) -> int:
+        # The part first, then the window's count, in one transaction: a take that closes the
+        # window meanwhile either waits for this count (and finds it moved on) or went first
+        # (this part, not seen by it, opens a window of its own: the conflict is re-checked).
+        now = time.time()
+        async with self._transaction() as db:
+            taken = await db.fetchval(
+                "INSERT INTO album_parts (album, part, body, added_at) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (album, part) DO UPDATE SET added_at = album_parts.added_at"
+                " RETURNING taken",
+                album,
+                part,
+                body,
+                now,
+            )
+            if taken:
+                return 0  # taken with its album: a redelivery
+            arrivals = await db.fetchval(
+                "INSERT INTO albums (album, arrivals, started_at) VALUES ($1, 1, $2)"
+                " ON CONFLICT (album) DO UPDATE SET arrivals = albums.arrivals + 1"
+                " RETURNING arrivals",
+                album,
+                now,
+            )
+            return int(arrivals)
+
+    async def take_album(self, album: str, arrivals: int) -> list[str] | None:
+        now = time.time()
+        async with self._transaction() as db:
+            status = await db.execute(
+                "DELETE FROM albums WHERE album = $1 AND arrivals = $2", album, arrivals
+            )
+            if _changed(status) != 1:
+                return None
+            rows = await db.fetch(
+                "UPDATE album_parts SET taken = 1 WHERE album = $1 AND taken = 0"
+                " RETURNING body, added_at, part",
+                album,
+            )
+            # Forgotten a day on: parts (a redelivery that late is not one) and windows
+            # whose instance died waiting.
+            await db.execute("DELETE FROM album_parts WHERE added_at < $1", now - ALBUM_KEPT_S)
+            await db.execute("DELETE FROM albums WHERE started_at < $1", now - ALBUM_KEPT_S)
+        return [str(r["body"]) for r in sorted(rows, key=lambda r: (r["added_at"], r["part"]))]
+
+    async def claim_copy(self, slot: str, *, fresh_for: float | None = None) -> CopyClaim:
+        # One statement: two claims at once queue on the row, and the second finds it claimed.
+        now = time.time()
+        async with self._transaction() as db:
+            mine = await db.fetchval(
+                "INSERT INTO copies (slot, claimed_at) VALUES ($1, $2)"
+                " ON CONFLICT (slot) DO UPDATE SET ref = NULL, claimed_at = EXCLUDED.claimed_at,"
+                " posted_at = NULL"
+                " WHERE (copies.ref IS NULL AND copies.claimed_at < $3)"
+                " OR (copies.ref IS NOT NULL AND $4 AND copies.posted_at < $5)"
+                " RETURNING TRUE",
+                slot,
+                now,
+                now - COPY_POSTING_S,
+                fresh_for is not None,
+                now - (fresh_for or 0.0),
+            )
+            if mine:
+                return CopyClaim(mine=True)
+            ref = await db.fetchval("SELECT ref FROM copies WHERE slot = $1", slot)
+        return CopyClaim(mine=False, ref=MessageRef.decode(ref))
+
+    async def copy_posted(self, slot: str, ref: MessageRef) -> None:
+        await self._pool.execute(
+            "UPDATE copies SET ref = $1, posted_at = $2 WHERE slot = $3",
+            ref.encode(),
+            time.time(),
+            slot,
+        )
+
+    async def drop_copy(self, slot: str) -> None:
+        await self._pool.execute("DELETE FROM copies WHERE slot = $1", slot)
+
     async def _settings(self, scope: str) -> dict[str, Any]:
         row = await self._one("SELECT data FROM settings WHERE scope = $1", scope)
         return settings_document(row["data"] if row else None)
@@ -896,6 +1007,61 @@ class PostgresStore:
                 f"UPDATE instances SET expires_at = LEAST(expires_at, {_CLOCK}) WHERE id = $1",
                 owner,
             )
+
+    # --- shared limits and singletons ----------------------------------------------------------
+
+    async def take_slot(self, rules: list[SendRule]) -> float:
+        """One statement, one round trip: lock the scopes' rows (in scope order, so two calls
+        never deadlock), find the first moment all of them allow (bot.store.rules.next_slot),
+        charge them all at it. The clock is the server's, read once the rows are locked. A
+        scope without a row yet is inserted first, then the statement runs again."""
+        scopes = [r.scope for r in rules]
+        leads = [r.lead for r in rules]
+        steps = [r.step for r in rules]
+        for _ in range(3):
+            wait = await self._pool.fetchval(_TAKE_SLOT, scopes, leads, steps, len(set(scopes)))
+            if wait is not None:
+                return max(0.0, float(wait))
+            await self._pool.execute(
+                "INSERT INTO send_slots (scope, tat, last) SELECT unnest($1::text[]), 0, 0"
+                " ON CONFLICT (scope) DO NOTHING",
+                scopes,
+            )
+        raise RuntimeError(f"send slots for {scopes} could not be taken")
+
+    async def forget_slots(self, idle_s: float) -> int:
+        """A row take_slot holds is not deleted (the DELETE waits, then finds it renewed); a
+        take_slot that finds its row gone inserts it again."""
+        done = await self._pool.execute(
+            f"DELETE FROM send_slots WHERE tat < {_NOW} - $1 AND last < {_NOW} - $1", idle_s
+        )
+        return int(done.split()[-1])
+
+    async def hold_singleton(self, name: str, owner: str, ttl_s: float) -> bool:
+        row = await self._one(
+            f"INSERT INTO singletons (name, owner, expires_at) VALUES ($1, $2, {_NOW} + $3)"
+            " ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner,"
+            " expires_at = EXCLUDED.expires_at"
+            f" WHERE singletons.owner = EXCLUDED.owner OR singletons.expires_at < {_NOW}"
+            " RETURNING owner",
+            name,
+            owner,
+            ttl_s,
+        )
+        return row is not None
+
+    async def release_singleton(self, name: str, owner: str) -> None:
+        await self._pool.execute(
+            "DELETE FROM singletons WHERE name = $1 AND owner = $2", name, owner
+        )
+
+    async def singleton(self, name: str) -> Holder | None:
+        row = await self._one(
+            f"SELECT owner, expires_at - {_NOW} AS left FROM singletons"
+            f" WHERE name = $1 AND expires_at >= {_NOW}",
+            name,
+        )
+        return Holder(name, row["owner"], float(row["left"])) if row is not None else None
 
 
 class _Ledger:

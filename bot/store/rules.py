@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from bot.mj.models import Task, TaskState
-from bot.store import RESEND_FOR_S, ChatSettings, TaskRow, UserSettings
+from bot.store import RESEND_FOR_S, ChatSettings, SendRule, TaskRow, UserSettings
 
 
 def holds(earlier: TaskRow, again: bool, now: float) -> bool:
@@ -59,3 +59,20 @@ def user_settings(data: dict[str, Any]) -> UserSettings:
 
 def chat_settings(data: dict[str, Any]) -> ChatSettings:
     return ChatSettings.from_document(data)
+
+
+def next_slot(
+    now: float, rules: list[SendRule], states: dict[str, tuple[float, float]]
+) -> tuple[float, dict[str, tuple[float, float]]]:
+    """GCRA over several scopes at once: the first moment (not before ``now``) a call fits every
+    rule, given each scope's (empty-bucket time, latest slot); and the scopes' states after the
+    call is charged at that moment. The PostgreSQL store does the same in one statement."""
+    at = now
+    for rule in rules:
+        tat, last = states.get(rule.scope, (0.0, 0.0))
+        at = max(at, last, tat - rule.lead)
+    after = {}
+    for rule in rules:
+        tat, _ = states.get(rule.scope, (0.0, 0.0))
+        after[rule.scope] = (max(tat, at) + rule.step, at)
+    return at, after

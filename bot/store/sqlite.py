@@ -24,16 +24,21 @@ from bot import dblock
 from bot.chat import MessageRef
 from bot.mj.models import FINAL_STATES, Task, TaskState
 from bot.store import (
+    ALBUM_KEPT_S,
+    COPY_POSTING_S,
     RESEND_FOR_S,
     AccessRule,
     AccessSubject,
     AskRow,
     Charge,
     ChatSettings,
+    CopyClaim,
+    Holder,
     InstanceRow,
     ModalRow,
     Outcome,
     Pay,
+    SendRule,
     Slot,
     Spender,
     Stats,
@@ -49,6 +54,7 @@ from bot.store.rules import (
     chat_settings,
     holds,
     moved_forward,
+    next_slot,
     settings_document,
     user_settings,
 )
@@ -627,6 +633,80 @@ class SQLiteStore:
             await _set_settings(db, "system:hooks", data, {"secret": candidate})
             return candidate
 
+    # --- what instances sharing the database agree on ----------------------------------------
+
+    async def join_album(self, album: str, part: str, body: str) -> int:
+        now = time.time()
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "SELECT taken FROM album_parts WHERE album = ? AND part = ?", (album, part)
+            )
+            found = await cur.fetchone()
+            if found is not None and found[0]:
+                return 0  # taken with its album: a redelivery
+            if found is None:
+                await db.execute(
+                    "INSERT INTO album_parts (album, part, body, added_at) VALUES (?, ?, ?, ?)",
+                    (album, part, body, now),
+                )
+            cur = await db.execute(
+                "INSERT INTO albums (album, arrivals, started_at) VALUES (?, 1, ?)"
+                " ON CONFLICT (album) DO UPDATE SET arrivals = arrivals + 1 RETURNING arrivals",
+                (album, now),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            return int(row[0])
+
+    async def take_album(self, album: str, arrivals: int) -> list[str] | None:
+        now = time.time()
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "DELETE FROM albums WHERE album = ? AND arrivals = ?", (album, arrivals)
+            )
+            if cur.rowcount != 1:
+                return None
+            cur = await db.execute(
+                "SELECT body FROM album_parts WHERE album = ? AND taken = 0"
+                " ORDER BY added_at, rowid",
+                (album,),
+            )
+            bodies = [str(r[0]) for r in await cur.fetchall()]
+            await db.execute("UPDATE album_parts SET taken = 1 WHERE album = ?", (album,))
+            # Forgotten a day on: parts (a redelivery that late is not one) and windows
+            # whose instance died waiting.
+            await db.execute("DELETE FROM album_parts WHERE added_at < ?", (now - ALBUM_KEPT_S,))
+            await db.execute("DELETE FROM albums WHERE started_at < ?", (now - ALBUM_KEPT_S,))
+            return bodies
+
+    async def claim_copy(self, slot: str, *, fresh_for: float | None = None) -> CopyClaim:
+        now = time.time()
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO copies (slot, claimed_at) VALUES (?, ?)"
+                " ON CONFLICT (slot) DO UPDATE SET ref = NULL, claimed_at = excluded.claimed_at,"
+                " posted_at = NULL"
+                " WHERE (ref IS NULL AND claimed_at < ?) OR (ref IS NOT NULL AND ? IS NOT NULL"
+                " AND posted_at < ?)",
+                (slot, now, now - COPY_POSTING_S, fresh_for, now - (fresh_for or 0.0)),
+            )
+            if cur.rowcount == 1:
+                return CopyClaim(mine=True)
+            cur = await db.execute("SELECT ref FROM copies WHERE slot = ?", (slot,))
+            row = await cur.fetchone()
+            return CopyClaim(mine=False, ref=MessageRef.decode(row[0] if row else None))
+
+    async def copy_posted(self, slot: str, ref: MessageRef) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE copies SET ref = ?, posted_at = ? WHERE slot = ?",
+                (ref.encode(), time.time(), slot),
+            )
+
+    async def drop_copy(self, slot: str) -> None:
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM copies WHERE slot = ?", (slot,))
+
     async def _settings(self, scope: str) -> dict[str, Any]:
         row = await self._one("SELECT data FROM settings WHERE scope = ?", scope)
         return _settings_data(row)
@@ -856,6 +936,59 @@ class SQLiteStore:
             await db.execute(
                 "UPDATE instances SET expires_at = ? WHERE id = ?", (time.time(), owner)
             )
+
+    # --- shared limits and singletons ----------------------------------------------------------
+
+    async def take_slot(self, rules: list[SendRule]) -> float:
+        now = time.time()
+        scopes = [r.scope for r in rules]
+        async with self._transaction() as db:
+            marks = ", ".join("?" for _ in scopes)
+            async with db.execute(
+                f"SELECT scope, tat, last FROM send_slots WHERE scope IN ({marks})", scopes
+            ) as cur:
+                states = {str(r[0]): (float(r[1]), float(r[2])) for r in await cur.fetchall()}
+            at, after = next_slot(now, rules, states)
+            await db.executemany(
+                "INSERT INTO send_slots (scope, tat, last) VALUES (?, ?, ?) ON CONFLICT (scope)"
+                " DO UPDATE SET tat = excluded.tat, last = excluded.last",
+                [(scope, tat, last) for scope, (tat, last) in after.items()],
+            )
+        return max(0.0, at - now)
+
+    async def forget_slots(self, idle_s: float) -> int:
+        before = time.time() - idle_s
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "DELETE FROM send_slots WHERE tat < ? AND last < ?", (before, before)
+            )
+            return cur.rowcount
+
+    async def hold_singleton(self, name: str, owner: str, ttl_s: float) -> bool:
+        now = time.time()
+        async with self._transaction() as db:
+            async with db.execute(
+                "INSERT INTO singletons (name, owner, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,"
+                " expires_at = excluded.expires_at"
+                " WHERE singletons.owner = excluded.owner OR singletons.expires_at < ?"
+                " RETURNING owner",
+                (name, owner, now + ttl_s, now),
+            ) as cur:
+                return await cur.fetchone() is not None
+
+    async def release_singleton(self, name: str, owner: str) -> None:
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM singletons WHERE name = ? AND owner = ?", (name, owner))
+
+    async def singleton(self, name: str) -> Holder | None:
+        now = time.time()
+        row = await self._one(
+            "SELECT owner, expires_at FROM singletons WHERE name = ? AND expires_at >= ?",
+            name,
+            now,
+        )
+        return Holder(name, str(row[0]), float(row[1]) - now) if row is not None else None
 
 
 class _Ledger:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -24,8 +23,6 @@ from bot.usecases.studio import StudioPresses
 from bot.usecases.submitter import Submitter, over_quota
 from bot.views import View
 
-# How many 📎/✂️ copies the service remembers having posted (a press on an older one posts anew).
-EXTRAS_REMEMBERED = 2000
 # A finished U pressed again is posted again; presses within this long of that copy (a burst,
 # everyone in a chat pressing at once) point to it instead of posting more copies.
 SHOWN_AGAIN_FOR_S = 10.0
@@ -73,10 +70,8 @@ class Presses:
         self.notify_hook = notify_hook
         self.default_mode = default_mode
         self.user_settings = user_settings
-        # finished task -> (its copy, None while posting; when it was posted or started)
-        self._shown: dict[str, tuple[MessageRef | None, float]] = {}
-        # (task, "file"|"split"|"file2"...) -> where its copy was posted; None while posting
-        self._extras: dict[tuple[str, str], MessageRef | None] = {}
+        # Which copies are posted (a U shown again, 📎, ✂️...) is the store's (``claim_copy``):
+        # the presses of one burst may reach different instances.
         self.studio = StudioPresses(
             store,
             client,
@@ -188,17 +183,12 @@ class Presses:
         earlier task is. Nothing is submitted and nothing is charged."""
         lang = req.language
         if earlier.is_final and earlier.delivered_at is not None:
-            now = time.monotonic()
-            shown = self._shown.get(earlier.key)
-            if shown is None or (shown[0] is not None and now - shown[1] > SHOWN_AGAIN_FOR_S):
-                # Checked and marked with no await between: ten presses at once post one
-                # copy, also where their claims really run side by side (PostgreSQL) and
-                # the later ones arrive after the copy is out.
-                self._shown = {k: v for k, v in self._shown.items() if now - v[1] <= 60}
-                self._shown[earlier.key] = (None, now)
+            # Claimed in the store: ten presses at once post one copy, also when they reach
+            # different instances, or arrive after the copy is out (they point to it).
+            shown = await self.store.claim_copy(_again(earlier.key), fresh_for=SHOWN_AGAIN_FOR_S)
+            if shown.mine:
                 self.spawn(self._show_again(req, earlier))
-                shown = None
-            where = (shown[0] if shown else None) or earlier.ref("result")
+            where = shown.ref or earlier.ref("result")
             return Notice(t("press.shown_again", lang, label=label), where=where)
         if earlier.is_final:  # done, its result not posted yet (or the chat refuses it)
             return Notice(t("press.unsent", lang, label=label))
@@ -213,15 +203,16 @@ class Presses:
 
     async def _show_again(self, req: Requester, row: TaskRow) -> None:
         """Post a finished result again with working buttons, below the pressed message."""
+        slot = _again(row.key)
         try:
             view = await results.final_view(self.runtime, row)
             ref = await self.outbox.send(row.platform, row.chat_id, view, req.message)
             await self.store.update(row.key, result_ref=ref)
         except Exception:
-            self._shown.pop(row.key, None)  # not posted: the next press tries again
+            await self.store.drop_copy(slot)  # not posted: the next press tries again
             log.exception("posting a result again failed (task %s)", row.key)
             return
-        self._shown[row.key] = (ref, time.monotonic())
+        await self.store.copy_posted(slot, ref)
 
     async def _anyone_may_press(self, req: Requester) -> bool:
         """Buttons belong to the task's owner, unless the chat (or the config) shares them."""
@@ -285,38 +276,35 @@ class Presses:
         make: Callable[[], Awaitable[View | None]],
     ) -> Notice:
         """A copy of something of a result (📎, ✂️, a picture's or clip's file), posted once
-        per result. A burst of presses (or everyone in a chat that shares buttons) posts no
-        more copies; pressed again later, it points to the copy. Kept in memory: after a
-        restart one more copy. ``make`` gives None when there is nothing to post any more."""
+        per result. A burst of presses (or everyone in a chat that shares buttons), on any
+        instance, posts no more copies; pressed again later, it points to the copy (the
+        store's ``claim_copy``). ``make`` gives None when there is nothing to post any more."""
         lang = req.language
-        slot = (row.key, name)
-        if slot in self._extras:
-            posted = self._extras[slot]
-            if posted is None:
+        slot = f"{row.key}:{name}"
+        claim = await self.store.claim_copy(slot)
+        if not claim.mine:
+            if claim.ref is None:
                 return Notice(t("press.sending", lang))
-            return Notice(t("press.posted", lang, label=label), where=posted)
-        self._extras[slot] = None
-        while len(self._extras) > EXTRAS_REMEMBERED:
-            del self._extras[next(iter(self._extras))]  # the oldest first
+            return Notice(t("press.posted", lang, label=label), where=claim.ref)
         try:
             view = await make()
-            if view is None:
-                self._extras.pop(slot, None)
-                return Notice(t("press.expired", lang), alert=True)
         except BaseException:
-            self._extras.pop(slot, None)
+            await self.store.drop_copy(slot)
             raise
+        if view is None:
+            await self.store.drop_copy(slot)
+            return Notice(t("press.expired", lang), alert=True)
         self.spawn(self._send_extra(slot, row, view))
         return Notice(t("press.sending", lang))
 
-    async def _send_extra(self, slot: tuple[str, str], row: TaskRow, view: View) -> None:
+    async def _send_extra(self, slot: str, row: TaskRow, view: View) -> None:
         try:
             ref = await self.outbox.send(row.platform, row.chat_id, view, row.ref("result"))
         except Exception:
-            self._extras.pop(slot, None)  # not posted: the next press tries again
-            log.exception("posting %s failed (task %s)", slot[1], row.key)
+            await self.store.drop_copy(slot)  # not posted: the next press tries again
+            log.exception("posting %s failed (task %s)", slot, row.key)
             return
-        self._extras[slot] = ref
+        await self.store.copy_posted(slot, ref)
 
     async def _retry(self, req: Requester, failed: TaskRow) -> Notice:
         """🔁 under a failed or interrupted imagine: the same prompt once more, a button like
@@ -405,3 +393,8 @@ class Presses:
             log.info("no seed for %s: %s", row.key, exc)
             return ""
         return answer.task_id if answer.outcome is Outcome.ACCEPTED else ""
+
+
+def _again(key: str) -> str:
+    """The copy slot of a finished result posted again (a U pressed again)."""
+    return f"{key}:again"

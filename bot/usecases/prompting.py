@@ -57,6 +57,7 @@ class Confirmed:
     prompt: str
     bot: Bot | None
     photos: tuple[bytes, ...] = ()
+    args: str = ""  # the command's own arguments (/video's options around the prompt)
 
 
 def target_for(settings: UserSettings, bot: Bot | None, *, video: bool = False) -> Target:
@@ -175,7 +176,8 @@ class Prompting:
         if chosen is None:
             return Notice(t("check.dropped", lang)), None
         prompt, bot = chosen
-        return Notice(t("press.sending", lang)), Confirmed(held.kind, prompt, bot, tuple(photos))
+        confirmed = Confirmed(held.kind, prompt, bot, tuple(photos), held.args)
+        return Notice(t("press.sending", lang)), confirmed
 
     async def _settle_message(self, ref: MessageRef, verb: str, lang: str) -> None:
         text = t("check.dropped", lang) if verb == DROP else t("press.sending", lang)

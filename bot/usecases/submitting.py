@@ -13,6 +13,7 @@ from bot.chat import Requester
 from bot.i18n import t
 from bot.mj.client import MjClient
 from bot.mj.models import Submission
+from bot.mj.prompt import Bot, Composed
 from bot.outbox import Outbox
 from bot.policy import OverQuota, Policy
 from bot.settings_menu import references_line
@@ -115,9 +116,21 @@ class Submitting:
         await self._run(req, job, [*images, *kept][:5], note=note)
 
     async def confirmed(self, req: Requester, confirmed: Confirmed) -> None:
-        """A held request its author sent after all (prompting.py), through its own path."""
-        if confirmed.kind == Kind.IMAGINE:
-            await self.imagine(req, confirmed.prompt, confirmed.photos, confirmed=confirmed)
+        """A held request its author sent after all (prompting.py), through its own path,
+        with the prompt they chose (as typed, or fixed) and the photos kept beside it."""
+        prompt, photos = confirmed.prompt, confirmed.photos
+        match confirmed.kind:
+            case Kind.IMAGINE:
+                await self.imagine(req, prompt, photos, confirmed=confirmed)
+            case Kind.VIDEO:
+                await self.video(req, confirmed.args, photos, prompt=prompt)
+            case Kind.EDIT:
+                await self._run(req, jobs.edit(prompt, prompt, check=True), photos, checked=True)
+            case Kind.RETEXTURE:
+                job = jobs.retexture(prompt, prompt, check=True)
+                await self._run(req, job, photos, checked=True)
+            case Kind.SHORTEN:
+                await self._run(req, jobs.shorten(prompt), (), checked=True)
 
     async def describe(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
         """/describe: four prompts Midjourney would write for a photo (in Chinese for a zh
@@ -161,10 +174,13 @@ class Submitting:
         """/shorten: which words of a prompt matter, and five shorter versions."""
         await self._run(req, jobs.shorten(clean(prompt)), ())
 
-    async def video(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
+    async def video(
+        self, req: Requester, args: str, images: Sequence[bytes] = (), *, prompt: str | None = None
+    ) -> None:
         """/video [--motion high|low] [--bs 1|2|4] [--loop] [--hd] [--end] <prompt> with a
         photo: clips from it (bot.studio.parse_video). A second photo is the end frame;
-        ``--end`` with one photo keeps it and asks for the end frame by reply."""
+        ``--end`` with one photo keeps it and asks for the end frame by reply. ``prompt``: the
+        one its author chose under the prompt check (then it is not checked again)."""
         lang = req.language
         start = _START.match(args)
         if start is not None:  # the end frame's answer: the first frame was kept
@@ -172,7 +188,7 @@ class Submitting:
             images = [kept, *images] if kept else list(images)
             args = args[start.end() :]
         try:
-            prompt, options = studio.parse_video(args)
+            typed, options = studio.parse_video(args)
         except studio.BadOption as bad:
             await self.tell(req, t(bad.key, lang, value=bad.value))
             return
@@ -191,8 +207,10 @@ class Submitting:
         label = options.summary(lang)
         if units > 1:  # what it costs, in the user's units, before it is spent
             label = f"{label} · {t('studio.cost', lang, units=units)}"
-        job = jobs.video(args, prompt, options, label, check=bool(images))
-        await self._run(req, job, images)
+        job = jobs.video(
+            args, typed if prompt is None else prompt, options, label, check=bool(images)
+        )
+        await self._run(req, job, images, checked=prompt is not None)
 
     async def _kept(self, key: str) -> bytes | None:
         if self.cache is None:
@@ -212,13 +230,24 @@ class Submitting:
         await self._run(req, jobs.retexture(args, clean(args), check=bool(images)), images)
 
     async def _run(
-        self, req: Requester, job: jobs.Job, images: Sequence[bytes], *, note: str = ""
+        self,
+        req: Requester,
+        job: jobs.Job,
+        images: Sequence[bytes],
+        *,
+        note: str = "",
+        checked: bool = False,
     ) -> None:
-        """Any kind of submission: its prompt checked, its photos validated (or asked for),
-        then handed to the Submitter."""
+        """Any kind of submission: its prompt checked (the rules, then its parameters against
+        the model, unless ``checked``: its author already chose under the check), its photos
+        validated (or asked for), then handed to the Submitter."""
         kind = job.kind.value
-        if job.checked is not None and not await self._prompt_ok(req, job.checked, kind):
-            return
+        if job.checked is not None:
+            if not await self._prompt_ok(req, job.checked, kind):
+                return
+            if not checked and job.kind is not Kind.IMAGINE:  # /imagine composes, then checks
+                if not await self._parameters_ok(req, job, images):
+                    return  # held: nothing stored, nothing charged
         uris: list[str] = []
         if job.photos is not None:
             least, most = job.photos
@@ -234,6 +263,22 @@ class Submitting:
             lambda key, mode: job.call(self.client, uris, jobs.Sent(mode, notify_hook, key)),
             note=note or job.label,
             cost=job.cost,
+        )
+
+    async def _parameters_ok(self, req: Requester, job: jobs.Job, images: Sequence[bytes]) -> bool:
+        """The prompt check (bot.mj.prompt) on a command's prompt as typed: a problem holds it
+        with its photos, as /imagine's are, until its author fixes, confirms or cancels."""
+        assert job.checked is not None
+        settings = await self.user_settings(req)
+        bot = Bot.MIDJOURNEY if self.client.profile.bot_types else None
+        return await self.prompting.passes(
+            req,
+            job.kind.value,
+            Composed(job.checked, bot),
+            settings,
+            images,
+            video=job.kind is Kind.VIDEO,
+            args=job.args,
         )
 
     async def _prompt_ok(self, req: Requester, prompt: str, command: str = "imagine") -> bool:

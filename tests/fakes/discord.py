@@ -418,6 +418,8 @@ class FakeDiscord:
         self.commands: list[dict[str, Any]] = []
         self.guild_commands: dict[str, list[dict[str, Any]]] = {}
         self.identify: dict[str, Any] | None = None
+        self.identifies = 0  # IDENTIFYs received (a new session each)
+        self.most_ready = 0  # the most sessions ever ready at once (Discord: one per shard)
         self.uploads: dict[str, FakeFile] = {}
 
         self._by_token: dict[str, FakeInteraction] = {}
@@ -732,6 +734,9 @@ class FakeDiscord:
             await session.dispatch("READY", ready)
             await session.dispatch("GUILD_CREATE", self._guild_payload())
             session.ready = True
+            self.identifies += 1
+            live = sum(1 for s in self._sessions if s.ready and not s.ws.closed)
+            self.most_ready = max(self.most_ready, live)
             self._notify()
         elif op == 6:  # resume
             await session.dispatch("RESUMED", {"_trace": ["fake-discord"]})
@@ -750,6 +755,10 @@ class FakeDiscord:
                 chunk["nonce"] = data["nonce"]
             await session.dispatch("GUILD_MEMBERS_CHUNK", chunk)
         # op 3 (presence), 4 (voice state) and anything else: ignored.
+
+    def ready_sessions(self) -> int:
+        """Sessions connected and ready now."""
+        return sum(1 for s in self._sessions if s.ready and not s.ws.closed)
 
     def _session(self) -> _Session:
         for session in reversed(self._sessions):

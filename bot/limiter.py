@@ -1,0 +1,114 @@
+"""Send limits shared by every instance on one database: the fleet stays under a platform's
+per-chat, per-group and per-bot limits together, not each instance on its own.
+
+The outbox paces each chat in memory (order, gaps, coalesced edits); with several instances
+behind a load balancer, each would allow a chat its one message a second and the bot its thirty
+a second, so three of them send three times as much. ``SharedLimiter`` asks the store for every
+call's slot instead (``Store.take_slot``: a GCRA bucket per scope, all of a call's scopes
+charged at one moment in one transaction) and sleeps until it. On PostgreSQL that is one
+statement, one round trip; on SQLite (one process) the in-memory pacing already is the whole
+truth, so the limiter is used there only when asked for (``tracking.shared_limits``).
+
+Scopes, per platform: ``<platform>:chat:<id>`` (every call to a chat: one per
+``send_interval_s``, bursts of 2), ``<platform>:minute:<id>`` (a group's messages a minute, an
+album counting its pictures, progress edits leaving ``EDIT_RESERVE`` for results) and
+``<platform>:second`` (calls a second over all chats, edits leaving a reserve too). Each leaves
+a margin below the platform's real limit, for the jitter between a slot and its request's
+arrival.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from bot.store import SendRule, Store
+
+log = logging.getLogger("bot.limiter")
+
+CHAT_BURST = 2  # Telegram allows short bursts per chat (~3); stay one below
+MINUTE_MARGIN = 1  # a group's per-minute burst, one below the platform's
+EDIT_RESERVE = 5  # of a group's minute, left to new messages (as the outbox's own window)
+SECOND_SHARE = 2 / 3  # of the per-second limit, the burst the fleet may use at once
+EDIT_SECOND_RESERVE = 1 / 3  # of that burst, left to new messages
+FORGET_EVERY = 1000  # slots between two clean-ups of idle scopes (one row per chat ever seen)
+IDLE_S = 3600.0  # a scope idle this long is a full bucket: its row can go
+
+
+@dataclass
+class LimiterCounts:
+    """What the shared limiter cost: slots taken, the time spent asking the store for them,
+    and the time calls waited for their slot."""
+
+    slots: int = 0
+    forgotten: int = 0  # rows of idle scopes deleted
+    unavailable: int = 0  # calls sent on the in-memory pacing alone: the store did not answer
+    store_s: float = 0.0
+    waited_s: float = 0.0
+
+
+class SharedLimiter:
+    """Slots for platform calls from the store, shared by every instance on it."""
+
+    def __init__(self, store: Store, *, chat_interval_s: float, per_second: int) -> None:
+        self.store = store
+        self.chat_interval_s = chat_interval_s
+        self.per_second = per_second
+        self.counts = LimiterCounts()
+
+    def rules(
+        self, platform: str, chat_id: str, per_minute: int, *, kind: str, cost: int = 1
+    ) -> list[SendRule]:
+        """The limits one call fits. ``kind``: send | edit | delete (deletes count per chat
+        and per bot, not in a group's minute: Telegram counts only new messages there)."""
+        edit = kind == "edit"
+        rules: list[SendRule] = []
+        if self.chat_interval_s > 0:
+            rules.append(SendRule(f"{platform}:chat:{chat_id}", self.chat_interval_s, CHAT_BURST))
+        if per_minute > 0 and kind != "delete":
+            rules.append(
+                SendRule(
+                    f"{platform}:minute:{chat_id}",
+                    60.0 / per_minute,
+                    max(1, per_minute - MINUTE_MARGIN),
+                    cost=cost,
+                    reserve=EDIT_RESERVE if edit else 0,
+                )
+            )
+        if self.per_second > 0:
+            burst = max(1, int(self.per_second * SECOND_SHARE))
+            rules.append(
+                SendRule(
+                    f"{platform}:second",
+                    1.0 / self.per_second,
+                    burst,
+                    reserve=int(burst * EDIT_SECOND_RESERVE) if edit else 0,
+                )
+            )
+        return rules
+
+    async def slot(
+        self, platform: str, chat_id: str, per_minute: int, *, kind: str, cost: int = 1
+    ) -> None:
+        """Wait for this call's slot (taken for the whole fleet)."""
+        rules = self.rules(platform, chat_id, per_minute, kind=kind, cost=cost)
+        if not rules:
+            return
+        asked = time.perf_counter()
+        try:
+            wait = await self.store.take_slot(rules)
+        except Exception:
+            # A limiter must not turn a message into a failure: without the database the
+            # instance paces alone (in memory), and a 429 is still waited out by the outbox.
+            self.counts.unavailable += 1
+            log.warning("shared send limits unavailable; pacing this instance alone", exc_info=True)
+            return
+        self.counts.slots += 1
+        self.counts.store_s += time.perf_counter() - asked
+        if self.counts.slots % FORGET_EVERY == 0:
+            self.counts.forgotten += await self.store.forget_slots(IDLE_S)
+        if wait > 0:
+            self.counts.waited_s += wait
+            await asyncio.sleep(wait)
