@@ -173,7 +173,7 @@ async def test_a_restart_takes_over_at_once_on_sqlite_and_when_the_lease_lapses_
     """kill -9 leaves a heartbeat that looks alive for a while. SQLite's file lock proves the
     old process dead, so its claims are taken at once; PostgreSQL waits for the TTL."""
     (old,) = await fleet("old")
-    await beat(old, 1.0)
+    await beat(old, 60.0)
     done = await old.add_task(row(task_id="1", status="SUCCESS"))
     assert await old.claim_delivery(done.key)  # killed while posting (close() releases nothing)
     await old.close()
@@ -185,7 +185,8 @@ async def test_a_restart_takes_over_at_once_on_sqlite_and_when_the_lease_lapses_
     try:
         if fleet.kind == "postgresql":
             assert await new.undelivered() == [] and not await new.claim_delivery(done.key)
-            await asyncio.sleep(1.05)
+            await new.heartbeat(old.instance, 0.05)  # time passes: old's last beat lapses
+            await asyncio.sleep(0.1)
         assert [r.key for r in await new.undelivered()] == [done.key]
         assert await new.claim_delivery(done.key)
     finally:
@@ -224,11 +225,11 @@ async def test_each_live_task_is_asked_about_by_one_instance_and_taken_over_when
     downloader = Downloader()
     services = [Service(s, client, Outbox({}), downloader) for s in (a, b)]
     ta, tb = (
-        Tracker(s, client, service, poll_interval_s=1.0, lease_ttl_s=0.6)
+        Tracker(s, client, service, poll_interval_s=1.0, lease_ttl_s=30.0)
         for s, service in zip((a, b), services, strict=True)
     )
     try:
-        await beat(a, 0.6)
+        await beat(a, 30.0)
         await beat(b, 30.0)
         ids = [f"17000000001{n:05d}" for n in range(40)]
         for task_id in ids:
@@ -236,12 +237,11 @@ async def test_each_live_task_is_asked_about_by_one_instance_and_taken_over_when
         for _ in range(3):  # both tick, three intervals: each task asked about once a tick
             await ta.poll_once()
             await tb.poll_once()
-            await beat(a, 0.6)
         assert sorted(asked(sim)) == sorted(ids * 3)  # not once per instance
         assert {r["lease_owner"] for r in rows(_where(a), "SELECT lease_owner FROM tasks")} == {"a"}
         # a dies: its leases lapse, b takes every task on its next tick, a no longer asks
         sim.requests.clear()
-        await asyncio.sleep(0.7)
+        await die(a)
         await tb.poll_once()
         await ta.poll_once()  # back from a stall: it holds nothing now
         assert sorted(asked(sim)) == sorted(ids)
