@@ -143,6 +143,7 @@ async def fill(path: Path) -> None:
         await store.join_album("telegram:-1:g2", "32", '{"message_id": 32}')  # window open
         await store.claim_copy(f"{parent.key}:file")
         await store.copy_posted(f"{parent.key}:file", MessageRef("telegram", "-1", "33", "doc"))
+        await store.keep_photo("face-k1", b"\x89PNG kept", 86400.0)
     finally:
         await store.close()
 
@@ -171,6 +172,7 @@ KEYS = {
     "albums": "album",
     "album_parts": "album, part",
     "copies": "slot",
+    "kept": "key",
 }
 
 
@@ -211,6 +213,7 @@ async def test_migrate_to_postgresql_copies_every_table_and_refuses_a_filled_tar
         assert await store.keep_hook_secret("other") == "hook-secret"
         assert await store.access_rule("telegram", "user", "8") == "ban"
         assert (await store.usage("telegram", "7", "d", "m")).today == 4
+        assert await store.kept_photo("face-k1") == b"\x89PNG kept"
     finally:
         await store.close()
 

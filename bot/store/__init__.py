@@ -497,6 +497,9 @@ class InstanceRow:
 COPY_POSTING_S = 120.0
 # Album parts (and abandoned windows) are forgotten this long after they arrived.
 ALBUM_KEPT_S = 86400.0
+# A photo kept for a later answer (``keep_photo``): at most this many bytes. The use cases
+# shrink a bigger photo first to what the API would be sent anyway (bot/usecases/kept.py).
+KEPT_MAX_BYTES = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -657,6 +660,17 @@ class Store(Protocol):
 
     async def drop_copy(self, slot: str) -> None:
         """The claimed copy was not posted: the next press claims it again."""
+        ...
+
+    async def keep_photo(self, key: str, data: bytes, keep_for_s: float) -> None:
+        """Keep ``data`` under ``key`` (replacing what was kept there) for ``keep_for_s``
+        seconds, for whichever instance the answer reaches; photos past their time are pruned
+        here. More than ``KEPT_MAX_BYTES`` raises ValueError."""
+        ...
+
+    async def kept_photo(self, key: str, *, renew_for_s: float | None = None) -> bytes | None:
+        """The photo kept under ``key``; None when none is, or its time is up. ``renew_for_s``:
+        it is kept that long from now on (unless it was kept longer already)."""
         ...
 
     # --- the ledger ----------------------------------------------------------------------------

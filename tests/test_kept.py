@@ -1,0 +1,157 @@
+"""Photos kept for a later answer live in the store (issue 14): a question asked on one
+instance and answered on another finds its photo.
+
+The store's rules on both stores; the two-instance tests on PostgreSQL, in-process: two
+Services on one database, each with its own media folder (as replicas have), the second
+store opened with ``exclusive=False`` beside the first (tests/test_guards.py's ``twin``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import os
+
+import pytest
+from PIL import Image
+
+from bot import commands, media, results
+from bot.media import MediaCache
+from bot.store import KEPT_MAX_BYTES
+from bot.usecases.kept import Kept
+from tests.dbrows import stored
+from tests.inprocess import png, worlds
+from tests.storage import BOTH
+from tests.test_guards import PG, close, stores, twin
+
+
+def uri(photo: bytes) -> str:
+    """What the API gets for a small PNG (passed as it is)."""
+    return f"data:image/png;base64,{base64.b64encode(photo).decode()}"
+
+
+# --- the store's rules -------------------------------------------------------------------------
+
+
+@BOTH
+async def test_a_kept_photo_is_read_by_another_store_until_its_time_is_up(tmp_path) -> None:
+    opened = await stores(tmp_path, 2)
+    here, there = opened
+    try:
+        await here.keep_photo("face-a", b"one", 60.0)
+        assert await there.kept_photo("face-a") == b"one"
+        await there.keep_photo("face-a", b"two", 60.0)  # the same name again: replaced
+        assert await here.kept_photo("face-a") == b"two"
+        assert await here.kept_photo("face-b") is None
+        # Past its time it is gone, renewed or not, and the next keep prunes it.
+        await here.keep_photo("held-x-0", b"old", 0.05)
+        await asyncio.sleep(0.1)
+        assert await there.kept_photo("held-x-0") is None
+        assert await there.kept_photo("held-x-0", renew_for_s=60.0) is None
+        await there.keep_photo("ref-r", b"ref", 0.3)
+        keys = [r["key"] for r in stored(here, "SELECT key FROM kept ORDER BY key")]
+        assert keys == ["face-a", "ref-r"]
+        # Renewed on use: kept from now on for that long, never shortened by a renewal.
+        assert await here.kept_photo("ref-r", renew_for_s=60.0) == b"ref"
+        await asyncio.sleep(0.4)
+        assert await there.kept_photo("ref-r", renew_for_s=0.0) == b"ref"
+        (row,) = stored(here, "SELECT created_at, expires_at FROM kept WHERE key = 'ref-r'")
+        assert row["expires_at"] - row["created_at"] > 59
+        # The size is capped.
+        with pytest.raises(ValueError):
+            await here.keep_photo("big", b"x" * (KEPT_MAX_BYTES + 1), 60.0)
+        assert await there.kept_photo("big") is None
+    finally:
+        await close(opened)
+
+
+@BOTH
+async def test_kept_shrinks_a_photo_over_the_cap_and_moves_one_from_the_media_folder(
+    tmp_path,
+) -> None:
+    (store,) = await stores(tmp_path, 1)
+    legacy = MediaCache(tmp_path / "media")
+
+    async def convert(function, *args):
+        return function(*args)
+
+    kept = Kept(store, convert, legacy=legacy)
+    try:
+        side = 1200  # noise: a PNG over the cap
+        noise = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+        buffer = io.BytesIO()
+        noise.save(buffer, "PNG")
+        big = buffer.getvalue()
+        assert len(big) > KEPT_MAX_BYTES
+        await kept.put("face-big", big)
+        small = await kept.get("face-big")
+        assert small is not None and len(small) <= KEPT_MAX_BYTES
+        assert media.sniff(small) == "image/jpeg" and media.image_size(small) == (side, side)
+        with pytest.raises(media.MediaError):
+            await kept.put("face-junk", b"\0" * (KEPT_MAX_BYTES + 1))  # no image to shrink
+        # Kept on disk by an older version: read from there once, and kept in the store.
+        legacy.put("ref-old", b"photo")
+        assert await kept.get("ref-old") == b"photo"
+        (tmp_path / "media" / "ref-old").unlink()
+        assert await kept.get("ref-old") == b"photo"
+        assert await kept.get("../ref-old") is None
+    finally:
+        await close([store])
+
+
+# --- questions answered on another instance ---------------------------------------------------
+
+
+@PG
+async def test_a_face_sent_to_one_instance_and_the_target_to_another_is_one_swap(tmp_path):
+    async with worlds(tmp_path)() as w, twin(w) as other:
+        face, target = png((64, 64), "red"), png((64, 64), "blue")
+        await commands.run(w.service, w.who(), "swap", "", [face])
+        asked, _ = w.chat.sent[-1]
+        assert await other.answer(w.who(), asked, "", [target]) is True
+        (sent,) = w.sim.submits("swap")
+        assert sent.body["sourceBase64"] == uri(face)
+        assert sent.body["targetBase64"] == uri(target)
+        (task,) = stored(w.store, "SELECT key FROM tasks WHERE kind = 'swap'")
+        rows = await w.settled(task["key"])
+        assert [r["outcome"] for r in rows] == ["success"]
+        assert await w.spent() == rows[0]["units"]
+        assert not any("photos" in text for text in w.chat.texts())  # no count refusal
+
+
+@PG
+async def test_a_prompt_held_with_its_photo_is_sent_from_another_instance(tmp_path):
+    async with worlds(tmp_path)() as w, twin(w) as other:
+        photo = png((64, 64), "green")
+        await w.service.imagine(w.who(), "a fox --s 5000", [photo])
+        held_id, held = w.chat.sent[-1]
+        assert "--s 5000 is out of range: 0–1000." in held.text
+        token = w.chat.tokens(held_id)["✅ Fix and send"]
+        await other.press(w.who(message=held_id), token)
+        await w.until(lambda: w.submits("imagine") == 1)
+        (sent,) = w.sim.submits("imagine")
+        assert sent.body["prompt"] == "a fox --s 1000"
+        assert sent.body["base64Array"] == [uri(photo)]
+        (task,) = stored(w.store, "SELECT key FROM tasks WHERE kind = 'imagine'")
+        assert [r["outcome"] for r in await w.settled(task["key"])] == ["success"]
+        await asyncio.sleep(0.2)
+        assert w.submits("imagine") == 1
+
+
+@PG
+async def test_a_result_original_missing_on_another_instance_is_downloaded_again(tmp_path):
+    """Result originals stay a per-instance cache: a miss downloads the image once more."""
+    async with worlds(tmp_path)() as w, twin(w) as other:
+        key, _ = await w.imagine()
+        assert (w.tmp / "media" / key).is_file()  # the first instance cached its original
+        assert not (w.tmp / "media-twin" / key).exists()
+        row = await w.store.task(key)
+        assert row is not None
+        before = w.sim.image_requests
+        data = await results.original(other.runtime, row)
+        assert data == (w.tmp / "media" / key).read_bytes()
+        assert w.sim.image_requests == before + 1
+        assert (w.tmp / "media-twin" / key).read_bytes() == data
+        assert await results.original(other.runtime, row) == data  # now cached there
+        assert w.sim.image_requests == before + 1
