@@ -18,12 +18,15 @@ from PIL import Image
 
 from bot import commands, media, results
 from bot.media import MediaCache
+from bot.mj.prompt import RefKind
 from bot.store import KEPT_MAX_BYTES
+from bot.usecases.jobs import Kind
 from bot.usecases.kept import Kept
 from tests.dbrows import stored
-from tests.inprocess import png, worlds
+from tests.inprocess import OWNER, png, worlds
 from tests.storage import BOTH
 from tests.test_guards import PG, close, stores, twin
+from tests.test_studio_flows import decoded, started
 
 
 def uri(photo: bytes) -> str:
@@ -155,3 +158,54 @@ async def test_a_result_original_missing_on_another_instance_is_downloaded_again
         assert (w.tmp / "media-twin" / key).read_bytes() == data
         assert await results.original(other.runtime, row) == data  # now cached there
         assert w.sim.image_requests == before + 1
+
+
+@PG
+async def test_the_studio_and_video_questions_and_a_reference_without_a_url_on_another_instance(
+    tmp_path,
+):
+    """✏️ pressed on A and its prompt answered on B; /video --end on A and the end frame on B;
+    a reference the provider gave no URL kept on A and a prompt on B sending it."""
+    async with worlds(tmp_path)(flavour="openai-hk") as w, twin(w) as other:
+        key = await started(w, Kind.EDIT, "make it snowy", [png(colour="teal")])
+        message = await w.result(key)
+        row = await w.store.task(key)
+        assert row is not None and row.task is not None
+        first = await w.downloader.get(row.task.image_urls[0])
+        await w.press(message, "✏️ 1")
+        ask = await w.until(lambda: next((m for m, v in w.chat.sent if v.ask), None))
+        # the question is recorded just after it is posted (a person takes longer to answer)
+        await w.until(lambda: stored(w.store, "SELECT 1 FROM asks WHERE command = 'edit'"))
+        assert await other.answer(w.who(message="reply"), ask, "now at night")
+        await w.until(lambda: w.submits("edits") == 2)
+        body = w.sim.submits("edits")[-1].body
+        assert body["prompt"] == "now at night" and decoded(body["image"]) == first
+
+        start, end = png(colour="navy"), png(colour="gold")
+        await w.service.start_kind(Kind.VIDEO, w.who(), "--end sunrise", [start])
+        asked = await w.until(lambda: next((m for m, v in w.chat.sent if v.ask and m != ask), None))
+        assert await other.answer(w.who(message="r"), asked, "", [end])
+        await w.until(lambda: w.submits("video") == 1)
+        body = w.sim.submits("video")[0].body
+        assert decoded(body["image"]) == start and decoded(body["endImage"]) == end
+
+        w.sim.faults.fail_next("upload-discord-images", status=500, times=3)
+        photo = png(colour="olive")
+        await w.service.keep_reference(w.who(), RefKind.IMAGE, "", [photo])
+        (ref,) = (await w.store.user_settings("t", OWNER)).references
+        assert ref.url.startswith("cached:")
+        await other.imagine(w.who(), "a lighthouse")
+        await w.until(lambda: w.submits("imagine") == 1)
+        assert w.sim.submits("imagine")[0].body["base64Array"] == [uri(photo)]
+
+
+async def test_a_face_whose_time_is_up_says_the_question_expired(tmp_path) -> None:
+    async with worlds(tmp_path)() as w:
+        await commands.run(w.service, w.who(), "swap", "", [png(colour="red")])
+        asked, _ = w.chat.sent[-1]
+        (ask,) = stored(w.store, "SELECT args FROM asks")
+        name = "face-" + ask["args"].removeprefix("face=")
+        await w.store.keep_photo(name, png(colour="red"), 0.0)  # its time is up
+        assert await w.service.answer(w.who(), asked, "", [png(colour="blue")])
+        assert w.chat.sent[-1][1].text == "This question has already been answered or has expired."
+        assert w.sim.submits() == [] and await w.spent() == 0
