@@ -131,6 +131,7 @@ async def fill(path: Path) -> None:
         await store.add_child(child, parent.key, "MJ::JOB::upsample::1", pay=pay)
         await store.add_modal(child.key, "zoom", "a fox --zoom 2")
         await store.add_ask(MessageRef("telegram", "-1", "30"), "7", "blend", "", "zh")
+        await store.keep_photo("face-k1", b"\x89PNG kept", 86400.0)
         await store.first_time("telegram:u:1")
         await store.set_access_rule("telegram", "user", "8", "ban", "7")
         await store.remember_person("telegram", "7", "alice", "Alice")
@@ -143,7 +144,6 @@ async def fill(path: Path) -> None:
         await store.join_album("telegram:-1:g2", "32", '{"message_id": 32}')  # window open
         await store.claim_copy(f"{parent.key}:file")
         await store.copy_posted(f"{parent.key}:file", MessageRef("telegram", "-1", "33", "doc"))
-        await store.keep_photo("face-k1", b"\x89PNG kept", 86400.0)
     finally:
         await store.close()
 
@@ -164,6 +164,7 @@ KEYS = {
     "presses": "parent_key, button",
     "settings": "scope",
     "asks": "platform, chat_id, message_id",
+    "kept": "key",
     "seen": "event",
     "ledger": "id",
     "access": "platform, subject, id",
@@ -172,7 +173,6 @@ KEYS = {
     "albums": "album",
     "album_parts": "album, part",
     "copies": "slot",
-    "kept": "key",
 }
 
 

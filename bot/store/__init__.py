@@ -29,6 +29,9 @@ from bot.mj.prompt import STYLIZE_LEVELS, Model, Options, Reference, RefKind
 # How long a finished result the chat refuses is posted again; then it is given up, and the
 # button that made it may be pressed again (``add_child``).
 RESEND_FOR_S = 86400.0
+# A photo kept for a later answer (``keep_photo``): at most this many bytes. The use cases
+# shrink a bigger photo first to what the API would be sent anyway (bot/usecases/kept.py).
+KEPT_MAX_BYTES = 4_000_000
 
 _KEY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 
@@ -497,9 +500,6 @@ class InstanceRow:
 COPY_POSTING_S = 120.0
 # Album parts (and abandoned windows) are forgotten this long after they arrived.
 ALBUM_KEPT_S = 86400.0
-# A photo kept for a later answer (``keep_photo``): at most this many bytes. The use cases
-# shrink a bigger photo first to what the API would be sent anyway (bot/usecases/kept.py).
-KEPT_MAX_BYTES = 4_000_000
 
 
 @dataclass(frozen=True)

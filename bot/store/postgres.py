@@ -91,6 +91,7 @@ TABLES = (
     "presses",
     "settings",
     "asks",
+    "kept",
     "seen",
     "ledger",
     "access",
@@ -99,7 +100,6 @@ TABLES = (
     "albums",
     "album_parts",
     "copies",
-    "kept",
 )
 
 Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
