@@ -209,3 +209,22 @@ async def test_a_face_whose_time_is_up_says_the_question_expired(tmp_path) -> No
         assert await w.service.answer(w.who(), asked, "", [png(colour="blue")])
         assert w.chat.sent[-1][1].text == "This question has already been answered or has expired."
         assert w.sim.submits() == [] and await w.spent() == 0
+
+
+async def test_a_reference_whose_photo_is_gone_is_dropped_and_said(tmp_path) -> None:
+    async with worlds(tmp_path)() as w:
+        w.sim.faults.fail_next("upload-discord-images", status=500, times=3)
+        await w.service.keep_reference(w.who(), RefKind.IMAGE, "", [png(colour="olive")])
+        (ref,) = (await w.store.user_settings("t", OWNER)).references
+        await w.store.keep_photo(ref.url.removeprefix("cached:"), png(), 0.0)  # unused too long
+        kept_at = len(w.chat.sent)
+        await w.imagine("a lighthouse")
+        assert (
+            "photo#1: this reference's photo was unused for 30 days and is no longer kept, so"
+            " this prompt goes without it. Send the photo again with /ref to use it."
+        ) in w.chat.texts()
+        (sent,) = w.sim.submits("imagine")
+        assert not sent.body.get("base64Array")
+        assert (await w.store.user_settings("t", OWNER)).references == ()
+        progress = [v.text for _, v in w.chat.sent[kept_at:] if "Imagine" in v.text]
+        assert progress and not any("photo#1" in text for text in progress)

@@ -101,9 +101,14 @@ class Prompting:
             typed, replace(options, references=kept), bot_types=self.client.profile.bot_types
         )
 
-    async def cached_references(self, settings: UserSettings) -> list[bytes]:
-        """The photos of references that could not be given a URL (sent as image prompts)."""
+    async def cached_references(
+        self, req: Requester, settings: UserSettings
+    ) -> tuple[list[bytes], UserSettings]:
+        """The photos of references that could not be given a URL (sent as image prompts;
+        each use keeps its photo longer), and ``settings`` without those whose photo is gone
+        (unused for REFERENCE_KEPT_FOR_S): they are dropped, and the user is told so."""
         out: list[bytes] = []
+        lost: list[ActiveReference] = []
         for ref in settings.references:
             if ref.url.startswith(CACHED):
                 name = ref.url.removeprefix(CACHED)
@@ -111,8 +116,18 @@ class Prompting:
                 if data:
                     out.append(data)
                 else:
-                    log.info("reference %s is no longer kept", ref.label)
-        return out
+                    lost.append(ref)
+        if not lost:
+            return out, settings
+        gone = {r.url for r in lost}
+
+        def without(kept: UserSettings) -> UserSettings:
+            return replace(kept, references=tuple(r for r in kept.references if r.url not in gone))
+
+        await self.store.change_user_settings(req.platform, req.user_id, without)
+        labels = ", ".join(r.label for r in lost)
+        await self.tell(req, t("refs.lost", req.language, refs=labels))
+        return out, without(settings)
 
     async def passes(
         self,

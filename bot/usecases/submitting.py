@@ -110,7 +110,8 @@ class Submitting:
             if not await self.prompting.passes(req, "imagine", composed, settings, images):
                 return  # held: nothing stored, nothing charged
             sent, bot = composed.prompt, composed.bot
-        kept = await self.prompting.cached_references(settings)  # refs without a URL
+        # refs without a URL (a reference whose photo is gone is dropped, and said so)
+        kept, settings = await self.prompting.cached_references(req, settings)
         note = references_line(settings.references, req.language)
         job = jobs.imagine(sent, checked=typed or sent, bot_type=bot.value if bot else "")
         await self._run(req, job, [*images, *kept][:5], note=note)
