@@ -155,6 +155,7 @@ async def fill(path: Path) -> None:
         await store.add_child(child, parent.key, "MJ::JOB::upsample::1", pay=pay)
         await store.add_modal(child.key, "zoom", "a fox --zoom 2")
         await store.add_ask(MessageRef("telegram", "-1", "30"), "7", "blend", "", "zh")
+        await store.keep_photo("face-k1", b"\x89PNG kept", 86400.0)
         await store.first_time("telegram:u:1")
         await store.set_access_rule("telegram", "user", "8", "ban", "7")
         await store.remember_person("telegram", "7", "alice", "Alice")
@@ -189,6 +190,7 @@ KEYS = {
     "presses": "parent_key, button",
     "settings": "scope",
     "asks": "platform, chat_id, message_id",
+    "kept": "key",
     "seen": "event",
     "ledger": "id",
     "access": "platform, subject, id",
@@ -239,6 +241,7 @@ async def test_migrate_to_postgresql_copies_every_table_and_refuses_a_filled_tar
         assert await store.keep_hook_secret("other") == "hook-secret"
         assert await store.access_rule("telegram", "user", "8") == "ban"
         assert (await store.usage("telegram", "7", "d", "m")).today == 4
+        assert await store.kept_photo("face-k1") == b"\x89PNG kept"
     finally:
         await store.close()
 

@@ -32,6 +32,9 @@ from bot.mj.prompt import STYLIZE_LEVELS, Model, Options, Reference, RefKind
 # How long a finished result the chat refuses is posted again; then it is given up, and the
 # button that made it may be pressed again (``add_child``).
 RESEND_FOR_S = 86400.0
+# A photo kept for a later answer (``keep_photo``): at most this many bytes. The use cases
+# shrink a bigger photo first to what the API would be sent anyway (bot/usecases/kept.py).
+KEPT_MAX_BYTES = 4_000_000
 
 _KEY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 
@@ -728,6 +731,17 @@ class Store(Protocol):
 
     async def drop_copy(self, slot: str) -> None:
         """The claimed copy was not posted: the next press claims it again."""
+        ...
+
+    async def keep_photo(self, key: str, data: bytes, keep_for_s: float) -> None:
+        """Keep ``data`` under ``key`` (replacing what was kept there) for ``keep_for_s``
+        seconds, for whichever instance the answer reaches; photos past their time are pruned
+        here. More than ``KEPT_MAX_BYTES`` raises ValueError."""
+        ...
+
+    async def kept_photo(self, key: str, *, renew_for_s: float | None = None) -> bytes | None:
+        """The photo kept under ``key``; None when none is, or its time is up. ``renew_for_s``:
+        it is kept that long from now on (unless it was kept longer already)."""
         ...
 
     # --- the ledger ----------------------------------------------------------------------------

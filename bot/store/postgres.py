@@ -41,6 +41,7 @@ from bot.mj.models import FINAL_STATES, Task, TaskState
 from bot.store import (
     ALBUM_KEPT_S,
     COPY_POSTING_S,
+    KEPT_MAX_BYTES,
     RESEND_FOR_S,
     AccessRule,
     AccessSubject,
@@ -104,6 +105,7 @@ TABLES = (
     "presses",
     "settings",
     "asks",
+    "kept",
     "seen",
     "ledger",
     "access",
@@ -757,6 +759,38 @@ class PostgresStore:
 
     async def drop_copy(self, slot: str) -> None:
         await self._pool.execute("DELETE FROM copies WHERE slot = $1", slot)
+
+    async def keep_photo(self, key: str, data: bytes, keep_for_s: float) -> None:
+        if len(data) > KEPT_MAX_BYTES:
+            raise ValueError(f"a kept photo is at most {KEPT_MAX_BYTES} bytes, not {len(data)}")
+        now = time.time()
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM kept WHERE expires_at <= $1", now)
+            await db.execute(
+                "INSERT INTO kept (key, data, created_at, expires_at) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (key) DO UPDATE SET data = excluded.data,"
+                " created_at = excluded.created_at, expires_at = excluded.expires_at",
+                key,
+                bytes(data),
+                now,
+                now + keep_for_s,
+            )
+
+    async def kept_photo(self, key: str, *, renew_for_s: float | None = None) -> bytes | None:
+        now = time.time()
+        if renew_for_s is None:
+            row = await self._one(
+                "SELECT data FROM kept WHERE key = $1 AND expires_at > $2", key, now
+            )
+        else:
+            row = await self._one(
+                "UPDATE kept SET expires_at = GREATEST(expires_at, $3)"
+                " WHERE key = $1 AND expires_at > $2 RETURNING data",
+                key,
+                now,
+                now + renew_for_s,
+            )
+        return bytes(row["data"]) if row else None
 
     async def _settings(self, scope: str) -> dict[str, Any]:
         row = await self._one("SELECT data FROM settings WHERE scope = $1", scope)

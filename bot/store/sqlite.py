@@ -26,6 +26,7 @@ from bot.mj.models import FINAL_STATES, Task, TaskState
 from bot.store import (
     ALBUM_KEPT_S,
     COPY_POSTING_S,
+    KEPT_MAX_BYTES,
     RESEND_FOR_S,
     AccessRule,
     AccessSubject,
@@ -706,6 +707,30 @@ class SQLiteStore:
     async def drop_copy(self, slot: str) -> None:
         async with self._transaction() as db:
             await db.execute("DELETE FROM copies WHERE slot = ?", (slot,))
+
+    async def keep_photo(self, key: str, data: bytes, keep_for_s: float) -> None:
+        if len(data) > KEPT_MAX_BYTES:
+            raise ValueError(f"a kept photo is at most {KEPT_MAX_BYTES} bytes, not {len(data)}")
+        now = time.time()
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM kept WHERE expires_at <= ?", (now,))
+            await db.execute(
+                "INSERT OR REPLACE INTO kept (key, data, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                (key, bytes(data), now, now + keep_for_s),
+            )
+
+    async def kept_photo(self, key: str, *, renew_for_s: float | None = None) -> bytes | None:
+        now = time.time()
+        if renew_for_s is not None:
+            async with self._transaction() as db:
+                await db.execute(
+                    "UPDATE kept SET expires_at = MAX(expires_at, ?)"
+                    " WHERE key = ? AND expires_at > ?",
+                    (now + renew_for_s, key, now),
+                )
+        row = await self._one("SELECT data FROM kept WHERE key = ? AND expires_at > ?", key, now)
+        return bytes(row[0]) if row else None
 
     async def _settings(self, scope: str) -> dict[str, Any]:
         row = await self._one("SELECT data FROM settings WHERE scope = ?", scope)

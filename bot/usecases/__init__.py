@@ -27,6 +27,7 @@ from bot.usecases.base import MAX_PROMPT, SETTING_CHOICES, Notice
 from bot.usecases.delivery import Delivery
 from bot.usecases.gate import Gate, gated
 from bot.usecases.jobs import Kind
+from bot.usecases.kept import Kept
 from bot.usecases.preferences import Preferences
 from bot.usecases.presses import Presses
 from bot.usecases.prompting import Prompting
@@ -66,6 +67,8 @@ class Service:
         self.cache = cache
         self.policy = policy
         self.runtime = Runtime(client, downloader, cache)
+        # Photos kept for a later answer, in the store: any instance may get the answer.
+        self.kept = Kept(store, self.runtime.convert, legacy=cache)
         turbo = ("turbo",) if client.profile.turbo else ()
         self.gate = Gate(store, policy, outbox, modes=(*SETTING_CHOICES["mode"], *turbo))
         settings = self.gate.user_settings
@@ -96,7 +99,7 @@ class Service:
             store,
             client,
             outbox,
-            cache=cache,
+            kept=self.kept,
             convert=self.runtime.convert,
             spawn=self.runtime.spawn,
             user_settings=settings,
@@ -108,7 +111,7 @@ class Service:
             policy,
             self.runtime,
             self.submitter,
-            cache=cache,
+            kept=self.kept,
             notify_hook=notify_hook,
             default_mode=default_mode,
             user_settings=settings,
@@ -121,6 +124,7 @@ class Service:
             self.runtime,
             self.submitter,
             self.asker,
+            kept=self.kept,
             start=self.submitting.start_kind,
         )
         self.presses = Presses(
@@ -130,6 +134,7 @@ class Service:
             policy,
             self.runtime,
             self.submitter,
+            kept=self.kept,
             press_setting=self.preferences.press_setting,
             press_held=self._press_held,
             seed_of=self.preferences.seed_of,

@@ -16,6 +16,7 @@ from bot.outbox import Outbox
 from bot.policy import OverQuota, Policy, action_of
 from bot.store import Store, TaskRow, UserSettings, new_key
 from bot.usecases.base import Notice, button_of, log, pick_text
+from bot.usecases.kept import Kept
 from bot.usecases.preferences import may_read_seed
 from bot.usecases.prompting import bot_of
 from bot.usecases.runtime import Runtime
@@ -50,6 +51,7 @@ class Presses:
         runtime: Runtime,
         submitter: Submitter,
         *,
+        kept: Kept,
         press_setting: PressSetting,
         press_held: PressHeld,
         seed_of: SeedOf,
@@ -78,6 +80,7 @@ class Presses:
             outbox,
             runtime,
             submitter,
+            kept=kept,
             claim=self._claim,
             post_once=self.post_once,
             notify_hook=notify_hook,

@@ -8,7 +8,6 @@ to the Submitter — so the money path stays the one in ``submitter.py``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,10 +30,11 @@ from bot.mj.prompt import (
     url_kind,
 )
 from bot.outbox import Outbox
-from bot.prompt_check import DROP, HELD_COMMAND, Held, held_ref_id, line, review, view
+from bot.prompt_check import DROP, HELD_COMMAND, Held, held_ref_id, review, view
 from bot.settings_menu import references_line
 from bot.store import ActiveReference, Preset, Store, TaskRow, UserSettings, new_key
 from bot.usecases.base import Notice
+from bot.usecases.kept import REFERENCE_KEPT_FOR_S, Kept
 from bot.views import Choice, View, clip
 
 log = logging.getLogger("bot.service")
@@ -76,7 +76,7 @@ class Prompting:
         client: MjClient,
         outbox: Outbox,
         *,
-        cache: media.MediaCache | None,
+        kept: Kept,
         convert: Callable[..., Awaitable[str]],
         spawn: Callable[..., None],
         user_settings: Callable[[Requester], Awaitable[UserSettings]],
@@ -86,7 +86,7 @@ class Prompting:
         self.outbox = outbox
         self.reply = outbox.reply
         self.tell = outbox.tell
-        self.cache = cache
+        self.kept = kept
         self.convert = convert
         self.spawn = spawn
         self.user_settings = user_settings
@@ -101,15 +101,33 @@ class Prompting:
             typed, replace(options, references=kept), bot_types=self.client.profile.bot_types
         )
 
-    async def cached_references(self, settings: UserSettings) -> list[bytes]:
-        """The photos of references that could not be given a URL (sent as image prompts)."""
+    async def cached_references(
+        self, req: Requester, settings: UserSettings
+    ) -> tuple[list[bytes], UserSettings]:
+        """The photos of references that could not be given a URL (sent as image prompts;
+        each use keeps its photo longer), and ``settings`` without those whose photo is gone
+        (unused for REFERENCE_KEPT_FOR_S): they are dropped, and the user is told so."""
         out: list[bytes] = []
+        lost: list[ActiveReference] = []
         for ref in settings.references:
-            if ref.url.startswith(CACHED) and self.cache is not None:
-                data = await asyncio.to_thread(self.cache.get, ref.url.removeprefix(CACHED))
+            if ref.url.startswith(CACHED):
+                name = ref.url.removeprefix(CACHED)
+                data = await self.kept.get(name, renew_for_s=REFERENCE_KEPT_FOR_S)
                 if data:
                     out.append(data)
-        return out
+                else:
+                    lost.append(ref)
+        if not lost:
+            return out, settings
+        gone = {r.url for r in lost}
+
+        def without(kept: UserSettings) -> UserSettings:
+            return replace(kept, references=tuple(r for r in kept.references if r.url not in gone))
+
+        await self.store.change_user_settings(req.platform, req.user_id, without)
+        labels = ", ".join(r.label for r in lost)
+        await self.tell(req, t("refs.lost", req.language, refs=labels))
+        return out, without(settings)
 
     async def passes(
         self,
@@ -129,12 +147,12 @@ class Prompting:
         if held is None:
             return True
         key = new_key()
-        if images:
-            if self.cache is None:
-                await self.tell(req, "\n".join(line(p, req.language) for p in problems))
-                return False
+        try:
             for n, data in enumerate(images):
-                await asyncio.to_thread(self.cache.put, f"held-{key}-{n}", data)
+                await self.kept.put(f"held-{key}-{n}", data)
+        except media.MediaError as exc:
+            await self.tell(req, t(f"upload.{exc.reason}", req.language))
+            return False
         held = replace(held, photos=len(images), args=args)
         await self.store.add_ask(
             MessageRef(req.platform, req.chat_id, held_ref_id(key)),
@@ -163,9 +181,7 @@ class Prompting:
             return Notice(t("check.expired", lang), alert=True), None
         photos: list[bytes] = []
         for n in range(held.photos):
-            data = (
-                await asyncio.to_thread(self.cache.get, f"held-{key}-{n}") if self.cache else None
-            )
+            data = await self.kept.get(f"held-{key}-{n}")
             if data is None:
                 return Notice(t("check.photos_lost", lang), alert=True), None
             photos.append(data)
@@ -297,10 +313,12 @@ class Prompting:
             urls = None
         if urls:
             return urls[0], label, ""
-        if self.cache is None:
-            return "", "", ""
         key = new_key()
-        await asyncio.to_thread(self.cache.put, f"ref-{key}", photo)
+        try:
+            await self.kept.put(f"ref-{key}", photo, keep_for_s=REFERENCE_KEPT_FOR_S)
+        except media.MediaError as exc:
+            await self.tell(req, t(f"upload.{exc.reason}", lang))
+            return "", "", ""
         return f"{CACHED}ref-{key}", label, t("refs.no_upload", lang)
 
     # --- presets ----------------------------------------------------------------------------

@@ -8,7 +8,6 @@ the command that asked for photos.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -26,6 +25,7 @@ from bot.policy import OverQuota
 from bot.store import AskRow, ModalRow, Store, TaskRow
 from bot.usecases.base import MAX_PROMPT, clean
 from bot.usecases.jobs import Kind
+from bot.usecases.kept import Kept
 from bot.usecases.prompting import bot_of
 from bot.usecases.runtime import Runtime
 from bot.usecases.studio import PICTURE_ARG, kept_key
@@ -133,9 +133,11 @@ class Questions:
         submitter: Submitter,
         asker: Asker,
         *,
+        kept: Kept,
         start: Start,
     ) -> None:
         self.store = store
+        self.kept = kept
         self.client = client
         self.outbox = outbox
         self.tell = outbox.tell
@@ -210,10 +212,9 @@ class Questions:
 
     async def _kept(self, key: str) -> bytes | None:
         """A picture the studio kept for a question (bot/usecases/studio.py)."""
-        cache = self.runtime.cache
-        if cache is None or not key.isalnum():
+        if not key.isalnum():
             return None
-        return await asyncio.to_thread(cache.get, kept_key(key))
+        return await self.kept.get(kept_key(key))
 
     async def _answer_modal(
         self, req: Requester, key: str, text: str, images: Sequence[bytes] = ()

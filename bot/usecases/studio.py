@@ -18,7 +18,6 @@ per press burst, refunded when the API refuses or the job fails):
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -31,6 +30,7 @@ from bot.outbox import Outbox
 from bot.store import Store, TaskRow, new_key
 from bot.studio import Verb
 from bot.usecases.base import Notice, log
+from bot.usecases.kept import Kept
 from bot.usecases.runtime import Runtime
 from bot.usecases.submitter import Submitter
 from bot.usecases.submitting import describe_language
@@ -55,7 +55,7 @@ _MOTION = {Verb.EXTEND_HIGH: "high", Verb.EXTEND_LOW: "low", Verb.LOOP: "low"}
 
 
 def kept_key(key: str) -> str:
-    """Where a picture kept for a question lives in the media cache."""
+    """The name of a picture kept for a question (bot/usecases/kept.py)."""
     return f"pic-{key}"
 
 
@@ -71,11 +71,13 @@ class StudioPresses:
         runtime: Runtime,
         submitter: Submitter,
         *,
+        kept: Kept,
         claim: Claim,
         post_once: PostOnce,
         notify_hook: str,
     ) -> None:
         self.store = store
+        self.kept = kept
         self.client = client
         self.outbox = outbox
         self.runtime = runtime
@@ -207,12 +209,14 @@ class StudioPresses:
         """✏️ / 🖼: keep the picture and ask for the prompt; the answer runs /edit or /imagine
         with it (questions.py), paid then. Nothing is charged for asking."""
         lang = req.language
-        cache = self.runtime.cache
         data = await self._download(url)
-        if cache is None or data is None:
+        if data is None:
             return Notice(t("press.expired", lang), alert=True)
         key = new_key()
-        await asyncio.to_thread(cache.put, kept_key(key), data)
+        try:  # kept in the store: the answer may reach another instance
+            await self.kept.put(kept_key(key), data)
+        except media.MediaError:
+            return Notice(t("press.expired", lang), alert=True)
         command, text = _ASKS[verb]
         view = View(
             t(text, lang, n=index + 1),

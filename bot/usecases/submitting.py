@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -21,6 +20,7 @@ from bot.store import Store, TaskRow, UserSettings, new_key
 from bot.usecases import jobs
 from bot.usecases.base import BLEND_DIMENSIONS, MAX_PROMPT, clean
 from bot.usecases.jobs import Kind
+from bot.usecases.kept import Kept
 from bot.usecases.prompting import Confirmed, Prompting
 from bot.usecases.runtime import Runtime
 from bot.usecases.submitter import Submitter, over_quota
@@ -43,7 +43,7 @@ class Submitting:
         runtime: Runtime,
         submitter: Submitter,
         *,
-        cache: media.MediaCache | None,
+        kept: Kept,
         notify_hook: str,
         default_mode: str,
         user_settings: Callable[[Requester], Awaitable[UserSettings]],
@@ -57,7 +57,7 @@ class Submitting:
         self.policy = policy
         self.convert = runtime.convert
         self.submitter = submitter
-        self.cache = cache
+        self.kept = kept
         self.notify_hook = notify_hook
         self.default_mode = default_mode
         self.user_settings = user_settings
@@ -110,7 +110,8 @@ class Submitting:
             if not await self.prompting.passes(req, "imagine", composed, settings, images):
                 return  # held: nothing stored, nothing charged
             sent, bot = composed.prompt, composed.bot
-        kept = await self.prompting.cached_references(settings)  # refs without a URL
+        # refs without a URL (a reference whose photo is gone is dropped, and said so)
+        kept, settings = await self.prompting.cached_references(req, settings)
         note = references_line(settings.references, req.language)
         job = jobs.imagine(sent, checked=typed or sent, bot_type=bot.value if bot else "")
         await self._run(req, job, [*images, *kept][:5], note=note)
@@ -148,14 +149,18 @@ class Submitting:
     async def swap(self, req: Requester, args: str = "", images: Sequence[bytes] = ()) -> None:
         """/swap: put the face of the first photo onto the second."""
         face = re.fullmatch(r"face=([a-z2-9]{10})", args.strip())
-        if face and self.cache is not None:
+        if face:
             # The second half of the conversation: the face came first, this is the target.
-            kept = await asyncio.to_thread(self.cache.get, f"face-{face.group(1)}")
-            images = [kept, *images] if kept else list(images)
-        elif len(images) == 1 and self.cache is not None:
+            kept = await self.kept.get(f"face-{face.group(1)}")
+            if kept is None:  # its time is up: the question expired, nothing is spent
+                await self.tell(req, t("modal.expired", req.language))
+                return
+            images = [kept, *images]
+        elif len(images) == 1:
             # One photo: keep it as the face and ask for the photo to put it on.
             key = new_key()
-            await asyncio.to_thread(self.cache.put, f"face-{key}", images[0])
+            if not await self._keep(req, f"face-{key}", images[0]):
+                return
             ask = await self.reply(
                 req,
                 View(
@@ -184,17 +189,21 @@ class Submitting:
         lang = req.language
         start = _START.match(args)
         if start is not None:  # the end frame's answer: the first frame was kept
-            kept = await self._kept(f"start-{start.group(1)}")
-            images = [kept, *images] if kept else list(images)
+            kept = await self.kept.get(f"start-{start.group(1)}")
+            if kept is None:  # its time is up: the question expired, nothing is spent
+                await self.tell(req, t("modal.expired", lang))
+                return
+            images = [kept, *images]
             args = args[start.end() :]
         try:
             typed, options = studio.parse_video(args)
         except studio.BadOption as bad:
             await self.tell(req, t(bad.key, lang, value=bad.value))
             return
-        if options.end_frame and len(images) == 1 and self.cache is not None:
+        if options.end_frame and len(images) == 1:
             key = new_key()
-            await asyncio.to_thread(self.cache.put, f"start-{key}", images[0])
+            if not await self._keep(req, f"start-{key}", images[0]):
+                return
             view = View(
                 t("studio.ask_end_frame", lang),
                 ask=Ask(t("ask.placeholder", lang), title="video"),
@@ -212,10 +221,15 @@ class Submitting:
         )
         await self._run(req, job, images, checked=prompt is not None)
 
-    async def _kept(self, key: str) -> bytes | None:
-        if self.cache is None:
-            return None
-        return await asyncio.to_thread(self.cache.get, key)
+    async def _keep(self, req: Requester, name: str, photo: bytes) -> bool:
+        """Keep a photo for the answer to come (any instance may get it); False after telling
+        the user why it cannot be (it is no image, or far too big)."""
+        try:
+            await self.kept.put(name, photo)
+        except media.MediaError as exc:
+            await self.tell(req, t(f"upload.{exc.reason}", req.language))
+            return False
+        return True
 
     async def edit(self, req: Requester, args: str, images: Sequence[bytes] = ()) -> None:
         """/edit <prompt> with a photo: four edited versions of it."""
