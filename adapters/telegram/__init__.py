@@ -66,6 +66,7 @@ class TelegramAdapter:
                 config.webhook_url,
                 config.webhook_token(),
                 (metrics or Metrics()).updates,
+                takeover_s=config.webhook_takeover_s,
             )
             if config.webhook
             else None
@@ -74,6 +75,8 @@ class TelegramAdapter:
     def attach(self, service: Service) -> None:
         app = self.app
         app.bot_data["service"] = service
+        if self.intake is not None:
+            self.intake.attach(service.store)  # the inbox: accepted updates survive a kill
         self.menu = menu(service.client.profile)  # what the provider can do
         app.add_handler(CommandHandler(["start", "help"], handlers.start))
         names = [c for c in (*COMMANDS, *ADMIN_COMMANDS, "info") if c != "help"]

@@ -30,6 +30,7 @@ from bot.store import (
     AskRow,
     Charge,
     ChatSettings,
+    InboxRow,
     InstanceRow,
     ModalRow,
     Outcome,
@@ -786,6 +787,51 @@ class SQLiteStore:
             await db.execute(
                 "UPDATE instances SET expires_at = ? WHERE id = ?", (time.time(), owner)
             )
+
+    # --- the inbox -----------------------------------------------------------------------------
+
+    async def accept_update(self, event: str, body: str, owner: str) -> bool:
+        now = time.time()
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO inbox (event, body, owner, received_at, taken_at) VALUES"
+                " (?, ?, ?, ?, ?) ON CONFLICT (event) DO NOTHING",
+                (event, body, owner, now, now),
+            )
+            return cur.rowcount == 1
+
+    async def keep_updates(self, owner: str) -> None:
+        async with self._transaction() as db:
+            await db.execute("UPDATE inbox SET taken_at = ? WHERE owner = ?", (time.time(), owner))
+
+    async def take_updates(self, owner: str, idle_s: float, limit: int) -> list[InboxRow]:
+        """One writer at a time: the rows selected are this owner's before anyone looks."""
+        now = time.time()
+        # An age rule until instances beat (the "fleet" work): an update is another
+        # instance's while it says so (keep_updates); REPLACE with "its owner has no live
+        # heartbeat" (instances.expires_at) once heartbeats are written.
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT event FROM inbox WHERE taken_at < ? ORDER BY received_at LIMIT ?",
+                (now - idle_s, limit),
+            ) as cur:
+                events = [str(r["event"]) for r in await cur.fetchall()]
+            if not events:
+                return []
+            marks = ", ".join("?" for _ in events)
+            await db.execute(
+                f"UPDATE inbox SET owner = ?, taken_at = ?, takes = takes + 1"
+                f" WHERE event IN ({marks})",
+                (owner, now, *events),
+            )
+            async with db.execute(
+                f"SELECT * FROM inbox WHERE event IN ({marks}) ORDER BY received_at", events
+            ) as cur:
+                return [InboxRow(**dict(r)) for r in await cur.fetchall()]
+
+    async def update_handled(self, event: str) -> None:
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM inbox WHERE event = ?", (event,))
 
 
 class _Ledger:
