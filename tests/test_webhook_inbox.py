@@ -3,7 +3,7 @@ kept before it is answered, once per update_id, and leaves once handled; one a l
 has in hand is never taken, one a dead instance left is taken by exactly one other.
 
 The kill -9 between the answer and the handling, with real processes, is in
-tests/test_webhook_crash.py."""
+tests/test_inbox_crash.py."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ async def test_kept_until_handled_and_a_redelivery_is_not_queued(store: Store) -
             await fake.wait_for(lambda: handled, timeout=5)
             (kept,) = rows(database(store), "SELECT * FROM inbox")
             assert json.loads(kept["body"]) == UPDATE
-            assert (kept["event"], kept["owner"]) == (EVENT, receiver.owner)
+            assert (kept["event"], kept["owner"]) == (EVENT, receiver.inbox.owner)
             # Telegram did not see the answer in time and posts it again: 200, not queued.
             assert await post(receiver, json.dumps(UPDATE).encode()) == 200
             await asyncio.sleep(0.5)

@@ -9,28 +9,20 @@ That is this module, with what those examples leave out: the secret header is ch
 is bounded, a bad request gets a 4xx, and an accepted update is durable.
 
 Answered fast, handled after: Telegram waits for the answer before it sends that chat's next
-update, and redelivers on a timeout, but never after a 200. So the update is written to the
-store's inbox first (one INSERT keyed by the gate's event, ``telegram:<update_id>``), then
-answered; a handler in a group after every other (``HANDLED_GROUP``) deletes it once handled.
-An instance killed in between leaves the row behind: while alive, an instance says every few
-seconds that it still has its rows (``keep_updates``); a row nobody said so of for
-``webhook_takeover_s`` is taken by another instance, or by the next start (``take_updates``),
-and handled there. A redelivery while the row is kept is answered 200 and not queued again;
-an update handled twice (a take-over after its handling began, a redelivery after it ended) is
-stopped by the store's seen events as before (``Gate``): it submits and charges nothing twice.
+update, and redelivers on a timeout, but never after a 200. So the update is kept in the
+store's inbox first (``adapters/telegram/inbox.py``: handled by the next start or another
+instance if this one dies before handling it), then answered. A redelivery while it is kept is
+answered 200 and not queued again; one after it was handled is stopped by the store's seen
+events (``Requester.event`` is ``telegram:<update_id>``): nothing is submitted or charged twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hmac
 import json
 import logging
-import os
-import secrets
-import socket
 import time
 import urllib.parse
 from typing import Any
@@ -39,14 +31,14 @@ from aiohttp import web
 from telegram import Bot, Update
 from telegram.constants import UpdateType
 from telegram.error import RetryAfter, TelegramError
-from telegram.ext import Application, ContextTypes, TypeHandler
+from telegram.ext import Application
 
 from bot.config import TelegramConfig
 from bot.metrics import UpdateCounts
 from bot.serving import READ_TIMEOUT_S, serve
-from bot.store import InboxRow, Store
+from bot.store import Store
 
-from .port import PLATFORM
+from .inbox import Inbox
 
 log = logging.getLogger("adapters.telegram.webhook")
 
@@ -57,13 +49,6 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES: tuple[str, ...] = (UpdateType.MESSAGE, UpdateType.CALLBACK_QUERY)
 MAX_UPDATE = 1024 * 1024  # a message update is a few KB; a reply quoting a long one a few more
 REGISTER_TRIES = 5  # setWebhook answered "retry after N" (several instances starting at once)
-# The handlers' group (adapters/telegram attach: 0) is done before this one is run: the
-# update's handling has ended, well or not (an error goes to the error handler first).
-HANDLED_GROUP = 1_000
-TAKE_AT_ONCE = 50  # updates taken over per round
-# An update whose handling killed every instance that took it (or never ends) is dropped
-# after this many takes, with an error logged, rather than taking the fleet down in turn.
-MAX_TAKES = 5
 
 
 class WebhookIntake:
@@ -83,35 +68,28 @@ class WebhookIntake:
         self._secret = secret.encode()
         self.path = urllib.parse.urlsplit(url).path or "/"
         self.counts = counts or UpdateCounts()  # the App's metrics: `mjbot status` shows them
-        self.takeover_s = takeover_s
-        # Who holds this receiver's inbox rows; REPLACE with the store's instance id (its
-        # heartbeat then says whether the owner lives) once instances beat.
-        self.owner = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        self._store: Store | None = None
-        self._in_hand: set[int] = set()  # update ids kept in the inbox by us, not handled yet
-        self._keeper: asyncio.Task[None] | None = None
+        self.inbox = Inbox(app, self.counts, takeover_s=takeover_s)
         self._runner: web.AppRunner | None = None
         self.port = 0
         web_app = web.Application(client_max_size=MAX_UPDATE)
         web_app.router.add_post(self.path, self._post)
         self.web_app = web_app
-        app.add_handler(TypeHandler(Update, self._handled), group=HANDLED_GROUP)
 
     def attach(self, store: Store) -> None:
         """The store whose inbox keeps accepted updates (before ``start``)."""
-        self._store = store
+        self.inbox.attach(store)
 
     async def start(self, listen: str) -> None:
         """Listen first, then tell Telegram where to post: no update finds a closed door.
         Updates a dead instance left in the inbox are taken from the first round on."""
-        if self._store is None:
+        if self.inbox.store is None:
             raise RuntimeError("WebhookIntake.attach(store) before start")
         host, _, port = listen.rpartition(":")
         self._runner, self.port = await serve(
             self.web_app, host.strip("[]"), int(port), read_timeout_s=READ_TIMEOUT_S
         )
         log.info("telegram webhook receiver on %s, path %s", listen, self.path)
-        self._keeper = asyncio.create_task(self._keep(self._store))
+        self.inbox.start()
         await self.register()
 
     async def register(self) -> None:
@@ -141,13 +119,7 @@ class WebhookIntake:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._keeper is not None:
-            # Updates still being handled finish (PTB's stop waits for them) and leave the
-            # inbox; one that does not is another instance's after takeover_s.
-            self._keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
-            self._keeper = None
+        await self.inbox.stop()
 
     async def _post(self, request: web.Request) -> web.Response:
         self.counts.received += 1
@@ -174,13 +146,10 @@ class WebhookIntake:
             update = Update.de_json(data, self.app.bot)
         except Exception:
             return self._invalid(400, "not an update")
-        assert self._store is not None  # start() checked
         try:
             # Re-encoded (ASCII, escapes kept): whatever encoding the body came in, the row is
             # valid text on both stores and reads back as the same update.
-            new = await self._store.accept_update(
-                _event(update.update_id), json.dumps(data), self.owner
-            )
+            new = await self.inbox.accept(update.update_id, json.dumps(data))
         except Exception:
             # Not kept, so not answered 200: Telegram sends it again (here or elsewhere).
             self.counts.unkept += 1
@@ -192,64 +161,9 @@ class WebhookIntake:
             self.counts.kept_already += 1
             log.info("update %s is in the inbox already: not queued again", update.update_id)
             return web.Response(status=200)
-        self._in_hand.add(update.update_id)
         await self.app.update_queue.put(update)
         self.counts.queued += 1
         return web.Response(status=200)
-
-    async def _handled(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
-        """Run after the handlers (``HANDLED_GROUP``): the update leaves the inbox."""
-        if update.update_id not in self._in_hand:
-            return
-        self._in_hand.discard(update.update_id)
-        assert self._store is not None
-        try:
-            await self._store.update_handled(_event(update.update_id))
-        except Exception:
-            # Left in the inbox: taken again after takeover_s, and the gate's seen events stop
-            # it from running twice.
-            log.warning("update %s handled, but not taken off the inbox", update.update_id)
-
-    async def _keep(self, store: Store) -> None:
-        """Every third of ``takeover_s``: say we still have our updates, and take those an
-        instance that went silent left (also at start: the previous run's)."""
-        while True:
-            try:
-                if self._in_hand:
-                    await store.keep_updates(self.owner)
-                for row in await store.take_updates(self.owner, self.takeover_s, TAKE_AT_ONCE):
-                    await self._take(store, row)
-            except Exception:  # the database away for a moment: the next round tries again
-                log.warning("the inbox round failed", exc_info=True)
-            await asyncio.sleep(self.takeover_s / 3)
-
-    async def _take(self, store: Store, row: InboxRow) -> None:
-        update_id = int(row.event.rpartition(":")[2])
-        if update_id in self._in_hand:
-            return  # ours and still being handled (this loop was late to keep it): keep it
-        if row.takes > MAX_TAKES:
-            log.error(
-                "dropping update %s from the inbox: taken %d times, its handling never ended",
-                update_id,
-                row.takes - 1,
-            )
-            await store.update_handled(row.event)
-            return
-        try:
-            update = Update.de_json(json.loads(row.body), self.app.bot)
-        except Exception:
-            log.error("dropping update %s from the inbox: unreadable", update_id)
-            await store.update_handled(row.event)
-            return
-        log.info(
-            "handling update %s accepted %.1f s ago by %s, which did not finish it",
-            update_id,
-            time.time() - row.received_at,
-            row.owner,
-        )
-        self.counts.taken_over += 1
-        self._in_hand.add(update_id)
-        await self.app.update_queue.put(update)
 
     def _invalid(self, status: int, why: str) -> web.Response:
         self.counts.invalid += 1
@@ -260,11 +174,6 @@ class WebhookIntake:
 
     def counters(self) -> dict[str, int]:
         return dataclasses.asdict(self.counts)
-
-
-def _event(update_id: int) -> str:
-    """The inbox's key: the gate's event for this update (``handlers.requester``)."""
-    return f"{PLATFORM}:{update_id}"
 
 
 async def describe(config: TelegramConfig) -> list[str]:
