@@ -138,6 +138,8 @@ async def fill(path: Path) -> None:
         await store.keep_hook_secret("hook-secret")
         await store.heartbeat(InstanceRow("i1", "host-a", 42, 1.0, 0.0, 0.0), 30.0)
         await store.lease_tasks("i1", 30.0, 10)
+        # an update taken from Telegram and not handled when the deployment stopped
+        await store.accept_update("telegram:5", '{"update_id": 5}', "i1")
     finally:
         await store.close()
 
@@ -163,6 +165,7 @@ KEYS = {
     "access": "platform, subject, id",
     "people": "platform, user_id",
     "instances": "id",
+    "inbox": "event",
 }
 
 
