@@ -161,3 +161,49 @@ async def test_a_live_instance_keeps_its_update_a_dead_ones_is_taken(
             await close(first)
             if second_store is not store:
                 await second_store.close()
+
+
+async def test_an_update_that_never_ends_is_dropped_at_its_fifth_take_over(
+    store: Store, caplog
+) -> None:
+    """Each take of a row is counted: one whose handling killed every instance that took it
+    is dropped (with an error) rather than killing the next one too."""
+    await store.accept_update("telegram:4444", json.dumps({**UPDATE, "update_id": 4444}), "d0")
+    for n in range(1, 5):
+        await asyncio.sleep(0.01)
+        (row,) = await store.take_updates(f"d{n}", 0.0, 10)  # taken, then that one died too
+    assert row.takes == 5  # its receiver and four take-overs: the fifth drops it
+    seen: list[int] = []
+
+    async def handler(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        seen.append(update.update_id)
+
+    async with FakeTelegram() as fake:
+        receiver = await intake_on(store, fake, handler, takeover_s=1.0)
+        try:
+            await fake.wait_for(lambda: not rows(database(store), "SELECT * FROM inbox"), timeout=5)
+            await asyncio.sleep(0.3)
+            assert seen == []
+            assert "dropping update 4444 from the inbox: taken over 5 times" in caplog.text
+        finally:
+            await close(receiver)
+
+
+async def test_an_update_the_store_cannot_keep_is_not_answered_200(tmp_path) -> None:
+    """Without the inbox row there is no 200: Telegram sends the update again later."""
+    broken = await open_store(tmp_path / "broken.db")
+    handled: list[int] = []
+
+    async def handler(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        handled.append(update.update_id)
+
+    async with FakeTelegram() as fake:
+        receiver = await intake_on(broken, fake, handler, takeover_s=60.0)
+        try:
+            await broken.close()  # the database went away
+            assert await post(receiver, json.dumps(UPDATE).encode()) == 503
+            await asyncio.sleep(0.3)
+            assert handled == []
+            assert receiver.counters() == counted(received=1, unkept=1)
+        finally:
+            await close(receiver)

@@ -44,8 +44,9 @@ log = logging.getLogger("adapters.telegram.inbox")
 # update's handling has ended, well or not (an error goes to the error handler first).
 HANDLED_GROUP = 1_000
 TAKE_AT_ONCE = 50  # updates taken over per round
-# An update whose handling killed every instance that took it (or never ends) is dropped
-# after this many takes, with an error logged, rather than taking the fleet down in turn.
+# An update whose handling killed every instance that had it (or never ends) is dropped at
+# its fifth take-over (``takes`` counts its receiver too), with an error logged, rather than
+# taking the fleet down in turn.
 MAX_TAKES = 5
 RETRY_MAX_S = 5.0  # polling: how long the queue waits at most between tries to keep an update
 
@@ -129,7 +130,7 @@ class Inbox:
             return  # ours and still being handled (this loop was late to keep it): keep it
         if row.takes > MAX_TAKES:
             log.error(
-                "dropping update %s from the inbox: taken %d times, its handling never ended",
+                "dropping update %s from the inbox: taken over %d times, its handling never ended",
                 update_id,
                 row.takes - 1,
             )
