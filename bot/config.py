@@ -163,6 +163,9 @@ class TelegramConfig:
     webhook_listen: str = "127.0.0.1:8092"  # where mjbot receives those posts
     # The X-Telegram-Bot-Api-Secret-Token value; empty = derived from the token (webhook_token)
     webhook_secret: Secret = NO_SECRET
+    # An update taken from Telegram by an instance that has not said it still has it for this
+    # long (it died before handling it) is handled by another instance, or by the next start.
+    inbox_takeover_s: float = field(default=10.0, metadata=between(1.0, 3600.0))
 
     @property
     def enabled(self) -> bool:

@@ -78,6 +78,9 @@ class UpdateCounts:
     queued: int = 0  # updates handed to the handlers
     refused: int = 0  # no or a wrong secret header (403): growing, a misconfigured instance
     invalid: int = 0  # not an update, too big, unreadable
+    kept_already: int = 0  # a redelivery of an update still in the inbox: 200, not queued again
+    unkept: int = 0  # the inbox could not be written (503: Telegram sends it again)
+    taken_over: int = 0  # updates another instance accepted and never finished, handled here
 
 
 @dataclass(slots=True)

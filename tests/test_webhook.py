@@ -115,7 +115,15 @@ async def test_a_post_without_the_secret_is_refused_and_submits_nothing(make_bot
     status_url = f"http://{tomllib.loads(bot.config.read_text())['tracking']['listen']}/status"
     async with aiohttp.ClientSession() as http, http.get(status_url) as resp:
         counts = (await resp.json())["telegram_webhook"]
-    assert counts == {"received": 4, "queued": 0, "refused": 3, "invalid": 1}
+    assert counts == {
+        "received": 4,
+        "queued": 0,
+        "refused": 3,
+        "invalid": 1,
+        "kept_already": 0,
+        "unkept": 0,
+        "taken_over": 0,
+    }
 
     # The real server's posts (with the secret) are handled.
     asked = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a real one")

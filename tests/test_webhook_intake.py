@@ -26,6 +26,7 @@ from adapters.telegram.webhook import (
     describe,
 )
 from bot.config import Secret, TelegramConfig
+from bot.store.sqlite import SQLiteStore
 from tests.fakes.telegram import FakeTelegram
 from tests.harness import ROOT, write_config
 
@@ -43,7 +44,8 @@ UPDATE = {
 
 
 @pytest.fixture
-async def intake():
+async def intake(tmp_path):
+    store = await SQLiteStore.open(tmp_path / "mjbot.db")
     async with FakeTelegram() as fake:
         app = (
             ApplicationBuilder()
@@ -55,6 +57,7 @@ async def intake():
         )
         await app.initialize()
         receiver = WebhookIntake(app, "http://127.0.0.1:1/tg/in", SECRET)
+        receiver.attach(store)
         await receiver.start("127.0.0.1:0")
         receiver.fake = fake  # type: ignore[attr-defined]
         try:
@@ -62,6 +65,13 @@ async def intake():
         finally:
             await receiver.stop()
             await app.shutdown()
+            await store.close()
+
+
+def counted(**counts: int) -> dict[str, int]:
+    """The receiver's counters: those given, the others 0."""
+    names = ("received", "queued", "refused", "invalid", "kept_already", "unkept", "taken_over")
+    return {name: counts.get(name, 0) for name in names}
 
 
 async def post(intake: WebhookIntake, body: bytes, secret: str | None = SECRET) -> int:
@@ -88,7 +98,7 @@ async def test_registers_then_queues_an_update(intake: WebhookIntake) -> None:
     update = intake.app.update_queue.get_nowait()
     assert isinstance(update, Update)
     assert update.update_id == 4242 and update.message.text == "/imagine a quiet harbour"
-    assert intake.counters() == {"received": 1, "queued": 1, "refused": 0, "invalid": 0}
+    assert intake.counters() == counted(received=1, queued=1)
 
 
 async def test_refusals_queue_nothing(intake: WebhookIntake, caplog) -> None:
@@ -102,7 +112,7 @@ async def test_refusals_queue_nothing(intake: WebhookIntake, caplog) -> None:
     assert await post(intake, b"\xff\xfe") == 400
     assert await post(intake, b'{"update_id": 1, "pad": "' + b"x" * MAX_UPDATE + b'"}') == 413
     assert intake.app.update_queue.empty()
-    assert intake.counters() == {"received": 7, "queued": 0, "refused": 3, "invalid": 4}
+    assert intake.counters() == counted(received=7, refused=3, invalid=4)
     assert "Intake_secret-2" not in caplog.text and SECRET not in caplog.text
 
 
@@ -117,6 +127,8 @@ async def test_set_webhook_waits_out_a_flood_limit() -> None:
         app = ApplicationBuilder().token(fake.token).base_url(fake.base_url).updater(None).build()
         await app.initialize()
         receiver = WebhookIntake(app, "http://127.0.0.1:1/tg/in", SECRET)
+        store = await SQLiteStore.open(":memory:")
+        receiver.attach(store)
         try:
             await receiver.start("127.0.0.1:0")
             assert [c.status for c in fake.calls_to("setWebhook")] == [429, 200]
@@ -124,6 +136,7 @@ async def test_set_webhook_waits_out_a_flood_limit() -> None:
         finally:
             await receiver.stop()
             await app.shutdown()
+            await store.close()
 
 
 def telegram_config(fake: FakeTelegram, **values: str) -> TelegramConfig:

@@ -26,6 +26,7 @@ from bot.metrics import Metrics
 from bot.usecases import Service
 
 from . import handlers
+from .inbox import Inbox, InboxQueue
 from .port import PLATFORM, TelegramPort
 from .webhook import ALLOWED_UPDATES, WebhookIntake
 
@@ -49,7 +50,11 @@ class TelegramAdapter:
             HTTPXRequest(connection_pool_size=256),
             HTTPXRequest(connection_pool_size=1, read_timeout=40),
         )
-        self.app = (
+        # Polling: the update queue keeps each update in the store's inbox before PTB's
+        # Updater confirms it to Telegram (adapters/telegram/inbox.py); the webhook receiver
+        # keeps them itself, before it answers.
+        queue = None if config.webhook else InboxQueue()
+        builder = (
             ApplicationBuilder()
             .token(config.token.reveal())
             .base_url(config.api_base_url)
@@ -57,23 +62,28 @@ class TelegramAdapter:
             .concurrent_updates(True)
             .request(self._http[0])
             .get_updates_request(self._http[1])
-            .build()
         )
+        self.app = (builder if queue is None else builder.update_queue(queue)).build()
         self.port = TelegramPort(self.app.bot, config.group_messages_per_minute)
+        counts = (metrics or Metrics()).updates
+        takeover_s = config.inbox_takeover_s
         self.intake = (
             WebhookIntake(
-                self.app,
-                config.webhook_url,
-                config.webhook_token(),
-                (metrics or Metrics()).updates,
+                self.app, config.webhook_url, config.webhook_token(), counts, takeover_s=takeover_s
             )
             if config.webhook
             else None
         )
+        self.inbox = (
+            self.intake.inbox if self.intake else Inbox(self.app, counts, takeover_s=takeover_s)
+        )
+        if queue is not None:
+            queue.inbox = self.inbox
 
     def attach(self, service: Service) -> None:
         app = self.app
         app.bot_data["service"] = service
+        self.inbox.attach(service.store)  # updates taken from Telegram survive a kill
         self.menu = menu(service.client.profile)  # what the provider can do
         app.add_handler(CommandHandler(["start", "help"], handlers.start))
         names = [c for c in (*COMMANDS, *ADMIN_COMMANDS, "info") if c != "help"]
@@ -95,6 +105,7 @@ class TelegramAdapter:
             log.info("telegram webhook as @%s", self.app.bot.username)
             return
         assert self.app.updater is not None
+        self.inbox.start()  # also takes what the previous run kept and did not handle
         # start_polling calls deleteWebhook first: a bot moved back from webhooks polls again.
         await self.app.updater.start_polling(
             allowed_updates=list(ALLOWED_UPDATES), drop_pending_updates=False, timeout=30
@@ -123,6 +134,7 @@ class TelegramAdapter:
             await self.app.updater.stop()
         if self.app.running:
             await self.app.stop()
+        await self.inbox.stop()
 
     async def close(self) -> None:
         """Close the Bot API client, once nothing is sent through it any more: a request

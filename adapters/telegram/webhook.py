@@ -6,12 +6,14 @@ PTB has a webhook server of its own (``Updater.start_webhook``), but it needs to
 way (its ``customwebhookbot`` examples): any web server puts ``Update.de_json(body)`` on the
 Application's ``update_queue`` (the queue the updater fills when polling) and answers at once.
 That is this module, with what those examples leave out: the secret header is checked, the body
-is bounded, and a bad request gets a 4xx.
+is bounded, a bad request gets a 4xx, and an accepted update is durable.
 
-Answered fast (200 as soon as the update is queued), handled after: Telegram waits for the answer
-before it sends that chat's next update, and redelivers on a timeout. A redelivered update, on
-this instance or another, is handled again by PTB and stopped by the store's seen events
-(``Requester.event`` is ``telegram:<update_id>``): it submits and charges nothing twice.
+Answered fast, handled after: Telegram waits for the answer before it sends that chat's next
+update, and redelivers on a timeout, but never after a 200. So the update is kept in the
+store's inbox first (``adapters/telegram/inbox.py``: handled by the next start or another
+instance if this one dies before handling it), then answered. A redelivery while it is kept is
+answered 200 and not queued again; one after it was handled is stopped by the store's seen
+events (``Requester.event`` is ``telegram:<update_id>``): nothing is submitted or charged twice.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from telegram.ext import Application
 from bot.config import TelegramConfig
 from bot.metrics import UpdateCounts
 from bot.serving import READ_TIMEOUT_S, serve
+from bot.store import Store
+
+from .inbox import Inbox
 
 log = logging.getLogger("adapters.telegram.webhook")
 
@@ -55,25 +60,36 @@ class WebhookIntake:
         url: str,
         secret: str,
         counts: UpdateCounts | None = None,
+        *,
+        takeover_s: float = 10.0,
     ) -> None:
         self.app = app
         self.url = url
         self._secret = secret.encode()
         self.path = urllib.parse.urlsplit(url).path or "/"
         self.counts = counts or UpdateCounts()  # the App's metrics: `mjbot status` shows them
+        self.inbox = Inbox(app, self.counts, takeover_s=takeover_s)
         self._runner: web.AppRunner | None = None
         self.port = 0
         web_app = web.Application(client_max_size=MAX_UPDATE)
         web_app.router.add_post(self.path, self._post)
         self.web_app = web_app
 
+    def attach(self, store: Store) -> None:
+        """The store whose inbox keeps accepted updates (before ``start``)."""
+        self.inbox.attach(store)
+
     async def start(self, listen: str) -> None:
-        """Listen first, then tell Telegram where to post: no update finds a closed door."""
+        """Listen first, then tell Telegram where to post: no update finds a closed door.
+        Updates a dead instance left in the inbox are taken from the first round on."""
+        if self.inbox.store is None:
+            raise RuntimeError("WebhookIntake.attach(store) before start")
         host, _, port = listen.rpartition(":")
         self._runner, self.port = await serve(
             self.web_app, host.strip("[]"), int(port), read_timeout_s=READ_TIMEOUT_S
         )
         log.info("telegram webhook receiver on %s, path %s", listen, self.path)
+        self.inbox.start()
         await self.register()
 
     async def register(self) -> None:
@@ -103,6 +119,7 @@ class WebhookIntake:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.inbox.stop()
 
     async def _post(self, request: web.Request) -> web.Response:
         self.counts.received += 1
@@ -129,6 +146,21 @@ class WebhookIntake:
             update = Update.de_json(data, self.app.bot)
         except Exception:
             return self._invalid(400, "not an update")
+        try:
+            # Re-encoded (ASCII, escapes kept): whatever encoding the body came in, the row is
+            # valid text on both stores and reads back as the same update.
+            new = await self.inbox.accept(update.update_id, json.dumps(data))
+        except Exception:
+            # Not kept, so not answered 200: Telegram sends it again (here or elsewhere).
+            self.counts.unkept += 1
+            log.exception("the inbox could not keep update %s", update.update_id)
+            return web.Response(status=503, text="503: try again\n")
+        if not new:
+            # Telegram did not see our first answer in time: the first post is in hand
+            # (here, on another instance, or the inbox's to hand on).
+            self.counts.kept_already += 1
+            log.info("update %s is in the inbox already: not queued again", update.update_id)
+            return web.Response(status=200)
         await self.app.update_queue.put(update)
         self.counts.queued += 1
         return web.Response(status=200)

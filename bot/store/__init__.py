@@ -509,6 +509,19 @@ def this_instance() -> InstanceRow:
     return InstanceRow(f"{host}-{pid}-{secrets.token_hex(3)}", host, pid, time.time(), 0.0, 0.0)
 
 
+@dataclass(frozen=True)
+class InboxRow:
+    """An update the webhook receiver accepted (and answered 200 for) and that is not handled
+    yet: the update's JSON as posted, and the instance handling it (``Store.accept_update``)."""
+
+    event: str  # the gate's event, ``telegram:<update_id>``
+    body: str
+    owner: str
+    received_at: float
+    taken_at: float  # when ``owner`` took it or last said it still has it (``keep_updates``)
+    takes: int  # 1 when its receiver handles it; more after each take-over
+
+
 # A copy of a result being posted for this long without news: its poster died (``claim_copy``).
 COPY_POSTING_S = 120.0
 # Album parts (and abandoned windows) are forgotten this long after they arrived.
@@ -848,4 +861,26 @@ class Store(Protocol):
 
     async def singleton(self, name: str) -> Holder | None:
         """Who holds ``name`` now (None: nobody, or the time ran out)."""
+
+    # --- the inbox (updates accepted by webhook, not handled yet) ------------------------------
+
+    async def accept_update(self, event: str, body: str, owner: str) -> bool:
+        """Keep an update before answering for it: True when it is new (``owner`` handles
+        it), False when it is kept already (a redelivery while the first is in hand: a
+        no-op)."""
+        ...
+
+    async def keep_updates(self, owner: str) -> None:
+        """``owner`` still has its updates in hand: their ``taken_at`` becomes now."""
+        ...
+
+    async def take_updates(self, owner: str, idle_s: float, limit: int) -> list[InboxRow]:
+        """Take, for ``owner``, up to ``limit`` updates (oldest first) whose owner has not
+        said it still has them for ``idle_s`` seconds (it died; or it is ``owner`` itself and
+        lost them, e.g. their end was not recorded). Two instances asking at once never take
+        the same update."""
+        ...
+
+    async def update_handled(self, event: str) -> None:
+        """The update was handled: it leaves the inbox."""
         ...

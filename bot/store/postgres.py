@@ -50,6 +50,7 @@ from bot.store import (
     ChatSettings,
     CopyClaim,
     Holder,
+    InboxRow,
     InstanceRow,
     ModalRow,
     Outcome,
@@ -116,6 +117,7 @@ TABLES = (
     "copies",
     "send_slots",
     "singletons",
+    "inbox",
 )
 
 _NOW = "EXTRACT(EPOCH FROM clock_timestamp())::float8"  # the server's clock, in seconds
@@ -1096,6 +1098,45 @@ class PostgresStore:
             name,
         )
         return Holder(name, row["owner"], float(row["left"])) if row is not None else None
+
+    # --- the inbox -----------------------------------------------------------------------------
+
+    async def accept_update(self, event: str, body: str, owner: str) -> bool:
+        now = time.time()
+        status = await self._pool.execute(
+            "INSERT INTO inbox (event, body, owner, received_at, taken_at) VALUES"
+            " ($1, $2, $3, $4, $4) ON CONFLICT (event) DO NOTHING",
+            event,
+            body,
+            owner,
+            now,
+        )
+        return _changed(status) == 1
+
+    async def keep_updates(self, owner: str) -> None:
+        await self._pool.execute(
+            "UPDATE inbox SET taken_at = $1 WHERE owner = $2", time.time(), owner
+        )
+
+    async def take_updates(self, owner: str, idle_s: float, limit: int) -> list[InboxRow]:
+        """SKIP LOCKED: two instances taking at once split the rows, never share one."""
+        now = time.time()
+        # An update is its owner's while the owner's inbox round says so (keep_updates),
+        # whatever its tracker's heartbeat: handling that hangs gives the update away.
+        rows = await self._pool.fetch(
+            "UPDATE inbox SET owner = $1, taken_at = $2, takes = takes + 1 WHERE event IN"
+            " (SELECT event FROM inbox WHERE taken_at < $3"
+            "  ORDER BY received_at LIMIT $4 FOR UPDATE SKIP LOCKED)"
+            " RETURNING *",
+            owner,
+            now,
+            now - idle_s,
+            limit,
+        )
+        return sorted((InboxRow(**dict(r)) for r in rows), key=lambda r: r.received_at)
+
+    async def update_handled(self, event: str) -> None:
+        await self._pool.execute("DELETE FROM inbox WHERE event = $1", event)
 
 
 class _Ledger:

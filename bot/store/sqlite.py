@@ -35,6 +35,7 @@ from bot.store import (
     ChatSettings,
     CopyClaim,
     Holder,
+    InboxRow,
     InstanceRow,
     ModalRow,
     Outcome,
@@ -1014,6 +1015,50 @@ class SQLiteStore:
             now,
         )
         return Holder(name, str(row[0]), float(row[1]) - now) if row is not None else None
+
+    # --- the inbox -----------------------------------------------------------------------------
+
+    async def accept_update(self, event: str, body: str, owner: str) -> bool:
+        now = time.time()
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO inbox (event, body, owner, received_at, taken_at) VALUES"
+                " (?, ?, ?, ?, ?) ON CONFLICT (event) DO NOTHING",
+                (event, body, owner, now, now),
+            )
+            return cur.rowcount == 1
+
+    async def keep_updates(self, owner: str) -> None:
+        async with self._transaction() as db:
+            await db.execute("UPDATE inbox SET taken_at = ? WHERE owner = ?", (time.time(), owner))
+
+    async def take_updates(self, owner: str, idle_s: float, limit: int) -> list[InboxRow]:
+        """One writer at a time: the rows selected are this owner's before anyone looks."""
+        now = time.time()
+        # An update is its owner's while the owner's inbox round says so (keep_updates),
+        # whatever its tracker's heartbeat: handling that hangs gives the update away.
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT event FROM inbox WHERE taken_at < ? ORDER BY received_at LIMIT ?",
+                (now - idle_s, limit),
+            ) as cur:
+                events = [str(r["event"]) for r in await cur.fetchall()]
+            if not events:
+                return []
+            marks = ", ".join("?" for _ in events)
+            await db.execute(
+                f"UPDATE inbox SET owner = ?, taken_at = ?, takes = takes + 1"
+                f" WHERE event IN ({marks})",
+                (owner, now, *events),
+            )
+            async with db.execute(
+                f"SELECT * FROM inbox WHERE event IN ({marks}) ORDER BY received_at", events
+            ) as cur:
+                return [InboxRow(**dict(r)) for r in await cur.fetchall()]
+
+    async def update_handled(self, event: str) -> None:
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM inbox WHERE event = ?", (event,))
 
 
 class _Ledger:
