@@ -76,6 +76,8 @@ async def test_three_stores_hand_out_one_schedule(pg_server) -> None:
     try:
         rules = [SendRule("telegram:chat:-5", 0.05), SendRule("telegram:second", 0.01, 20)]
         await stores[0].take_slot(rules)  # the rows exist (their first insert is not measured)
+        chat = "SELECT tat, last FROM send_slots WHERE scope = 'telegram:chat:-5'"
+        (start,) = rows(url, chat)
 
         async def take(store: PostgresStore) -> list[float]:
             times = []
@@ -85,11 +87,16 @@ async def test_three_stores_hand_out_one_schedule(pg_server) -> None:
             return times
 
         slots = sorted(t for ts in await asyncio.gather(*map(take, stores)) for t in ts)
-        gaps = [b - a for a, b in itertools.pairwise(slots)]
-        assert len(slots) == 30 and min(gaps) > 0.05 - 0.01, gaps
-        # ...and the row says so: the next slot is 50 ms after the last one given
-        (state,) = rows(url, "SELECT tat, last FROM send_slots WHERE scope = 'telegram:chat:-5'")
+        assert len(slots) == 30
+        # Each of the 30 moved the chat's schedule by a whole step: none shared a slot (the
+        # row is the server's account, more if the schedule ran dry between two takes; the
+        # client's clock adds each round trip's jitter, so the gaps it sees are only roughly
+        # 50 ms on a loaded machine).
+        (state,) = rows(url, chat)
+        assert state["tat"] - start["tat"] >= 30 * 0.05 - 1e-3
         assert state["tat"] - state["last"] == pytest.approx(0.05)
+        gaps = [b - a for a, b in itertools.pairwise(slots)]
+        assert sum(gaps) / len(gaps) == pytest.approx(0.05, abs=0.02), gaps
     finally:
         for store in stores:
             await store.close()
