@@ -14,8 +14,6 @@ import argparse
 import asyncio
 import importlib.util
 import json
-import os
-import pwd
 import subprocess
 import sys
 import tempfile
@@ -31,7 +29,7 @@ from bot.store import Store
 from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SQLiteStore
 from tests.fakes.telegram import FakeTelegram
-from tests.pgserver import PASSWORD, PgServer, binaries, blocking
+from tests.pgserver import PgServer, binaries
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "Bench_secret"
@@ -45,30 +43,6 @@ UPDATE: dict[str, Any] = {
         "text": "/imagine a quiet harbour at dawn, mist over the water, fishing boats, " * 3,
     },
 }
-
-
-class DurablePg(PgServer):
-    """The tests' server with PostgreSQL's default durability (what a deployment pays)."""
-
-    def start(self) -> None:
-        if os.geteuid() == 0:
-            user = pwd.getpwnam("postgres")
-            os.chown(self.dir, user.pw_uid, user.pw_gid)
-            self._as = ["runuser", "-u", "postgres", "--"]
-        pwfile = self.dir / "pw"
-        pwfile.write_text(PASSWORD)
-        if self._as:
-            os.chown(pwfile, pwd.getpwnam("postgres").pw_uid, -1)
-        self._run(
-            "initdb", "-D", str(self.data), "-U", "postgres", "--auth=scram-sha-256",
-            f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C",
-        )  # fmt: skip
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
-        self._run(
-            "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w",
-            "start",
-        )  # fmt: skip
-        blocking(self._template)
 
 
 def percentiles(seconds: list[float]) -> str:
@@ -150,7 +124,7 @@ async def run(n: int, rev: str) -> None:
     if bindir is None:
         print("  postgresql: no binaries found (Debian's postgresql package)")
         return
-    server = DurablePg(bindir)
+    server = PgServer(bindir, durable=True)  # PostgreSQL's default durability
     server.start()
     try:
         pg = await PostgresStore.open(server.url())

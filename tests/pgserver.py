@@ -57,8 +57,11 @@ def binaries() -> Path | None:
 class PgServer:
     """One postgres process; ``database()`` makes a fresh migrated database and its URL."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
         self.bindir = bindir
+        # Tests run without syncing to disk (fast); a benchmark of what a deployment pays
+        # asks for PostgreSQL's default durability.
+        self.durable = durable
         self.dir = Path(tempfile.mkdtemp(prefix="mjbot-pg-"))
         self.data = self.dir / "data"
         self.port = free_port()
@@ -90,13 +93,14 @@ class PgServer:
             "-E",
             "UTF8",
             "--locale=C",
-            "--no-sync",
+            *([] if self.durable else ["--no-sync"]),
         )
-        options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            " -c max_connections=200 -c shared_buffers=32MB"
-        )
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
+        if not self.durable:
+            options += (
+                " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+                " -c max_connections=200 -c shared_buffers=32MB"
+            )
         self._run(
             "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w",
             "start",
