@@ -39,11 +39,15 @@ async def test_the_users_suffix_is_sent_with_the_prompt_but_not_twice(world):
         ("blend", "round", 2, t("blend.dimensions", "en")),
         ("swap", "", -2, t("swap.same", "en")),
         ("describe", "", -1, t("upload.not_image", "en")),
+        ("swap", "", 3, "This needs exactly 2 photos; I got 3."),
+        ("blend", "", 6, "This needs 2–5 photos; I got 6."),
     ],
 )
 async def test_what_is_refused_before_anything_is_spent(world, name, args, photos, said):
     async with world() as w:
-        images = {0: [], 2: [png(), png((80, 80), "red")], -2: [png(), png()]}.get(
+        colours = ["red", "blue", "green", "white", "black", "yellow"]
+        several = {n: [png((80, 80), c) for c in colours[:n]] for n in (3, 6)}
+        images = {0: [], 2: [png(), png((80, 80), "red")], -2: [png(), png()], **several}.get(
             photos, [b"GIF89a not really"]
         )
         await commands.run(w.service, w.who(), name, args, images)

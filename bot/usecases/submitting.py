@@ -335,7 +335,8 @@ class Submitting:
             await self.store.add_ask(ask, req.user_id, command, args, lang)
             return None
         if len(images) < least or len(images) > most:
-            text = t("upload.count", lang, least=least, most=most, got=len(images))
+            key = "upload.count_exact" if least == most else "upload.count"  # not "2–2"
+            text = t(key, lang, least=least, most=most, got=len(images))
             await self.reply(req, View(text))
             return None
         try:
