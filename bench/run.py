@@ -6,6 +6,7 @@
     python -m bench.run --stress        # the same 500 in flight with ~18 s tasks
     python -m bench.run --modes webhook,polling --tasks 200 --chats 40 --no-rss
     python -m bench.run --global-limit  # also enforce Telegram's ~30 msg/s per bot
+    python -m bench.run --instances 3 --store postgresql   # a fleet behind nginx beside one bot
 
 Prints one table (rows = figures, columns = modes), then PASS/MISS per target. Figures are
 printed, never asserted (not part of CI). ``--json PATH`` keeps every raw figure, ``--markdown``
@@ -84,6 +85,7 @@ Row = tuple[str, Callable[[Result], str]]
 ROWS: list[Row] = [
     ("how tasks are followed", lambda r: r.how),
     ("tasks / chats", lambda r: f"{r.tasks} / {r.chats}"),
+    ("instances / store", lambda r: f"{r.instances} / {r.store}"),
     ("peak tasks in flight", lambda r: str(r.peak_in_flight)),
     ("delivered exactly once", lambda r: f"{r.delivered_once}/{r.tasks}"),
     ("duplicates / missing", lambda r: f"{r.duplicates} / {r.missing}"),
@@ -109,8 +111,8 @@ ROWS: list[Row] = [
     ("  by method", lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r.tg_by_method.items()))),
     ("peak Telegram sends+edits/s", lambda r: str(r.tg_peak_per_s)),
     ("429s received / unhandled", lambda r: f"{r.tg_429} / {r.unhandled_429}"),
-    ("peak RSS (MB)", lambda r: _f(r.peak_rss_mb, 1)),
-    ("CPU s per 100 tasks", lambda r: _f(r.cpu_s * 100 / r.tasks, 2)),
+    ("peak RSS (MB), per instance", lambda r: " / ".join(_f(v, 1) for v in r.rss_per_instance_mb)),
+    ("CPU s per 100 tasks (all instances)", lambda r: _f(r.cpu_s * 100 / r.tasks, 2)),
     ("busiest second (% of a core)", lambda r: _f(r.cpu_peak_core * 100)),
     ("harness CPU (% of a core)", lambda r: _f(100 * r.harness_cpu_s / max(r.wall_s, 1e-9))),
     ("error lines in bot log", lambda r: str(len(r.log_errors))),
@@ -218,6 +220,26 @@ def verdicts(by: dict[str, Result], poll_interval: float) -> list[Verdict]:
                 not bad,
             )
         )
+    for label, fleet in by.items():
+        one = by.get(label.split(" x", 1)[0])
+        if fleet.instances == 1 or one is None:
+            continue
+        ratio = fleet.latency_ms(50) / one.latency_ms(50) if one.latency_ms(50) else math.inf
+        out.append(
+            Verdict(
+                f"{label}: webhook p50 within 1.5x of one SQLite instance (issue 14)",
+                f"{_f(fleet.latency_ms(50))} ms vs {_f(one.latency_ms(50))} ms ({ratio:.2f}x)",
+                ratio <= 1.5,
+            )
+        )
+        a, b = fleet.per_task(fleet.api_requests), one.per_task(one.api_requests)
+        out.append(
+            Verdict(
+                f"{label}: API requests per task within 10% of one instance (issue 14)",
+                f"{a:.2f} vs {b:.2f} ({(a / b - 1) * 100:+.1f}%)",
+                abs(a / b - 1) <= 0.10,
+            )
+        )
     target = "peak RSS < 250 MB at 1,000 tasks in flight"
     if rss is not None and rss.tasks < 1000:  # --quick / --rss-tasks: not the target's load
         measured = f"{_f(rss.peak_rss_mb, 1)} MB at {rss.peak_in_flight} in flight (not judged)"
@@ -252,7 +274,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="time scale 0.8, chat gap 2 s: the same 500 in flight at ~2.5x the arrival rate",
     )
-    parser.add_argument("--modes", default="webhook,polling,naive")
+    parser.add_argument("--modes", help="default webhook,polling,naive (with --instances: webhook)")
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="N > 1: each webhook mode also runs N instances behind nginx (deploy/nginx.conf),"
+        " as '<mode> xN <store>', beside the one-instance SQLite column (skips the RSS run)",
+    )
+    parser.add_argument(
+        "--store",
+        choices=["sqlite", "postgresql"],
+        help="the extra column's store (default with --instances: postgresql): one PostgreSQL"
+        " database for every instance, durable as deployed",
+    )
     parser.add_argument("--poll-interval", type=float, default=MODES["polling"].poll_interval_s)
     parser.add_argument("--rss-tasks", type=int, default=1000)
     parser.add_argument("--rss-chats", type=int, default=200)
@@ -288,7 +323,13 @@ def main(argv: list[str] | None = None) -> int:
         args.tasks, args.chats, args.rss_tasks, args.rss_chats = 100, 20, 200, 40
         args.time_scale, args.chat_gap = 0.6, 2.0
 
-    names = [m.strip() for m in args.modes.split(",") if m.strip()]
+    args.store = args.store or ("postgresql" if args.instances > 1 else "sqlite")
+    fleet = args.instances > 1 or args.store == "postgresql"
+    if args.instances > 1 and args.store == "sqlite":
+        parser.error("several instances need one shared database: --store postgresql")
+    args.no_rss = args.no_rss or fleet
+    modes = args.modes or ("webhook" if fleet else "webhook,polling,naive")
+    names = [m.strip() for m in modes.split(",") if m.strip()]
     unknown = [m for m in names if m not in MODES]
     if unknown:
         parser.error(f"unknown mode(s) {unknown}; choose from {sorted(MODES)}")
@@ -343,6 +384,12 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append((label, result))
             print(f"-- {name}")
             runs.append((name, await run_mode(spec, base, profile=prof(name), keep=kept(name))))
+            if fleet and spec.webhook:
+                label = f"{name} x{args.instances} {args.store}"
+                load = dataclasses.replace(base, instances=args.instances, store=args.store)
+                print(f"-- {label} (behind nginx)")
+                result = await run_mode(spec, load, profile=prof(label), keep=kept(label))
+                runs.append((label, result))
         if not args.no_rss and args.rss_tasks:
             spec = dataclasses.replace(MODES["polling"], poll_interval_s=args.poll_interval)
             # tasks 1.5x longer: the per-bot Telegram budget paces the 1,000 progress messages

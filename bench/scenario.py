@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.fleet import Balancer, Store, merged
 from bench.metrics import ProcSampler, cpu_seconds, hwm_mb, percentile, self_cpu_seconds
 from mjsim import SimConfig, Simulator
 from mjsim.state import FINAL, SUCCESS, SimTask
@@ -92,6 +93,8 @@ class Load:
     settle_s: float = 4.0  # after the last delivery: catch duplicates and late calls
     cdn_delay_s: float = 0.0  # each image download waits this long first (a real CDN's latency)
     timeout_s: float = 240.0
+    instances: int = 1  # more than one: behind nginx, Telegram in webhook mode (bench/fleet.py)
+    store: str = "sqlite"  # or "postgresql": one database for every instance
 
 
 @dataclass
@@ -120,8 +123,11 @@ class Result:
     tg_peak_per_s: int = 0
     bot_rate_limited: int = 0  # RateLimited answers the bot's Outbox saw
     gave_up_429: int = 0  # rate-limit errors that escaped the Outbox (tracebacks in the log)
-    peak_rss_mb: float = 0.0
-    cpu_s: float = 0.0
+    peak_rss_mb: float = 0.0  # the largest instance's
+    rss_per_instance_mb: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0  # summed over the instances
+    instances: int = 1
+    store: str = "sqlite"
     cpu_peak_core: float = 0.0
     harness_cpu_s: float = 0.0
     status: dict[str, Any] = field(default_factory=dict)
@@ -247,11 +253,17 @@ class BotProcess:
         tg_url: str,
         profile: str = "",
         root: Path = ROOT,
+        *,
+        storage_url: str = "",
+        telegram: dict[str, Any] | None = None,
+        tracking: dict[str, Any] | None = None,
     ) -> None:
+        """``storage_url``, ``telegram``, ``tracking``: what an instance of a fleet is given
+        (bench/fleet.py): the shared database, nginx's addresses and its own ports."""
         self.root = root  # the source tree the bot runs from (--baseline: another one)
-        port = free_port()
-        self.listen = f"127.0.0.1:{port}"
-        tracking: dict[str, Any] = {
+        tracked: dict[str, Any] = {"listen": f"127.0.0.1:{free_port()}", **(tracking or {})}
+        self.listen = str(tracked["listen"])
+        tracked = {
             "poll_interval_s": spec.poll_interval_s,
             "listen": self.listen,
             # production defaults, stated so the figures say what they were measured with
@@ -259,18 +271,23 @@ class BotProcess:
             "send_interval_s": 1.0,
         }
         if spec.webhook:
-            tracking["webhook_public_url"] = f"http://{self.listen}"
+            tracked["webhook_public_url"] = f"http://{self.listen}"
+        tracked.update(tracking or {})
         if spec.confirm_wait_s is not None:
-            tracking["confirm_wait_s"] = spec.confirm_wait_s
+            tracked["confirm_wait_s"] = spec.confirm_wait_s
+        storage: dict[str, Any] = {"path": str(workdir / "data" / "mjbot.db")}
+        if storage_url:
+            storage["url"] = storage_url
         sections: dict[str, dict[str, Any]] = {
             "midjourney": {"base_url": sim_url, "api_key": API_KEY, "auth_header": "bearer"},
             "telegram": {
                 "token": TG_TOKEN,
                 "api_base_url": f"{tg_url}/bot",
                 "file_base_url": f"{tg_url}/file/bot",
+                **(telegram or {}),
             },
-            "tracking": tracking,
-            "storage": {"path": str(workdir / "data" / "mjbot.db")},
+            "tracking": tracked,
+            "storage": storage,
             "logging": {"level": "INFO"},
         }
         self.config = write_config(workdir / "config.toml", sections)
@@ -399,22 +416,55 @@ async def run_mode(
     for i, uid in enumerate(users):
         fake.user(uid, f"User{i}", language_code="en")
 
+    result.instances, result.store = load.instances, load.store
+    fleet = load.instances > 1 or load.store != "sqlite"
+    store = Store(load.store)
+    balancer = Balancer(load.instances) if fleet else None
     with tempfile.TemporaryDirectory(prefix=f"mjbot-bench-{spec.name}-") as tmp:
-        bot = BotProcess(Path(tmp), spec, sim.base_url, fake.url, profile, root)
-        boot = time.monotonic()
-        pid = bot.start()
-        sampler = ProcSampler(pid)
-        try:
-            # the first long poll is open (it only answers when an update arrives)
-            await fake.wait_for(
-                lambda: any(c.method == "getUpdates" for c in fake.calls), timeout=60
+        await store.start()
+        if balancer is not None:
+            await balancer.start()
+        bots: list[BotProcess] = []
+        for i in range(load.instances):
+            home = Path(tmp) / f"instance{i}"
+            home.mkdir()
+            telegram, tracking = balancer.instance(i) if balancer else (None, None)
+            bots.append(
+                BotProcess(
+                    home,
+                    spec,
+                    sim.base_url,
+                    fake.url,
+                    profile
+                    if i == 0 or not profile
+                    else f"{profile.removesuffix('.prof')}-{i}.prof",
+                    root,
+                    storage_url=store.url,
+                    telegram=telegram,
+                    tracking=tracking,
+                )
             )
-            echo(f"  [{spec.name}] bot pid {pid} ready in {time.monotonic() - boot:.1f}s")
+        boot = time.monotonic()
+        pids = [bot.start() for bot in bots]
+        samplers = [ProcSampler(pid) for pid in pids]
+        try:
+            # polling: the first long poll is open (it only answers when an update arrives);
+            # a fleet: every instance has set the webhook (to nginx)
+            await fake.wait_for(
+                lambda: (
+                    len([c for c in fake.calls if c.method == "setWebhook"]) >= len(bots)
+                    if balancer
+                    else any(c.method == "getUpdates" for c in fake.calls)
+                ),
+                timeout=60,
+            )
+            echo(f"  [{spec.name}] bot pids {pids} ready in {time.monotonic() - boot:.1f}s")
             await asyncio.sleep(0.5)  # let the first long poll settle
             first_call = len(fake.calls)
             first_request = len(sim.requests)
-            cpu0, harness0 = cpu_seconds(pid), self_cpu_seconds()
-            sampler.start()
+            cpu0, harness0 = sum(cpu_seconds(pid) for pid in pids), self_cpu_seconds()
+            for sampler in samplers:
+                sampler.start()
             started = time.time()
 
             # request message per task: (chat id, message id)
@@ -483,24 +533,34 @@ async def run_mode(
                     if index is not None:
                         results[index].append(call.time)
             result.wall_s = time.time() - started
-            result.cpu_s = cpu_seconds(pid) - cpu0
+            result.cpu_s = sum(cpu_seconds(pid) for pid in pids) - cpu0
             result.harness_cpu_s = self_cpu_seconds() - harness0
-            result.peak_rss_mb = hwm_mb(pid)
-            result.status = await bot.status()
+            result.rss_per_instance_mb = [hwm_mb(pid) for pid in pids]
+            result.status = merged([await bot.status() for bot in bots])
         finally:
-            await sampler.stop()
+            for sampler in samplers:
+                await sampler.stop()
             halt = time.monotonic()
-            code = await bot.stop()
-            echo(f"  [{spec.name}] bot stopped (exit {code}) in {time.monotonic() - halt:.1f}s")
-            result.log_errors = bot.log_problems()
-            result.gave_up_429 = bot.gave_up_on_429()
+            codes = [await bot.stop() for bot in bots]
+            echo(f"  [{spec.name}] bots stopped (exit {codes}) in {time.monotonic() - halt:.1f}s")
+            if balancer is not None:
+                balancer.stop()
+            store.stop()
+            result.log_errors = [line for bot in bots for line in bot.log_problems()]
+            result.gave_up_429 = sum(bot.gave_up_on_429() for bot in bots)
             if keep:
-                _save(keep, "mjbot.log", bot.log_path)
+                for i, bot in enumerate(bots):
+                    _save(keep, "mjbot.log" if i == 0 else f"mjbot-{i}.log", bot.log_path)
 
     # ---- collect
     result.peak_in_flight = peak
-    result.cpu_peak_core = sampler.busiest_second()
-    result.peak_rss_mb = max(result.peak_rss_mb, sampler.peak_rss_mb)
+    # (the busiest second of the busiest instance)
+    result.cpu_peak_core = max(sampler.busiest_second() for sampler in samplers)
+    result.rss_per_instance_mb = [
+        max(hwm, sampler.peak_rss_mb)
+        for hwm, sampler in zip(result.rss_per_instance_mb, samplers, strict=True)
+    ]
+    result.peak_rss_mb = max(result.rss_per_instance_mb)
     task_of_index: dict[int, SimTask] = {}
     for task in sim.tasks.values():
         match = TAG.search(task.prompt or "")
