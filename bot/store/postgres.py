@@ -994,9 +994,11 @@ class PostgresStore:
                 instance.started_at,
                 ttl_s,
             )
+            # Rows locked in key order, as merge locks them: two statements that lock many
+            # of the same tasks in different orders deadlock.
             await db.execute(
-                f"UPDATE tasks SET lease_until = {_CLOCK} + $1"
-                " WHERE delivered_at IS NULL AND lease_owner = $2",
+                f"UPDATE tasks SET lease_until = {_CLOCK} + $1 WHERE key IN (SELECT key FROM"
+                " tasks WHERE delivered_at IS NULL AND lease_owner = $2 ORDER BY key FOR UPDATE)",
                 ttl_s,
                 instance.id,
             )
@@ -1035,8 +1037,9 @@ class PostgresStore:
     async def release_tasks(self, owner: str) -> None:
         async with self._transaction() as db:
             await db.execute(
-                "UPDATE tasks SET lease_owner = NULL, lease_until = NULL"
-                " WHERE delivered_at IS NULL AND lease_owner = $1",
+                "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE key IN (SELECT key"
+                " FROM tasks WHERE delivered_at IS NULL AND lease_owner = $1"
+                " ORDER BY key FOR UPDATE)",  # key order, as merge and heartbeat lock them
                 owner,
             )
             await db.execute(
