@@ -80,6 +80,12 @@ def _ms(values: list[float], p: float) -> float:
     return percentile(values, p) * 1000.0
 
 
+def _failover(r: Result) -> str:
+    if not r.failover_held and r.failover_s is None:
+        return "—"
+    return f"{r.failover_held} / {_f(r.failover_s, 1) if r.failover_s is not None else 'none'}"
+
+
 Row = tuple[str, Callable[[Result], str]]
 
 ROWS: list[Row] = [
@@ -115,6 +121,7 @@ ROWS: list[Row] = [
     ("CPU s per 100 tasks (all instances)", lambda r: _f(r.cpu_s * 100 / r.tasks, 2)),
     ("busiest second (% of a core)", lambda r: _f(r.cpu_peak_core * 100)),
     ("harness CPU (% of a core)", lambda r: _f(100 * r.harness_cpu_s / max(r.wall_s, 1e-9))),
+    ("failover: tasks held / kill -9 -> first result (s)", lambda r: _failover(r)),
     ("error lines in bot log", lambda r: str(len(r.log_errors))),
     ("wall time (s)", lambda r: _f(r.wall_s, 1)),
 ]
@@ -232,6 +239,15 @@ def verdicts(by: dict[str, Result], poll_interval: float) -> list[Verdict]:
                 ratio <= 1.5,
             )
         )
+        if fleet.failover_held:
+            took = fleet.failover_s
+            out.append(
+                Verdict(
+                    f"{label}: failover under 30 s (issue 14)",
+                    f"{_f(took, 1)} s" if took is not None else "no held task delivered after",
+                    took is not None and took < 30,
+                )
+            )
         a, b = fleet.per_task(fleet.api_requests), one.per_task(one.api_requests)
         out.append(
             Verdict(
@@ -316,6 +332,12 @@ def main(argv: list[str] | None = None) -> int:
         help="another source tree of mjbot (e.g. `git worktree add /tmp/base <commit>`): each"
         " mode also runs the bot from there, as <mode>@base, beside this tree's",
     )
+    parser.add_argument(
+        "--failover",
+        action="store_true",
+        help="with --instances: kill -9 one instance once a quarter of the tasks is delivered,"
+        " time to the first result of a task it held",
+    )
     args = parser.parse_args(argv)
     if args.stress:
         args.time_scale, args.chat_gap = 0.8, 2.0
@@ -386,7 +408,12 @@ def main(argv: list[str] | None = None) -> int:
             runs.append((name, await run_mode(spec, base, profile=prof(name), keep=kept(name))))
             if fleet and spec.webhook:
                 label = f"{name} x{args.instances} {args.store}"
-                load = dataclasses.replace(base, instances=args.instances, store=args.store)
+                load = dataclasses.replace(
+                    base,
+                    instances=args.instances,
+                    store=args.store,
+                    failover=args.failover and args.instances > 1,
+                )
                 print(f"-- {label} (behind nginx)")
                 result = await run_mode(spec, load, profile=prof(label), keep=kept(label))
                 runs.append((label, result))

@@ -43,6 +43,7 @@ from mjsim import SimConfig, Simulator
 from mjsim.state import FINAL, SUCCESS, SimTask
 from tests.fakes.telegram import EDIT_METHODS, SEND_METHODS, FakeTelegram
 from tests.harness import API_KEY, TG_TOKEN, free_port, write_config
+from tests.pgserver import query
 
 ROOT = Path(__file__).resolve().parents[1]
 TAG = re.compile(r"\bbench(\d{6})\b")
@@ -95,6 +96,7 @@ class Load:
     timeout_s: float = 240.0
     instances: int = 1  # more than one: behind nginx, Telegram in webhook mode (bench/fleet.py)
     store: str = "sqlite"  # or "postgresql": one database for every instance
+    failover: bool = False  # kill -9 the first instance once a quarter of the tasks is delivered
 
 
 @dataclass
@@ -128,6 +130,8 @@ class Result:
     cpu_s: float = 0.0  # summed over the instances
     instances: int = 1
     store: str = "sqlite"
+    failover_held: int = 0  # undelivered tasks the killed instance held (lease or delivery)
+    failover_s: float | None = None  # kill -9 -> the first result of one of them was sent
     cpu_peak_core: float = 0.0
     harness_cpu_s: float = 0.0
     status: dict[str, Any] = field(default_factory=dict)
@@ -362,6 +366,27 @@ def _save(directory: str, name: str, data: Any) -> None:
         (target / name).write_text(json.dumps(data))
 
 
+async def _kill(bot: BotProcess, sampler: ProcSampler, url: str) -> tuple[float, set[int], float]:
+    """kill -9 ``bot``; (when, the undelivered tasks it held by bench index, its CPU seconds
+    until then). What it held is read from the shared database: the tasks leased to it, or
+    being delivered by it, per its ``instances`` row (found by pid)."""
+    assert bot.proc is not None
+    sampler.sample()
+    cpu = cpu_seconds(bot.proc.pid)
+    bot.proc.kill()
+    killed = time.time()
+    held = await asyncio.to_thread(
+        query,
+        url,
+        "SELECT t.prompt FROM tasks t JOIN instances i"
+        " ON i.id = (CASE WHEN t.delivering_at IS NULL THEN t.lease_owner ELSE t.delivering_by END)"
+        " WHERE i.pid = ? AND t.delivered_at IS NULL",
+        bot.proc.pid,
+    )
+    found = (TAG.search(row["prompt"] or "") for row in held)
+    return killed, {int(m.group(1)) for m in found if m}, cpu
+
+
 def _reply_to(params: dict[str, Any]) -> int | None:
     rp = params.get("reply_parameters")
     if isinstance(rp, str):
@@ -489,6 +514,7 @@ async def run_mode(
 
             sender = asyncio.create_task(send_all())
             results: dict[int, list[float]] = defaultdict(list)  # task index -> send times
+            kill: tuple[float, set[int], float] | None = None
             scanned = first_call
             unresolved: list[int] = []
             deadline = time.monotonic() + load.timeout_s + load.tasks * gap
@@ -512,6 +538,12 @@ async def run_mode(
                             results[index].append(call.time)
                 unresolved = still
                 done = len(results)
+                if load.failover and kill is None and done >= load.tasks // 4:
+                    kill = await _kill(bots[0], samplers[0], store.url)
+                    echo(
+                        f"  [{spec.name}] kill -9 pid {pids[0]} holding"
+                        f" {len(kill[1])} undelivered tasks"
+                    )
                 now = time.monotonic()
                 if now - last_report > 5:
                     last_report = now
@@ -533,9 +565,15 @@ async def run_mode(
                     if index is not None:
                         results[index].append(call.time)
             result.wall_s = time.time() - started
-            result.cpu_s = sum(cpu_seconds(pid) for pid in pids) - cpu0
+            dead = {pids[0]: kill[2]} if kill else {}
+            result.cpu_s = sum(dead.get(pid) or cpu_seconds(pid) for pid in pids) - cpu0
             result.harness_cpu_s = self_cpu_seconds() - harness0
-            result.rss_per_instance_mb = [hwm_mb(pid) for pid in pids]
+            result.rss_per_instance_mb = [0.0 if pid in dead else hwm_mb(pid) for pid in pids]
+            if kill is not None:
+                killed, held = kill[0], kill[1]
+                result.failover_held = len(held)
+                after = [t for i in held for t in results.get(i, []) if t >= killed]
+                result.failover_s = min(after) - killed if after else None
             result.status = merged([await bot.status() for bot in bots])
         finally:
             for sampler in samplers:
