@@ -21,13 +21,14 @@ from bot.media import Downloader
 from bot.mj.client import MjClient
 from bot.mj.models import Task
 from bot.outbox import Outbox
-from bot.store import InstanceRow, Store, TaskRow, new_key
+from bot.store import InstanceRow, Store
 from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SQLiteStore
 from bot.tracking.tracker import Tracker
 from bot.usecases import Service
 from tests.harness import API_KEY
 from tests.storage import rows
+from tests.test_store import row  # a task row with the fields a test does not care about
 
 KINDS = ["sqlite", "postgresql"]
 
@@ -65,19 +66,6 @@ async def fleet(request, tmp_path: Path) -> AsyncIterator[Callable[..., object]]
     yield make
     for store in owners:
         await store.close()
-
-
-def row(**kw: object) -> TaskRow:
-    values: dict[str, object] = {
-        "key": new_key(),
-        "platform": "telegram",
-        "chat_id": "-1",
-        "user_id": "7",
-        "kind": "imagine",
-        "prompt": "a fox",
-    }
-    values.update(kw)
-    return TaskRow(**values)  # type: ignore[arg-type]
 
 
 async def beat(store: Store, ttl_s: float) -> None:
