@@ -5,6 +5,7 @@ reply was taken for "not an answer to anything of ours" and silently dropped).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -13,7 +14,7 @@ from bot.i18n import t
 from bot.usecases import MAX_PROMPT
 from bot.views import View
 from tests.dbrows import stored
-from tests.inprocess import Chat, World, worlds
+from tests.inprocess import Chat, World, png, worlds
 from tests.storage import BOTH
 
 # Every test here on SQLite and on PostgreSQL (tests/storage.py).
@@ -24,9 +25,10 @@ class Eager(Chat):
     """A user who answers a question the instant it appears; ``yields`` sets how far the bot
     gets meanwhile (each value lands the answer at another point of the race)."""
 
-    def __init__(self, yields: int) -> None:
+    def __init__(self, yields: int, images: tuple[bytes, ...] = ()) -> None:
         super().__init__()
         self.yields = yields
+        self.images = images
         self.world: World | None = None
         self.answers: list[asyncio.Future[bool]] = []
 
@@ -34,7 +36,8 @@ class Eager(Chat):
         ref = await super().send(chat_id, view, reply_to)
         if view.ask is not None and self.world is not None:
             w = self.world
-            reply = w.service.answer(w.who(message="quick"), ref.message_id, "at dusk")
+            who = w.who(message="quick")
+            reply = w.service.answer(who, ref.message_id, "at dusk", self.images)
             self.answers.append(asyncio.ensure_future(reply))
             for _ in range(self.yields):
                 await asyncio.sleep(0)
@@ -51,6 +54,41 @@ async def test_an_answer_typed_as_the_question_appears_is_taken(tmp_path, yields
         await w.until(lambda: chat.answers)
         assert await chat.answers[0] is True
         await w.until(lambda: w.submits("modal") == 1)
+
+
+@pytest.mark.parametrize("yields", range(5))
+async def test_photos_sent_as_the_request_for_them_appears_are_taken(tmp_path, yields):
+    """The same for a command that asks for its photos (/describe without one): its ask was
+    stored only after the question was posted, and a quick reply was "not ours"."""
+    chat = Eager(yields, images=(png(colour="teal"),))
+    async with worlds(tmp_path)(chat=chat) as w:
+        chat.world = w
+        await w.service.describe(w.who())
+        await w.until(lambda: chat.answers)
+        assert await chat.answers[0] is True
+        await w.until(lambda: w.submits("describe") == 1)
+        await asyncio.sleep(0.2)
+        assert w.submits("describe") == 1
+        (ask,) = stored(w.store, "SELECT message_id, answered_at FROM asks")
+        assert ask["message_id"] in w.chat.shown and ask["answered_at"] is not None
+
+
+class Down(Chat):
+    """A chat that refuses every question (the request for photos is never shown)."""
+
+    async def send(self, chat_id: str, view: View, reply_to: MessageRef | None = None):
+        if view.ask is not None:
+            raise RuntimeError("chat is down")
+        return await super().send(chat_id, view, reply_to)
+
+
+async def test_a_request_for_photos_that_could_not_be_posted_takes_no_answer(tmp_path):
+    async with worlds(tmp_path)(chat=Down()) as w:
+        with contextlib.suppress(RuntimeError):
+            await w.service.describe(w.who())
+        assert await w.service.answer(w.who(message="reply"), "9999", "", [png()]) is False
+        (ask,) = stored(w.store, "SELECT answered_at FROM asks")
+        assert ask["answered_at"] is not None
 
 
 # --- what an answer sends, and who may give it ---------------------------------------------------

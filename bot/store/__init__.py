@@ -145,6 +145,11 @@ class ModalRow:
     answered_at: float | None
 
 
+# The message id an ask is recorded under before its message is sent (then ``record_ask``
+# names the real one): a reply typed the instant the question appears still finds it.
+PENDING_ASK = "asking:"
+
+
 @dataclass(frozen=True)
 class AskRow:
     """A command waiting for an upload: the message that asked, and what to run with it."""
@@ -692,7 +697,23 @@ class Store(Protocol):
 
     async def ask(self, platform: str, chat_id: str, message_id: str) -> AskRow | None: ...
 
-    async def claim_ask(self, platform: str, chat_id: str, message_id: str) -> bool: ...
+    async def record_ask(self, platform: str, chat_id: str, pending: str, message_id: str) -> None:
+        """The message that asks was sent: its id replaces the ``pending`` one."""
+        ...
+
+    async def unrecorded_ask(
+        self, platform: str, chat_id: str, user_id: str, since: float
+    ) -> AskRow | None:
+        """The user's newest open ask in that chat whose message id is still pending (a reply
+        typed in the instant between sending the question and recording its id)."""
+        ...
+
+    async def claim_ask(
+        self, platform: str, chat_id: str, message_id: str, alias: str = ""
+    ) -> bool:
+        """True once per ask, whether named by its message id or by ``alias`` (its pending
+        id, when the reply found it before the id was recorded)."""
+        ...
 
     # --- settings ------------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from bot.store import (
     ALBUM_KEPT_S,
     COPY_POSTING_S,
     KEPT_MAX_BYTES,
+    PENDING_ASK,
     RESEND_FOR_S,
     AccessRule,
     AccessSubject,
@@ -633,14 +634,42 @@ class PostgresStore:
         )
         return AskRow(**dict(row)) if row else None
 
-    async def claim_ask(self, platform: str, chat_id: str, message_id: str) -> bool:
+    async def record_ask(self, platform: str, chat_id: str, pending: str, message_id: str) -> None:
+        await self._pool.execute(
+            "UPDATE asks SET message_id = $1 WHERE platform = $2 AND chat_id = $3"
+            " AND message_id = $4",
+            message_id,
+            platform,
+            chat_id,
+            pending,
+        )
+
+    async def unrecorded_ask(
+        self, platform: str, chat_id: str, user_id: str, since: float
+    ) -> AskRow | None:
+        row = await self._one(
+            "SELECT * FROM asks WHERE platform = $1 AND chat_id = $2 AND user_id = $3"
+            " AND message_id LIKE $4 AND answered_at IS NULL AND created_at >= $5"
+            " ORDER BY created_at DESC LIMIT 1",
+            platform,
+            chat_id,
+            user_id,
+            f"{PENDING_ASK}%",
+            since,
+        )
+        return AskRow(**dict(row)) if row else None
+
+    async def claim_ask(
+        self, platform: str, chat_id: str, message_id: str, alias: str = ""
+    ) -> bool:
         status = await self._pool.execute(
             "UPDATE asks SET answered_at = $1 WHERE platform = $2 AND chat_id = $3"
-            " AND message_id = $4 AND answered_at IS NULL",
+            " AND message_id IN ($4, $5) AND answered_at IS NULL",
             time.time(),
             platform,
             chat_id,
             message_id,
+            alias or message_id,
         )
         return _changed(status) == 1
 

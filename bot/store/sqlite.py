@@ -27,6 +27,7 @@ from bot.store import (
     ALBUM_KEPT_S,
     COPY_POSTING_S,
     KEPT_MAX_BYTES,
+    PENDING_ASK,
     RESEND_FOR_S,
     AccessRule,
     AccessSubject,
@@ -575,12 +576,37 @@ class SQLiteStore:
         )
         return AskRow(**dict(row)) if row else None
 
-    async def claim_ask(self, platform: str, chat_id: str, message_id: str) -> bool:
+    async def record_ask(self, platform: str, chat_id: str, pending: str, message_id: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE asks SET message_id = ? WHERE platform = ? AND chat_id = ?"
+                " AND message_id = ?",
+                (message_id, platform, chat_id, pending),
+            )
+
+    async def unrecorded_ask(
+        self, platform: str, chat_id: str, user_id: str, since: float
+    ) -> AskRow | None:
+        row = await self._one(
+            "SELECT * FROM asks WHERE platform = ? AND chat_id = ? AND user_id = ?"
+            " AND message_id LIKE ? AND answered_at IS NULL AND created_at >= ?"
+            " ORDER BY created_at DESC LIMIT 1",
+            platform,
+            chat_id,
+            user_id,
+            f"{PENDING_ASK}%",
+            since,
+        )
+        return AskRow(**dict(row)) if row else None
+
+    async def claim_ask(
+        self, platform: str, chat_id: str, message_id: str, alias: str = ""
+    ) -> bool:
         async with self._transaction() as db:
             cur = await db.execute(
                 "UPDATE asks SET answered_at = ? WHERE platform = ? AND chat_id = ?"
-                " AND message_id = ? AND answered_at IS NULL",
-                (time.time(), platform, chat_id, message_id),
+                " AND message_id IN (?, ?) AND answered_at IS NULL",
+                (time.time(), platform, chat_id, message_id, alias or message_id),
             )
             return cur.rowcount == 1
 

@@ -9,6 +9,7 @@ the command that asked for photos.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -23,6 +24,7 @@ from bot.mj.prompt import Bot, Target, blocking, check
 from bot.outbox import Outbox
 from bot.policy import OverQuota
 from bot.store import AskRow, ModalRow, Store, TaskRow
+from bot.usecases.asking import PENDING_MATCH_S
 from bot.usecases.base import MAX_PROMPT, clean
 from bot.usecases.jobs import Kind
 from bot.usecases.kept import Kept
@@ -158,7 +160,14 @@ class Questions:
             or await self.store.unrecorded_modal(req.platform, req.chat_id, req.user_id)
             or await self.store.modal_for_reply(*by_message)
         )
-        ask = await self.store.ask(req.platform, req.chat_id, reply_to_message_id)
+        # The same for asks (bot/usecases/asking.py): stored under a pending id first.
+        ask = (
+            await self.store.ask(*by_message)
+            or await self.store.unrecorded_ask(
+                req.platform, req.chat_id, req.user_id, time.time() - PENDING_MATCH_S
+            )
+            or await self.store.ask(*by_message)
+        )
         if modal is None and ask is None:
             return None
         return Asked(modal, ask, reply_to_message_id)
@@ -199,7 +208,7 @@ class Questions:
         # has (an old or forged row) is an expired question, never looked up as a method.
         kind = Kind.of(ask.command)
         if kind is None or not await self.store.claim_ask(
-            req.platform, req.chat_id, reply_to_message_id
+            req.platform, req.chat_id, reply_to_message_id, alias=ask.message_id
         ):
             await self.tell(req, t("modal.expired", req.language))
             return

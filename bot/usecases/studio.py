@@ -29,6 +29,7 @@ from bot.mj.models import Submission, Task
 from bot.outbox import Outbox
 from bot.store import Store, TaskRow, new_key
 from bot.studio import Verb
+from bot.usecases.asking import ask_by_reply
 from bot.usecases.base import Notice, log
 from bot.usecases.kept import Kept
 from bot.usecases.runtime import Runtime
@@ -227,8 +228,7 @@ class StudioPresses:
 
     async def _post_ask(self, req: Requester, view: View, command: str, args: str) -> None:
         try:
-            ref = await self.outbox.reply(req, view)
-            await self.store.add_ask(ref, req.user_id, command, args, req.language)
+            await ask_by_reply(self.store, self.outbox, req, view, command, args)
         except Exception:  # nothing was charged; pressing again asks again
             log.exception("asking for the prompt failed (%s)", command)
 

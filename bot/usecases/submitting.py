@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import assert_never
 
 from bot import media, studio
@@ -18,6 +19,7 @@ from bot.policy import OverQuota, Policy
 from bot.settings_menu import references_line
 from bot.store import Store, TaskRow, UserSettings, new_key
 from bot.usecases import jobs
+from bot.usecases.asking import ask_by_reply
 from bot.usecases.base import BLEND_DIMENSIONS, MAX_PROMPT, clean
 from bot.usecases.jobs import Kind
 from bot.usecases.kept import Kept
@@ -54,6 +56,7 @@ class Submitting:
         self.prompting = prompting
         self.reply = outbox.reply
         self.tell = outbox.tell
+        self.ask_by_reply = partial(ask_by_reply, store, outbox)
         self.policy = policy
         self.convert = runtime.convert
         self.submitter = submitter
@@ -161,14 +164,11 @@ class Submitting:
             key = new_key()
             if not await self._keep(req, f"face-{key}", images[0]):
                 return
-            ask = await self.reply(
-                req,
-                View(
-                    t("ask.swap_target", req.language),
-                    ask=Ask(t("ask.placeholder", req.language), title="swap"),
-                ),
+            view = View(
+                t("ask.swap_target", req.language),
+                ask=Ask(t("ask.placeholder", req.language), title="swap"),
             )
-            await self.store.add_ask(ask, req.user_id, "swap", f"face={key}", req.language)
+            await self.ask_by_reply(req, view, "swap", f"face={key}")
             return
         if len(images) == 2 and images[0] == images[1]:
             await self.tell(req, t("swap.same", req.language))
@@ -208,8 +208,7 @@ class Submitting:
                 t("studio.ask_end_frame", lang),
                 ask=Ask(t("ask.placeholder", lang), title="video"),
             )
-            ask = await self.reply(req, view)
-            await self.store.add_ask(ask, req.user_id, "video", f"start={key} {args}", lang)
+            await self.ask_by_reply(req, view, "video", f"start={key} {args}")
             return
         options = replace(options, end_frame=len(images) > 1)
         units = self.policy.units(options.cost) if self.policy else 0
@@ -325,14 +324,9 @@ class Submitting:
         """
         lang = req.language
         if not images and least > 0:
-            ask = await self.reply(
-                req,
-                View(
-                    t(f"ask.{command}", lang),
-                    ask=Ask(t("ask.placeholder", lang), title=command),
-                ),
-            )
-            await self.store.add_ask(ask, req.user_id, command, args, lang)
+            ask = Ask(t("ask.placeholder", lang), title=command)
+            view = View(t(f"ask.{command}", lang), ask=ask)
+            await self.ask_by_reply(req, view, command, args)
             return None
         if len(images) < least or len(images) > most:
             key = "upload.count_exact" if least == most else "upload.count"  # not "2–2"
