@@ -32,6 +32,7 @@ from bot.store.sqlite import SQLiteStore
 from bot.tracking import HOOK_PATH, HookServer, Tracker, hook_secret
 from bot.tracking import status as status_document
 from bot.tracking.lease import Heartbeat
+from bot.tracking.tracker import WATCH_S
 from bot.usecases import Service
 
 log = logging.getLogger("bot.app")
@@ -294,6 +295,9 @@ class App:
             metrics=self.metrics,
             lease_ttl_s=config.tracking.lease_ttl_s,
             take_over_every_s=config.tracking.heartbeat_s,
+            # Several instances may share PostgreSQL: a step merged on one is shown by the
+            # task's holder. On SQLite there is one instance, and it shows what it merges.
+            watch_s=WATCH_S if config.storage.kind == "postgresql" else 0.0,
         )
         stack.push_async_callback(self.hooks.stop)
         await self.hooks.start(config.tracking.listen)

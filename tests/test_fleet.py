@@ -26,7 +26,9 @@ from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SQLiteStore
 from bot.tracking.tracker import Tracker
 from bot.usecases import Service
+from bot.views import View
 from tests.harness import API_KEY
+from tests.inprocess import Chat
 from tests.storage import rows
 from tests.test_store import row  # a task row with the fields a test does not care about
 
@@ -322,3 +324,69 @@ async def test_a_heartbeat_and_a_merge_at_once_never_deadlock(fleet):
             b.merge([t for t in callbacks if t is not None]), beat(a, 30.0)
         )
         assert len(merged) == 80
+
+
+class Edits(Chat):
+    """One instance's view of a chat where a progress message (id 1000) was posted."""
+
+    platform = "telegram"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown["1000"] = View("⏳")
+        self.edits: list[str] = []
+
+    async def edit(self, ref: MessageRef, view: View) -> MessageRef:
+        self.edits.append(view.text)
+        return await super().edit(ref, view)
+
+
+async def test_progress_heard_by_another_instance_is_shown_by_the_holder_alone(fleet, sim):
+    """The balancer sends a task's callbacks to any instance. Each merges what it hears, but
+    only the lease holder edits the progress message: edited by every instance that heard a
+    step, it took 2.5-12x the edits (the fleet benchmark), each from a stale idea of it."""
+    a, b = await fleet("a", "b")
+    client = MjClient(sim.base_url, API_KEY)
+    downloader = Downloader()
+    chats = [Edits(), Edits()]
+    services = [
+        Service(s, client, Outbox({"telegram": chat}, edit_interval_s=0), downloader)
+        for s, chat in zip((a, b), chats, strict=True)
+    ]
+    holder = Tracker(a, client, services[0], poll_interval_s=60.0, watch_s=0.05)
+    following = None
+    try:
+        await beat(a, 30.0)
+        await beat(b, 30.0)
+        task_id = "1700000000300001"
+        progress = MessageRef("telegram", "-1", "1000", "text")
+        await a.add_task(row(task_id=task_id, status="IN_PROGRESS", progress_ref=progress.encode()))
+        assert len(await a.lease_tasks("a", 30.0, 10)) == 1
+        following = asyncio.create_task(holder.run())
+
+        def step(percent: int) -> list[Task]:
+            hint = {"id": task_id, "status": "IN_PROGRESS", "progress": f"{percent}%"}
+            return [t for t in [Task.from_json(hint)] if t is not None]
+
+        await services[1].on_tasks(step(40))  # b heard it: merged there, shown by a
+        await until(lambda: any("40%" in text for text in chats[0].edits))
+        await services[0].on_tasks(step(60))  # a heard it itself: shown once
+        await until(lambda: any("60%" in text for text in chats[0].edits))
+        await asyncio.sleep(0.3)  # several watches later
+        assert chats[1].edits == []
+        assert [("40%" in t, "60%" in t) for t in chats[0].edits] == [(True, False), (False, True)]
+    finally:
+        if following is not None:
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
+        for service in services:
+            await service.close()
+        await client.aclose()
+        await downloader.aclose()
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)

@@ -620,6 +620,12 @@ class Store(Protocol):
         """Every task the API is still working on, whoever follows it (reports)."""
         ...
 
+    async def moved_tasks(self, owner: str, since: float) -> list[TaskRow]:
+        """The live tasks ``owner`` holds the lease of whose row changed after ``since``
+        (``updated_at``): steps another instance merged (a callback the load balancer sent
+        there), for the holder to show (``Tracker``'s watch)."""
+        ...
+
     async def undelivered(self) -> list[TaskRow]:
         """Final tasks whose result never reached the chat and that no live instance is on:
         the one posting it (``delivering_by``) or, before anyone claimed it, the one that

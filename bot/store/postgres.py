@@ -340,6 +340,17 @@ class PostgresStore:
         merged.sort(key=lambda pair: not pair[1].is_final)
         return merged
 
+    async def moved_tasks(self, owner: str, since: float) -> list[TaskRow]:
+        rows = await self._all(
+            "SELECT * FROM tasks WHERE delivered_at IS NULL AND task_id IS NOT NULL"
+            " AND lease_owner = $1 AND updated_at > $2 AND status <> ALL($3::text[])"
+            " ORDER BY created_at",
+            owner,
+            since,
+            _FINAL,
+        )
+        return [TaskRow(**dict(r)) for r in rows]
+
     async def live_tasks(self) -> list[TaskRow]:
         rows = await self._all(
             "SELECT * FROM tasks WHERE delivered_at IS NULL AND task_id IS NOT NULL"

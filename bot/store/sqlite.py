@@ -257,6 +257,17 @@ class SQLiteStore:
         merged.sort(key=lambda pair: not pair[1].is_final)
         return merged
 
+    async def moved_tasks(self, owner: str, since: float) -> list[TaskRow]:
+        rows = await self._all(
+            "SELECT * FROM tasks WHERE delivered_at IS NULL AND task_id IS NOT NULL"
+            " AND lease_owner = ? AND updated_at > ? AND status NOT IN"
+            f" ({', '.join('?' for _ in FINAL_STATES)}) ORDER BY created_at",
+            owner,
+            since,
+            *FINAL_STATES,
+        )
+        return [TaskRow(**dict(row)) for row in rows]
+
     async def live_tasks(self) -> list[TaskRow]:
         """Tasks the API is still working on (accepted, not final, not a waiting modal)."""
         # `delivered_at IS NULL` adds nothing (only final tasks are delivered) but lets SQLite

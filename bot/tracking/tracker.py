@@ -24,7 +24,9 @@ asked about by one instance, and the API requests per task stay those of one ins
 many run. Leases are kept alive by the heartbeat (``bot.tracking.lease``); a dead instance's
 leases lapse after the TTL, and the next tick of another instance takes them. Callbacks reach
 whichever instance the load balancer picks: there the merge (forward only, row-locked) and the
-delivery claim make sure a result is handled once, whoever holds the lease. Every
+delivery claim make sure a result is handled once, whoever holds the lease. Progress is shown
+by the holder alone: every ``watch_s`` it reads the rows of its tasks that changed (steps
+another instance merged) and edits their progress messages (``Service.show_stored``). Every
 ``take_over_every_s`` the tracker also finishes what dead instances left half done
 (``Service.take_over``).
 """
@@ -56,6 +58,12 @@ NEVER = float("-inf")  # the time of what has not happened yet
 SAFETY_NET_S = 60.0  # every live task is asked about at least this often, callbacks or not
 TAKE_PER_TICK = 500  # free or lapsed tasks one tick takes at most (a dead instance's, say)
 TAKE_OVER_GRACE_S = 10.0  # how long a stop waits for a takeover under way (as work in flight)
+# With several instances: how often the holder looks for steps merged elsewhere (what a
+# progress message may lag behind a callback that reached another instance), and how far
+# back each look reaches again (``updated_at`` is each writer's clock, and a transaction
+# stamped earlier may commit later: what is seen twice is shown once).
+WATCH_S = 1.0
+WATCH_OVERLAP_S = 2.0
 
 
 class Tracker:
@@ -74,6 +82,7 @@ class Tracker:
         metrics: Metrics | None = None,
         lease_ttl_s: float = LEASE_TTL_S,
         take_over_every_s: float = HEARTBEAT_S,
+        watch_s: float = 0.0,
     ) -> None:
         self.store = store
         self.client = client
@@ -99,13 +108,18 @@ class Tracker:
         self.take_over_every_s = take_over_every_s
         self._took_over_at = time.monotonic()
         self._taking_over: asyncio.Task[None] | None = None
+        self.watch_s = watch_s  # 0: one instance, every step is merged (and shown) here
 
     async def run(self) -> None:
         """Resume, then poll forever (until cancelled), one slice of the live tasks per tick."""
         await self.service.resume()
+        watching = asyncio.create_task(self._watch_forever()) if self.watch_s > 0 else None
         try:
             await self._poll_forever()
         finally:
+            if watching is not None:
+                watching.cancel()
+                await asyncio.gather(watching, return_exceptions=True)
             # A takeover may be posting a dead instance's result: cut off, it would stay
             # claimed by this instance, and be posted again once this one's heartbeat ends.
             if self._taking_over is not None:
@@ -166,6 +180,20 @@ class Tracker:
             self._resent_at = time.monotonic()
             await self.service.retry_unsent(self.resend_after_s)
         return ticks
+
+    async def _watch_forever(self) -> None:
+        """Show the steps of this instance's tasks that other instances merged."""
+        since = time.time() - WATCH_OVERLAP_S
+        while True:
+            await asyncio.sleep(self.watch_s)
+            looked = time.time()
+            try:
+                rows = await self.store.moved_tasks(self.me, since)
+            except Exception:
+                log.exception("looking for steps merged elsewhere failed")
+                continue
+            since = looked - WATCH_OVERLAP_S
+            self.service.show_stored(rows)
 
     def _take_over(self) -> None:
         """Now and then, in the background (it may post many results, and polls must not

@@ -314,6 +314,9 @@ class Service:
     async def on_tasks(self, tasks: Iterable[Task]) -> None:
         await self.delivery.on_tasks(tasks)
 
+    def show_stored(self, rows: Iterable[TaskRow]) -> None:
+        self.delivery.show_stored(rows)
+
     async def deliver(self, row: TaskRow) -> None:
         await self.delivery.deliver(row)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from typing import TypeVar
 
 from bot import buttons, logs, media, results
 from bot.chat import MessageRef
@@ -19,6 +20,12 @@ from bot.usecases.questions import Asker
 from bot.usecases.runtime import Runtime
 from bot.usecases.submitter import Submitter, note, title
 from bot.views import Choice, View, headline, progress_view
+
+# Per-task caches, bounded (``_put``): the previews as JPEG (~30-60 KB each), and what was shown.
+PREVIEWS_KEPT = 512
+SHOWN_KEPT = 8192
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class Delivery:
@@ -44,6 +51,9 @@ class Delivery:
         self._previews: dict[str, tuple[str, bytes]] = {}  # key -> (url, jpeg)
         # task id -> (rank, preview url) last handled: a cache only, the store's merge decides
         self._last_seen: dict[str, tuple[tuple[int, int], str]] = {}
+        # key -> the step and progress message last queued for showing (``show_stored``)
+        self._shown: dict[str, tuple[tuple[tuple[int, int], str], str | None]] = {}
+        self.me = store.instance.id
 
     async def on_tasks(self, tasks: Iterable[Task]) -> None:
         """Updates from the API (a poll, confirmed callbacks): merge them, show what changed.
@@ -62,10 +72,33 @@ class Delivery:
                 self._last_seen[task.id] = _news(task)
         for row, task in merged:
             if task.is_final:
+                self._shown.pop(row.key, None)
                 self.spawn(self._finish(row))
-            else:
+            elif self._holds(row):
                 with logs.context(task=row.key, chat=row.chat_id):
                     self._show_progress(row, task)
+
+    def show_stored(self, rows: Iterable[TaskRow]) -> None:
+        """Steps of tasks this instance holds that another instance merged (the tracker's
+        watch): shown here, so one instance edits each progress message."""
+        for row in rows:
+            task = row.task
+            if task is None or task.is_final or not self._holds(row):
+                continue
+            if self._shown.get(row.key) == (_news(task), _encoded(row.ref("progress"))):
+                continue  # shown already (this instance merged it, or an earlier watch)
+            self._last_seen[task.id] = _news(task)
+            with logs.context(task=row.key, chat=row.chat_id):
+                self._show_progress(row, task)
+
+    def _holds(self, row: TaskRow) -> bool:
+        """Whether this instance shows the task's progress: the holder of its lease does, or
+        anyone while nobody holds it. With several instances every callback's step is merged
+        where it lands, but its progress message is edited by one of them: edited by each
+        that heard a step, it took 2.5-12x the edits and every instance's idea of the message
+        (text or photo) went stale (README, Performance)."""
+        owner = row.lease_owner
+        return owner is None or owner == self.me or (row.lease_until or 0.0) < time.time()
 
     async def _finish(self, row: TaskRow) -> None:
         """A final task: settle its charge and post its result. Both are safe to repeat, so
@@ -83,6 +116,7 @@ class Delivery:
 
     def _show_progress(self, row: TaskRow, task: Task) -> None:
         ref = row.ref("progress")
+        _put(self._shown, row.key, (_news(task), _encoded(ref)), SHOWN_KEPT)
         if ref is None:
             return
         percent = None if task.status in (TaskState.NOT_START, TaskState.MODAL) else task.progress
@@ -117,7 +151,7 @@ class Delivery:
             jpeg = await self.runtime.convert(media.to_jpeg, data, 640, 70)
         except media.MediaError:
             return cached[1] if cached else None
-        self._previews[key] = (url, jpeg)
+        _put(self._previews, key, (url, jpeg), PREVIEWS_KEPT)
         return jpeg
 
     async def deliver(self, row: TaskRow) -> None:
@@ -271,6 +305,20 @@ class Delivery:
             return
         await self.submitter.settle(row.charge_id, success=False)
         await self.asker.ask_again(row, modal)
+
+
+def _put(cache: dict[K, V], key: K, value: V, most: int) -> None:
+    """Into a cache of at most ``most`` entries, the oldest going first. The entries of a
+    task are dropped when this instance finishes it; one another instance finished (a fleet)
+    stays until pushed out here."""
+    cache.pop(key, None)
+    cache[key] = value
+    while len(cache) > most:
+        del cache[next(iter(cache))]
+
+
+def _encoded(ref: MessageRef | None) -> str | None:
+    return ref.encode() if ref is not None else None
 
 
 def _news(task: Task) -> tuple[tuple[int, int], str]:
