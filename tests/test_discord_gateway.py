@@ -7,10 +7,12 @@ Discord, a short lease by config (``discord.gateway_lease_s``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -22,6 +24,7 @@ from mjsim import Simulator
 from tests.fakes.discord import FakeDiscord
 from tests.harness import free_port
 from tests.storage import rows
+from tests.tcpcut import Line
 from tests.test_discord_adapter import DISCORD_TOKEN, imagine, upscale
 from tests.test_discord_adapter import config as discord_config
 
@@ -136,3 +139,35 @@ async def test_a_holder_that_lost_its_lease_steps_down(
         assert lease["owner"] == "another"  # it gave up nothing that was not its own
     finally:
         await app.stop()
+
+
+async def test_a_holder_that_loses_the_database_steps_down_before_its_lease_runs_out(
+    tmp_path: Path, sim: Simulator, fake: FakeDiscord, pg_server
+) -> None:
+    """The holder's line to PostgreSQL goes (the others still reach it): it cannot renew, so
+    it closes its session before its lease runs out, and the instance that takes the lease
+    then never shares the shard with it."""
+    url = pg_server.database()
+    parts = urlsplit(url)
+    async with Line(parts.hostname or "127.0.0.1", parts.port or 5432) as line:
+        through = urlunsplit(
+            parts._replace(netloc=parts.netloc.replace(f":{parts.port}", f":{line.port}"))
+        )
+        a = App(instance_config(tmp_path / "a", sim, fake, through))
+        b = App(instance_config(tmp_path / "b", sim, fake, url))
+        try:
+            await a.start()
+            await fake.wait_ready()
+            await b.start()
+            assert adapter_of(a).holds_gateway and not adapter_of(b).holds_gateway
+            await line.cut()
+            cut = time.monotonic()
+            await fake.wait_for(lambda: not adapter_of(a).holds_gateway, 10)
+            assert time.monotonic() - cut < LEASE_S, "stepped down after its lease ran out"
+            assert adapter_of(a).client.ws is None or not adapter_of(a).client.ws.open
+            await fake.wait_for(lambda: adapter_of(b).holds_gateway and fake.ready_sessions(), 10)
+            assert fake.identifies == 2 and fake.most_ready == 1  # never two sessions at once
+        finally:
+            await b.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(a.stop(), 30)
