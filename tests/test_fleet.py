@@ -390,3 +390,18 @@ async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def test_a_task_is_followed_by_the_instance_that_submits_it_from_the_start(fleet):
+    """Not left free until some tracker's next tick takes it: meanwhile every instance a
+    callback reached showed its progress."""
+    a, b = await fleet("a", "b")
+    await beat(a, 30.0)
+    await beat(b, 30.0)
+    task = await b.add_task(row(task_id="1700000000400001", status="SUBMITTED"))
+    stored = await a.task(task.key)
+    assert stored is not None and stored.lease_owner == "b" and stored.lease_until is not None
+    assert await a.lease_tasks("a", 30.0, 10) == []
+    assert [r.key for r in await b.lease_tasks("b", 30.0, 10)] == [task.key]
+    await die(b)  # and like any lease, it lapses with its instance
+    assert [r.key for r in await a.lease_tasks("a", 30.0, 10)] == [task.key]

@@ -300,6 +300,15 @@ class PostgresStore:
             if pay is not None:
                 row.charge_id = await pay(_Ledger(db))
             await _insert(db, row)
+            # Followed by the instance that submits it, from the start (its heartbeat keeps
+            # the lease): the others leave its progress to it (Delivery._holds).
+            await db.execute(
+                "UPDATE tasks SET lease_owner = $1, lease_until ="
+                " (SELECT expires_at FROM instances WHERE id = $1) WHERE key = $2"
+                " AND EXISTS (SELECT 1 FROM instances WHERE id = $1)",
+                self.instance.id,
+                row.key,
+            )
         return row
 
     async def task(self, key: str) -> TaskRow | None:

@@ -217,6 +217,14 @@ class SQLiteStore:
             if pay is not None:
                 row.charge_id = await pay(_Ledger(db))
             await _insert(db, row)
+            # Followed by the instance that submits it, from the start (its heartbeat keeps
+            # the lease): the others leave its progress to it (Delivery._holds).
+            await db.execute(
+                "UPDATE tasks SET lease_owner = ?, lease_until ="
+                " (SELECT expires_at FROM instances WHERE id = ?) WHERE key = ?"
+                " AND EXISTS (SELECT 1 FROM instances WHERE id = ?)",
+                (self.instance.id, self.instance.id, row.key, self.instance.id),
+            )
         return row
 
     async def task(self, key: str) -> TaskRow | None:
