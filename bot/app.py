@@ -341,7 +341,10 @@ def shared_limiter(config: Config, store: Store) -> SharedLimiter | None:
     if where == "memory" or (where == "auto" and config.storage.kind != "postgresql"):
         return None
     return SharedLimiter(
-        store, chat_interval_s=config.tracking.send_interval_s, per_second=PER_SECOND
+        store,
+        chat_interval_s=config.tracking.send_interval_s,
+        per_second=PER_SECOND,
+        edit_interval_s=config.tracking.edit_interval_s,
     )
 
 

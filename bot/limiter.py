@@ -12,7 +12,8 @@ truth, so the limiter is used there only when asked for (``tracking.shared_limit
 Scopes, per platform: ``<platform>:chat:<id>`` (every call to a chat: one per
 ``send_interval_s``, bursts of 2), ``<platform>:minute:<id>`` (a group's messages a minute, an
 album counting its pictures, progress edits leaving ``EDIT_RESERVE`` for results) and
-``<platform>:second`` (calls a second over all chats, edits leaving a reserve too). Each leaves
+``<platform>:second`` (calls a second over all chats, edits leaving a reserve too); and
+``<platform>:edits:<id>``, a chat's progress edits (one per ``edit_interval_s``). Each leaves
 a margin below the platform's real limit, for the jitter between a slot and its request's
 arrival.
 """
@@ -52,10 +53,18 @@ class LimiterCounts:
 class SharedLimiter:
     """Slots for platform calls from the store, shared by every instance on it."""
 
-    def __init__(self, store: Store, *, chat_interval_s: float, per_second: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        chat_interval_s: float,
+        per_second: int,
+        edit_interval_s: float = 0.0,
+    ) -> None:
         self.store = store
         self.chat_interval_s = chat_interval_s
         self.per_second = per_second
+        self.edit_interval_s = edit_interval_s
         self.counts = LimiterCounts()
 
     def rules(
@@ -89,11 +98,21 @@ class SharedLimiter:
             )
         return rules
 
+    async def edit_turn(self, platform: str, chat_id: str) -> None:
+        """Wait for this chat's next progress edit, one per ``edit_interval_s`` for the fleet
+        (the outbox's own pacing counts this instance's edits only: three instances following
+        tasks in one chat edited three times as often, and their edits took the chat's slots
+        from the results). Taken before the chat's lock: a send need not wait for it."""
+        if self.edit_interval_s > 0:
+            await self._wait([SendRule(f"{platform}:edits:{chat_id}", self.edit_interval_s, 1)])
+
     async def slot(
         self, platform: str, chat_id: str, per_minute: int, *, kind: str, cost: int = 1
     ) -> None:
         """Wait for this call's slot (taken for the whole fleet)."""
-        rules = self.rules(platform, chat_id, per_minute, kind=kind, cost=cost)
+        await self._wait(self.rules(platform, chat_id, per_minute, kind=kind, cost=cost))
+
+    async def _wait(self, rules: list[SendRule]) -> None:
         if not rules:
             return
         asked = time.perf_counter()

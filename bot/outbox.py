@@ -215,6 +215,8 @@ class Outbox:
     async def _edit_worker(self, chat: _Chat) -> None:
         while chat.pending:
             await self._paced(chat, self.edit_interval_s, chat.last_edit, reserve=EDIT_RESERVE)
+            if self.limiter is not None:
+                await self.limiter.edit_turn(chat.platform, chat.chat_id)
             if not chat.pending:
                 break
             first = next(iter(chat.pending))

@@ -16,6 +16,7 @@ import telegram
 
 from adapters.telegram.port import TelegramPort
 from bot.app import App, shared_limiter
+from bot.chat import MessageRef
 from bot.config import (
     Config,
     ConfigError,
@@ -34,6 +35,7 @@ from bot.views import View
 from tests.conftest import ALICE
 from tests.fakes.telegram import FakeTelegram
 from tests.harness import TG_TOKEN, free_port
+from tests.inprocess import Chat
 from tests.storage import BOTH, open_store, rows
 
 
@@ -256,3 +258,51 @@ async def test_without_its_store_the_limiter_lets_the_call_go(tmp_path: Path) ->
     await store.close()
     await limiter.slot("telegram", "7", 0, kind="send")  # no exception: sent on memory pacing
     assert limiter.counts.slots == 1 and limiter.counts.unavailable == 1
+
+
+class TimedChat(Chat):
+    """One chat seen by every instance: when each progress edit reached it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.edited_at: list[float] = []
+
+    async def edit(self, ref: MessageRef, view: View) -> MessageRef:
+        self.edited_at.append(time.monotonic())
+        return await super().edit(ref, view)
+
+
+async def test_three_instances_edit_one_chat_at_one_instances_pace(pg_server) -> None:
+    """Each instance follows its own tasks in one group: their progress edits are paced for
+    the fleet (one per edit_interval_s), not three times that, which took the chat's slots
+    from its results (the fleet benchmark)."""
+    url = pg_server.database()
+    stores = [await PostgresStore.open(url, exclusive=False) for _ in range(3)]
+    chat = TimedChat()
+    refs = [await chat.send("-1", View("⏳")) for _ in stores]
+    outboxes = [
+        Outbox(
+            {"t": chat},
+            edit_interval_s=0.5,
+            send_interval_s=0.0,
+            limiter=SharedLimiter(store, chat_interval_s=0.0, per_second=0, edit_interval_s=0.5),
+        )
+        for store in stores
+    ]
+    try:
+        end = time.monotonic() + 2.0
+        step = 0
+        while time.monotonic() < end:  # every task moves every 50 ms
+            for outbox, ref in zip(outboxes, refs, strict=True):
+                outbox.edit_later(ref, View(f"{step}%"))
+            step += 1
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.6)
+        gaps = [b - a for a, b in zip(chat.edited_at, chat.edited_at[1:], strict=False)]
+        assert 3 <= len(chat.edited_at) <= 7, chat.edited_at  # ~2.6 s at one per 0.5 s
+        assert min(gaps) > 0.4, gaps
+    finally:
+        for outbox in outboxes:
+            await outbox.close()
+        for store in stores:
+            await store.close()
