@@ -281,6 +281,9 @@ class App:
             metrics=self.metrics,
             confirm_wait_s=config.tracking.confirm_wait_s,
             prefetch=self.downloader.prefetch,
+            # On PostgreSQL, final callbacks are confirmed for the fleet (see the tracker's
+            # watch below for the same choice).
+            shared=config.storage.kind == "postgresql",
         )
         self.tracker = self.tracker_class(
             self.store,

@@ -28,6 +28,7 @@ from bot.mj.models import TaskState
 from bot.outbox import Outbox
 from bot.policy import Policy
 from bot.store import Store, TaskRow
+from bot.store.postgres import PostgresStore
 from bot.tracking import HOOK_PATH, HookServer, Tracker
 from bot.tracking.hooks import CONFIRM_WAIT_S
 from bot.usecases import Service
@@ -255,13 +256,22 @@ class Receiver:
 
 @contextlib.asynccontextmanager
 async def receiver(
-    tmp_path, sim: Simulator, hooked: bool = False, confirm_wait_s: float = CONFIRM_WAIT_S
+    tmp_path,
+    sim: Simulator,
+    hooked: bool = False,
+    confirm_wait_s: float = CONFIRM_WAIT_S,
+    *,
+    on: str = "",
 ) -> AsyncIterator[Receiver]:
-    """``hooked``: submits hand the API the hook URL (the simulator then calls back)."""
+    """``hooked``: submits hand the API the hook URL (the simulator then calls back). ``on``:
+    a PostgreSQL URL this receiver shares with others, as one instance of a fleet."""
     metrics = Metrics()
     port = free_port()
     url = f"http://127.0.0.1:{port}{HOOK_PATH}s3cret"
-    store = await storage.open_store(tmp_path / "mjbot.db")
+    if on:
+        store: Store = await PostgresStore.open(on, exclusive=False)
+    else:
+        store = await storage.open_store(tmp_path / "mjbot.db")
     client = MjClient(sim.base_url, API_KEY, metrics=metrics)
     downloader = Downloader(Egress([sim.base_url]))
     chat = Chat()
@@ -279,6 +289,7 @@ async def receiver(
         metrics=metrics,
         confirm_wait_s=confirm_wait_s,
         prefetch=lambda url: (prefetched.append(url), downloader.prefetch(url))[-1],
+        shared=bool(on),
     )
     await hooks.start(f"127.0.0.1:{port}")
     try:
@@ -383,6 +394,29 @@ async def test_final_callbacks_are_confirmed_together(tmp_path, slow_sim):
         assert r.metrics.api.by_route["task/list-by-condition"] == 1
         asked = [q.body["ids"] for q in slow_sim.requests if q.path.endswith("list-by-condition")]
         assert sorted(asked[0]) == sorted(row.task_id for row in rows)
+
+
+async def test_final_callbacks_heard_by_two_instances_are_confirmed_together(
+    tmp_path, slow_sim, pg_server
+):
+    """The balancer splits the callbacks over the fleet; one list request still asks about
+    all of them (confirmed by each instance, every instance sent its own)."""
+    url = pg_server.database()
+    async with (
+        receiver(tmp_path / "a", slow_sim, on=url) as a,
+        receiver(tmp_path / "b", slow_sim, on=url) as b,
+    ):
+        rows = [await a.submit(f"a harbour {n}") for n in range(6)]
+        heard = zip([a, b] * 3, rows, strict=True)
+        await asyncio.gather(
+            *(r.post({"id": row.task_id, "status": "SUCCESS"}) for r, row in heard)
+        )
+        await until(lambda: _true(a.metrics.hooks.confirmed + b.metrics.hooks.confirmed == 6))
+        await asyncio.sleep(CONFIRM_WAIT_S + 0.2)
+        asked = [q.body["ids"] for q in slow_sim.requests if q.path.endswith("list-by-condition")]
+        assert len(asked) == 1 and sorted(asked[0]) == sorted(row.task_id for row in rows)
+        assert a.metrics.tracking.confirms + b.metrics.tracking.confirms == 1
+        assert storage.rows(url, "SELECT task_id FROM confirming") == []
 
 
 async def test_progress_for_a_task_waiting_for_an_answer_is_confirmed_not_shown(tmp_path, slow_sim):

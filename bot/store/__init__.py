@@ -620,6 +620,15 @@ class Store(Protocol):
         """Every task the API is still working on, whoever follows it (reports)."""
         ...
 
+    async def queue_confirmation(self, task_id: str, image_url: str) -> None:
+        """A final callback to confirm with the API, for whichever instance confirms next."""
+        ...
+
+    async def take_confirmations(self, limit: int) -> list[tuple[str, str]]:
+        """Up to ``limit`` queued confirmations, oldest first, taken out of the queue (two
+        instances never take the same one): (task id, the image its callback named)."""
+        ...
+
     async def moved_tasks(self, owner: str, since: float) -> list[TaskRow]:
         """The live tasks ``owner`` holds the lease of whose row changed after ``since``
         (``updated_at``): steps another instance merged (a callback the load balancer sent

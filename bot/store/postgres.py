@@ -117,6 +117,7 @@ TABLES = (
     "album_parts",
     "copies",
     "send_slots",
+    "confirming",
     "singletons",
     "inbox",
 )
@@ -348,6 +349,23 @@ class PostgresStore:
             merged = await _merge_rows(db, [TaskRow(**dict(r)) for r in found], newest)
         merged.sort(key=lambda pair: not pair[1].is_final)
         return merged
+
+    async def queue_confirmation(self, task_id: str, image_url: str) -> None:
+        await self._pool.execute(
+            "INSERT INTO confirming (task_id, image_url, heard_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT (task_id) DO NOTHING",
+            task_id,
+            image_url,
+            time.time(),
+        )
+
+    async def take_confirmations(self, limit: int) -> list[tuple[str, str]]:
+        rows = await self._pool.fetch(
+            "DELETE FROM confirming WHERE task_id IN (SELECT task_id FROM confirming"
+            " ORDER BY heard_at LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING task_id, image_url",
+            limit,
+        )
+        return [(str(r["task_id"]), str(r["image_url"])) for r in rows]
 
     async def moved_tasks(self, owner: str, since: float) -> list[TaskRow]:
         rows = await self._all(

@@ -265,6 +265,25 @@ class SQLiteStore:
         merged.sort(key=lambda pair: not pair[1].is_final)
         return merged
 
+    async def queue_confirmation(self, task_id: str, image_url: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO confirming (task_id, image_url, heard_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (task_id) DO NOTHING",
+                (task_id, image_url, time.time()),
+            )
+
+    async def take_confirmations(self, limit: int) -> list[tuple[str, str]]:
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT task_id, image_url FROM confirming ORDER BY heard_at LIMIT ?", (limit,)
+            ) as cur:
+                taken = [(str(r["task_id"]), str(r["image_url"])) for r in await cur.fetchall()]
+            await db.executemany(
+                "DELETE FROM confirming WHERE task_id = ?", [(i,) for i, _ in taken]
+            )
+        return taken
+
     async def moved_tasks(self, owner: str, since: float) -> list[TaskRow]:
         rows = await self._all(
             "SELECT * FROM tasks WHERE delivered_at IS NULL AND task_id IS NOT NULL"
