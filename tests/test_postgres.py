@@ -170,6 +170,7 @@ async def fill(path: Path) -> None:
         await store.copy_posted(f"{parent.key}:file", MessageRef("telegram", "-1", "33", "doc"))
         await store.take_slot([SendRule("telegram:chat:-1", 1.0)])
         await store.hold_singleton("discord-gateway:0", "i1", 30.0)
+        await store.queue_confirmation("1700000000000099", "https://cdn.example/x.png")
         # an update taken from Telegram and not handled when the deployment stopped
         await store.accept_update("telegram:5", '{"update_id": 5}', "i1")
     finally:
@@ -202,6 +203,7 @@ KEYS = {
     "album_parts": "album, part",
     "copies": "slot",
     "send_slots": "scope",
+    "confirming": "task_id",
     "singletons": "name",
     "inbox": "event",
 }
