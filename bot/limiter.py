@@ -13,7 +13,8 @@ Scopes, per platform: ``<platform>:chat:<id>`` (every call to a chat: one per
 ``send_interval_s``, bursts of 2), ``<platform>:minute:<id>`` (a group's messages a minute, an
 album counting its pictures, progress edits leaving ``EDIT_RESERVE`` for results) and
 ``<platform>:second`` (calls a second over all chats, edits leaving a reserve too); and
-``<platform>:edits:<id>``, a chat's progress edits (one per ``edit_interval_s``). Each leaves
+``<platform>:edits:<id>``, a chat's progress edits (one per ``edit_interval_s``, and in a group
+at most what its minute leaves beside ``EDIT_RESERVE``). Each leaves
 a margin below the platform's real limit, for the jitter between a slot and its request's
 arrival.
 """
@@ -98,13 +99,18 @@ class SharedLimiter:
             )
         return rules
 
-    async def edit_turn(self, platform: str, chat_id: str) -> None:
-        """Wait for this chat's next progress edit, one per ``edit_interval_s`` for the fleet
-        (the outbox's own pacing counts this instance's edits only: three instances following
-        tasks in one chat edited three times as often, and their edits took the chat's slots
-        from the results). Taken before the chat's lock: a send need not wait for it."""
-        if self.edit_interval_s > 0:
-            await self._wait([SendRule(f"{platform}:edits:{chat_id}", self.edit_interval_s, 1)])
+    async def edit_turn(self, platform: str, chat_id: str, per_minute: int) -> None:
+        """Wait for this chat's next progress edit, for the fleet: one per ``edit_interval_s``
+        and, in a group, no more than the ``per_minute - EDIT_RESERVE`` a minute one instance
+        allows itself. The outbox's own pacing counts this instance's edits only: three
+        instances following tasks in one chat edited two to three times as often, and their
+        edits (and previews) took the chat's slots and the CPU from the results. Taken before
+        the chat's lock: a send need not wait for it."""
+        interval = self.edit_interval_s
+        if per_minute > EDIT_RESERVE:
+            interval = max(interval, 60.0 / (per_minute - EDIT_RESERVE))
+        if interval > 0:
+            await self._wait([SendRule(f"{platform}:edits:{chat_id}", interval, 1)])
 
     async def slot(
         self, platform: str, chat_id: str, per_minute: int, *, kind: str, cost: int = 1

@@ -216,7 +216,7 @@ class Outbox:
         while chat.pending:
             await self._paced(chat, self.edit_interval_s, chat.last_edit, reserve=EDIT_RESERVE)
             if self.limiter is not None:
-                await self.limiter.edit_turn(chat.platform, chat.chat_id)
+                await self.limiter.edit_turn(chat.platform, chat.chat_id, chat.per_minute)
             if not chat.pending:
                 break
             first = next(iter(chat.pending))
