@@ -1,6 +1,7 @@
 import base64
 import functools
 import io
+import math
 import struct
 import subprocess
 import sys
@@ -202,3 +203,51 @@ def test_sniff_names_what_the_first_bytes_show() -> None:
     assert media.sniff(b"\x00\x00\x00\x18ftypmp42") == "video/mp4"
     assert media.sniff(b"\x1aE\xdf\xa3") == "video/webm"
     assert media.sniff(b"<html>") == media.sniff(b"") == ""
+
+
+def _psnr(a: Image.Image, b: Image.Image) -> float:
+    from PIL import ImageChops, ImageStat
+
+    stat = ImageStat.Stat(ImageChops.difference(a.convert("RGB"), b.convert("RGB")))
+    mse = sum(stat.sum2) / (3 * a.width * a.height)
+    return 10 * math.log10(255**2 / max(mse, 1e-10))
+
+
+def _picture(size: tuple[int, int]) -> Image.Image:
+    """Detail at every scale (gradients, edges, noise): what a preview's shrink must keep."""
+    base = Image.linear_gradient("L").resize(size).convert("RGB")
+    noise = Image.effect_noise(size, 30).convert("RGB")
+    image = Image.blend(base, noise, 0.3)
+    image.paste((200, 40, 40), (size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 2))
+    return image
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "JPEG"])
+def test_a_preview_is_a_640_px_jpeg_as_close_to_bicubic_as_the_encoding_allows(fmt):
+    """Previews are shrunk the fast way (box reduce, then bilinear): same size and format as
+    the bicubic ``to_jpeg(data, 640, 70)`` they replace, and a picture nobody tells apart."""
+    out = io.BytesIO()
+    _picture((2048, 1536)).save(out, fmt)
+    data = out.getvalue()
+    preview = Image.open(io.BytesIO(media.to_preview(data)))
+    bicubic = Image.open(io.BytesIO(media.to_jpeg(data, 640, 70)))
+    assert preview.format == "JPEG" and preview.mode == "RGB"
+    assert preview.size == bicubic.size
+    assert max(preview.size) <= media.PREVIEW_MAX_SIDE
+    assert _psnr(preview, bicubic) > 35
+    reference = media.decode(data, 640)  # the bicubic pixels, before any JPEG
+    assert _psnr(preview, reference) > 30
+
+
+def test_a_transparent_or_palette_preview_takes_the_banded_way_and_is_flattened():
+    rgba = Image.new("RGBA", (1800, 1200), (255, 0, 0, 0))
+    rgba.paste((0, 0, 255, 255), (0, 0, 900, 1200))
+    for image in (rgba, rgba.convert("P")):
+        out = io.BytesIO()
+        image.save(out, "PNG")
+        preview = Image.open(io.BytesIO(media.to_preview(out.getvalue())))
+        assert preview.size == (640, 427) and preview.mode == "RGB"
+        left, right = preview.getpixel((100, 200)), preview.getpixel((540, 200))
+        assert left[2] > 200 and left[0] < 60  # the opaque half stays blue
+        if image.mode == "RGBA":
+            assert min(right) > 230  # the transparent half is white, not black

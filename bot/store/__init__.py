@@ -14,6 +14,7 @@ implementation is one class that satisfies ``Store`` and ``Ledger``, checked by 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -28,6 +29,8 @@ from typing import Any, Literal, Protocol, TypedDict, TypeVar, Unpack
 from bot.chat import MessageRef
 from bot.mj.models import FINAL_STATES, Task, TaskState
 from bot.mj.prompt import STYLIZE_LEVELS, Model, Options, Reference, RefKind
+
+log = logging.getLogger("bot.store")
 
 # How long a finished result the chat refuses is posted again; then it is given up, and the
 # button that made it may be pressed again (``add_child``).
@@ -531,6 +534,37 @@ class InboxRow:
 COPY_POSTING_S = 120.0
 # Album parts (and abandoned windows) are forgotten this long after they arrived.
 ALBUM_KEPT_S = 86400.0
+# A posted copy is pointed to for this long; a press after that posts a new one (``prune``).
+COPY_KEPT_S = 30 * 86400.0
+# Rows past their time (kept photos, copies) are deleted at most this often, by the heartbeat
+# every instance beats (``Store.prune``, ``PruneClock``).
+PRUNE_EVERY_S = 600.0
+
+
+class PruneClock:
+    """When a store prunes next (``Store.prune``): from its heartbeat, the first beat and then
+    at most every ``PRUNE_EVERY_S``. A failed prune is logged and tried at the next turn: it
+    must never fail the heartbeat (an instance that cannot beat claims nothing)."""
+
+    def __init__(self) -> None:
+        self._last: float | None = None
+
+    async def maybe(self, prune: Callable[[], Awaitable[int]]) -> None:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < PRUNE_EVERY_S:
+            return
+        self._last = now
+        try:
+            gone = await prune()
+        except Exception as exc:
+            log.warning(
+                "pruning expired rows failed (%s); next try in %.0f s",
+                type(exc).__name__,
+                PRUNE_EVERY_S,
+            )
+        else:
+            if gone:
+                log.info("pruned %d expired rows (kept photos, copies)", gone)
 
 
 @dataclass(frozen=True)
@@ -791,6 +825,14 @@ class Store(Protocol):
     async def kept_photo(self, key: str, *, renew_for_s: float | None = None) -> bytes | None:
         """The photo kept under ``key``; None when none is, or its time is up. ``renew_for_s``:
         it is kept that long from now on (unless it was kept longer already)."""
+        ...
+
+    async def prune(self) -> int:
+        """Delete the rows past their time: kept photos past their ``expires_at``, copies
+        claimed but not posted for ``COPY_POSTING_S`` (their poster died) and copies posted
+        ``COPY_KEPT_S`` ago. How many rows went. The store's own ``heartbeat`` calls it, at
+        most every ``PRUNE_EVERY_S`` (``PruneClock``): a bot that keeps nothing new still
+        sheds what it kept."""
         ...
 
     # --- the ledger ----------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from bot.dblock import DatabaseInUse
 from bot.mj.models import FINAL_STATES, Task, TaskState
 from bot.store import (
     ALBUM_KEPT_S,
+    COPY_KEPT_S,
     COPY_POSTING_S,
     KEPT_MAX_BYTES,
     PENDING_ASK,
@@ -56,6 +57,7 @@ from bot.store import (
     ModalRow,
     Outcome,
     Pay,
+    PruneClock,
     SendRule,
     Slot,
     Spender,
@@ -156,6 +158,7 @@ class PostgresStore:
         self.url = url  # with its password: tests read the rows beside the store
         self._holder: asyncpg.Connection[asyncpg.Record] | None = None  # the instance lock
         self.instance = instance or this_instance()
+        self._pruning = PruneClock()
 
     @classmethod
     async def open(
@@ -845,6 +848,18 @@ class PostgresStore:
                 now + keep_for_s,
             )
 
+    async def prune(self) -> int:
+        now = time.time()
+        async with self._transaction() as db:
+            kept = await db.execute("DELETE FROM kept WHERE expires_at <= $1", now)
+            copies = await db.execute(
+                "DELETE FROM copies WHERE (ref IS NULL AND claimed_at < $1)"
+                " OR (ref IS NOT NULL AND posted_at < $2)",
+                now - COPY_POSTING_S,
+                now - COPY_KEPT_S,
+            )
+        return _changed(kept) + _changed(copies)
+
     async def kept_photo(self, key: str, *, renew_for_s: float | None = None) -> bytes | None:
         now = time.time()
         if renew_for_s is None:
@@ -1069,6 +1084,7 @@ class PostgresStore:
                 ttl_s,
                 instance.id,
             )
+        await self._pruning.maybe(self.prune)
 
     async def instances(self) -> list[InstanceRow]:
         rows = await self._all("SELECT * FROM instances ORDER BY heartbeat_at DESC")

@@ -25,6 +25,7 @@ from bot.chat import MessageRef
 from bot.mj.models import FINAL_STATES, Task, TaskState
 from bot.store import (
     ALBUM_KEPT_S,
+    COPY_KEPT_S,
     COPY_POSTING_S,
     KEPT_MAX_BYTES,
     PENDING_ASK,
@@ -41,6 +42,7 @@ from bot.store import (
     ModalRow,
     Outcome,
     Pay,
+    PruneClock,
     SendRule,
     Slot,
     Spender,
@@ -87,6 +89,7 @@ class SQLiteStore:
         self._db_lock: dblock.DatabaseLock | None = None  # set by open() for a writer
         self._lock = asyncio.Lock()
         self.instance = instance or this_instance()
+        self._pruning = PruneClock()
 
     @classmethod
     async def open(
@@ -797,6 +800,17 @@ class SQLiteStore:
         row = await self._one("SELECT data FROM kept WHERE key = ? AND expires_at > ?", key, now)
         return bytes(row[0]) if row else None
 
+    async def prune(self) -> int:
+        now = time.time()
+        async with self._transaction() as db:
+            kept = await db.execute("DELETE FROM kept WHERE expires_at <= ?", (now,))
+            copies = await db.execute(
+                "DELETE FROM copies WHERE (ref IS NULL AND claimed_at < ?)"
+                " OR (ref IS NOT NULL AND posted_at < ?)",
+                (now - COPY_POSTING_S, now - COPY_KEPT_S),
+            )
+            return kept.rowcount + copies.rowcount
+
     async def _settings(self, scope: str) -> dict[str, Any]:
         row = await self._one("SELECT data FROM settings WHERE scope = ?", scope)
         return _settings_data(row)
@@ -982,6 +996,7 @@ class SQLiteStore:
                 "UPDATE tasks SET lease_until = ? WHERE delivered_at IS NULL AND lease_owner = ?",
                 (now + ttl_s, instance.id),
             )
+        await self._pruning.maybe(self.prune)
 
     async def instances(self) -> list[InstanceRow]:
         rows = await self._all("SELECT * FROM instances ORDER BY heartbeat_at DESC")

@@ -148,7 +148,7 @@ class Delivery:
             return cached[1]
         try:
             data = await self.runtime.downloader.get(url)
-            jpeg = await self.runtime.convert(media.to_jpeg, data, 640, 70)
+            jpeg = await self.runtime.convert(media.to_preview, data)
         except media.MediaError:
             return cached[1] if cached else None
         _put(self._previews, key, (url, jpeg), PREVIEWS_KEPT)
