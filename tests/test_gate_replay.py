@@ -198,3 +198,60 @@ async def test_an_update_the_inbox_took_over_is_claimed_before_its_instance_laps
     await b.add_task(row(), request=event)
     assert [r["submitted_by"] for r in rows(where(a), "SELECT * FROM tasks")] == ["b"]
     assert rows(where(a), "SELECT owner, done FROM seen") == [{"owner": "b", "done": 1}]
+
+
+async def test_every_paid_write_of_a_request_taken_over_is_refused_and_charges_nothing(fleet):  # noqa: F811
+    """A button claim and an answer claim too, not only a new task: each rolls back whole."""
+    a, b = await fleet("a", "b")
+    await beat(b, 30.0)
+    parent = await a.add_task(row(task_id="1", status="SUCCESS"))
+    asking = await a.add_task(row(task_id="2", status="MODAL"))
+    await a.add_modal(asking.key, "zoom", "a fox --zoom 2")
+    assert await a.claim_request("telegram:9")
+    await die(a)
+    assert await b.claim_request("telegram:9")
+    await beat(a, 30.0)  # back from a stall
+
+    async def pay(ledger) -> str:
+        paid.append(ledger)
+        return "never"
+
+    paid: list[object] = []
+    with pytest.raises(RequestTaken):
+        await a.add_child(
+            row(parent_key=parent.key), parent.key, "U1", pay=pay, request="telegram:9"
+        )
+    with pytest.raises(RequestTaken):
+        await a.claim_modal(asking.key, pay, request="telegram:9", prompt="a fox --zoom 1.5")
+    assert paid == []  # refused before paying
+    assert sorted(r["key"] for r in rows(where(a), "SELECT key FROM tasks")) == sorted(
+        [parent.key, asking.key]
+    )
+    assert rows(where(a), "SELECT * FROM presses") == []
+    assert (await a.modal(asking.key)).answered_at is None  # the question is still open
+    assert await b.claim_modal(asking.key, request="telegram:9", prompt="a fox --zoom 1.5")
+
+
+async def test_a_request_that_failed_is_done_and_one_cut_short_is_left_for_the_replay(nodes):
+    a, b = nodes
+    with pytest.raises(RuntimeError):
+        async with a.entrance(update("telegram:601")):
+            raise RuntimeError("a bug")  # handled, badly: the error handler tells the user
+    entered = asyncio.Event()
+
+    async def cut_short() -> None:
+        async with a.entrance(update("telegram:602")):
+            entered.set()
+            await asyncio.Event().wait()
+
+    handling = asyncio.create_task(cut_short())
+    await entered.wait()
+    await cut_off(handling)  # a stop that did not wait for it
+    seen = table(a, "SELECT event, owner, done FROM seen ORDER BY event")
+    assert seen == [
+        {"event": "telegram:601", "owner": "a", "done": 1},
+        {"event": "telegram:602", "owner": "a", "done": 0},
+    ]
+    await die(a.store)
+    assert not await b.store.claim_request("telegram:601")
+    assert await b.store.claim_request("telegram:602")
