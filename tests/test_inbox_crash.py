@@ -12,6 +12,8 @@ one charge.
 
 from __future__ import annotations
 
+import asyncio
+
 from adapters.telegram.albums import ALBUM_WINDOW_S
 from tests.conftest import ALICE, GROUP
 from tests.storage import BOTH
@@ -88,5 +90,43 @@ async def test_a_polled_album_confirmed_before_a_kill_is_blended_once_after_it(m
     assert len(results) == 1, [m.content for m in results]
     charges = bot.rows("SELECT action FROM ledger")
     assert [c["action"] for c in charges] == ["blend"], charges
+    assert bot.rows("SELECT * FROM inbox") == []
+    assert (await bot.stop()) == 0
+
+
+@BOTH
+async def test_a_command_killed_after_the_gate_runs_once_after_the_restart(make_bot, sim, tg):
+    """The kill lands after the gate took the update and before the work was stored: the
+    command's photo is being downloaded. The gate's mark is only a claim until the task is
+    stored (bot/usecases/gate.py), so the update the inbox hands to the next start runs there:
+    one submit, one result, one charge. (A mark made for good at the gate dropped it as a
+    redelivery: the user's /imagine was lost without a word.) On PostgreSQL the dead
+    instance's heartbeat is still alive when the restart takes the update over: the inbox's
+    take-over is what hands the claim on."""
+    bot, _ = await webhook_bot(make_bot, tg, inbox_takeover_s=TAKEOVER_S)
+    tg.files_held = asyncio.Event()
+    boat = photo("red")
+    asked = await tg.send_photo(GROUP, tg.users[ALICE], boat, caption="/imagine a red boat")
+    await tg.wait_for(lambda: tg.file_downloads == 1, timeout=20, message="downloading")
+    await bot.stop(kill=True)  # inside the entrance: claimed, nothing stored
+    (claim,) = bot.rows("SELECT * FROM seen")
+    assert claim["done"] == 0
+    assert bot.rows("SELECT * FROM tasks") == [] and not sim.submits("imagine")
+    tg.files_held.set()
+
+    bot.start()  # Telegram sends nothing again (it got its 200)
+    await result_of(tg, asked.message_id, timeout=30)
+    (submit,) = sim.submits("imagine")
+    assert submit.body["prompt"] == "a red boat"
+    assert [decode(u) for u in submit.body["base64Array"]] == [boat]
+    charges = bot.rows("SELECT action, units FROM ledger")
+    assert charges == [{"action": "imagine", "units": 1}], charges
+    results = [
+        m
+        for m in tg.bot_messages(GROUP)
+        if m.reply_to_message_id == asked.message_id and m.photo and m.buttons
+    ]
+    assert len(results) == 1
+    assert [r["done"] for r in bot.rows("SELECT * FROM seen")] == [1]
     assert bot.rows("SELECT * FROM inbox") == []
     assert (await bot.stop()) == 0

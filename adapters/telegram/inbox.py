@@ -14,8 +14,9 @@ An instance killed in between leaves its rows behind. While alive, an instance s
 third of ``takeover_s`` that it still has its rows (``keep_updates``); rows nobody said so of
 for ``takeover_s`` are taken by another instance, or by the next start (``take_updates``), and
 handled there. An update handled twice (a take-over after its handling began, a redelivery
-after it ended) is stopped by the store's seen events as before (``bot.usecases.gate``): it
-submits and charges nothing twice.
+after it ended) is stopped by the store's seen events (``bot.usecases.gate``) once the first
+handling made it durable (its paid write, or its end): it submits and charges nothing twice.
+One whose instance died before that runs on the instance that took it over.
 """
 
 from __future__ import annotations

@@ -46,6 +46,11 @@ class StoreUnavailable(Exception):
     """The database cannot be reached or opened; the message names it without its password."""
 
 
+class RequestTaken(Exception):
+    """The request this write fulfils was taken over by another instance (``claim_request``:
+    this one looked dead, or its inbox row was taken): nothing is written, nothing charged."""
+
+
 def shown_url(url: str) -> str:
     """A database URL with its password replaced by ``***`` (for messages and logs)."""
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
@@ -624,8 +629,10 @@ class Store(Protocol):
 
     # --- tasks ---------------------------------------------------------------------------------
 
-    async def add_task(self, row: TaskRow, pay: Pay | None = None) -> TaskRow:
-        """Insert a task, and pay for it in the same transaction (a refusal inserts nothing)."""
+    async def add_task(self, row: TaskRow, pay: Pay | None = None, *, request: str = "") -> TaskRow:
+        """Insert a task, and pay for it in the same transaction (a refusal inserts nothing).
+        ``request``: the update it fulfils, whose claim is confirmed in the same transaction
+        (``claim_request``; RequestTaken when it is another instance's now)."""
         ...
 
     async def task(self, key: str) -> TaskRow | None: ...
@@ -704,7 +711,26 @@ class Store(Protocol):
 
     async def release_delivery(self, key: str) -> None: ...
 
-    async def first_time(self, event: str) -> bool: ...
+    async def first_time(self, event: str) -> bool:
+        """True the first time an event is seen, for good (e.g. an outsider told once)."""
+        ...
+
+    # A request (a platform update) is claimed by the instance handling it, and is only done
+    # for good once its effect is durable: confirmed in the same transaction as its first
+    # paid write (``request=`` of add_task, add_child, claim_modal), or when its handling
+    # ended (``request_done``). An instance killed in between leaves a claim that is not
+    # done; the update replayed elsewhere (Telegram's inbox, a redelivery) runs once more.
+
+    async def claim_request(self, event: str) -> bool:
+        """True when this instance is to handle the update ``event`` ("": always): it is
+        new, or claimed by an instance that died before it was done (no live heartbeat, or
+        its inbox row was taken over by this instance). False for a redelivery: done, or in
+        the hands of a live instance (or of this one). Two instances never both get True."""
+        ...
+
+    async def request_done(self, event: str) -> None:
+        """This instance's claim on ``event`` is done: later deliveries are redeliveries."""
+        ...
 
     async def recent_tasks(self, platform: str, user_id: str, limit: int = 10) -> list[TaskRow]: ...
 
@@ -718,6 +744,7 @@ class Store(Protocol):
         *,
         again: bool = True,
         pay: Pay | None = None,
+        request: str = "",
     ) -> Slot: ...
 
     async def add_modal(self, key: str, kind: str, prefill: str) -> None: ...
@@ -735,7 +762,12 @@ class Store(Protocol):
     ) -> ModalRow | None: ...
 
     async def claim_modal(
-        self, key: str, pay: Pay | None = None, **values: Unpack[TaskChange]
+        self,
+        key: str,
+        pay: Pay | None = None,
+        *,
+        request: str = "",
+        **values: Unpack[TaskChange],
     ) -> bool: ...
 
     async def reopen_modal(self, key: str, prefill: str) -> bool: ...

@@ -58,6 +58,7 @@ from bot.store import (
     Outcome,
     Pay,
     PruneClock,
+    RequestTaken,
     SendRule,
     Slot,
     Spender,
@@ -93,6 +94,16 @@ _DEAD = f"NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = {{who}} AND i.expir
 # Who is on a final task: the instance posting it, or before anyone claimed it, the one that
 # followed it.
 _ON = "CASE WHEN delivering_at IS NULL THEN lease_owner ELSE delivering_by END"
+# Store.claim_request: $1 event, $2 now, $3 this instance. New, or another instance's claim
+# not done whose instance is dead or whose inbox row this one took (bot/store/sqlite.py's
+# _TAKE_REQUEST says why).
+_CLAIM_REQUEST = (
+    "INSERT INTO seen (event, seen_at, owner, done) VALUES ($1, $2, $3, 0)"
+    " ON CONFLICT (event) DO UPDATE SET owner = EXCLUDED.owner"
+    " WHERE seen.done = 0 AND seen.owner <> EXCLUDED.owner AND ("
+    + _DEAD.format(who="seen.owner")
+    + " OR EXISTS (SELECT 1 FROM inbox b WHERE b.event = seen.event AND b.owner = $3))"
+)
 # Advisory lock keys (one 64-bit space per database): "mjbot" and a number.
 _MIGRATIONS_LOCK = 0x6D6A626F_7401
 _INSTANCE_LOCK = 0x6D6A626F_7402
@@ -297,10 +308,11 @@ class PostgresStore:
 
     # --- tasks -------------------------------------------------------------------------------
 
-    async def add_task(self, row: TaskRow, pay: Pay | None = None) -> TaskRow:
+    async def add_task(self, row: TaskRow, pay: Pay | None = None, *, request: str = "") -> TaskRow:
         row.created_at = row.updated_at = time.time()
         row.submitted_by = self.instance.id
         async with self._transaction() as db:
+            await _confirm(db, request, self.instance.id)
             if pay is not None:
                 row.charge_id = await pay(_Ledger(db))
             await _insert(db, row)
@@ -504,6 +516,23 @@ class PostgresStore:
         )
         return _changed(status) == 1
 
+    async def claim_request(self, event: str) -> bool:
+        """As ``SQLiteStore.claim_request``, in one statement: of two instances taking a dead
+        one's claim at once, the second re-reads the row its update waited for (read
+        committed re-checks the WHERE) and finds it taken."""
+        if not event:
+            return True
+        status = await self._pool.execute(_CLAIM_REQUEST, event, time.time(), self.instance.id)
+        return _changed(status) == 1
+
+    async def request_done(self, event: str) -> None:
+        if event:
+            await self._pool.execute(
+                "UPDATE seen SET done = 1 WHERE event = $1 AND owner = $2",
+                event,
+                self.instance.id,
+            )
+
     async def recent_tasks(self, platform: str, user_id: str, limit: int = 10) -> list[TaskRow]:
         rows = await self._all(
             "SELECT * FROM tasks WHERE platform = $1 AND user_id = $2"
@@ -524,6 +553,7 @@ class PostgresStore:
         *,
         again: bool = True,
         pay: Pay | None = None,
+        request: str = "",
     ) -> Slot:
         """As ``SQLiteStore.add_child``: one child, one charge, one submit for any number of
         simultaneous presses. The button is locked first (an advisory lock on its name: its
@@ -544,6 +574,7 @@ class PostgresStore:
             earlier = _task(found)
             if earlier is not None and holds(earlier, again, now):
                 return Slot(held_by=earlier)
+            await _confirm(db, request, self.instance.id)
             if pay is not None:
                 row.charge_id = await pay(_Ledger(db))
             row.submitted_by = self.instance.id
@@ -608,7 +639,12 @@ class PostgresStore:
         return ModalRow(**dict(row)) if row else None
 
     async def claim_modal(
-        self, key: str, pay: Pay | None = None, **values: Unpack[TaskChange]
+        self,
+        key: str,
+        pay: Pay | None = None,
+        *,
+        request: str = "",
+        **values: Unpack[TaskChange],
     ) -> bool:
         """True exactly once per question; the winner pays and writes ``values`` in the same
         transaction (the modal row stays locked until then: a second answer waits, then
@@ -622,6 +658,7 @@ class PostgresStore:
             )
             if _changed(status) != 1:
                 return False
+            await _confirm(db, request, self.instance.id)
             if pay is not None:
                 values["charge_id"] = await pay(_Ledger(db))
             mine = {"submitted_by": self.instance.id}  # the answer's submit is this instance's
@@ -1402,3 +1439,18 @@ async def _merge_rows(
             ],
         )
     return merged
+
+
+async def _confirm(db: Connection, request: str, me: str) -> None:
+    """As sqlite's ``_confirm``: inside a paid write's transaction, the request it fulfils is
+    done if it is this instance's; RequestTaken (rolling back) when another one took it over."""
+    if not request:
+        return
+    owner = await db.fetchval(
+        "UPDATE seen SET done = CASE WHEN owner = $2 THEN 1 ELSE done END"
+        " WHERE event = $1 AND owner IS NOT NULL RETURNING owner",
+        request,
+        me,
+    )
+    if owner is not None and owner != me:
+        raise RequestTaken(request)

@@ -43,6 +43,7 @@ from bot.store import (
     Outcome,
     Pay,
     PruneClock,
+    RequestTaken,
     SendRule,
     Slot,
     Spender,
@@ -73,6 +74,15 @@ _DEAD = "NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = {who} AND i.expires_
 # Who is on a final task: the instance posting it, or before anyone claimed it, the one that
 # followed it.
 _ON = "CASE WHEN delivering_at IS NULL THEN lease_owner ELSE delivering_by END"
+# A request claimed by another instance and not done is this one's (``claim_request``) when
+# that instance is dead, or when this one took the update's inbox row over (the inbox gives up
+# on an owner that stopped keeping it, which may be before its heartbeat lapses: waiting for
+# that would drop the update the inbox hands over). Parameters: me, event, me, now, me.
+_TAKE_REQUEST = (
+    "UPDATE seen SET owner = ? WHERE event = ? AND done = 0 AND owner <> ? AND ("
+    + _DEAD.format(who="seen.owner")
+    + " OR EXISTS (SELECT 1 FROM inbox b WHERE b.event = seen.event AND b.owner = ?))"
+)
 
 
 class SQLiteStore:
@@ -212,11 +222,13 @@ class SQLiteStore:
 
     # --- tasks -------------------------------------------------------------------------------
 
-    async def add_task(self, row: TaskRow, pay: Pay | None = None) -> TaskRow:
-        """Insert a task, and pay for it in the same transaction (a refusal inserts nothing)."""
+    async def add_task(self, row: TaskRow, pay: Pay | None = None, *, request: str = "") -> TaskRow:
+        """Insert a task, and pay for it in the same transaction (a refusal inserts nothing);
+        ``request``'s claim is confirmed in it too (``Store.add_task``)."""
         row.created_at = row.updated_at = time.time()
         row.submitted_by = self.instance.id
         async with self._transaction() as db:
+            await _confirm(db, request, self.instance.id)
             if pay is not None:
                 row.charge_id = await pay(_Ledger(db))
             await _insert(db, row)
@@ -451,6 +463,30 @@ class SQLiteStore:
             )
             return cur.rowcount == 1
 
+    async def claim_request(self, event: str) -> bool:
+        """New, or left undone by a dead instance (``Store.claim_request``)."""
+        if not event:
+            return True
+        me, now = self.instance.id, time.time()
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "INSERT OR IGNORE INTO seen (event, seen_at, owner, done) VALUES (?, ?, ?, 0)",
+                (event, now, me),
+            )
+            if cur.rowcount == 1:
+                return True
+            cur = await db.execute(_TAKE_REQUEST, (me, event, me, now, me))
+            return cur.rowcount == 1
+
+    async def request_done(self, event: str) -> None:
+        if not event:
+            return
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE seen SET done = 1 WHERE event = ? AND owner = ?",
+                (event, self.instance.id),
+            )
+
     async def recent_tasks(self, platform: str, user_id: str, limit: int = 10) -> list[TaskRow]:
         rows = await self._all(
             "SELECT * FROM tasks WHERE platform = ? AND user_id = ?"
@@ -471,6 +507,7 @@ class SQLiteStore:
         *,
         again: bool = True,
         pay: Pay | None = None,
+        request: str = "",
     ) -> Slot:
         """Insert the task a button press creates and pay for it, unless the button's earlier
         task keeps the slot: while it runs (or its result is still being posted), and for
@@ -491,6 +528,7 @@ class SQLiteStore:
             earlier = TaskRow(**dict(found)) if found else None
             if earlier is not None and holds(earlier, again, now):
                 return Slot(held_by=earlier)
+            await _confirm(db, request, self.instance.id)
             if pay is not None:
                 row.charge_id = await pay(_Ledger(db))
             row.submitted_by = self.instance.id
@@ -547,7 +585,12 @@ class SQLiteStore:
         return ModalRow(**dict(row)) if row else None
 
     async def claim_modal(
-        self, key: str, pay: Pay | None = None, **values: Unpack[TaskChange]
+        self,
+        key: str,
+        pay: Pay | None = None,
+        *,
+        request: str = "",
+        **values: Unpack[TaskChange],
     ) -> bool:
         """True exactly once per modal: the answer that wins is the one submitted. The winner
         pays and its ``values`` are written to the task in the same transaction; losers pay
@@ -564,6 +607,7 @@ class SQLiteStore:
             )
             if cur.rowcount != 1:
                 return False
+            await _confirm(db, request, self.instance.id)
             if pay is not None:
                 values["charge_id"] = await pay(_Ledger(db))
             mine = {"submitted_by": self.instance.id}  # the answer's submit is this instance's
@@ -1272,3 +1316,22 @@ async def _merge_rows(
         [(r.snapshot, r.status, r.progress, r.updated_at, r.finished_at, r.key) for r, _ in merged],
     )
     return merged
+
+
+async def _confirm(db: aiosqlite.Connection, request: str, me: str) -> None:
+    """Inside a paid write's transaction: the request it fulfils is done, if it is this
+    instance's (``Store.claim_request``; done already too: the write comes after its
+    handling, e.g. a submit a press spawned); RequestTaken, rolling the write back, when
+    another instance took it over, whether that one is done with it or not (this one stalled
+    past its claim: the request ran there). One never claimed (no row, or a mark without an
+    owner) changes nothing."""
+    if not request:
+        return
+    async with db.execute(
+        "UPDATE seen SET done = (done OR owner = ?) WHERE event = ? AND owner IS NOT NULL"
+        " RETURNING owner",
+        (me, request),
+    ) as cur:
+        row = await cur.fetchone()
+    if row is not None and row[0] != me:
+        raise RequestTaken(request)

@@ -21,7 +21,7 @@ from bot.mj.models import Task
 from bot.mj.prompt import RefKind
 from bot.outbox import Outbox
 from bot.policy import Policy
-from bot.store import Store, TaskRow, UserSettings
+from bot.store import RequestTaken, Store, TaskRow, UserSettings
 from bot.usecases.admin import Admin
 from bot.usecases.base import MAX_PROMPT, SETTING_CHOICES, Notice
 from bot.usecases.delivery import Delivery
@@ -235,7 +235,10 @@ class Service:
                 return Notice(t("access.denied", entry.req.language), alert=True)
             if entry.passed is None:  # a redelivered press
                 return Notice(t("press.running", entry.req.language))
-            return await self.presses.press(entry.passed, data)
+            try:
+                return await self.presses.press(entry.passed, data)
+            except RequestTaken:  # another instance took this press over (gate.py): it runs it
+                return Notice(t("press.running", entry.req.language))
 
     async def _press_held(self, req: Requester, key: str, verb: str) -> Notice:
         """A button under a prompt the check held (prompting.py): what its author chose is
@@ -297,7 +300,10 @@ class Service:
         async with self.gate.entrance(req) as entry:
             if entry.passed is None:
                 return False
-            return await self.questions.answer_mask(entry.passed, ref, mask_png, prompt)
+            try:
+                return await self.questions.answer_mask(entry.passed, ref, mask_png, prompt)
+            except RequestTaken:  # another instance took this answer over (gate.py)
+                return False
 
     async def question(
         self, req: Requester, message_id: str, ref: str = ""

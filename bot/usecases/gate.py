@@ -7,6 +7,19 @@ adapter that must decide before downloading an upload (``Service.entrance``) ope
 use cases behind it never check access, redeliveries or logging themselves. An entrance
 opened inside another one for the same request (an adapter's, then the command's) reuses its
 decision: the gate's bookkeeping (``policy.remember``, the ``seen`` event) runs once.
+
+A request is marked seen only once its effect is durable, so that nothing is lost on kill -9:
+the gate claims the update for this instance (``Store.claim_request``), and the claim is done
+in the same transaction as the request's first paid write (the Submitter's task insert,
+button claim or answer claim, each with its charge), or when its handling ends, well or not.
+A redelivery of a done update, or of one a live instance is handling, is ignored. An update
+replayed after its instance died before it was done (Telegram's inbox hands it to another
+instance, or to the next start) is claimed again and runs once: nothing of it was charged or
+submitted, since the first paid write would have marked it done. One whose paid write was made
+is a redelivery, and what it submitted is recovered where every half-done submit is
+(``Delivery.take_over``): never submitted twice. Why not mark it seen in the paid write alone:
+a redelivery arriving while the first is still downloading its photos would run it twice, and
+requests that pay nothing (settings, presets, asks) would never be marked at all.
 """
 
 from __future__ import annotations
@@ -24,7 +37,7 @@ from bot.chat import Requester
 from bot.i18n import normalize, t
 from bot.outbox import Outbox
 from bot.policy import Policy
-from bot.store import Store, UserSettings
+from bot.store import RequestTaken, Store, UserSettings
 from bot.usecases.base import SETTING_CHOICES
 
 log = logging.getLogger("bot.service")  # the name log readers already filter on
@@ -58,8 +71,8 @@ _CURRENT: ContextVar[Entry | None] = ContextVar("entry", default=None)
 
 
 class Gate:
-    """Access (bot.policy), redelivery de-duplication (the store's ``seen`` events) and the
-    log context, once per request."""
+    """Access (bot.policy), redelivery de-duplication (the store's ``seen`` events, claimed
+    and done: see the module) and the log context, once per request."""
 
     def __init__(
         self,
@@ -116,8 +129,29 @@ class Gate:
             token = _CURRENT.set(entry)
             try:
                 yield entry
+            except RequestTaken:
+                # This instance stalled past its claim and another one took the update over:
+                # it is that one's to run; nothing was written or charged here.
+                log.warning("update %s was taken over by another instance", req.event)
+                return
+            except Exception:
+                await self._done(entry)  # handled, badly: the error handler tells the user
+                raise
             finally:
                 _CURRENT.reset(token)
+            # Ended well. One cancelled (a BaseException: a stop cut it short) is left not
+            # done, as a kill leaves it: the update replayed after this instance runs it.
+            await self._done(entry)
+
+    async def _done(self, entry: Entry) -> None:
+        """The request was handled: its update is seen for good."""
+        if entry.passed is None or not entry.incoming.event:
+            return
+        try:
+            await self.store.request_done(entry.incoming.event)
+        except Exception:
+            # The claim stays this live instance's: redeliveries are still ignored.
+            log.warning("could not mark update %s done", entry.incoming.event, exc_info=True)
 
     async def _check(self, incoming: Requester) -> Entry:
         req = await self.who(incoming)
@@ -125,7 +159,7 @@ class Gate:
             await self.policy.remember(req)
             if not await self.policy.admitted(req):
                 return Entry(incoming, req, admitted=False)
-        if not await self.store.first_time(incoming.event):
+        if not await self.store.claim_request(incoming.event):
             log.info("ignoring a redelivered update %s", incoming.event)
             return Entry(incoming, req, admitted=True, redelivered=True)
         return Entry(incoming, req, admitted=True)

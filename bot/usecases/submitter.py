@@ -98,11 +98,17 @@ class Submitter:
         self.typical_ttl_s = TYPICAL_TTL_S
 
     # -- charge and store, in one transaction (OverQuota when the policy refuses) --
+    # The same transaction marks the request (``req.event``) done (bot.usecases.gate): a
+    # replay after a kill -9 that came after it is a redelivery, and the submit it may have
+    # made is recovered by Delivery.take_over, never made again. RequestTaken (the request
+    # is another instance's now) writes and charges nothing.
 
     async def add(self, req: Requester, row: TaskRow, action: str = "") -> None:
         """Store a new task and charge ``action`` for it ("": its kind; bot.policy.OverQuota:
         nothing stored)."""
-        await self.store.add_task(row, self.payment(req, row.key, action or row.kind))
+        await self.store.add_task(
+            row, self.payment(req, row.key, action or row.kind), request=req.event
+        )
 
     async def claim_button(
         self, req: Requester, child: TaskRow, slot: str, action: str, *, again: bool
@@ -110,7 +116,9 @@ class Submitter:
         """Claim the parent's button ``slot`` for ``child`` and charge ``action`` for it."""
         assert child.parent_key is not None
         pay = self.payment(req, child.key, action)
-        return await self.store.add_child(child, child.parent_key, slot, again=again, pay=pay)
+        return await self.store.add_child(
+            child, child.parent_key, slot, again=again, pay=pay, request=req.event
+        )
 
     async def claim_answer(
         self,
@@ -125,6 +133,7 @@ class Submitter:
         return await self.store.claim_modal(
             row.key,
             self.payment(req, row.key, action),
+            request=req.event,
             prompt=prompt,
             request_ref=request_ref,
         )

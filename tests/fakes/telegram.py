@@ -906,6 +906,10 @@ class FakeTelegram:
         self.webhook: dict[str, Any] | None = None
         self.updates: list[dict[str, Any]] = []  # every update ever queued, in order
         self.internal_errors: list[str] = []
+        # File downloads wait until this is set (a slow download, e.g. for a kill -9 to land
+        # in; None: answered at once), and how many were asked for.
+        self.files_held: asyncio.Event | None = None
+        self.file_downloads = 0
 
         self._messages: dict[int, dict[int, FakeMessage]] = {}
         self._next_message_id: dict[int, int] = {}
@@ -1462,6 +1466,9 @@ class FakeTelegram:
             return web.json_response(
                 {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
             )
+        self.file_downloads += 1
+        if self.files_held is not None:
+            await self.files_held.wait()
         return web.Response(body=f.data, content_type=f.mime_type or "application/octet-stream")
 
     async def _read_params(self, request: web.Request) -> tuple[dict[str, Any], dict[str, Upload]]:
