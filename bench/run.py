@@ -414,6 +414,13 @@ def main(argv: list[str] | None = None) -> int:
                     store=args.store,
                     failover=args.failover and args.instances > 1,
                 )
+                if baseline is not None:  # the same fleet on the other tree, beside it
+                    based = f"{label}@base"
+                    print(f"-- {based} (behind nginx, {baseline})")
+                    result = await run_mode(
+                        spec, load, profile=prof(based), keep=kept(based), root=baseline
+                    )
+                    runs.append((based, result))
                 print(f"-- {label} (behind nginx)")
                 result = await run_mode(spec, load, profile=prof(label), keep=kept(label))
                 runs.append((label, result))
