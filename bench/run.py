@@ -119,6 +119,10 @@ ROWS: list[Row] = [
     ("429s received / unhandled", lambda r: f"{r.tg_429} / {r.unhandled_429}"),
     ("peak RSS (MB), per instance", lambda r: " / ".join(_f(v, 1) for v in r.rss_per_instance_mb)),
     ("CPU s per 100 tasks (all instances)", lambda r: _f(r.cpu_s * 100 / r.tasks, 2)),
+    (
+        "database transactions per task",
+        lambda r: "—" if r.db_transactions is None else _f(r.per_task(r.db_transactions), 1),
+    ),
     ("busiest second (% of a core)", lambda r: _f(r.cpu_peak_core * 100)),
     ("harness CPU (% of a core)", lambda r: _f(100 * r.harness_cpu_s / max(r.wall_s, 1e-9))),
     ("failover: tasks held / kill -9 -> first result (s)", lambda r: _failover(r)),

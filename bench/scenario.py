@@ -134,6 +134,9 @@ class Result:
     failover_s: float | None = None  # kill -9 -> the first result of one of them was sent
     cpu_peak_core: float = 0.0
     harness_cpu_s: float = 0.0
+    # PostgreSQL transactions committed or rolled back during the run (a statement outside a
+    # transaction is one): what a fleet's database is asked, per task (None on SQLite)
+    db_transactions: int | None = None
     status: dict[str, Any] = field(default_factory=dict)
     log_errors: list[str] = field(default_factory=list)
 
@@ -488,6 +491,7 @@ async def run_mode(
             first_call = len(fake.calls)
             first_request = len(sim.requests)
             cpu0, harness0 = sum(cpu_seconds(pid) for pid in pids), self_cpu_seconds()
+            xact0 = await asyncio.to_thread(_transactions, store.url)
             for sampler in samplers:
                 sampler.start()
             started = time.time()
@@ -568,6 +572,10 @@ async def run_mode(
             dead = {pids[0]: kill[2]} if kill else {}
             result.cpu_s = sum(dead.get(pid) or cpu_seconds(pid) for pid in pids) - cpu0
             result.harness_cpu_s = self_cpu_seconds() - harness0
+            if xact0 is not None:
+                await asyncio.sleep(1.0)  # backends report their counts at most once a second
+                xact1 = await asyncio.to_thread(_transactions, store.url)
+                result.db_transactions = (xact1 or 0) - xact0 - 1  # less the first count's own
             result.rss_per_instance_mb = [0.0 if pid in dead else hwm_mb(pid) for pid in pids]
             if kill is not None:
                 killed, held = kill[0], kill[1]
@@ -682,3 +690,15 @@ async def run_mode(
     await fake.stop(check=False)
     await sim.stop()
     return result
+
+
+def _transactions(url: str) -> int | None:
+    """Transactions the database has seen so far (None: no database server, SQLite)."""
+    if not url:
+        return None
+    (row,) = query(
+        url,
+        "SELECT xact_commit + xact_rollback AS n FROM pg_stat_database"
+        " WHERE datname = current_database()",
+    )
+    return int(row["n"])

@@ -255,7 +255,7 @@ class App:
             edit_interval_s=config.tracking.edit_interval_s,
             send_interval_s=config.tracking.send_interval_s,
             metrics=self.metrics,
-            limiter=shared_limiter(config, self.store),
+            limiter=shared_limiter(config, self.store, self.metrics),
         )
         stack.push_async_callback(self.outbox.close)
         secret = await hook_secret(self.store)
@@ -337,7 +337,9 @@ class App:
         return await status_document.document(self.store, self.metrics, adapters)
 
 
-def shared_limiter(config: Config, store: Store) -> SharedLimiter | None:
+def shared_limiter(
+    config: Config, store: Store, metrics: Metrics | None = None
+) -> SharedLimiter | None:
     """The fleet's send limits from the store (``tracking.shared_limits``; "auto": on
     PostgreSQL, where several instances may share the database), or None: in memory."""
     where = config.tracking.shared_limits
@@ -348,6 +350,7 @@ def shared_limiter(config: Config, store: Store) -> SharedLimiter | None:
         chat_interval_s=config.tracking.send_interval_s,
         per_second=PER_SECOND,
         edit_interval_s=config.tracking.edit_interval_s,
+        counts=metrics.limiter if metrics is not None else None,
     )
 
 

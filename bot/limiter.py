@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 
+from bot.metrics import LimiterCounts
 from bot.store import SendRule, Store
 
 log = logging.getLogger("bot.limiter")
@@ -39,18 +39,6 @@ FORGET_EVERY = 1000  # slots between two clean-ups of idle scopes (one row per c
 IDLE_S = 3600.0  # a scope idle this long is a full bucket: its row can go
 
 
-@dataclass
-class LimiterCounts:
-    """What the shared limiter cost: slots taken, the time spent asking the store for them,
-    and the time calls waited for their slot."""
-
-    slots: int = 0
-    forgotten: int = 0  # rows of idle scopes deleted
-    unavailable: int = 0  # calls sent on the in-memory pacing alone: the store did not answer
-    store_s: float = 0.0
-    waited_s: float = 0.0
-
-
 class SharedLimiter:
     """Slots for platform calls from the store, shared by every instance on it."""
 
@@ -61,12 +49,13 @@ class SharedLimiter:
         chat_interval_s: float,
         per_second: int,
         edit_interval_s: float = 0.0,
+        counts: LimiterCounts | None = None,
     ) -> None:
         self.store = store
         self.chat_interval_s = chat_interval_s
         self.per_second = per_second
         self.edit_interval_s = edit_interval_s
-        self.counts = LimiterCounts()
+        self.counts = counts if counts is not None else LimiterCounts()
 
     def rules(
         self, platform: str, chat_id: str, per_minute: int, *, kind: str, cost: int = 1

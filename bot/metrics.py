@@ -111,6 +111,18 @@ class DeliveryCounts:
     results: int = 0  # final results posted to their chat (claimed once, posted, recorded)
 
 
+@dataclass(slots=True)
+class LimiterCounts:
+    """What the shared limiter (bot/limiter.py) cost: slots taken, the time spent asking the
+    store for them, and the time calls waited for their slot (all zero without one)."""
+
+    slots: int = 0
+    forgotten: int = 0  # rows of idle scopes deleted
+    unavailable: int = 0  # calls sent on the in-memory pacing alone: the store did not answer
+    store_s: float = 0.0
+    waited_s: float = 0.0  # for every slot, the progress edits' turns included
+
+
 @dataclass(frozen=True, slots=True)
 class Metrics:
     api: ApiCounts = field(default_factory=ApiCounts)
@@ -120,6 +132,7 @@ class Metrics:
     outbox: OutboxCounts = field(default_factory=OutboxCounts)
     ledger: LedgerCounts = field(default_factory=LedgerCounts)
     deliveries: DeliveryCounts = field(default_factory=DeliveryCounts)
+    limiter: LimiterCounts = field(default_factory=LimiterCounts)
 
     def snapshot(self) -> dict[str, Any]:
         """Every counter as plain JSON: one section per part (``webhook`` is the hook
@@ -132,6 +145,7 @@ class Metrics:
             "outbox": _plain(self.outbox),
             "ledger": _plain(self.ledger),
             "deliveries": _plain(self.deliveries),
+            "limiter": _plain(self.limiter),
         }
 
 

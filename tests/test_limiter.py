@@ -208,6 +208,7 @@ async def test_an_app_on_postgresql_takes_its_telegram_slots_from_the_store(
         await tg.send_text(ALICE, ALICE, "/help")
         await tg.wait_for(lambda: tg.bot_messages(ALICE), timeout=10)
         assert app.outbox.limiter is not None and app.outbox.limiter.counts.slots >= 1
+        assert app.metrics.snapshot()["limiter"]["slots"] == app.outbox.limiter.counts.slots
         scopes = {r["scope"] for r in rows(url, "SELECT scope FROM send_slots")}
         assert {f"telegram:chat:{ALICE}", "telegram:second"} <= scopes
     finally:

@@ -48,6 +48,7 @@ def test_the_shape_is_fixed():
         "outbox",
         "ledger",
         "deliveries",
+        "limiter",
     }
 
 
