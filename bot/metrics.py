@@ -121,6 +121,8 @@ class LimiterCounts:
     unavailable: int = 0  # calls sent on the in-memory pacing alone: the store did not answer
     store_s: float = 0.0
     waited_s: float = 0.0  # for every slot, the progress edits' turns included
+    # waited, by kind of call: send, edit, delete, and "turn" (a progress edit's turn)
+    waited_by_kind: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -322,3 +322,22 @@ async def test_a_user_who_may_not_create_tables_gets_one_line(pg_server):
         assert "permission denied" in str(caught.value) and "weak-pw" not in str(caught.value)
     finally:
         rows(pg_server.url(), "DROP ROLE weak")
+
+
+async def test_a_statement_is_one_round_trip_without_a_reset_after_it(pg_server):
+    """asyncpg's pool resets a connection on every release (advisory unlock, CLOSE ALL,
+    UNLISTEN, RESET ALL): a second round trip and transaction per statement. The store leaves
+    nothing to reset; its connections' last statement is its own."""
+    url = pg_server.database()
+    store = await PostgresStore.open(url, exclusive=False)
+    try:
+        await store.task("nokey")
+        last = rows(
+            url,
+            "SELECT query FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+        )
+        assert last and all("RESET ALL" not in r["query"] for r in last), last
+        assert any("FROM tasks WHERE key" in r["query"] for r in last), last
+    finally:
+        await store.close()
