@@ -35,7 +35,6 @@ MINUTE_MARGIN = 1  # a group's per-minute burst, one below the platform's
 EDIT_RESERVE = 5  # of a group's minute, left to new messages (as the outbox's own window)
 SECOND_SHARE = 2 / 3  # of the per-second limit, the burst the fleet may use at once
 EDIT_SECOND_RESERVE = 1 / 3  # of that burst, left to new messages
-SENDS_NEVER_WAIT = 10_000  # the burst a message has in its chat's edit turns: it only takes them
 FORGET_EVERY = 1000  # slots between two clean-ups of idle scopes (one row per chat ever seen)
 IDLE_S = 3600.0  # a scope idle this long is a full bucket: its row can go
 
@@ -81,13 +80,6 @@ class SharedLimiter:
                     reserve=EDIT_RESERVE if edit else 0,
                 )
             )
-        turn = self._turn_s(per_minute)
-        if kind == "send" and per_minute > 0 and turn > 0:
-            # A group's new messages count against its edits' turns (never the other way):
-            # one instance's minute window holds both, so its edits get what the messages
-            # leave of ``per_minute - EDIT_RESERVE``; the fleet's edits did not, and made ~40%
-            # more edits than one instance, at the results' expense.
-            rules.append(SendRule(_turns(platform, chat_id), turn, SENDS_NEVER_WAIT, cost=cost))
         if self.per_second > 0:
             burst = max(1, int(self.per_second * SECOND_SHARE))
             rules.append(

@@ -26,7 +26,7 @@ from bot.config import (
     TelegramConfig,
     TrackingConfig,
 )
-from bot.limiter import SENDS_NEVER_WAIT, SharedLimiter
+from bot.limiter import SharedLimiter
 from bot.outbox import Outbox
 from bot.store import SendRule
 from bot.store.postgres import PostgresStore
@@ -221,8 +221,6 @@ def test_the_rules_of_a_send_an_edit_an_album_and_a_delete() -> None:
     assert [(r.scope, r.interval_s, r.burst, r.cost, r.reserve) for r in send] == [
         ("telegram:chat:-5", 1.0, 2, 1, 0),
         ("telegram:minute:-5", 3.0, 19, 1, 0),
-        # a group's messages take its progress edits' turns (60 / (20 - 5) = 4 s), never wait
-        ("telegram:edits:-5", 4.0, SENDS_NEVER_WAIT, 1, 0),
         ("telegram:second", 1 / 30, 20, 1, 0),
     ]
     album = limiter.rules("telegram", "-5", 20, kind="send", cost=4)
@@ -232,8 +230,6 @@ def test_the_rules_of_a_send_an_edit_an_album_and_a_delete() -> None:
     assert edit[1].lead < send[1].lead
     delete = limiter.rules("telegram", "7", 0, kind="delete")  # a private chat: no minute
     assert [r.scope for r in delete] == ["telegram:chat:7", "telegram:second"]
-    assert not [r for r in edit if "edits" in r.scope]  # an edit waits for its turn first
-    assert not [r for r in limiter.rules("telegram", "7", 0, kind="send") if "edits" in r.scope]
 
 
 @BOTH
