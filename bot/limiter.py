@@ -69,7 +69,11 @@ class SharedLimiter:
         edit = kind == "edit"
         rules: list[SendRule] = []
         if self.chat_interval_s > 0:
-            rules.append(SendRule(f"{platform}:chat:{chat_id}", self.chat_interval_s, CHAT_BURST))
+            rules.append(
+                SendRule(
+                    f"{platform}:chat:{chat_id}", self.chat_interval_s, CHAT_BURST, ordered=not edit
+                )
+            )
         if per_minute > 0 and kind != "delete":
             rules.append(
                 SendRule(
@@ -78,6 +82,7 @@ class SharedLimiter:
                     max(1, per_minute - MINUTE_MARGIN),
                     cost=cost,
                     reserve=EDIT_RESERVE if edit else 0,
+                    ordered=not edit,
                 )
             )
         if self.per_second > 0:
@@ -88,6 +93,7 @@ class SharedLimiter:
                     1.0 / self.per_second,
                     burst,
                     reserve=int(burst * EDIT_SECOND_RESERVE) if edit else 0,
+                    ordered=not edit,
                 )
             )
         return rules

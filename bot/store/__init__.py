@@ -586,13 +586,18 @@ class SendRule:
     """One limit a send must fit, shared by every instance (``Store.take_slot``): at most
     ``burst`` calls at once in ``scope``, then one per ``interval_s``. ``cost`` is how many
     calls this one counts as (an album's pictures); ``reserve`` calls of the burst are left to
-    others (progress edits leave room for results)."""
+    others (progress edits leave room for results). An ``ordered`` call keeps its place: it
+    goes after the latest slot an ordered call got in the scope, and none goes before it. A
+    progress edit is not ordered: one booked for later must not hold back the messages that
+    come after it (with it ordered, the reserve was worth nothing: a result waited for the
+    edit booked before it)."""
 
     scope: str
     interval_s: float
     burst: int = 1
     cost: int = 1
     reserve: int = 0
+    ordered: bool = True
 
     @property
     def lead(self) -> float:

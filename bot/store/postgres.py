@@ -141,17 +141,20 @@ _NOW = "EXTRACT(EPOCH FROM clock_timestamp())::float8"  # the server's clock, in
 # ``now`` is read in the projection over the aggregate, i.e. after every row is locked.
 _TAKE_SLOT = f"""
 WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::float8[], $3::float8[]) AS i(scope, lead, step)
+    SELECT * FROM unnest($1::text[], $2::float8[], $3::float8[], $5::bool[])
+        AS i(scope, lead, step, ordered)
 ), locked AS (
     SELECT s.scope, s.tat, s.last FROM send_slots s
     WHERE s.scope = ANY($1::text[]) ORDER BY s.scope FOR UPDATE
 ), earliest AS (
-    SELECT MAX(GREATEST(l.last, l.tat - i.lead)) AS t, COUNT(DISTINCT l.scope) AS n
+    SELECT MAX(GREATEST(CASE WHEN i.ordered THEN l.last ELSE 0 END, l.tat - i.lead)) AS t,
+        COUNT(DISTINCT l.scope) AS n
     FROM locked l JOIN input i USING (scope)
 ), at AS (
     SELECT GREATEST(c.t, c.now) AS t, c.now, c.n FROM (SELECT t, n, {_NOW} AS now FROM earliest) c
 )
-UPDATE send_slots s SET tat = GREATEST(s.tat, at.t) + i.step, last = at.t
+UPDATE send_slots s SET tat = GREATEST(s.tat, at.t) + i.step,
+    last = CASE WHEN i.ordered THEN at.t ELSE s.last END
 FROM input i, at WHERE s.scope = i.scope AND at.n = $4
 RETURNING at.t - at.now
 """
@@ -1192,8 +1195,11 @@ class PostgresStore:
         scopes = [r.scope for r in rules]
         leads = [r.lead for r in rules]
         steps = [r.step for r in rules]
+        ordered = [r.ordered for r in rules]
         for _ in range(3):
-            wait = await self._pool.fetchval(_TAKE_SLOT, scopes, leads, steps, len(set(scopes)))
+            wait = await self._pool.fetchval(
+                _TAKE_SLOT, scopes, leads, steps, len(set(scopes)), ordered
+            )
             if wait is not None:
                 return max(0.0, float(wait))
             await self._pool.execute(

@@ -70,9 +70,9 @@ def next_slot(
     at = now
     for rule in rules:
         tat, last = states.get(rule.scope, (0.0, 0.0))
-        at = max(at, last, tat - rule.lead)
+        at = max(at, last if rule.ordered else at, tat - rule.lead)
     after = {}
     for rule in rules:
-        tat, _ = states.get(rule.scope, (0.0, 0.0))
-        after[rule.scope] = (max(tat, at) + rule.step, at)
+        tat, last = states.get(rule.scope, (0.0, 0.0))
+        after[rule.scope] = (max(tat, at) + rule.step, at if rule.ordered else last)
     return at, after
