@@ -262,8 +262,9 @@ class HookServer:
         self._queued.difference_update(mine)
         try:
             taken = await self.store.take_confirmations(CONFIRM_LIST_MAX)
-        except Exception as exc:  # then only ours; the others' are confirmed where heard
+        except Exception as exc:  # then only ours; what stays queued goes with a later take
             log.warning("taking the fleet's confirmations failed: %s", type(exc).__name__)
+            self._more = False  # (or the poller finds it): no round at once, no busy loop
             return mine
         heard_here = set(mine)
         for task_id, image in taken:
