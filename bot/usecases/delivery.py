@@ -137,7 +137,8 @@ class Delivery:
             )
 
         async def remember(new_ref: MessageRef) -> None:
-            if new_ref != ref:
+            if new_ref != ref:  # a text message became a photo: the same step, shown
+                _put(self._shown, row.key, (_news(task), _encoded(new_ref)), SHOWN_KEPT)
                 await self.store.update(row.key, progress_ref=new_ref)
 
         self.outbox.edit_later(ref, view, remember)
