@@ -402,9 +402,10 @@ async def test_final_callbacks_heard_by_two_instances_are_confirmed_together(
     """The balancer splits the callbacks over the fleet; one list request still asks about
     all of them (confirmed by each instance, every instance sent its own)."""
     url = pg_server.database()
+    wait_s = 2.0  # room for the six posts on a loaded machine (CI once spread them over 0.3 s)
     async with (
-        receiver(tmp_path / "a", slow_sim, on=url) as a,
-        receiver(tmp_path / "b", slow_sim, on=url) as b,
+        receiver(tmp_path / "a", slow_sim, confirm_wait_s=wait_s, on=url) as a,
+        receiver(tmp_path / "b", slow_sim, confirm_wait_s=wait_s, on=url) as b,
     ):
         rows = [await a.submit(f"a harbour {n}") for n in range(6)]
         heard = zip([a, b] * 3, rows, strict=True)
@@ -412,7 +413,7 @@ async def test_final_callbacks_heard_by_two_instances_are_confirmed_together(
             *(r.post({"id": row.task_id, "status": "SUCCESS"}) for r, row in heard)
         )
         await until(lambda: _true(a.metrics.hooks.confirmed + b.metrics.hooks.confirmed == 6))
-        await asyncio.sleep(CONFIRM_WAIT_S + 0.2)
+        await asyncio.sleep(wait_s + 0.2)  # the other instance's wait ends too: nothing left
         asked = [q.body["ids"] for q in slow_sim.requests if q.path.endswith("list-by-condition")]
         assert len(asked) == 1 and sorted(asked[0]) == sorted(row.task_id for row in rows)
         assert a.metrics.tracking.confirms + b.metrics.tracking.confirms == 1
