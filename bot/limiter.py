@@ -10,13 +10,17 @@ statement, one round trip; on SQLite (one process) the in-memory pacing already 
 truth, so the limiter is used there only when asked for (``tracking.shared_limits``).
 
 Scopes, per platform: ``<platform>:chat:<id>`` (every call to a chat: one per
-``send_interval_s``, bursts of 2), ``<platform>:minute:<id>`` (a group's messages a minute, an
-album counting its pictures, progress edits leaving ``EDIT_RESERVE`` for results) and
-``<platform>:second`` (calls a second over all chats, edits leaving a reserve too); and
-``<platform>:edits:<id>``, a chat's progress edits (one per ``edit_interval_s``, and in a group
-at most what its minute leaves beside ``EDIT_RESERVE``). Each leaves
-a margin below the platform's real limit, for the jitter between a slot and its request's
-arrival.
+``send_interval_s``, in bursts of 3 made shorter by ``ARRIVAL_MARGIN_S``, see ``SendRule``),
+``<platform>:minute:<id>`` (a group's messages a minute, an album counting its pictures,
+progress edits leaving ``EDIT_RESERVE`` for results), ``<platform>:second`` (calls a second
+over all chats, edits leaving a reserve too) and ``<platform>:edits:<id>``, a chat's progress
+edits (one per ``edit_interval_s``, and in a group at most what its minute leaves beside
+``EDIT_RESERVE``). Each leaves a margin below the platform's real limit, for the jitter between
+a slot and its request's arrival.
+
+Messages book their slots ahead, in order. Calls that can wait (progress edits, deletes) do
+not: they take a slot only when one is free now with ``CHAT_RESERVE`` left (``spare_slot``),
+so a result never queues behind an edit booked before it.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from bot.store import SendRule, Store
 
 log = logging.getLogger("bot.limiter")
 
-CHAT_BURST = 2  # Telegram allows short bursts per chat (~3); stay one below
+CHAT_BURST = 3  # Telegram allows short bursts per chat (~3, the fake's bucket)
+ARRIVAL_MARGIN_S = 0.3  # how late a call may reach the platform after its slot (see SendRule)
+CHAT_RESERVE = 1  # of a chat's burst, left to new messages by edits and deletes
 MINUTE_MARGIN = 1  # a group's per-minute burst, one below the platform's
 EDIT_RESERVE = 5  # of a group's minute, left to new messages (as the outbox's own window)
 SECOND_SHARE = 2 / 3  # of the per-second limit, the burst the fleet may use at once
@@ -71,7 +77,12 @@ class SharedLimiter:
         if self.chat_interval_s > 0:
             rules.append(
                 SendRule(
-                    f"{platform}:chat:{chat_id}", self.chat_interval_s, CHAT_BURST, ordered=not edit
+                    f"{platform}:chat:{chat_id}",
+                    self.chat_interval_s,
+                    CHAT_BURST,
+                    reserve=0 if kind == "send" else CHAT_RESERVE,
+                    ordered=kind == "send",
+                    margin_s=ARRIVAL_MARGIN_S,
                 )
             )
         if per_minute > 0 and kind != "delete":
@@ -82,7 +93,7 @@ class SharedLimiter:
                     max(1, per_minute - MINUTE_MARGIN),
                     cost=cost,
                     reserve=EDIT_RESERVE if edit else 0,
-                    ordered=not edit,
+                    ordered=kind == "send",
                 )
             )
         if self.per_second > 0:
@@ -93,7 +104,7 @@ class SharedLimiter:
                     1.0 / self.per_second,
                     burst,
                     reserve=int(burst * EDIT_SECOND_RESERVE) if edit else 0,
-                    ordered=not edit,
+                    ordered=kind == "send",
                 )
             )
         return rules
@@ -121,24 +132,40 @@ class SharedLimiter:
         """Wait for this call's slot (taken for the whole fleet)."""
         await self._wait(self.rules(platform, chat_id, per_minute, kind=kind, cost=cost), kind)
 
+    async def spare_slot(self, platform: str, chat_id: str, per_minute: int, *, kind: str) -> float:
+        """A slot for a call that can wait (a progress edit, a delete), taken only if one is
+        free now with the reserves left to messages: 0 when taken, else the seconds until the
+        caller should look again (nothing taken). A slot booked ahead would hold back every
+        call after it, a result included; this one waits without a place in the queue."""
+        wait = await self._ask(self.rules(platform, chat_id, per_minute, kind=kind), kind, True)
+        return wait or 0.0
+
     async def _wait(self, rules: list[SendRule], kind: str) -> None:
+        wait = await self._ask(rules, kind, False)
+        if wait:
+            await asyncio.sleep(wait)
+
+    async def _ask(self, rules: list[SendRule], kind: str, spare: bool) -> float | None:
+        """The store's answer (``take_slot``, or ``try_slot`` for a ``spare`` call), counted;
+        None when there is nothing to ask or the store cannot answer."""
         if not rules:
-            return
+            return None
         asked = time.perf_counter()
         try:
-            wait = await self.store.take_slot(rules)
+            wait = await (self.store.try_slot if spare else self.store.take_slot)(rules)
         except Exception:
             # A limiter must not turn a message into a failure: without the database the
             # instance paces alone (in memory), and a 429 is still waited out by the outbox.
             self.counts.unavailable += 1
             log.warning("shared send limits unavailable; pacing this instance alone", exc_info=True)
-            return
-        self.counts.slots += 1
+            return None
         self.counts.store_s += time.perf_counter() - asked
-        if self.counts.slots % FORGET_EVERY == 0:
-            self.counts.forgotten += await self.store.forget_slots(IDLE_S)
         if wait > 0:
             self.counts.waited_s += wait
             by_kind = self.counts.waited_by_kind
             by_kind[kind] = by_kind.get(kind, 0.0) + wait
-            await asyncio.sleep(wait)
+        if wait == 0 or not spare:  # taken
+            self.counts.slots += 1
+            if self.counts.slots % FORGET_EVERY == 0:
+                self.counts.forgotten += await self.store.forget_slots(IDLE_S)
+        return wait

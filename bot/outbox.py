@@ -132,14 +132,20 @@ class Outbox:
             await asyncio.sleep(self._global[0] + 1 - now)
 
     async def _call(
-        self, chat: _Chat, op: Callable[[], Awaitable[_R]], kind: str, cost: int = 1
+        self,
+        chat: _Chat,
+        op: Callable[[], Awaitable[_R]],
+        kind: str,
+        cost: int = 1,
+        *,
+        slotted: bool = False,
     ) -> _R:
         """Run one platform call, honouring RetryAfter for this chat only. With a shared
         limiter each attempt first takes its slot for the fleet (``kind``: send, edit or
-        delete; ``cost``: the messages it posts)."""
+        delete; ``cost``: the messages it posts), the first one unless ``slotted`` already."""
         attempt = 0
         while True:
-            if self.limiter is not None:
+            if self.limiter is not None and not (slotted and attempt == 0):
                 await self.limiter.slot(
                     chat.platform, chat.chat_id, chat.per_minute, kind=kind, cost=cost
                 )
@@ -153,6 +159,22 @@ class Outbox:
                 chat.paused_until = time.monotonic() + exc.retry_after
                 log.info("chat rate limited, waiting %.1fs", exc.retry_after)
                 await asyncio.sleep(exc.retry_after)
+
+    async def _spare(self, chat: _Chat, op: Callable[[], Awaitable[_R]], kind: str) -> _R:
+        """Run a call that can wait (a progress edit, a delete) in the chat's order. With a
+        shared limiter it goes only when the fleet has a slot free now with room left for
+        messages, and it waits for one outside the chat's lock: a result is never queued
+        behind it, here or on another instance."""
+        while self.limiter is not None:
+            async with chat.lock:
+                wait = await self.limiter.spare_slot(
+                    chat.platform, chat.chat_id, chat.per_minute, kind=kind
+                )
+                if wait <= 0:
+                    return await self._call(chat, op, kind, slotted=True)
+            await asyncio.sleep(wait)
+        async with chat.lock:
+            return await self._call(chat, op, kind)
 
     async def send(
         self, platform: str, chat_id: str, view: View, reply_to: MessageRef | None = None
@@ -191,12 +213,11 @@ class Outbox:
     async def delete(self, ref: MessageRef) -> None:
         chat = self._chat(ref.platform, ref.chat_id)
         chat.pending.pop(ref.encode(), None)
-        async with chat.lock:
-            try:
-                await self._call(chat, lambda: self.ports[ref.platform].delete(ref), "delete")
-                self.counts.deletes += 1
-            except MessageGone:
-                pass
+        try:
+            await self._spare(chat, lambda: self.ports[ref.platform].delete(ref), "delete")
+            self.counts.deletes += 1
+        except MessageGone:
+            pass
 
     def edit_later(self, ref: MessageRef, view: Edit, on_edited: OnEdited | None = None) -> None:
         """Queue a coalesced edit: only the newest view per message is ever sent."""
@@ -223,11 +244,10 @@ class Outbox:
             ref, edit, on_edited = chat.pending.pop(first)
             try:
                 view = edit if isinstance(edit, View) else await edit()
-                async with chat.lock:
-                    new_ref = await self._call(
-                        chat, functools.partial(self.ports[ref.platform].edit, ref, view), "edit"
-                    )
-                    chat.last_edit = time.monotonic()
+                new_ref = await self._spare(
+                    chat, functools.partial(self.ports[ref.platform].edit, ref, view), "edit"
+                )
+                chat.last_edit = time.monotonic()
                 self.counts.edits += 1
                 if on_edited is not None and new_ref is not None:
                     await on_edited(new_ref)

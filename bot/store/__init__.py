@@ -590,7 +590,10 @@ class SendRule:
     goes after the latest slot an ordered call got in the scope, and none goes before it. A
     progress edit is not ordered: one booked for later must not hold back the messages that
     come after it (with it ordered, the reserve was worth nothing: a result waited for the
-    edit booked before it)."""
+    edit booked before it). ``margin_s`` is how late a call may reach the platform after its
+    slot: a burst is that much shorter, so a call delayed on its way cannot arrive together
+    with the calls booked after it (with a delay of at most ``margin_s``, any calls arriving
+    within a window had their slots within that window widened by ``margin_s``)."""
 
     scope: str
     interval_s: float
@@ -598,13 +601,14 @@ class SendRule:
     cost: int = 1
     reserve: int = 0
     ordered: bool = True
+    margin_s: float = 0.0
 
     @property
     def lead(self) -> float:
         """How far ahead of a scope's empty-bucket time this call may go (GCRA's tolerance,
-        less what the cost and the reserve take)."""
+        less what the cost, the reserve and the margin take)."""
         room = max(1, self.burst - self.reserve)
-        return (room - min(self.cost, room)) * self.interval_s
+        return max(0.0, (room - min(self.cost, room)) * self.interval_s - self.margin_s)
 
     @property
     def step(self) -> float:
@@ -958,6 +962,12 @@ class Store(Protocol):
         """Reserve the next moment a call fits every rule, for every instance on this database;
         the seconds to wait until then (0: now). Every rule's scope is charged at that same
         moment, in one transaction; a scope's slots go out in time order."""
+        ...
+
+    async def try_slot(self, rules: list[SendRule]) -> float:
+        """Take a slot only if it is free now: 0 when taken, else the seconds until one could
+        be, with nothing charged (the caller looks again then). For calls that can wait
+        without holding anyone back: a slot booked ahead would delay the calls after it."""
         ...
 
     async def forget_slots(self, idle_s: float) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -136,8 +137,9 @@ TABLES = (
 )
 
 _NOW = "EXTRACT(EPOCH FROM clock_timestamp())::float8"  # the server's clock, in seconds
-# Store.take_slot: $1 scopes, $2 leads, $3 steps (SendRule's), $4 how many distinct scopes.
-# Returns the seconds to wait, or no row when a scope has no row yet (nothing is charged then).
+# Store.take_slot: $1 scopes, $2 leads, $3 steps (SendRule's), $4 how many distinct scopes,
+# $5 ordered (SendRule's), $6 how far away a slot may be and still be taken (else nothing is).
+# Returns the seconds to wait and whether every scope had its row (if not, nothing is charged).
 # ``now`` is read in the projection over the aggregate, i.e. after every row is locked.
 _TAKE_SLOT = f"""
 WITH input AS (
@@ -152,11 +154,13 @@ WITH input AS (
     FROM locked l JOIN input i USING (scope)
 ), at AS (
     SELECT GREATEST(c.t, c.now) AS t, c.now, c.n FROM (SELECT t, n, {_NOW} AS now FROM earliest) c
+), taken AS (
+    UPDATE send_slots s SET tat = GREATEST(s.tat, at.t) + i.step,
+        last = CASE WHEN i.ordered THEN at.t ELSE s.last END
+    FROM input i, at WHERE s.scope = i.scope AND at.n = $4 AND at.t - at.now <= $6::float8
+    RETURNING 1
 )
-UPDATE send_slots s SET tat = GREATEST(s.tat, at.t) + i.step,
-    last = CASE WHEN i.ordered THEN at.t ELSE s.last END
-FROM input i, at WHERE s.scope = i.scope AND at.n = $4
-RETURNING at.t - at.now
+SELECT at.t - at.now AS wait, at.n = $4 AS complete FROM at
 """
 
 Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
@@ -1188,20 +1192,27 @@ class PostgresStore:
     # --- shared limits and singletons ----------------------------------------------------------
 
     async def take_slot(self, rules: list[SendRule]) -> float:
+        return await self._slot(rules, math.inf)
+
+    async def try_slot(self, rules: list[SendRule]) -> float:
+        return await self._slot(rules, 0.0)
+
+    async def _slot(self, rules: list[SendRule], within_s: float) -> float:
         """One statement, one round trip: lock the scopes' rows (in scope order, so two calls
         never deadlock), find the first moment all of them allow (bot.store.rules.next_slot),
-        charge them all at it. The clock is the server's, read once the rows are locked. A
-        scope without a row yet is inserted first, then the statement runs again."""
+        charge them all at it if it is at most ``within_s`` away. The clock is the server's,
+        read once the rows are locked. A scope without a row yet is inserted first, then the
+        statement runs again."""
         scopes = [r.scope for r in rules]
         leads = [r.lead for r in rules]
         steps = [r.step for r in rules]
         ordered = [r.ordered for r in rules]
         for _ in range(3):
-            wait = await self._pool.fetchval(
-                _TAKE_SLOT, scopes, leads, steps, len(set(scopes)), ordered
+            row = await self._one(
+                _TAKE_SLOT, scopes, leads, steps, len(set(scopes)), ordered, within_s
             )
-            if wait is not None:
-                return max(0.0, float(wait))
+            if row is not None and row["complete"]:
+                return max(0.0, float(row["wait"]))
             await self._pool.execute(
                 "INSERT INTO send_slots (scope, tat, last) SELECT unnest($1::text[]), 0, 0"
                 " ON CONFLICT (scope) DO NOTHING",

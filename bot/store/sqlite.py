@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -1089,6 +1090,14 @@ class SQLiteStore:
     # --- shared limits and singletons ----------------------------------------------------------
 
     async def take_slot(self, rules: list[SendRule]) -> float:
+        return await self._slot(rules, math.inf)
+
+    async def try_slot(self, rules: list[SendRule]) -> float:
+        return await self._slot(rules, 0.0)
+
+    async def _slot(self, rules: list[SendRule], within_s: float) -> float:
+        """The slot if it is at most ``within_s`` away (then the wait), else nothing taken and
+        the wait it would have been."""
         now = time.time()
         scopes = [r.scope for r in rules]
         async with self._transaction() as db:
@@ -1098,6 +1107,8 @@ class SQLiteStore:
             ) as cur:
                 states = {str(r[0]): (float(r[1]), float(r[2])) for r in await cur.fetchall()}
             at, after = next_slot(now, rules, states)
+            if at - now > within_s:
+                return at - now
             await db.executemany(
                 "INSERT INTO send_slots (scope, tat, last) VALUES (?, ?, ?) ON CONFLICT (scope)"
                 " DO UPDATE SET tat = excluded.tat, last = excluded.last",
