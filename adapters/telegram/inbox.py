@@ -110,7 +110,7 @@ class Inbox:
             return
         self._in_hand.discard(update.update_id)
         try:
-            await self.store.update_handled(_event(update.update_id))
+            await self.store.update_handled(_event(update.update_id), self.owner)
         except Exception:
             # Left in the inbox: taken again after takeover_s, and the gate's seen events stop
             # it from running twice.
@@ -137,13 +137,13 @@ class Inbox:
                 update_id,
                 row.takes - 1,
             )
-            await store.update_handled(row.event)
+            await store.update_handled(row.event, self.owner)
             return
         try:
             update = Update.de_json(json.loads(row.body), self.app.bot)
         except Exception:
             log.error("dropping update %s from the inbox: unreadable", update_id)
-            await store.update_handled(row.event)
+            await store.update_handled(row.event, self.owner)
             return
         log.info(
             "handling update %s accepted %.1f s ago by %s, which did not finish it",

@@ -996,6 +996,8 @@ class Store(Protocol):
         the same update."""
         ...
 
-    async def update_handled(self, event: str) -> None:
-        """The update was handled: it leaves the inbox."""
+    async def update_handled(self, event: str, owner: str) -> None:
+        """``owner`` handled the update: it leaves the inbox, if it is still ``owner``'s. One
+        another instance took over meanwhile (``owner`` stalled) stays: it is the taker's to
+        handle and take off; deleted here, a kill -9 of the taker would lose it."""
         ...

@@ -1279,8 +1279,8 @@ class PostgresStore:
         )
         return sorted((InboxRow(**dict(r)) for r in rows), key=lambda r: r.received_at)
 
-    async def update_handled(self, event: str) -> None:
-        await self._pool.execute("DELETE FROM inbox WHERE event = $1", event)
+    async def update_handled(self, event: str, owner: str) -> None:
+        await self._pool.execute("DELETE FROM inbox WHERE event = $1 AND owner = $2", event, owner)
 
 
 class _Ledger:

@@ -1179,9 +1179,9 @@ class SQLiteStore:
             ) as cur:
                 return [InboxRow(**dict(r)) for r in await cur.fetchall()]
 
-    async def update_handled(self, event: str) -> None:
+    async def update_handled(self, event: str, owner: str) -> None:
         async with self._transaction() as db:
-            await db.execute("DELETE FROM inbox WHERE event = ?", (event,))
+            await db.execute("DELETE FROM inbox WHERE event = ? AND owner = ?", (event, owner))
 
 
 class _Ledger:
