@@ -8,7 +8,8 @@ any of it is handled. So each update is written to the store's inbox first (one 
 by the gate's event, ``telegram:<update_id>``): by the webhook receiver before it answers
 (``Inbox.accept``), and when polling by the update queue itself (``InboxQueue``: the Updater
 awaits its ``put`` before it asks for the next batch). A handler in a group after every other
-(``HANDLED_GROUP``) deletes the row once the update was handled.
+(``HANDLED_GROUP``) deletes the row once the update was handled, if it is still this
+instance's: one taken over meanwhile is the taker's to handle and delete.
 
 An instance killed in between leaves its rows behind. While alive, an instance says every
 third of ``takeover_s`` that it still has its rows (``keep_updates``); rows nobody said so of
