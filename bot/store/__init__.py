@@ -831,8 +831,9 @@ class Store(Protocol):
         """Add a part (``body``: its message) to ``album``'s window: the window's arrivals
         now, this one included, which the caller hands to ``take_album`` after its wait. A
         part already in the open window (redelivered) arrives again: it re-arms the window.
-        0 when the part was taken with its album already (drop it). A part of an album taken
-        before it came opens a window of its own."""
+        0 when the part was taken with its album already (drop it, unless it is the part
+        that took it: ``retake_album``). A part of an album taken before it came opens a
+        window of its own."""
         ...
 
     async def take_album(self, album: str, arrivals: int, by: str) -> list[str] | None:

@@ -20,6 +20,12 @@ is a redelivery, and what it submitted is recovered where every half-done submit
 (``Delivery.take_over``): never submitted twice. Why not mark it seen in the paid write alone:
 a redelivery arriving while the first is still downloading its photos would run it twice, and
 requests that pay nothing (settings, presets, asks) would never be marked at all.
+
+Claims a request makes on its way to the paid write (an ask's answer, an album's parts) are
+recorded as that request's, and its replay makes them again (``Store.claim_ask``'s
+``request``, ``Store.retake_album``): the gate's claim is what keeps it to one run. Work that
+outlives its entrance (a held prompt's send, submitted after the press is answered) is a
+request of its own, claimed by the entrance that spawns it and run in ``Gate.carried_on``.
 """
 
 from __future__ import annotations
