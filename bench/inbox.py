@@ -59,7 +59,7 @@ async def inserts(store: Store, n: int) -> list[float]:
         start = time.perf_counter()
         await store.accept_update(event, body, "bench")
         times.append(time.perf_counter() - start)
-        await store.update_handled(event)
+        await store.update_handled(event, "bench")
     return times[n // 20 :]  # the first ones warm connections and caches
 
 
@@ -84,7 +84,7 @@ async def posts(receiver_class: Any, store: Store | None, n: int) -> list[float]
                     times.append(time.perf_counter() - start)
                     app.update_queue.get_nowait()  # nothing handles them here
                     if store is not None:
-                        await store.update_handled(f"telegram:{20_000 + i}")
+                        await store.update_handled(f"telegram:{20_000 + i}", store.instance.id)
         finally:
             await receiver.stop()
             await app.shutdown()

@@ -28,6 +28,13 @@ def held_ref_id(key: str) -> str:
     return f"held-{key}"
 
 
+def held_event(key: str) -> str:
+    """The request a held prompt's send is claimed as (``Store.claim_request``, as the gate
+    claims an update): one per held prompt, whichever press sends it. The send outlives the
+    press (it is submitted after the press is answered), so it cannot be the press's own."""
+    return f"held:{key}"
+
+
 @dataclass(frozen=True)
 class Held:
     """A request the check held back: what to send as it is, and what to send fixed."""

@@ -19,12 +19,14 @@ from bot.chat import MessageRef, Requester
 from bot.config import AccessConfig, QuotaConfig
 from bot.media import Downloader
 from bot.mj.client import MjClient
+from bot.mj.profiles import profile_for
 from bot.outbox import Outbox
 from bot.policy import Policy
 from bot.store import RequestTaken, Store
 from bot.usecases import Service
+from bot.views import View
 from tests.harness import API_KEY
-from tests.inprocess import CHAT, OWNER, Chat
+from tests.inprocess import CHAT, OWNER, Chat, png
 from tests.storage import rows
 from tests.test_fleet import beat, die, fleet  # noqa: F401  (fleet: the fixture)
 from tests.test_store import row
@@ -255,3 +257,133 @@ async def test_a_request_that_failed_is_done_and_one_cut_short_is_left_for_the_r
     await die(a.store)
     assert not await b.store.claim_request("telegram:601")
     assert await b.store.claim_request("telegram:602")
+
+
+# --- claims made on the way to the paid write: an ask's answer, a held prompt's send ----------
+# The kill lands after the claim and before the task row: the last thing before the row is the
+# turbo notice (the provider has no turbo, the user's speed is turbo), and on instance a the
+# chat never returns from it.
+
+TURBO_NOTICE = "Turbo is not available"
+
+
+class Stalling(Chat):
+    """A chat double that does not return from the turbo notice until ``going_on`` is set:
+    the handling that sends it stands still there, as a kill leaves it (or a stall)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stalled, self.going_on = asyncio.Event(), asyncio.Event()
+
+    async def send(self, chat_id: str, view: View, reply_to: MessageRef | None = None):
+        if TURBO_NOTICE in view.text:
+            self.stalled.set()
+            await self.going_on.wait()
+        return await super().send(chat_id, view, reply_to)
+
+
+@pytest.fixture
+async def stalling(fleet, sim) -> AsyncIterator[tuple[Service, Service]]:  # noqa: F811
+    """As ``nodes``, on a provider without turbo and with turbo the default speed; a's chat
+    stalls at the turbo notice (``Stalling``)."""
+    a, b = await fleet("a", "b")
+    client = MjClient(sim.base_url, API_KEY, profile=profile_for("openai-hk"))
+    downloader = Downloader()
+    services = []
+    for store, chat in ((a, Stalling()), (b, Chat())):
+        await beat(store, 30.0)
+        outbox = Outbox({"t": chat}, edit_interval_s=0.05, send_interval_s=0)
+        policy = Policy(store, AccessConfig(), QuotaConfig(concurrency=0))
+        service = Service(store, client, outbox, downloader, policy=policy, default_mode="turbo")
+        services.append(service)
+    yield services[0], services[1]
+    for service in services:
+        await service.close(grace_s=0.1)
+        await service.outbox.close()
+    await client.aclose()
+    await downloader.aclose()
+
+
+def chat_of(service: Service) -> Any:
+    return service.outbox.ports["t"]
+
+
+async def test_an_answer_killed_after_its_ask_was_claimed_runs_once_on_the_replay(stalling, sim):
+    """A reply with the photos /blend asked for: the ask is claimed, then the kill, before
+    the blend was stored. The replay claims the ask again (it is the same request's) and
+    blends once. (Claimed for good, the replay was told the question had expired.)"""
+    a, b = stalling
+    await a.blend(update("telegram:700", message="1"))  # no photos: asked for them by reply
+    (asked,) = table(a, "SELECT * FROM asks")
+    reply = Requester(
+        "t",
+        CHAT,
+        OWNER,
+        message=MessageRef("t", CHAT, "2"),
+        replied=MessageRef("t", CHAT, asked["message_id"]),
+        event="telegram:701",
+        language="en",
+    )
+    photos = [png(colour="red"), png(colour="green")]
+    answering = asyncio.create_task(a.answer(reply, asked["message_id"], "", photos))
+    try:
+        await chat_of(a).stalled.wait()
+        assert table(a, "SELECT answered_at FROM asks")[0]["answered_at"] is not None
+        assert table(a, "SELECT * FROM tasks") == []
+        await die(a.store)
+
+        assert await b.answer(reply, asked["message_id"], "", photos)  # the replay
+        (task,) = table(b, "SELECT * FROM tasks")
+        assert (task["kind"], task["submitted_by"]) == ("blend", "b")
+        await until(lambda: sim.submits("blend"))
+        assert len(sim.submits("blend")[0].body["base64Array"]) == 2
+        assert [c["action"] for c in table(b, "SELECT * FROM ledger")] == ["blend"]
+        # a plain redelivery of it now: nothing
+        assert await b.answer(reply, asked["message_id"], "", photos)
+        # a was stalled, not dead: its handling goes on, and its paid write is refused
+        await beat(a.store, 30.0)
+        chat_of(a).going_on.set()
+        await answering
+        assert len(table(b, "SELECT * FROM tasks")) == 1
+        assert len(sim.submits("blend")) == 1 and len(table(b, "SELECT * FROM ledger")) == 1
+    finally:
+        await cut_off(answering)
+
+
+async def test_a_held_prompt_whose_send_was_killed_is_sent_by_the_next_press(stalling, sim):
+    """A press of "Fix and send" claims the held prompt and answers; its send (spawned after
+    the answer) is killed before its task was stored. The next press, on another instance,
+    sends it: once. (Claimed for good, every later press said the prompt had expired.)"""
+    a, b = stalling
+    await a.imagine(update("telegram:710"), "a fox --s 5000")  # held: out of range
+    held_id, _ = chat_of(a).sent[-1]
+    token = chat_of(a).tokens(held_id)["✅ Fix and send"]
+
+    def press(event: str) -> Requester:
+        return Requester(
+            "t", CHAT, OWNER, message=MessageRef("t", CHAT, held_id), event=event, language="en"
+        )
+
+    notice = await a.press(press("telegram:711"), token)
+    assert not notice.alert
+    await chat_of(a).stalled.wait()  # its send stands still before the task row
+    assert table(a, "SELECT * FROM tasks") == [] and not sim.submits("imagine")
+    await die(a.store)
+
+    again = await b.press(press("telegram:712"), token)
+    assert not again.alert, again.text
+    await until(lambda: sim.submits("imagine"))
+    (task,) = table(b, "SELECT * FROM tasks")
+    assert (task["kind"], task["submitted_by"]) == ("imagine", "b")
+    assert sim.submits("imagine")[0].body["prompt"] == "a fox --s 1000"
+    assert [c["action"] for c in table(b, "SELECT * FROM ledger")] == ["imagine"]
+    # a was stalled, not dead: its send goes on, and its paid write is refused
+    await beat(a.store, 30.0)
+    chat_of(a).going_on.set()
+    await asyncio.sleep(0.2)
+    assert len(table(b, "SELECT * FROM tasks")) == 1
+    # sent: a press now, on either instance, sends nothing more
+    assert (await a.press(press("telegram:713"), token)).alert
+    assert (await b.press(press("telegram:714"), token)).alert
+    await asyncio.sleep(0.2)
+    assert len(sim.submits("imagine")) == 1 and len(table(b, "SELECT * FROM ledger")) == 1

@@ -72,18 +72,24 @@ async def test_an_album_window_is_taken_once_by_its_last_arrival(tmp_path: Path)
     try:
         assert await store.join_album("t:1:g", "11", "one") == 1
         assert await store.join_album("t:1:g", "12", "two") == 2
-        assert await store.take_album("t:1:g", 1) is None  # a later part came: not this one's
-        assert await store.take_album("t:1:g", 2) == ["one", "two"]
-        assert await store.take_album("t:1:g", 2) is None  # taken once
+        assert await store.take_album("t:1:g", 1, "11") is None  # a later part came
+        assert await store.take_album("t:1:g", 2, "12") == ["one", "two"]
+        assert await store.take_album("t:1:g", 2, "12") is None  # taken once
         assert await store.join_album("t:1:g", "11", "one") == 0  # redelivered: dropped
+        assert await store.retake_album("t:1:g", "11") is None  # 12 took it, not 11
+        # The part that took it, replayed (its instance died before the blend was stored):
+        # the album again, for the gate to run once.
+        assert await store.join_album("t:1:g", "12", "two") == 0
+        assert await store.retake_album("t:1:g", "12") == ["one", "two"]
         # A part after its album was taken opens a window of its own (as it did in memory).
         assert await store.join_album("t:1:g", "13", "late") == 1
-        assert await store.take_album("t:1:g", 1) == ["late"]
+        assert await store.take_album("t:1:g", 1, "13") == ["late"]
+        assert await store.retake_album("t:1:g", "12") == ["one", "two"]  # still its own
         # Redelivered while its window is open: it re-arms the window, and is taken once.
         assert await store.join_album("t:1:h", "21", "a") == 1
         assert await store.join_album("t:1:h", "21", "a") == 2
-        assert await store.take_album("t:1:h", 1) is None
-        assert await store.take_album("t:1:h", 2) == ["a"]
+        assert await store.take_album("t:1:h", 1, "21") is None
+        assert await store.take_album("t:1:h", 2, "21") == ["a"]
     finally:
         await close([store])
 
@@ -99,7 +105,7 @@ async def test_parts_racing_over_two_stores_make_one_album(tmp_path: Path) -> No
         )
         assert sorted(counts) == [1, 2, 3, 4, 5, 6]
         taken = await asyncio.gather(
-            *(opened[n % 2].take_album("t:1:g", c) for n, c in enumerate(counts))
+            *(opened[n % 2].take_album("t:1:g", c, str(n)) for n, c in enumerate(counts))
         )
         (album,) = [t for t in taken if t is not None]
         assert sorted(album) == [f"p{n}" for n in range(6)]

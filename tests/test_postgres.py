@@ -164,7 +164,7 @@ async def fill(path: Path) -> None:
         await store.heartbeat(InstanceRow("i1", "host-a", 42, 1.0, 0.0, 0.0), 30.0)
         await store.lease_tasks("i1", 30.0, 10)
         await store.join_album("telegram:-1:g1", "31", '{"message_id": 31}')
-        await store.take_album("telegram:-1:g1", 1)
+        await store.take_album("telegram:-1:g1", 1, "31")
         await store.join_album("telegram:-1:g2", "32", '{"message_id": 32}')  # window open
         await store.claim_copy(f"{parent.key}:file")
         await store.copy_posted(f"{parent.key}:file", MessageRef("telegram", "-1", "33", "doc"))

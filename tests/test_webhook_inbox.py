@@ -53,7 +53,9 @@ async def test_an_update_is_kept_once_and_taken_by_one(store: Store) -> None:
     await store.keep_updates(row.owner)  # it says it still has it: nobody takes it
     assert await store.take_updates("e", 0.2, 10) == []
 
-    await store.update_handled(EVENT)
+    await store.update_handled(EVENT, "a")  # its first owner, late: the row is not its own
+    assert [r["owner"] for r in rows(database(store), "SELECT * FROM inbox")] == [row.owner]
+    await store.update_handled(EVENT, row.owner)
     assert rows(database(store), "SELECT * FROM inbox") == []
     # After its handling an update is not kept: a late redelivery is kept again (and the
     # gate's seen event stops it from running twice).
@@ -157,6 +159,55 @@ async def test_a_live_instance_keeps_its_update_a_dead_ones_is_taken(
             taken = first.counts.taken_over + second.counts.taken_over
             assert taken == 1
         finally:
+            await close(second)
+            await close(first)
+            if second_store is not store:
+                await second_store.close()
+
+
+async def test_a_stalled_instance_ending_an_update_taken_over_leaves_it_to_the_taker(
+    store: Store,
+) -> None:
+    """The first instance stalls (its inbox round stops) while it handles an update; the
+    second takes the update over and is handling it when the first one's handling ends. The
+    row stays the second's: deleted by the first, a kill -9 of the second would lose it."""
+    second_store = store
+    if database(store).startswith("postgresql://"):
+        from bot.store.postgres import PostgresStore
+
+        second_store = await PostgresStore.open(database(store), exclusive=False)
+    release_first, release_second = asyncio.Event(), asyncio.Event()
+    first_seen: list[int] = []
+    second_seen: list[int] = []
+
+    async def stalled(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        first_seen.append(update.update_id)
+        await release_first.wait()
+
+    async def taker(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        second_seen.append(update.update_id)
+        await release_second.wait()
+
+    async with FakeTelegram() as fake:
+        first = await intake_on(store, fake, stalled, takeover_s=1.0)
+        second = await intake_on(second_store, fake, taker, takeover_s=1.0)
+        second.inbox.owner = "taker"  # SQLite's two receivers share one store (one instance id)
+        try:
+            assert await post(first, json.dumps(UPDATE).encode()) == 200
+            await fake.wait_for(lambda: first_seen, timeout=5)
+            await first.inbox.stop()  # the stall: it no longer says it has the update
+            await fake.wait_for(lambda: second_seen, timeout=5, message="taken over")
+
+            release_first.set()  # the first one's handling ends after all
+            await asyncio.sleep(0.3)
+            (kept,) = rows(database(store), "SELECT * FROM inbox")
+            assert (kept["event"], kept["owner"]) == (EVENT, second.inbox.owner)
+
+            release_second.set()  # the taker ends it: now it leaves
+            await fake.wait_for(lambda: not rows(database(store), "SELECT * FROM inbox"), timeout=5)
+        finally:
+            release_first.set()
+            release_second.set()
             await close(second)
             await close(first)
             if second_store is not store:

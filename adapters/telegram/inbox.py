@@ -8,7 +8,8 @@ any of it is handled. So each update is written to the store's inbox first (one 
 by the gate's event, ``telegram:<update_id>``): by the webhook receiver before it answers
 (``Inbox.accept``), and when polling by the update queue itself (``InboxQueue``: the Updater
 awaits its ``put`` before it asks for the next batch). A handler in a group after every other
-(``HANDLED_GROUP``) deletes the row once the update was handled.
+(``HANDLED_GROUP``) deletes the row once the update was handled, if it is still this
+instance's: one taken over meanwhile is the taker's to handle and delete.
 
 An instance killed in between leaves its rows behind. While alive, an instance says every
 third of ``takeover_s`` that it still has its rows (``keep_updates``); rows nobody said so of
@@ -110,7 +111,7 @@ class Inbox:
             return
         self._in_hand.discard(update.update_id)
         try:
-            await self.store.update_handled(_event(update.update_id))
+            await self.store.update_handled(_event(update.update_id), self.owner)
         except Exception:
             # Left in the inbox: taken again after takeover_s, and the gate's seen events stop
             # it from running twice.
@@ -137,13 +138,13 @@ class Inbox:
                 update_id,
                 row.takes - 1,
             )
-            await store.update_handled(row.event)
+            await store.update_handled(row.event, self.owner)
             return
         try:
             update = Update.de_json(json.loads(row.body), self.app.bot)
         except Exception:
             log.error("dropping update %s from the inbox: unreadable", update_id)
-            await store.update_handled(row.event)
+            await store.update_handled(row.event, self.owner)
             return
         log.info(
             "handling update %s accepted %.1f s ago by %s, which did not finish it",

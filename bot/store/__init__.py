@@ -171,6 +171,7 @@ class AskRow:
     lang: str
     created_at: float
     answered_at: float | None
+    answered_by: str | None = None  # the request whose answer claimed it (``claim_ask``)
 
 
 # --- settings --------------------------------------------------------------------------------
@@ -799,10 +800,13 @@ class Store(Protocol):
         ...
 
     async def claim_ask(
-        self, platform: str, chat_id: str, message_id: str, alias: str = ""
+        self, platform: str, chat_id: str, message_id: str, alias: str = "", *, request: str = ""
     ) -> bool:
         """True once per ask, whether named by its message id or by ``alias`` (its pending
-        id, when the reply found it before the id was recorded)."""
+        id, when the reply found it before the id was recorded); the claim is ``request``'s
+        (the gate's event of the answer). True again for that same request: it runs again
+        only when the gate let it (its instance died before anything of it was paid, so the
+        work the claim was for was never stored), and its answer must not be lost then."""
         ...
 
     # --- settings ------------------------------------------------------------------------------
@@ -831,15 +835,23 @@ class Store(Protocol):
         """Add a part (``body``: its message) to ``album``'s window: the window's arrivals
         now, this one included, which the caller hands to ``take_album`` after its wait. A
         part already in the open window (redelivered) arrives again: it re-arms the window.
-        0 when the part was taken with its album already (drop it). A part of an album taken
-        before it came opens a window of its own."""
+        0 when the part was taken with its album already (drop it, unless it is the part
+        that took it: ``retake_album``). A part of an album taken before it came opens a
+        window of its own."""
         ...
 
-    async def take_album(self, album: str, arrivals: int) -> list[str] | None:
+    async def take_album(self, album: str, arrivals: int, by: str) -> list[str] | None:
         """Close ``album``'s window and take its parts' bodies (in the order they joined),
         if it has had exactly ``arrivals`` arrivals: of the parts waiting, the last one to
-        arrive takes them all, once. None when a part arrived since (it will take them), or
-        the album was taken."""
+        arrive (``by``) takes them all, once. None when a part arrived since (it will take
+        them), or the album was taken."""
+        ...
+
+    async def retake_album(self, album: str, by: str) -> list[str] | None:
+        """The bodies the part ``by`` took ``album`` with (``take_album``), again, for its
+        update replayed: its instance died before the album's work was stored, and the gate
+        decides whether it runs again (it does only when nothing of it was paid). None when
+        ``by`` took nothing (another part took the album: this one is a redelivery)."""
         ...
 
     async def claim_copy(self, slot: str, *, fresh_for: float | None = None) -> CopyClaim:
@@ -1006,6 +1018,8 @@ class Store(Protocol):
         the same update."""
         ...
 
-    async def update_handled(self, event: str) -> None:
-        """The update was handled: it leaves the inbox."""
+    async def update_handled(self, event: str, owner: str) -> None:
+        """``owner`` handled the update: it leaves the inbox, if it is still ``owner``'s. One
+        another instance took over meanwhile (``owner`` stalled) stays: it is the taker's to
+        handle and take off; deleted here, a kill -9 of the taker would lose it."""
         ...

@@ -760,16 +760,18 @@ class PostgresStore:
         return AskRow(**dict(row)) if row else None
 
     async def claim_ask(
-        self, platform: str, chat_id: str, message_id: str, alias: str = ""
+        self, platform: str, chat_id: str, message_id: str, alias: str = "", *, request: str = ""
     ) -> bool:
         status = await self._pool.execute(
-            "UPDATE asks SET answered_at = $1 WHERE platform = $2 AND chat_id = $3"
-            " AND message_id IN ($4, $5) AND answered_at IS NULL",
+            "UPDATE asks SET answered_at = $1, answered_by = $6 WHERE platform = $2"
+            " AND chat_id = $3 AND message_id IN ($4, $5)"
+            " AND (answered_at IS NULL OR answered_by = $6)",
             time.time(),
             platform,
             chat_id,
             message_id,
             alias or message_id,
+            request or None,
         )
         return _changed(status) == 1
 
@@ -839,7 +841,7 @@ class PostgresStore:
             )
             return int(arrivals)
 
-    async def take_album(self, album: str, arrivals: int) -> list[str] | None:
+    async def take_album(self, album: str, arrivals: int, by: str) -> list[str] | None:
         now = time.time()
         async with self._transaction() as db:
             status = await db.execute(
@@ -848,15 +850,25 @@ class PostgresStore:
             if _changed(status) != 1:
                 return None
             rows = await db.fetch(
-                "UPDATE album_parts SET taken = 1 WHERE album = $1 AND taken = 0"
+                "UPDATE album_parts SET taken = 1, taken_by = $2 WHERE album = $1 AND taken = 0"
                 " RETURNING body, added_at, part",
                 album,
+                by,
             )
             # Forgotten a day on: parts (a redelivery that late is not one) and windows
             # whose instance died waiting.
             await db.execute("DELETE FROM album_parts WHERE added_at < $1", now - ALBUM_KEPT_S)
             await db.execute("DELETE FROM albums WHERE started_at < $1", now - ALBUM_KEPT_S)
         return [str(r["body"]) for r in sorted(rows, key=lambda r: (r["added_at"], r["part"]))]
+
+    async def retake_album(self, album: str, by: str) -> list[str] | None:
+        found = await self._pool.fetch(
+            "SELECT body FROM album_parts WHERE album = $1 AND taken_by = $2"
+            " ORDER BY added_at, part",
+            album,
+            by,
+        )
+        return [str(r["body"]) for r in found] or None
 
     async def claim_copy(self, slot: str, *, fresh_for: float | None = None) -> CopyClaim:
         # One statement: two claims at once queue on the row, and the second finds it claimed.
@@ -1290,8 +1302,8 @@ class PostgresStore:
         )
         return sorted((InboxRow(**dict(r)) for r in rows), key=lambda r: r.received_at)
 
-    async def update_handled(self, event: str) -> None:
-        await self._pool.execute("DELETE FROM inbox WHERE event = $1", event)
+    async def update_handled(self, event: str, owner: str) -> None:
+        await self._pool.execute("DELETE FROM inbox WHERE event = $1 AND owner = $2", event, owner)
 
 
 class _Ledger:

@@ -686,13 +686,22 @@ class SQLiteStore:
         return AskRow(**dict(row)) if row else None
 
     async def claim_ask(
-        self, platform: str, chat_id: str, message_id: str, alias: str = ""
+        self, platform: str, chat_id: str, message_id: str, alias: str = "", *, request: str = ""
     ) -> bool:
         async with self._transaction() as db:
             cur = await db.execute(
-                "UPDATE asks SET answered_at = ? WHERE platform = ? AND chat_id = ?"
-                " AND message_id IN (?, ?) AND answered_at IS NULL",
-                (time.time(), platform, chat_id, message_id, alias or message_id),
+                "UPDATE asks SET answered_at = ?, answered_by = ? WHERE platform = ?"
+                " AND chat_id = ? AND message_id IN (?, ?)"
+                " AND (answered_at IS NULL OR answered_by = ?)",
+                (
+                    time.time(),
+                    request or None,
+                    platform,
+                    chat_id,
+                    message_id,
+                    alias or message_id,
+                    request or None,
+                ),
             )
             return cur.rowcount == 1
 
@@ -772,7 +781,7 @@ class SQLiteStore:
             assert row is not None
             return int(row[0])
 
-    async def take_album(self, album: str, arrivals: int) -> list[str] | None:
+    async def take_album(self, album: str, arrivals: int, by: str) -> list[str] | None:
         now = time.time()
         async with self._transaction() as db:
             cur = await db.execute(
@@ -786,12 +795,24 @@ class SQLiteStore:
                 (album,),
             )
             bodies = [str(r[0]) for r in await cur.fetchall()]
-            await db.execute("UPDATE album_parts SET taken = 1 WHERE album = ?", (album,))
+            await db.execute(
+                "UPDATE album_parts SET taken = 1, taken_by = ? WHERE album = ? AND taken = 0",
+                (by, album),
+            )
             # Forgotten a day on: parts (a redelivery that late is not one) and windows
             # whose instance died waiting.
             await db.execute("DELETE FROM album_parts WHERE added_at < ?", (now - ALBUM_KEPT_S,))
             await db.execute("DELETE FROM albums WHERE started_at < ?", (now - ALBUM_KEPT_S,))
             return bodies
+
+    async def retake_album(self, album: str, by: str) -> list[str] | None:
+        found = await self._all(
+            "SELECT body FROM album_parts WHERE album = ? AND taken_by = ?"
+            " ORDER BY added_at, rowid",
+            album,
+            by,
+        )
+        return [str(r[0]) for r in found] or None
 
     async def claim_copy(self, slot: str, *, fresh_for: float | None = None) -> CopyClaim:
         now = time.time()
@@ -1190,9 +1211,9 @@ class SQLiteStore:
             ) as cur:
                 return [InboxRow(**dict(r)) for r in await cur.fetchall()]
 
-    async def update_handled(self, event: str) -> None:
+    async def update_handled(self, event: str, owner: str) -> None:
         async with self._transaction() as db:
-            await db.execute("DELETE FROM inbox WHERE event = ?", (event,))
+            await db.execute("DELETE FROM inbox WHERE event = ? AND owner = ?", (event, owner))
 
 
 class _Ledger:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from bot import media
@@ -30,7 +31,7 @@ from bot.usecases.jobs import Kind
 from bot.usecases.kept import Kept
 from bot.usecases.preferences import Preferences
 from bot.usecases.presses import Presses
-from bot.usecases.prompting import Prompting
+from bot.usecases.prompting import Confirmed, Prompting
 from bot.usecases.questions import Asker, Questions
 from bot.usecases.runtime import Runtime
 from bot.usecases.submitter import Submitter
@@ -245,8 +246,14 @@ class Service:
         sent through the command's own path, after the press is answered."""
         notice, confirmed = await self.prompting.press(req, key, verb)
         if confirmed is not None:
-            self.runtime.spawn(self.submitting.confirmed(req, confirmed))
+            self.runtime.spawn(self._send_held(replace(req, event=confirmed.request), confirmed))
         return notice
+
+    async def _send_held(self, req: Requester, confirmed: Confirmed) -> None:
+        """The held request sent as the request the press claimed (``req.event``): its task
+        row confirms the claim; a kill before that leaves it for the next press."""
+        async with self.gate.carried_on(req.event):
+            await self.submitting.confirmed(req, confirmed)
 
     # -- prompting.py: references and presets --
 

@@ -20,6 +20,12 @@ is a redelivery, and what it submitted is recovered where every half-done submit
 (``Delivery.take_over``): never submitted twice. Why not mark it seen in the paid write alone:
 a redelivery arriving while the first is still downloading its photos would run it twice, and
 requests that pay nothing (settings, presets, asks) would never be marked at all.
+
+Claims a request makes on its way to the paid write (an ask's answer, an album's parts) are
+recorded as that request's, and its replay makes them again (``Store.claim_ask``'s
+``request``, ``Store.retake_album``): the gate's claim is what keeps it to one run. Work that
+outlives its entrance (a held prompt's send, submitted after the press is answered) is a
+request of its own, claimed by the entrance that spawns it and run in ``Gate.carried_on``.
 """
 
 from __future__ import annotations
@@ -143,15 +149,36 @@ class Gate:
             # done, as a kill leaves it: the update replayed after this instance runs it.
             await self._done(entry)
 
+    @asynccontextmanager
+    async def carried_on(self, event: str) -> AsyncIterator[None]:
+        """Work a request hands on past its entrance, as a request of its own: ``event``,
+        claimed (``Store.claim_request``) inside the entrance that spawns the work (a held
+        prompt's send, submitted after its press is answered: bot.prompt_check.held_event).
+        As in an entrance, the work's paid write confirms the claim, and its end marks it
+        done, well or not; work cut short (a stop) leaves it undone, as a kill does, for
+        the next claim once this instance is dead; taken over meanwhile, it ends quietly."""
+        try:
+            yield
+        except RequestTaken:
+            log.warning("%s was taken over by another instance", event)
+            return
+        except Exception:
+            await self._request_done(event)
+            raise
+        await self._request_done(event)
+
     async def _done(self, entry: Entry) -> None:
         """The request was handled: its update is seen for good."""
         if entry.passed is None or not entry.incoming.event:
             return
+        await self._request_done(entry.incoming.event)
+
+    async def _request_done(self, event: str) -> None:
         try:
-            await self.store.request_done(entry.incoming.event)
+            await self.store.request_done(event)
         except Exception:
             # The claim stays this live instance's: redeliveries are still ignored.
-            log.warning("could not mark update %s done", entry.incoming.event, exc_info=True)
+            log.warning("could not mark update %s done", event, exc_info=True)
 
     async def _check(self, incoming: Requester) -> Entry:
         req = await self.who(incoming)

@@ -30,7 +30,7 @@ from bot.mj.prompt import (
     url_kind,
 )
 from bot.outbox import Outbox
-from bot.prompt_check import DROP, HELD_COMMAND, Held, held_ref_id, review, view
+from bot.prompt_check import DROP, HELD_COMMAND, Held, held_event, held_ref_id, review, view
 from bot.settings_menu import references_line
 from bot.store import ActiveReference, Preset, Store, TaskRow, UserSettings, new_key
 from bot.usecases.base import Notice
@@ -58,6 +58,7 @@ class Confirmed:
     bot: Bot | None
     photos: tuple[bytes, ...] = ()
     args: str = ""  # the command's own arguments (/video's options around the prompt)
+    request: str = ""  # the request its send fulfils, claimed by the press (``held_event``)
 
 
 def target_for(settings: UserSettings, bot: Bot | None, *, video: bool = False) -> Target:
@@ -167,12 +168,19 @@ class Prompting:
     async def press(self, req: Requester, key: str, verb: str) -> tuple[Notice, Confirmed | None]:
         """A button under a held prompt: fix and send, send anyway, or cancel. Only its author
         may press, and only once: the held request is claimed before anything is sent; what
-        to send is handed back (the caller submits it through the command's own path)."""
+        to send is handed back (the caller submits it through the command's own path, as the
+        request ``Confirmed.request``, which its task row confirms).
+
+        The claim is a request's claim (``held_event``; bot.usecases.gate): an instance killed
+        after it and before the send's task was stored leaves it undone, and a press of the
+        same buttons claims it again once that instance is dead: the send is not lost."""
         lang = req.language
         ref_id = held_ref_id(key)
+        event = held_event(key)
         ask = await self.store.ask(req.platform, req.chat_id, ref_id)
         held = Held.decode(ask.args) if ask is not None and ask.command == HELD_COMMAND else None
-        if ask is None or held is None or ask.answered_at is not None:
+        answered = ask is not None and ask.answered_at is not None and ask.answered_by != event
+        if ask is None or held is None or answered:
             return Notice(t("check.expired", lang), alert=True), None
         if ask.user_id != req.user_id:
             return Notice(t("check.not_yours", lang), alert=True), None
@@ -185,14 +193,19 @@ class Prompting:
             if data is None:
                 return Notice(t("check.photos_lost", lang), alert=True), None
             photos.append(data)
-        if not await self.store.claim_ask(req.platform, req.chat_id, ref_id):
+        # Done, or in a live instance's hands (sent or being sent): nothing to do here.
+        if not await self.store.claim_request(event):
+            return Notice(t("check.expired", lang), alert=True), None
+        if not await self.store.claim_ask(req.platform, req.chat_id, ref_id, request=event):
+            await self.store.request_done(event)  # answered by a version that kept no claim
             return Notice(t("check.expired", lang), alert=True), None
         if req.message is not None:  # the choices are spent: the message keeps its text only
             self.spawn(self._settle_message(req.message, verb, lang))
         if chosen is None:
+            await self.store.request_done(event)  # nothing to send
             return Notice(t("check.dropped", lang)), None
         prompt, bot = chosen
-        confirmed = Confirmed(held.kind, prompt, bot, tuple(photos), held.args)
+        confirmed = Confirmed(held.kind, prompt, bot, tuple(photos), held.args, event)
         return Notice(t("press.sending", lang)), confirmed
 
     async def _settle_message(self, ref: MessageRef, verb: str, lang: str) -> None:

@@ -206,9 +206,11 @@ class Questions:
             return
         # The command that asked, read back from the row as a typed kind: a name no command
         # has (an old or forged row) is an expired question, never looked up as a method.
+        # The claim is this request's: its replay (the gate runs it again only when this
+        # instance died before the command's task was stored) claims the ask again.
         kind = Kind.of(ask.command)
         if kind is None or not await self.store.claim_ask(
-            req.platform, req.chat_id, reply_to_message_id, alias=ask.message_id
+            req.platform, req.chat_id, reply_to_message_id, alias=ask.message_id, request=req.event
         ):
             await self.tell(req, t("modal.expired", req.language))
             return
