@@ -164,7 +164,9 @@ class SharedLimiter:
             self.counts.waited_s += wait
             by_kind = self.counts.waited_by_kind
             by_kind[kind] = by_kind.get(kind, 0.0) + wait
-        if wait == 0 or not spare:  # taken
+        if spare and wait > 0:
+            self.counts.refused += 1
+        else:  # taken
             self.counts.slots += 1
             if self.counts.slots % FORGET_EVERY == 0:
                 self.counts.forgotten += await self.store.forget_slots(IDLE_S)

@@ -117,6 +117,7 @@ class LimiterCounts:
     store for them, and the time calls waited for their slot (all zero without one)."""
 
     slots: int = 0
+    refused: int = 0  # spare slots asked for and not free (the call looked again later)
     forgotten: int = 0  # rows of idle scopes deleted
     unavailable: int = 0  # calls sent on the in-memory pacing alone: the store did not answer
     store_s: float = 0.0

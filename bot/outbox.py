@@ -33,6 +33,7 @@ log = logging.getLogger("bot.outbox")
 EDIT_RESERVE = 5  # per-minute slots progress edits leave free, so results are never starved
 PER_SECOND = 30  # calls a second over all chats (Telegram: about 30)
 EDIT_GLOBAL_RESERVE = 10  # of the per-second slots over all chats, likewise
+SPARE_BACKOFF = 8  # a spare call waits at most this many times what the limiter said
 
 OnEdited = Callable[[MessageRef], Awaitable[None]]
 # An edit is a View, or a function that builds it when the edit's turn comes (so work for
@@ -164,7 +165,10 @@ class Outbox:
         """Run a call that can wait (a progress edit, a delete) in the chat's order. With a
         shared limiter it goes only when the fleet has a slot free now with room left for
         messages, and it waits for one outside the chat's lock: a result is never queued
-        behind it, here or on another instance."""
+        behind it, here or on another instance. Each refusal doubles the wait before it looks
+        again (up to ``SPARE_BACKOFF``): in a busy chat every look is a transaction, and a
+        progress edit that goes later shows the newer view anyway."""
+        refused = 0
         while self.limiter is not None:
             async with chat.lock:
                 wait = await self.limiter.spare_slot(
@@ -172,7 +176,8 @@ class Outbox:
                 )
                 if wait <= 0:
                     return await self._call(chat, op, kind, slotted=True)
-            await asyncio.sleep(wait)
+            await asyncio.sleep(wait * min(2**refused, SPARE_BACKOFF))
+            refused += 1
         async with chat.lock:
             return await self._call(chat, op, kind)
 
