@@ -21,7 +21,7 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any, Literal, Protocol, TypedDict, TypeVar, Unpack
@@ -671,13 +671,18 @@ class Store(Protocol):
         """Every task the API is still working on, whoever follows it (reports)."""
         ...
 
-    async def queue_confirmation(self, task_id: str, image_url: str) -> None:
-        """A final callback to confirm with the API, for whichever instance confirms next."""
+    async def queue_confirmation(self, task_id: str, image_url: str) -> bool:
+        """A final callback to confirm with the API, for whichever instance confirms next.
+        True when the queue held no other: this one opens the fleet's window (its instance
+        takes the queue when the window ends; the others' callbacks wait for that)."""
         ...
 
-    async def take_confirmations(self, limit: int) -> list[tuple[str, str]]:
+    async def take_confirmations(
+        self, limit: int, only: Sequence[str] | None = None
+    ) -> list[tuple[str, str]]:
         """Up to ``limit`` queued confirmations, oldest first, taken out of the queue (two
-        instances never take the same one): (task id, the image its callback named)."""
+        instances never take the same one): (task id, the image its callback named). With
+        ``only``, of those ids alone."""
         ...
 
     async def moved_tasks(self, owner: str, since: float) -> list[TaskRow]:

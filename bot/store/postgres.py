@@ -28,7 +28,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from importlib import resources
@@ -387,20 +387,28 @@ class PostgresStore:
         merged.sort(key=lambda pair: not pair[1].is_final)
         return merged
 
-    async def queue_confirmation(self, task_id: str, image_url: str) -> None:
-        await self._pool.execute(
-            "INSERT INTO confirming (task_id, image_url, heard_at) VALUES ($1, $2, $3)"
-            " ON CONFLICT (task_id) DO NOTHING",
+    async def queue_confirmation(self, task_id: str, image_url: str) -> bool:
+        # One statement: whether others wait is read beside the insert (two inserts at once
+        # may both open a window: two confirmations, nothing lost).
+        opens = await self._pool.fetchval(
+            "WITH queued AS (INSERT INTO confirming (task_id, image_url, heard_at)"
+            " VALUES ($1, $2, $3) ON CONFLICT (task_id) DO NOTHING)"
+            " SELECT NOT EXISTS (SELECT 1 FROM confirming WHERE task_id <> $1)",
             task_id,
             image_url,
             time.time(),
         )
+        return bool(opens)
 
-    async def take_confirmations(self, limit: int) -> list[tuple[str, str]]:
+    async def take_confirmations(
+        self, limit: int, only: Sequence[str] | None = None
+    ) -> list[tuple[str, str]]:
         rows = await self._pool.fetch(
             "DELETE FROM confirming WHERE task_id IN (SELECT task_id FROM confirming"
+            " WHERE $2::text[] IS NULL OR task_id = ANY($2::text[])"
             " ORDER BY heard_at LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING task_id, image_url",
             limit,
+            None if only is None else list(only),
         )
         return [(str(r["task_id"]), str(r["image_url"])) for r in rows]
 

@@ -12,7 +12,7 @@ import json
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from importlib import resources
@@ -281,18 +281,28 @@ class SQLiteStore:
         merged.sort(key=lambda pair: not pair[1].is_final)
         return merged
 
-    async def queue_confirmation(self, task_id: str, image_url: str) -> None:
+    async def queue_confirmation(self, task_id: str, image_url: str) -> bool:
         async with self._transaction() as db:
+            async with db.execute(
+                "SELECT 1 FROM confirming WHERE task_id <> ? LIMIT 1", (task_id,)
+            ) as cur:
+                others = await cur.fetchone()
             await db.execute(
                 "INSERT INTO confirming (task_id, image_url, heard_at) VALUES (?, ?, ?)"
                 " ON CONFLICT (task_id) DO NOTHING",
                 (task_id, image_url, time.time()),
             )
+        return others is None
 
-    async def take_confirmations(self, limit: int) -> list[tuple[str, str]]:
+    async def take_confirmations(
+        self, limit: int, only: Sequence[str] | None = None
+    ) -> list[tuple[str, str]]:
+        ids = [] if only is None else list(only)
+        among = f" WHERE task_id IN ({', '.join('?' for _ in ids)})" if only is not None else ""
         async with self._transaction() as db:
             async with db.execute(
-                "SELECT task_id, image_url FROM confirming ORDER BY heard_at LIMIT ?", (limit,)
+                f"SELECT task_id, image_url FROM confirming{among} ORDER BY heard_at LIMIT ?",
+                (*ids, limit),
             ) as cur:
                 taken = [(str(r["task_id"]), str(r["image_url"])) for r in await cur.fetchall()]
             await db.executemany(

@@ -23,10 +23,12 @@ is bounded. What a callback may do depends on what it claims:
   SUCCESS names is downloaded (``prefetch``), used only if the API's answer names it too.
 
 With several instances (``shared``) a confirmation covers the whole fleet: each final
-callback is also queued in the store, and the instance whose wait ends first takes every one
-queued (``Store.take_confirmations``), whoever heard them; an instance whose callbacks were
-taken meanwhile sends nothing. Confirmed per instance, three instances sent 1.8x the list
-requests of one (README, Performance). The taker posts what it confirmed, so it fetches the
+callback is also queued in the store. The one queued first opens the fleet's window: when it
+ends, its instance takes every one queued (``Store.take_confirmations``), whoever heard them.
+A callback that joins an open window waits for that take; its own instance takes it only if
+it is still queued ``BACKSTOP`` windows later. Confirmed per instance, three instances sent
+1.8x the list requests of one; with every instance's window taking the whole queue, 2.2x at
+1,000 tasks (README, Performance). The taker posts what it confirmed, so it fetches the
 images early itself. A queued callback whose taker dies unconfirmed is found by the poller.
 
 The tracker polls, while callbacks flow, only the tasks that have gone quiet (``heard_at``).
@@ -38,6 +40,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -63,6 +66,7 @@ HOOK_PATH = "/mj/hook/"
 CONFIRM_WAIT_S = 0.3
 CONFIRM_BATCH = 50
 CONFIRM_LIST_MAX = 100  # ids one confirmation asks about at most (taken from the fleet's queue)
+BACKSTOP = 3  # of confirm_wait_s: when a callback that joined another's window is taken here
 HINT_WINDOW_S = 0.1  # progress callbacks this close together are merged in one transaction
 NEVER = float("-inf")
 HEARD_FOR_S = 3600.0  # how long a task's last callback time is kept (longer than any task)
@@ -118,7 +122,8 @@ class HookServer:
         self.shared = shared  # confirmations for the fleet: queued in the store (see above)
         self._queued: set[str] = set()  # of _finals, those queued there
         self._more = False  # the fleet's queue held more than one confirmation takes
-        self._finals_since = 0.0  # when the first of them arrived
+        self._due = 0.0  # when the finals waiting here are confirmed (monotonic)
+        self._opened = False  # one of them opened the fleet's window: this take is the fleet's
         self._full = asyncio.Event()  # CONFIRM_BATCH are waiting: confirm now
         self._showing: asyncio.Task[None] | None = None
         self._confirming: asyncio.Task[None] | None = None
@@ -183,13 +188,14 @@ class HookServer:
             self._show(hint)
         elif not row.is_final:
             image = task.image_url if task.status is TaskState.SUCCESS else ""
+            opens = True
             if self.shared:
                 try:
-                    await self.store.queue_confirmation(task.id, image)
+                    opens = await self.store.queue_confirmation(task.id, image)
                     self._queued.add(task.id)
                 except Exception as exc:  # confirmed here alone, as one instance would
                     log.warning("queueing a confirmation failed: %s", type(exc).__name__)
-            self._confirm(task.id, now)
+            self._confirm(task.id, now, opens)
             if image:
                 self.prefetch(image)
         return web.Response(status=200)
@@ -218,9 +224,15 @@ class HookServer:
             except Exception:
                 log.exception("showing progress callbacks failed")
 
-    def _confirm(self, task_id: str, now: float) -> None:
+    def _confirm(self, task_id: str, now: float, opens: bool = True) -> None:
+        """Confirm ``task_id`` with the next batch: ``confirm_wait_s`` after the first of a
+        window it ``opens``; one that joins the fleet's window opened elsewhere is confirmed
+        by that instance's take, and only if it is still queued ``BACKSTOP`` times that long
+        after (that instance died, or took the queue just before it came) is it taken here."""
         if not self._finals:
-            self._finals_since = now
+            self._due, self._opened = math.inf, False
+        self._due = min(self._due, now + self.confirm_wait_s * (1 if opens else BACKSTOP))
+        self._opened = self._opened or opens
         self._finals.add(task_id)
         if len(self._finals) >= CONFIRM_BATCH:
             self._full.set()
@@ -229,14 +241,14 @@ class HookServer:
 
     async def _confirm_soon(self) -> None:
         while self._finals or self._more:
-            wait = self._finals_since + self.confirm_wait_s - time.monotonic()
+            wait = self._due - time.monotonic()
             if wait > 0 and len(self._finals) < CONFIRM_BATCH:
                 self._full.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), wait)
             ids, self._finals = sorted(self._finals), set()
             if self.shared:
-                ids = await self._fleet_batch(ids)
+                ids = await self._fleet_batch(ids, everyone=self._opened or self._more)
                 if not ids:
                     continue  # another instance took them: confirmed there
             try:
@@ -255,13 +267,16 @@ class HookServer:
             except Exception:
                 log.exception("handling confirmed callbacks failed")
 
-    async def _fleet_batch(self, mine: list[str]) -> list[str]:
-        """What this confirmation asks about: every queued one in the fleet, and those of
-        ``mine`` that could not be queued (the store was unreachable then)."""
+    async def _fleet_batch(self, mine: list[str], *, everyone: bool) -> list[str]:
+        """What this confirmation asks about: every queued one in the fleet (``everyone``:
+        this window is the fleet's) or those of ``mine`` still queued, and those of ``mine``
+        that could not be queued (the store was unreachable then)."""
         alone = [task_id for task_id in mine if task_id not in self._queued]
         self._queued.difference_update(mine)
         try:
-            taken = await self.store.take_confirmations(CONFIRM_LIST_MAX)
+            taken = await self.store.take_confirmations(
+                CONFIRM_LIST_MAX, None if everyone else mine
+            )
         except Exception as exc:  # then only ours; what stays queued goes with a later take
             log.warning("taking the fleet's confirmations failed: %s", type(exc).__name__)
             self._more = False  # (or the poller finds it): no round at once, no busy loop
