@@ -449,6 +449,26 @@ async def test_a_callback_joining_the_fleets_window_waits_for_its_take(
         assert storage.rows(url, "SELECT task_id FROM confirming") == []
 
 
+async def test_a_window_opened_behind_a_backstop_ends_on_time(tmp_path, slow_sim, pg_server):
+    """An instance waiting out a backstop (its callback joined another's window) that then
+    hears one opening a window confirms it when that window ends, not at the backstop."""
+    url = pg_server.database()
+    wait_s = 2.0
+    async with (
+        receiver(tmp_path / "a", slow_sim, confirm_wait_s=wait_s, on=url) as a,
+        receiver(tmp_path / "b", slow_sim, confirm_wait_s=wait_s, on=url) as b,
+    ):
+        rows = [await a.submit(f"a quay {n}") for n in range(3)]
+        started = time.monotonic()
+        for at, r, row in zip([0.0, 1.0, 2.5], [a, b, b], rows, strict=True):
+            await asyncio.sleep(max(0.0, started + at - time.monotonic()))
+            await r.post({"id": row.task_id, "status": "SUCCESS"})
+        await until(lambda: _true(a.metrics.hooks.confirmed + b.metrics.hooks.confirmed == 3))
+        # b's backstop for the second ends at 7 s; the window the third opens, at 4.5 s
+        assert time.monotonic() - started < 6.0
+        assert (a.metrics.tracking.confirms, b.metrics.tracking.confirms) == (1, 1)
+
+
 async def test_progress_for_a_task_waiting_for_an_answer_is_confirmed_not_shown(tmp_path, slow_sim):
     """A task waiting for a question's answer moves on only when the API says so: a forged
     progress callback would otherwise let it time out (and be refunded) unanswered."""

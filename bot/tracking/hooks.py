@@ -124,9 +124,10 @@ class HookServer:
         self._more = False  # the fleet's queue held more than one confirmation takes
         self._due = 0.0  # when the finals waiting here are confirmed (monotonic)
         self._opened = False  # one of them opened the fleet's window: this take is the fleet's
-        self._full = asyncio.Event()  # CONFIRM_BATCH are waiting: confirm now
+        self._wake = asyncio.Event()  # look again: CONFIRM_BATCH are waiting, or _due moved
         self._showing: asyncio.Task[None] | None = None
         self._confirming: asyncio.Task[None] | None = None
+        self._handling: set[asyncio.Task[None]] = set()  # confirmed batches being handled
         self._runner: web.AppRunner | None = None
         self.read_timeout_s = read_timeout_s
         app = web.Application(client_max_size=MAX_BODY)
@@ -142,7 +143,7 @@ class HookServer:
         log.info("hook receiver and status on %s", listen)
 
     async def stop(self) -> None:
-        for job in (self._showing, self._confirming):
+        for job in (self._showing, self._confirming, *self._handling):
             if job is not None:
                 job.cancel()
                 await asyncio.gather(job, return_exceptions=True)
@@ -231,21 +232,23 @@ class HookServer:
         after (that instance died, or took the queue just before it came) is it taken here."""
         if not self._finals:
             self._due, self._opened = math.inf, False
-        self._due = min(self._due, now + self.confirm_wait_s * (1 if opens else BACKSTOP))
+        due = now + self.confirm_wait_s * (1 if opens else BACKSTOP)
+        if due < self._due:
+            self._due = due
+            self._wake.set()  # a wait for a later due (a backstop) is cut short
         self._opened = self._opened or opens
         self._finals.add(task_id)
         if len(self._finals) >= CONFIRM_BATCH:
-            self._full.set()
+            self._wake.set()
         if self._confirming is None or self._confirming.done():
             self._confirming = asyncio.create_task(self._confirm_soon())
 
     async def _confirm_soon(self) -> None:
         while self._finals or self._more:
-            wait = self._due - time.monotonic()
-            if wait > 0 and len(self._finals) < CONFIRM_BATCH:
-                self._full.clear()
+            while (wait := self._due - time.monotonic()) > 0 and len(self._finals) < CONFIRM_BATCH:
+                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), wait)
+                    await asyncio.wait_for(self._wake.wait(), wait)
             ids, self._finals = sorted(self._finals), set()
             if self.shared:
                 ids = await self._fleet_batch(ids, everyone=self._opened or self._more)
@@ -262,10 +265,17 @@ class HookServer:
             self.metrics.tracking.confirms += 1
             self.counts.confirmed += len(tasks)
             self._forget(task.id for task in tasks if task.is_final)
-            try:
-                await self.service.on_tasks(tasks)
-            except Exception:
-                log.exception("handling confirmed callbacks failed")
+            # Handled beside the next window, not before it: merging and posting a batch
+            # took long enough under load that the fleet's next take (opened here) was late.
+            job = asyncio.create_task(self._handle(tasks))
+            self._handling.add(job)
+            job.add_done_callback(self._handling.discard)
+
+    async def _handle(self, tasks: list[Task]) -> None:
+        try:
+            await self.service.on_tasks(tasks)
+        except Exception:
+            log.exception("handling confirmed callbacks failed")
 
     async def _fleet_batch(self, mine: list[str], *, everyone: bool) -> list[str]:
         """What this confirmation asks about: every queued one in the fleet (``everyone``:
