@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -51,20 +52,31 @@ async def nodes(fleet, sim) -> AsyncIterator[tuple[Service, Service]]:  # noqa: 
     """Instances a and b on one database, both alive: each its own Service (as ``bot.app``
     puts one together: policy, outbox, client) around its own chat double."""
     a, b = await fleet("a", "b")
-    client = MjClient(sim.base_url, API_KEY)
+    async with services_on(((a, Chat()), (b, Chat())), MjClient(sim.base_url, API_KEY)) as pair:
+        yield pair
+
+
+@asynccontextmanager
+async def services_on(
+    nodes: tuple[tuple[Store, Chat], tuple[Store, Chat]], client: MjClient, **options: Any
+) -> AsyncIterator[tuple[Service, Service]]:
+    """A Service per (store, chat double), alive, as ``bot.app`` puts one together (policy,
+    outbox, client); closed after."""
     downloader = Downloader()
     services = []
-    for store in (a, b):
+    for store, chat in nodes:
         await beat(store, 30.0)
-        outbox = Outbox({"t": Chat()}, edit_interval_s=0.05, send_interval_s=0)
+        outbox = Outbox({"t": chat}, edit_interval_s=0.05, send_interval_s=0)
         policy = Policy(store, AccessConfig(), QuotaConfig(concurrency=0))
-        services.append(Service(store, client, outbox, downloader, policy=policy))
-    yield services[0], services[1]
-    for service in services:
-        await service.close(grace_s=0.1)
-        await service.outbox.close()
-    await client.aclose()
-    await downloader.aclose()
+        services.append(Service(store, client, outbox, downloader, policy=policy, **options))
+    try:
+        yield services[0], services[1]
+    finally:
+        for service in services:
+            await service.close(grace_s=0.1)
+            await service.outbox.close()
+        await client.aclose()
+        await downloader.aclose()
 
 
 def table(service: Service, sql: str, *args: Any) -> list[dict[str, Any]]:
@@ -288,20 +300,8 @@ async def stalling(fleet, sim) -> AsyncIterator[tuple[Service, Service]]:  # noq
     stalls at the turbo notice (``Stalling``)."""
     a, b = await fleet("a", "b")
     client = MjClient(sim.base_url, API_KEY, profile=profile_for("openai-hk"))
-    downloader = Downloader()
-    services = []
-    for store, chat in ((a, Stalling()), (b, Chat())):
-        await beat(store, 30.0)
-        outbox = Outbox({"t": chat}, edit_interval_s=0.05, send_interval_s=0)
-        policy = Policy(store, AccessConfig(), QuotaConfig(concurrency=0))
-        service = Service(store, client, outbox, downloader, policy=policy, default_mode="turbo")
-        services.append(service)
-    yield services[0], services[1]
-    for service in services:
-        await service.close(grace_s=0.1)
-        await service.outbox.close()
-    await client.aclose()
-    await downloader.aclose()
+    async with services_on(((a, Stalling()), (b, Chat())), client, default_mode="turbo") as pair:
+        yield pair
 
 
 def chat_of(service: Service) -> Any:

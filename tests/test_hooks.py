@@ -13,7 +13,8 @@ import json
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -396,6 +397,18 @@ async def test_final_callbacks_are_confirmed_together(tmp_path, slow_sim):
         assert sorted(asked[0]) == sorted(row.task_id for row in rows)
 
 
+@contextlib.asynccontextmanager
+async def two_receivers(
+    tmp_path, sim: Simulator, confirm_wait_s: float, url: str
+) -> AsyncIterator[tuple[Receiver, Receiver]]:
+    """Two instances' receivers on one PostgreSQL database (a fleet of two)."""
+    async with (
+        receiver(tmp_path / "a", sim, confirm_wait_s=confirm_wait_s, on=url) as a,
+        receiver(tmp_path / "b", sim, confirm_wait_s=confirm_wait_s, on=url) as b,
+    ):
+        yield a, b
+
+
 async def test_final_callbacks_heard_by_two_instances_are_confirmed_together(
     tmp_path, slow_sim, pg_server
 ):
@@ -403,10 +416,7 @@ async def test_final_callbacks_heard_by_two_instances_are_confirmed_together(
     all of them (confirmed by each instance, every instance sent its own)."""
     url = pg_server.database()
     wait_s = 2.0  # room for the six posts on a loaded machine (CI once spread them over 0.3 s)
-    async with (
-        receiver(tmp_path / "a", slow_sim, confirm_wait_s=wait_s, on=url) as a,
-        receiver(tmp_path / "b", slow_sim, confirm_wait_s=wait_s, on=url) as b,
-    ):
+    async with two_receivers(tmp_path, slow_sim, wait_s, url) as (a, b):
         rows = [await a.submit(f"a harbour {n}") for n in range(6)]
         heard = zip([a, b] * 3, rows, strict=True)
         await asyncio.gather(
@@ -420,6 +430,16 @@ async def test_final_callbacks_heard_by_two_instances_are_confirmed_together(
         assert storage.rows(url, "SELECT task_id FROM confirming") == []
 
 
+async def succeed_at(schedule: Iterable[tuple[float, Any, TaskRow]]) -> float:
+    """Post each task's SUCCESS callback to its instance at its time (seconds from now, in
+    order); the moment the first was due (monotonic)."""
+    started = time.monotonic()
+    for at, r, row in schedule:
+        await asyncio.sleep(max(0.0, started + at - time.monotonic()))
+        await r.post({"id": row.task_id, "status": "SUCCESS"})
+    return started
+
+
 async def test_a_callback_joining_the_fleets_window_waits_for_its_take(
     tmp_path, slow_sim, pg_server
 ):
@@ -429,15 +449,9 @@ async def test_a_callback_joining_the_fleets_window_waits_for_its_take(
     one instance at 1,000 tasks)."""
     url = pg_server.database()
     wait_s = 2.0
-    async with (
-        receiver(tmp_path / "a", slow_sim, confirm_wait_s=wait_s, on=url) as a,
-        receiver(tmp_path / "b", slow_sim, confirm_wait_s=wait_s, on=url) as b,
-    ):
+    async with two_receivers(tmp_path, slow_sim, wait_s, url) as (a, b):
         rows = [await a.submit(f"a lighthouse {n}") for n in range(4)]
-        started = time.monotonic()
-        for at, r, row in zip([0.0, 1.0, 2.5, 3.5], [a, b, a, b], rows, strict=True):
-            await asyncio.sleep(max(0.0, started + at - time.monotonic()))
-            await r.post({"id": row.task_id, "status": "SUCCESS"})
+        await succeed_at(zip([0.0, 1.0, 2.5, 3.5], [a, b, a, b], rows, strict=True))
         await until(lambda: _true(a.metrics.hooks.confirmed + b.metrics.hooks.confirmed == 4))
         await asyncio.sleep(wait_s * BACKSTOP)  # every window and backstop has ended
         asked = [q.body["ids"] for q in slow_sim.requests if q.path.endswith("list-by-condition")]
@@ -454,15 +468,9 @@ async def test_a_window_opened_behind_a_backstop_ends_on_time(tmp_path, slow_sim
     hears one opening a window confirms it when that window ends, not at the backstop."""
     url = pg_server.database()
     wait_s = 2.0
-    async with (
-        receiver(tmp_path / "a", slow_sim, confirm_wait_s=wait_s, on=url) as a,
-        receiver(tmp_path / "b", slow_sim, confirm_wait_s=wait_s, on=url) as b,
-    ):
+    async with two_receivers(tmp_path, slow_sim, wait_s, url) as (a, b):
         rows = [await a.submit(f"a quay {n}") for n in range(3)]
-        started = time.monotonic()
-        for at, r, row in zip([0.0, 1.0, 2.5], [a, b, b], rows, strict=True):
-            await asyncio.sleep(max(0.0, started + at - time.monotonic()))
-            await r.post({"id": row.task_id, "status": "SUCCESS"})
+        started = await succeed_at(zip([0.0, 1.0, 2.5], [a, b, b], rows, strict=True))
         await until(lambda: _true(a.metrics.hooks.confirmed + b.metrics.hooks.confirmed == 3))
         # b's backstop for the second ends at 7 s; the window the third opens, at 4.5 s
         assert time.monotonic() - started < 6.0
