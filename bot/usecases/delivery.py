@@ -180,17 +180,20 @@ class Delivery:
             return
         await self.store.delivered(row.key, ref)
         self.outbox.metrics.deliveries.results += 1
-        if progress:
-            await self.outbox.delete(progress)
-            await self.store.update(row.key, progress_ref=None)
-        if row.status == TaskState.SUCCESS:
-            settings = await self.store.user_settings(row.platform, row.user_id)
-            if settings.delivery == "file":
-                original = await results.original(self.runtime, row)
-                if original:
-                    await self.outbox.send(
-                        row.platform, row.chat_id, results.file_view(row, original), ref
-                    )
+        try:
+            if row.status == TaskState.SUCCESS:
+                settings = await self.store.user_settings(row.platform, row.user_id)
+                if settings.delivery == "file":
+                    original = await results.original(self.runtime, row)
+                    if original:
+                        await self.outbox.send(
+                            row.platform, row.chat_id, results.file_view(row, original), ref
+                        )
+        finally:
+            # Last: a delete waits for a spare slot (bot/outbox.py), the file need not.
+            if progress:
+                await self.outbox.delete(progress)
+                await self.store.update(row.key, progress_ref=None)
 
     async def _final_view(self, row: TaskRow) -> View:
         failed = row.status != TaskState.SUCCESS
