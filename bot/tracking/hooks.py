@@ -265,8 +265,9 @@ class HookServer:
             self.metrics.tracking.confirms += 1
             self.counts.confirmed += len(tasks)
             self._forget(task.id for task in tasks if task.is_final)
-            # Handled beside the next window, not before it: merging and posting a batch
-            # took long enough under load that the fleet's next take (opened here) was late.
+            # Handled beside the next window, not before it: a window opened here is the
+            # fleet's, and its take should not wait for this batch's merge (merges only move
+            # a task forward, so two batches handled at once cannot undo each other).
             job = asyncio.create_task(self._handle(tasks))
             self._handling.add(job)
             job.add_done_callback(self._handling.discard)
