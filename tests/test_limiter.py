@@ -37,6 +37,7 @@ from tests.fakes.telegram import FakeTelegram
 from tests.harness import TG_TOKEN, free_port
 from tests.inprocess import Chat
 from tests.storage import BOTH, open_store, rows
+from tests.test_fleet import until
 
 
 @BOTH
@@ -394,7 +395,9 @@ async def test_a_result_goes_before_a_progress_edit_waiting_for_the_chats_slot(p
         following.edit_later(first, View("50%"))
         await asyncio.sleep(0.05)
         await posting.send("t", "-3", View("the result"))
-        await asyncio.sleep(1.5)  # the edit's turn
+        # the edit's turn: it looks again when a slot could be free, each refusal doubling
+        # the wait (here ~0.8 s, then ~1 s)
+        await until(lambda: len(chat.calls) >= 4)
         assert [(method, text) for method, text, _ in chat.calls] == [
             ("send", "⏳ one"),
             ("send", "⏳ two"),
