@@ -322,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--image-size", type=int, default=2048, help="simulator grid size (Midjourney: 2048)"
     )
+    parser.add_argument(
+        "--photo-grids",
+        action="store_true",
+        help="grids with a photograph's grain: PNGs of a real grid's weight (~8 MB at 2048 px)",
+    )
     parser.add_argument("--quick", action="store_true", help="100 tasks / 20 chats, smaller RSS")
     parser.add_argument("--json", help="write every raw figure here")
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
@@ -367,13 +372,16 @@ def main(argv: list[str] | None = None) -> int:
         global_limit=args.global_limit,
         image_size=args.image_size,
         cdn_delay_s=args.cdn_delay,
+        photo_grids=args.photo_grids,
     )
     print(f"mjbot delivery benchmark — {_machine()}")
     grid_s = 22.2 * args.time_scale
+    grain = " with a photograph's grain" if args.photo_grids else ""
     print(
         f"load: {args.tasks} tasks over {args.chats} chats, one /imagine per chat every "
         f"{args.chat_gap:g} s ({args.tasks * args.chat_gap / args.chats:.0f} s to send all); "
-        f"a {args.image_size}px grid takes ~{grid_s:.1f} s ±25% (time scale {args.time_scale:g}); "
+        f"a {args.image_size}px grid{grain} takes ~{grid_s:.1f} s ±25% "
+        f"(time scale {args.time_scale:g}); "
         f"fake Telegram limits: 1 msg/s per chat (burst 3), 20/min per group"
         + (", 30/s per bot" if args.global_limit else " (per-bot 30/s off)")
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import io
 import json
 import os
 import random
@@ -37,9 +38,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
+from bench.convert import photographic
 from bench.fleet import Balancer, Store, merged
 from bench.metrics import ProcSampler, cpu_seconds, hwm_mb, percentile, self_cpu_seconds
-from mjsim import SimConfig, Simulator
+from mjsim import SimConfig, Simulator, art
 from mjsim.state import FINAL, SUCCESS, SimTask
 from tests.fakes.telegram import EDIT_METHODS, SEND_METHODS, FakeTelegram
 from tests.harness import API_KEY, TG_TOKEN, free_port, write_config
@@ -93,6 +97,9 @@ class Load:
     image_size: int = 2048  # short side of the simulator's grids (Midjourney's are 2048x2048)
     settle_s: float = 4.0  # after the last delivery: catch duplicates and late calls
     cdn_delay_s: float = 0.0  # each image download waits this long first (a real CDN's latency)
+    # Grids with a photograph's grain (bench.convert.photographic): ~7.6 MB PNGs at 2048 px like
+    # Midjourney's, where the flat art is ~230 KB (and goes as is: media.photo_as_is_max_kb).
+    photo_grids: bool = False
     timeout_s: float = 240.0
     instances: int = 1  # more than one: behind nginx, Telegram in webhook mode (bench/fleet.py)
     store: str = "sqlite"  # or "postgresql": one database for every instance
@@ -186,11 +193,15 @@ class BenchSimulator(Simulator):
       (SUCCESS -> served) and delivery (served -> result message sent).
     * Placeholder art is rendered once per file name and shared by all tasks: the Pillow work is
       the simulator's, not the bot's, and would otherwise eat the harness's core. The bot still
-      downloads and re-encodes a full-size image for every task.
+      downloads and converts a full-size image for every task.
+    * ``photo_grids``: result pictures get a photograph's grain (``Load.photo_grids``).
     """
 
-    def __init__(self, config: SimConfig, *, jitter: float = 0.25, seed: int = 4) -> None:
+    def __init__(
+        self, config: SimConfig, *, jitter: float = 0.25, seed: int = 4, photo_grids: bool = False
+    ) -> None:
         super().__init__(config)
+        self._photo_grids = photo_grids
         self.record_limit = 10**8
         self.success_at: dict[str, float] = {}
         self.served_at: dict[str, float] = {}  # first fetch/list answer showing SUCCESS
@@ -243,7 +254,11 @@ class BenchSimulator(Simulator):
             return None
 
         def render() -> Any:
-            self._art[key] = value = made()
+            value = made()
+            if self._photo_grids and name == "image.png":
+                grainy = photographic(Image.open(io.BytesIO(value[0])))
+                value = (art.png(grainy), value[1])
+            self._art[key] = value
             return value
 
         return render
@@ -427,7 +442,8 @@ async def run_mode(
             concurrency=max(1000, load.tasks * 2),
             queue_size=10000,
             image_size=load.image_size,
-        )
+        ),
+        photo_grids=load.photo_grids,
     )
     await sim.start()
     sim.faults.image_delay_s = load.cdn_delay_s

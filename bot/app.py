@@ -270,6 +270,7 @@ class App:
             default_mode=config.midjourney.mode,
             webapp_url=config.telegram.webapp_url,
             policy=Policy(self.store, config.access, config.quota, metrics=self.metrics),
+            photo_as_is_max_bytes=config.media.photo_as_is_max_kb * 1024,
         )
         stack.push_async_callback(self.service.close)
         self.hooks = HookServer(

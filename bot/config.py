@@ -256,12 +256,20 @@ class TrackingConfig:
             )
 
 
+PHOTO_LIMIT_KB = 10 * 1024  # Telegram's (and Discord's default) largest photo upload
+
+
 @dataclass(frozen=True)
 class MediaConfig:
     # Result downloads go to public addresses only (and to the origins configured above);
     # private hosts the operator runs (a CDN on the LAN) are listed here: names, addresses or
     # networks, e.g. ["10.0.0.5", "cdn.internal", "10.1.0.0/16"].
     allow_private_hosts: tuple[str, ...] = ()
+    # A result's photo is its original as downloaded when it is a PNG or JPEG the platforms
+    # show unchanged and at most this many KB; bigger ones (Midjourney's 2048 px grids are
+    # 6-8 MB PNGs) are re-encoded as JPEG. 0 = always re-encode. Up to 10240 (Telegram's
+    # 10 MB photo limit): more spares CPU (a conversion is ~50-90 ms) for upload bytes.
+    photo_as_is_max_kb: int = field(default=1024, metadata=between(0, PHOTO_LIMIT_KB))
 
     def validate(self) -> None:
         for entry in self.allow_private_hosts:

@@ -40,6 +40,7 @@ DOWNLOAD_DEADLINE_S = 60.0  # one download, all hops and retries: a slow drip is
 MAX_REDIRECTS = 5
 _PASS_AS_IS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 _PASS_MODES = ("RGB", "RGBA", "L", "LA", "P")  # CMYK and the like are re-encoded
+_EXIF_ORIENTATION = 0x0112  # the tag a viewer rotates by
 
 
 class MediaError(Exception):
@@ -217,7 +218,8 @@ def decode(data: bytes, max_side: int, *, fast: bool = False) -> Image.Image:
     _check_pixels(image)
     try:
         image.load()
-        orientation = image.getexif().get(0x0112, 1)  # after load: free for every format
+        # after load: free for every format
+        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
         mode = _working_mode(image)
         size = _fit(image.size, max_side)
         resample = Image.Resampling.BICUBIC
@@ -335,6 +337,48 @@ def to_jpeg(
     return out.getvalue()
 
 
+# A result's photo is its original when that is already a photo every platform takes and
+# small: the default is media.photo_as_is_max_kb (config). Real Midjourney grids (2048 px
+# PNGs of 6-8 MB) stay above it and are converted: whole, they would be ~10x the upload.
+PHOTO_AS_IS_MAX_BYTES = 1024 * 1024
+
+
+def to_photo(data: bytes, as_is_max_bytes: int = PHOTO_AS_IS_MAX_BYTES) -> tuple[bytes, str]:
+    """A result's photo and its file extension: the original itself when it is a PNG or JPEG
+    the platforms show as it is (see ``_postable``) of at most ``as_is_max_bytes``, else
+    ``to_jpeg``.
+
+    Why not always convert: decoding a 2048 px PNG and encoding its JPEG was half of one
+    instance's CPU (py-spy, bench/run.py), and for a small original it buys nothing: the
+    upload is no smaller, and the picture loses a generation.
+    """
+    if len(data) <= as_is_max_bytes and _postable(data):
+        return data, "png" if data.startswith(b"\x89PNG") else "jpg"
+    return to_jpeg(data), "jpg"
+
+
+def _postable(data: bytes) -> bool:
+    """Whether ``data`` can go to a platform as a photo unchanged: a PNG or JPEG in RGB or
+    greyscale (transparency is flattened onto white by ``to_jpeg``; a platform might choose
+    black), within PHOTO_MAX_SIDE, with no EXIF rotation to apply, and whole (a PNG's chunks
+    all pass their CRC, a JPEG ends with its end marker): damage is left to ``to_jpeg`` to
+    refuse, rather than to the platform to refuse the post again on every retry."""
+    try:
+        image = _open(data)
+        if image.format not in ("PNG", "JPEG") or image.mode not in ("RGB", "L"):
+            return False
+        if max(image.size) > PHOTO_MAX_SIDE:
+            return False
+        if image.format == "JPEG":
+            return image.getexif().get(_EXIF_ORIENTATION, 1) == 1 and data.endswith(b"\xff\xd9")
+        # Every chunk read and its CRC checked; no pixels decoded. (A PNG's orientation, an
+        # eXIf chunk, is rare and read only after decoding: Midjourney writes none.)
+        image.verify()
+    except Exception:
+        return False
+    return True
+
+
 PREVIEW_MAX_SIDE = 640  # a progress message's picture: small, replaced within seconds
 PREVIEW_QUALITY = 70
 
@@ -440,7 +484,7 @@ def upload_data_uri(data: bytes, max_bytes: int = MAX_UPLOAD) -> str:
             image.load()  # proves it decodes; at most 2048 px by the checks above
         except Exception:
             raise MediaError("not_image") from None
-        if image.getexif().get(0x0112, 1) == 1:  # no EXIF rotation to apply
+        if image.getexif().get(_EXIF_ORIENTATION, 1) == 1:  # no EXIF rotation to apply
             return f"data:{_PASS_AS_IS[fmt]};base64,{base64.b64encode(data).decode()}"
     jpeg = to_jpeg(data, UPLOAD_MAX_SIDE)
     return f"data:image/jpeg;base64,{base64.b64encode(jpeg).decode()}"

@@ -40,6 +40,9 @@ class Sources(Protocol):
     @property
     def client(self) -> object: ...  # the API client: only its hidden_buttons are read
 
+    @property
+    def photo_as_is_max_bytes(self) -> int: ...  # media.to_photo's cap
+
     async def convert(self, function: Callable[..., T], *args: Any) -> T: ...
 
 
@@ -140,11 +143,16 @@ async def final_view(service: Sources, row: TaskRow, money: str = "") -> View:
         return await _video_view(service, row, task, caption, rows)
     data = await original(service, row)
     try:
-        photo = await service.convert(media.to_jpeg, data) if data is not None else None
+        photo = (
+            await service.convert(media.to_photo, data, service.photo_as_is_max_bytes)
+            if data is not None
+            else None
+        )
     except media.MediaError:  # not an image after all: the link still works
         photo = None
     if photo is None:
         return View(f"{caption}\n\n{t('result.link', lang, url=task.image_url)}", rows=rows)
+    picture, extension = photo
     extras = [
         Choice("🌱", buttons.encode(row.key, "seed")),
         Choice("📎", buttons.encode(row.key, "file")),
@@ -154,7 +162,9 @@ async def final_view(service: Sources, row: TaskRow, money: str = "") -> View:
     if offers_full_quality(row):
         extras.append(Choice(t("btn.full_quality", lang), buttons.encode(row.key, "full")))
     return View(
-        caption, media=(Media("photo", photo, f"{row.key}.jpg"),), rows=(*rows, tuple(extras))
+        caption,
+        media=(Media("photo", picture, f"{row.key}.{extension}"),),
+        rows=(*rows, tuple(extras)),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -13,6 +14,12 @@ from tests.conftest import ALICE, BOB, GROUP
 
 def task_of(sim, **fields):
     return next(t for t in sim.tasks.values() if all(getattr(t, k) == v for k, v in fields.items()))
+
+
+async def picture(sim, task) -> bytes:
+    """The bytes the simulator serves as the task's picture (its imageUrl)."""
+    async with httpx.AsyncClient() as client:
+        return (await client.get(sim.base_url + task.image_path())).content
 
 
 def replies_to(message_id: int):
@@ -51,13 +58,17 @@ async def test_imagine_progress_grid_upscale_and_custom_zoom(bot, sim, tg):
     assert "a red fox in snow" in result.caption
     image = Image.open(io.BytesIO(result.photo_bytes))
     assert image.width > image.height  # --ar 3:2
+    # The simulator's grid is a small PNG: posted as it is, not decoded and re-encoded
+    # (media.photo_as_is_max_kb).
+    parent = next(t for t in sim.tasks.values() if t.action == "IMAGINE")
+    served = await picture(sim, parent)
+    assert len(served) < 1024 * 1024 and result.photo_bytes == served
     rows = [[text for text, _ in row] for row in result.buttons]
     assert rows[0] == ["U1", "U2", "U3", "U4", "🔄"]
     assert rows[1] == ["V1", "V2", "V3", "V4"]
     assert all(len(data.encode()) <= 64 for row in result.buttons for _, data in row)
 
     # U2 -> the exact customId of the task's U2 button.
-    parent = next(t for t in sim.tasks.values() if t.action == "IMAGINE")
     parent_id = parent.id
     cq = await tg.press(GROUP, result, "U2", tg.users[ALICE])
     answer = await tg.wait_for_answer(cq)
@@ -152,3 +163,16 @@ async def test_a_refused_command_menu_is_one_warning_and_the_bot_runs(make_bot, 
     warnings = [line for line in bot.log().splitlines() if "command menu" in line]
     assert len(warnings) == 1 and "WARNING" in warnings[0], warnings
     assert "Traceback" not in bot.log()
+
+
+async def test_with_photo_as_is_max_kb_0_every_result_photo_is_a_jpeg(make_bot, sim, tg):
+    """The operator's choice: always re-encode (the original stays behind 📎)."""
+    bot = make_bot(media={"photo_as_is_max_kb": 0})
+    bot.start()
+    await tg.wait_for_call("deleteWebhook", timeout=30)
+    _, result = await imagine(tg, "/imagine a paper lantern")
+    task = next(t for t in sim.tasks.values() if t.action == "IMAGINE")
+    served = await picture(sim, task)
+    assert served.startswith(b"\x89PNG")
+    photo = Image.open(io.BytesIO(result.photo_bytes))
+    assert photo.format == "JPEG" and photo.size == Image.open(io.BytesIO(served)).size

@@ -251,3 +251,70 @@ def test_a_transparent_or_palette_preview_takes_the_banded_way_and_is_flattened(
         assert left[2] > 200 and left[0] < 60  # the opaque half stays blue
         if image.mode == "RGBA":
             assert min(right) > 230  # the transparent half is white, not black
+
+
+def _jpeg(size=(640, 480), mode="RGB", **options) -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size, "teal" if mode != "L" else 128).save(out, "JPEG", **options)
+    return out.getvalue()
+
+
+def _damaged_png(where: str) -> bytes:
+    """A PNG changed in transit: its header still opens, its IDAT chunk fails its CRC.
+    ``where``: "crc" (the pixels decode, only the CRC shows it) or "pixels" (they do not)."""
+    data = bytearray(png((256, 256)))
+    at = data.index(b"IDAT")
+    (length,) = struct.unpack(">I", data[at - 4 : at])
+    data[at + 4 + length if where == "crc" else at + 10] ^= 0xFF
+    return bytes(data)
+
+
+def _rotated_jpeg() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return _jpeg(exif=exif)
+
+
+def _rgba_png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA", (64, 64), (255, 0, 0, 0)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "extension"), [(png((2048, 2048)), "png"), (_jpeg(), "jpg"), (_jpeg(mode="L"), "jpg")]
+)
+def test_a_small_intact_png_or_jpeg_is_its_own_photo(data, extension):
+    """No decode and no re-encode: the original's bytes are the photo."""
+    assert media.to_photo(data) == (data, extension)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _damaged_png("crc"),  # converted: Pillow decodes it, a platform might not
+        _damaged_png("pixels"),  # refused, as to_jpeg refuses it: the link is posted instead
+        _jpeg()[:-2],  # no end marker: cut short
+        _rotated_jpeg(),  # a viewer would rotate it; a platform may not
+        _rgba_png(),  # transparency is flattened onto white, not left to the platform
+        png((2600, 100)),  # over PHOTO_MAX_SIDE
+        _jpeg(mode="CMYK"),
+    ],
+    ids=["bad_crc", "bad_pixels", "truncated", "rotated", "transparent", "too_long", "cmyk"],
+)
+def test_an_original_that_is_not_a_plain_photo_is_converted(data):
+    try:
+        expected = media.to_jpeg(data)
+    except media.MediaError as exc:  # to_jpeg refuses it: so does to_photo, the same way
+        with pytest.raises(media.MediaError) as caught:
+            media.to_photo(data)
+        assert caught.value.reason == exc.reason
+        return
+    assert media.to_photo(data) == (expected, "jpg")
+
+
+def test_an_original_over_the_cap_is_converted_and_zero_always_converts():
+    data = png((512, 512))
+    assert media.to_photo(data, len(data)) == (data, "png")
+    assert media.to_photo(data, len(data) - 1) == (media.to_jpeg(data), "jpg")
+    assert media.to_photo(data, 0) == (media.to_jpeg(data), "jpg")

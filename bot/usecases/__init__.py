@@ -58,6 +58,7 @@ class Service:
         default_mode: str = "",
         webapp_url: str = "",
         policy: Policy | None = None,
+        photo_as_is_max_bytes: int = media.PHOTO_AS_IS_MAX_BYTES,
     ) -> None:
         # Read by the adapters and the web admin tab (the store, the client's counts, the
         # outbox's queues); the use cases below are handed what they use.
@@ -67,7 +68,9 @@ class Service:
         self.downloader = downloader
         self.cache = cache
         self.policy = policy
-        self.runtime = Runtime(client, downloader, cache)
+        self.runtime = Runtime(
+            client, downloader, cache, photo_as_is_max_bytes=photo_as_is_max_bytes
+        )
         # Photos kept for a later answer, in the store: any instance may get the answer.
         self.kept = Kept(store, self.runtime.convert, legacy=cache)
         turbo = ("turbo",) if client.profile.turbo else ()

@@ -23,11 +23,17 @@ class Runtime:
     """
 
     def __init__(
-        self, client: MjClient, downloader: media.Downloader, cache: media.MediaCache | None
+        self,
+        client: MjClient,
+        downloader: media.Downloader,
+        cache: media.MediaCache | None,
+        *,
+        photo_as_is_max_bytes: int = media.PHOTO_AS_IS_MAX_BYTES,
     ) -> None:
         self.client = client
         self.downloader = downloader
         self.cache = cache
+        self.photo_as_is_max_bytes = photo_as_is_max_bytes  # media.to_photo
         self._background: set[asyncio.Task[Any]] = set()
         # All image work (uploads, results, masks, previews) runs here, two at a time: under
         # load this bounds memory and keeps threads from starving the event loop. A pool of
