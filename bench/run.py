@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--photo-grids",
         action="store_true",
-        help="grids with a photograph's grain: PNGs of a real grid's weight (~8 MB at 2048 px)",
+        help="grids with a photograph's grain: PNGs of a real grid's weight (~6.6 MB at 2048 px)",
     )
     parser.add_argument("--quick", action="store_true", help="100 tasks / 20 chats, smaller RSS")
     parser.add_argument("--json", help="write every raw figure here")
@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
             spec = MODES[name]
             if name == "polling":
                 spec = dataclasses.replace(spec, poll_interval_s=args.poll_interval)
-            if baseline is not None and spec.confirm_wait_s is None:  # (a setting base lacks)
+            if baseline is not None and spec.default_settings:
                 label = f"{name}@base"
                 print(f"-- {label} ({baseline})")
                 result = await run_mode(

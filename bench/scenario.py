@@ -65,6 +65,7 @@ class ModeSpec:
     webhook: bool = False
     naive: bool = False
     confirm_wait_s: float | None = None  # tracking.confirm_wait_s; None: the bot's default
+    photo_as_is_max_kb: int | None = None  # media.photo_as_is_max_kb; None: the bot's default
 
     @property
     def how(self) -> str:
@@ -75,13 +76,24 @@ class ModeSpec:
             tracked = f"notifyHook + {tracked} (x3 while hooks flow)"
         if self.confirm_wait_s is not None:
             tracked += f", confirm_wait_s {self.confirm_wait_s:g}"
+        if self.photo_as_is_max_kb is not None:
+            tracked += f", photo_as_is_max_kb {self.photo_as_is_max_kb}"
         return tracked
+
+    @property
+    def default_settings(self) -> bool:
+        """Whether only settings every version has are set (a --baseline column can run)."""
+        return self.confirm_wait_s is None and self.photo_as_is_max_kb is None
 
 
 MODES = {
     "webhook": ModeSpec("webhook", poll_interval_s=4.0, webhook=True),
     # the other end of the trade: each final callback confirmed at once
     "webhook-now": ModeSpec("webhook-now", poll_interval_s=4.0, webhook=True, confirm_wait_s=0.0),
+    # every original within Telegram's 10 MB photo limit posted as it is (no conversion)
+    "webhook-as-is": ModeSpec(
+        "webhook-as-is", poll_interval_s=4.0, webhook=True, photo_as_is_max_kb=10240
+    ),
     "polling": ModeSpec("polling", poll_interval_s=2.0),
     "naive": ModeSpec("naive", poll_interval_s=2.0, naive=True),
 }
@@ -97,7 +109,7 @@ class Load:
     image_size: int = 2048  # short side of the simulator's grids (Midjourney's are 2048x2048)
     settle_s: float = 4.0  # after the last delivery: catch duplicates and late calls
     cdn_delay_s: float = 0.0  # each image download waits this long first (a real CDN's latency)
-    # Grids with a photograph's grain (bench.convert.photographic): ~7.6 MB PNGs at 2048 px like
+    # Grids with a photograph's grain (bench.convert.photographic): ~6.6 MB PNGs at 2048 px like
     # Midjourney's, where the flat art is ~230 KB (and goes as is: media.photo_as_is_max_kb).
     photo_grids: bool = False
     timeout_s: float = 240.0
@@ -312,6 +324,8 @@ class BotProcess:
             "storage": storage,
             "logging": {"level": "INFO"},
         }
+        if spec.photo_as_is_max_kb is not None:
+            sections["media"] = {"photo_as_is_max_kb": spec.photo_as_is_max_kb}
         self.config = write_config(workdir / "config.toml", sections)
         self.log_path = workdir / "mjbot.log"
         entry = ["-m", "bench.naive_bot"] if spec.naive else ["-m", "bot.cli", "run"]
