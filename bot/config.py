@@ -268,7 +268,7 @@ class MediaConfig:
     # A result's photo is its original as downloaded when it is a PNG or JPEG the platforms
     # show unchanged and at most this many KB; bigger ones (Midjourney's 2048 px grids are
     # 6-8 MB PNGs) are re-encoded as JPEG. 0 = always re-encode. Up to 10240 (Telegram's
-    # 10 MB photo limit): more spares CPU (a conversion is ~50-90 ms) for upload bytes.
+    # 10 MB photo limit): more spares CPU (a conversion is ~50-130 ms) for upload bytes.
     photo_as_is_max_kb: int = field(default=1024, metadata=between(0, PHOTO_LIMIT_KB))
 
     def validate(self) -> None:

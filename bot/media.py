@@ -2,8 +2,8 @@
 
 Uploads are checked by content (Pillow), never by file name. Results are downloaded as soon as
 a task succeeds (CDN links expire), streamed with a size cap and retried on transient errors,
-and re-encoded as JPEG within the platforms' photo limits; the original bytes stay available
-as a document.
+and posted as they are when small and plain enough (``to_photo``), else re-encoded as JPEG
+within the platforms' photo limits; the original bytes stay available as a document.
 """
 
 from __future__ import annotations
