@@ -17,7 +17,6 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.request import HTTPXRequest
 
 from bot.commands import ADMIN_COMMANDS, COMMANDS, menu
 from bot.config import TelegramConfig
@@ -28,6 +27,7 @@ from bot.usecases import Service
 from . import handlers
 from .inbox import Inbox, InboxQueue
 from .port import PLATFORM, TelegramPort
+from .request import AiohttpRequest
 from .webhook import ALLOWED_UPDATES, WebhookIntake
 
 __all__ = ["PLATFORM", "TelegramAdapter", "TelegramPort"]
@@ -45,10 +45,11 @@ class TelegramAdapter:
         self.config = config
         self.menu: tuple[str, ...] = COMMANDS
         # Our own HTTP clients (PTB's defaults: a pool of 256, and one connection for long
-        # polling), so stop() closes them whatever state a failed start left PTB in.
+        # polling), so stop() closes them whatever state a failed start left PTB in; over
+        # aiohttp, not PTB's httpx (adapters/telegram/request.py says why).
         self._http = (
-            HTTPXRequest(connection_pool_size=256),
-            HTTPXRequest(connection_pool_size=1, read_timeout=40),
+            AiohttpRequest(connection_pool_size=256),
+            AiohttpRequest(connection_pool_size=1, read_timeout=40),
         )
         # Polling: the update queue keeps each update in the store's inbox before PTB's
         # Updater confirms it to Telegram (adapters/telegram/inbox.py); the webhook receiver
