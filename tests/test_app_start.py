@@ -110,7 +110,7 @@ async def test_a_refused_telegram_token_closes_its_http_clients(
     leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert leaks == []
     telegram = next(a for a in app.adapters if a.platform == "telegram")
-    assert all(request._client.is_closed for request in telegram._http)  # type: ignore[attr-defined]
+    assert all(request.closed for request in telegram._http)  # type: ignore[attr-defined]
     assert dc.identify is None  # Discord never started
 
 
@@ -185,7 +185,7 @@ async def test_stopping_lets_a_send_in_flight_finish_on_an_open_wire(
     assert leaks == []
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     telegram = next(a for a in app.adapters if a.platform == "telegram")
-    assert all(request._client.is_closed for request in telegram._http)  # type: ignore[attr-defined]
+    assert all(request.closed for request in telegram._http)  # type: ignore[attr-defined]
     # The result was posted and the late delete completed before the wire closed.
     assert [m for m in tg.bot_messages(ALICE) if m.photo and m.buttons]
     assert len(tg.calls_to("deleteMessage")) == 1

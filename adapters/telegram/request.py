@@ -52,6 +52,11 @@ class AiohttpRequest(BaseRequest):
     def read_timeout(self) -> float | None:
         return self._read
 
+    @property
+    def closed(self) -> bool:
+        """No connection of its own is open: never initialized, or shut down."""
+        return self._session is None or self._session.closed
+
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
