@@ -339,7 +339,7 @@ def to_jpeg(
 
 # A result's photo is its original when that is already a photo every platform takes and
 # small: the default is media.photo_as_is_max_kb (config). Real Midjourney grids (2048 px
-# PNGs of 6-8 MB) stay above it and are converted: whole, they would be ~10x the upload.
+# PNGs of 6-8 MB) stay above it and are converted: whole, each would be ~6x the upload.
 PHOTO_AS_IS_MAX_BYTES = 1024 * 1024
 
 

@@ -1,9 +1,9 @@
 """python-telegram-bot's HTTP calls over aiohttp instead of its default httpx.
 
-Why: every Telegram call went through httpx and httpcore, and those were the largest part of
-one instance's CPU once the result photo stopped being converted (py-spy over
-``bench/run.py``): ~2 ms of CPU per request against ~0.3 ms with aiohttp, which mjbot already
-uses for its servers (``bench/http_clients.py`` measures both on this machine).
+Why: Telegram's calls were the largest part of one instance's CPU once the result photo
+stopped being converted (py-spy over ``bench/run.py``), and half of that was httpx and
+httpcore. Through aiohttp, which mjbot already uses for its servers, a call costs ~1.4 ms of
+CPU against ~2.4 (sendMessage; ``python -m bench.http_clients`` measures both).
 
 What stays as PTB's ``HTTPXRequest`` did it: the same default timeouts (a longer write for
 uploads), form fields url-encoded and files as multipart, proxies from the environment
