@@ -133,8 +133,14 @@ async def test_a_holder_that_lost_its_lease_steps_down(
         assert adapter.holds_gateway
         # someone else holds it now (as after this instance's lease ran out unrenewed)
         rows(url, "UPDATE singletons SET owner = 'another', expires_at = expires_at + 60")
-        await fake.wait_for(lambda: not adapter.holds_gateway and not fake.ready_sessions(), 5)
-        assert adapter.client.ws is None or not adapter.client.ws.open
+        await fake.wait_for(
+            lambda: (
+                not adapter.holds_gateway
+                and not fake.ready_sessions()
+                and (adapter.client.ws is None or not adapter.client.ws.open)
+            ),
+            5,
+        )
         (lease,) = rows(url, "SELECT owner FROM singletons")
         assert lease["owner"] == "another"  # it gave up nothing that was not its own
     finally:
@@ -162,9 +168,13 @@ async def test_a_holder_that_loses_the_database_steps_down_before_its_lease_runs
             assert adapter_of(a).holds_gateway and not adapter_of(b).holds_gateway
             await line.cut()
             cut = time.monotonic()
-            await fake.wait_for(lambda: not adapter_of(a).holds_gateway, 10)
+
+            def closed() -> bool:  # the flag goes first, the session's close is awaited after it
+                ws = adapter_of(a).client.ws
+                return not adapter_of(a).holds_gateway and (ws is None or not ws.open)
+
+            await fake.wait_for(closed, 10)
             assert time.monotonic() - cut < LEASE_S, "stepped down after its lease ran out"
-            assert adapter_of(a).client.ws is None or not adapter_of(a).client.ws.open
             await fake.wait_for(lambda: adapter_of(b).holds_gateway and fake.ready_sessions(), 10)
             assert fake.identifies == 2 and fake.most_ready == 1  # never two sessions at once
         finally:
