@@ -50,6 +50,10 @@ class _Chat:
     last_send: float = 0.0
     paused_until: float = 0.0
     pending: dict[str, tuple[MessageRef, Edit, OnEdited | None]] = field(default_factory=dict)
+    # The message whose edit the worker has taken from ``pending`` (it may be building its
+    # view), and whether its edits were discarded since: then that edit is not sent.
+    editing: str | None = None
+    discarded: bool = False
     worker: asyncio.Task[None] | None = None
     recent: collections.deque[float] = field(default_factory=collections.deque)  # last minute
     per_minute: int = 0  # 0 = no per-minute limit for this chat
@@ -235,8 +239,12 @@ class Outbox:
             chat.worker = asyncio.create_task(self._edit_worker(chat))
 
     def discard_edits(self, ref: MessageRef) -> None:
-        """Forget queued edits of a message (its final state is about to be posted)."""
-        self._chat(ref.platform, ref.chat_id).pending.pop(ref.encode(), None)
+        """Forget queued edits of a message (its final state is about to be posted), also
+        the one being prepared: it would go after the message is deleted."""
+        chat = self._chat(ref.platform, ref.chat_id)
+        chat.pending.pop(ref.encode(), None)
+        if chat.editing == ref.encode():
+            chat.discarded = True
 
     async def _edit_worker(self, chat: _Chat) -> None:
         while chat.pending:
@@ -247,10 +255,11 @@ class Outbox:
                 break
             first = next(iter(chat.pending))
             ref, edit, on_edited = chat.pending.pop(first)
+            chat.editing, chat.discarded = first, False
             try:
                 view = edit if isinstance(edit, View) else await edit()
                 new_ref = await self._spare(
-                    chat, functools.partial(self.ports[ref.platform].edit, ref, view), "edit"
+                    chat, functools.partial(self._edit_unless_discarded, chat, ref, view), "edit"
                 )
                 chat.last_edit = time.monotonic()
                 self.counts.edits += 1
@@ -260,6 +269,17 @@ class Outbox:
                 continue
             except Exception:
                 log.exception("progress edit failed")
+            finally:
+                chat.editing = None
+
+    async def _edit_unless_discarded(
+        self, chat: _Chat, ref: MessageRef, view: View
+    ) -> MessageRef | None:
+        """The worker's edit, looked at once more in the chat's turn (after its view was
+        built and a slot waited for): not sent when the message was finished meanwhile."""
+        if chat.discarded:
+            raise MessageGone("finished while its edit was prepared")
+        return await self.ports[ref.platform].edit(ref, view)
 
     async def close(self) -> None:
         for chat in self._chats.values():

@@ -84,3 +84,29 @@ async def test_per_minute_window_holds_edits_back_for_sends():
     await outbox.send("t", "-5", View("s6"))  # sends may still use the reserve
     assert len(port.calls) == 7
     await outbox.close()
+
+
+async def test_an_edit_whose_message_is_finished_while_its_view_is_built_is_not_sent():
+    """Delivery discards a progress message's edits, posts the result, deletes the message.
+    An edit already taken from the queue (building its view: downloading the preview) went
+    after the delete: a 404 "Unknown Message" on Discord, seen in CI."""
+    port = RecordingPort()
+    outbox = Outbox({"t": port}, edit_interval_s=0, send_interval_s=0)
+    progress = MessageRef("t", "1", "5")
+    building = asyncio.Event()
+    built = asyncio.Event()
+
+    async def view() -> View:
+        building.set()
+        await built.wait()  # the preview's download and conversion
+        return View("46%")
+
+    outbox.edit_later(progress, view)
+    await asyncio.wait_for(building.wait(), 5)
+    outbox.discard_edits(progress)  # what delivery does first
+    await outbox.send("t", "1", View("result"))
+    await outbox.delete(progress)
+    built.set()
+    await asyncio.sleep(0.2)
+    assert [c[0] for c in port.calls] == ["send", "delete"]
+    await outbox.close()

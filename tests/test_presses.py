@@ -90,11 +90,18 @@ async def test_a_press_after_the_burst_posts_the_result_once_more(world, monkeyp
     async with world() as w:
         grid, message = await w.imagine()
         await w.press(message, "U1")
-        await w.result(await w.child(grid, "1"))
+        upscale = await w.child(grid, "1")
+        await w.result(upscale)
         before = len(w.chat.sent)
         await w.press(message, "U1", times=3)
         await w.until(lambda: len(w.chat.sent) == before + 1)
         copy = w.chat.sent[-1][0]
+
+        async def recorded() -> bool:  # a press before that points to the first result
+            row = await w.store.task(upscale)
+            return row is not None and row.ref("result") == MessageRef("t", CHAT, copy, "photo")
+
+        await w.until(recorded)
         (notice,) = await w.press(message, "U1")  # within the window: points to the copy
         assert notice.where == MessageRef("t", CHAT, copy, "photo")
         monkeypatch.setattr(presses, "SHOWN_AGAIN_FOR_S", 0.0)
