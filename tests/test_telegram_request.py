@@ -111,3 +111,41 @@ async def test_a_proxy_from_the_environment_is_used(fake, monkeypatch):
         await runner.cleanup()
     assert f"POST {fake.base_url}{fake.token}/sendMessage" in forwarded
     assert fake.calls_to("sendMessage")[-1].params["text"] == "through the proxy"
+
+
+async def test_a_proxy_named_with_credentials_gets_them_and_no_proxy_is_honoured(fake, monkeypatch):
+    """aiohttp's trust_env sent the proxy URL's user:password as Proxy-Authorization and
+    skipped hosts in NO_PROXY; the lookup done once per origin keeps both."""
+    seen: list[str | None] = []
+
+    async def forward(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Proxy-Authorization"))
+        headers = {"Content-Type": request.headers.get("Content-Type", "")}
+        async with aiohttp.ClientSession() as session:
+            async with session.request(
+                request.method, str(request.url), data=await request.read(), headers=headers
+            ) as answer:
+                return web.Response(body=await answer.read(), status=answer.status)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://ops:s3cret@127.0.0.1:{port}")
+        async with bot_on(fake) as bot:
+            await bot.send_message(GROUP, "one")
+            await bot.send_message(GROUP, "two")
+        assert seen and set(seen) == {aiohttp.encode_basic_auth("ops", "s3cret")}
+        proxied = len(seen)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        async with bot_on(fake) as bot:  # a new request object reads the environment anew
+            await bot.send_message(GROUP, "direct")
+        assert len(seen) == proxied
+    finally:
+        await runner.cleanup()
+    assert [c.params["text"] for c in fake.calls_to("sendMessage")][-3:] == ["one", "two", "direct"]

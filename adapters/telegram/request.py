@@ -9,16 +9,23 @@ What stays as PTB's ``HTTPXRequest`` did it: the same default timeouts (a longer
 uploads), form fields url-encoded and files as multipart, proxies from the environment
 (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, as httpx reads them), certifi's CA roots, and
 PTB's errors: ``TimedOut`` for a timeout, ``NetworkError`` for anything else on the wire.
+
+The environment's proxy is looked up once per origin, not per call: aiohttp's ``trust_env``
+reads the environment and ``~/.netrc`` on every request, in a worker thread each time (py-spy
+showed those threads and their hand-offs beside every call). Telegram's calls all go to one
+origin. ``~/.netrc`` is not read: httpx did not read it for proxies either.
 """
 
 from __future__ import annotations
 
 import ssl
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 import certifi
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+from yarl import URL
 
 # HTTPXRequest's defaults (python-telegram-bot 22)
 CONNECT_S = 5.0
@@ -47,6 +54,7 @@ class AiohttpRequest(BaseRequest):
         self._read, self._connect, self._pool = read_timeout, connect_timeout, pool_timeout
         self._write, self._media_write = write_timeout, media_write_timeout
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[str, str | None] = {}  # origin -> its proxy from the environment
 
     @property
     def read_timeout(self) -> float | None:
@@ -66,7 +74,7 @@ class AiohttpRequest(BaseRequest):
                     ssl=ssl.create_default_context(cafile=certifi.where()),
                 ),
                 cookie_jar=aiohttp.DummyCookieJar(),
-                trust_env=True,  # proxies from the environment, as httpx reads them
+                trust_env=False,  # the environment's proxy is looked up once (_proxy_for)
                 headers={"User-Agent": self.USER_AGENT},
             )
 
@@ -108,13 +116,30 @@ class AiohttpRequest(BaseRequest):
             sock_connect=connect,
             sock_read=read,
         )
+        proxy = self._proxy_for(url)
         try:
-            async with session.request(method, url, data=body, timeout=timeout) as response:
+            async with session.request(
+                method, url, data=body, timeout=timeout, proxy=proxy
+            ) as response:
                 return response.status, await response.read()
         except TimeoutError as exc:  # aiohttp's own timeouts subclass it too
             raise TimedOut from exc
         except aiohttp.ClientError as exc:
             raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
+
+    def _proxy_for(self, url: str) -> str | None:
+        """The environment's proxy for ``url``'s origin (``NO_PROXY`` honoured, credentials
+        from the proxy's URL), as httpx read it; looked up once per origin."""
+        origin = "/".join(url.split("/", 3)[:3])  # scheme://host[:port]
+        if origin not in self._proxies:
+            self._proxies[origin] = _env_proxy(URL(url))
+        return self._proxies[origin]
+
+
+def _env_proxy(target: URL) -> str | None:
+    # A user:password in the proxy's URL is sent as Proxy-Authorization by aiohttp itself.
+    found = getproxies().get(target.scheme)
+    return None if not found or proxy_bypass(target.host or "") else found
 
 
 def _given(value: object, default: _Timeout) -> _Timeout:
