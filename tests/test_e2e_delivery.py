@@ -129,6 +129,7 @@ async def test_callbacks_duplicate_forged_and_lost(make_bot, sim, tg):
     async with httpx.AsyncClient() as http:
         status = (await http.get(f"http://127.0.0.1:{port}/status")).json()
         assert status["webhook"]["confirmed"] >= 1
+        assert status["event_loop"] == "uvloop"  # mjbot run's loop (a dependency on Linux)
         # A forged SUCCESS for a live task (right secret, wrong content) changes nothing the
         # API does not confirm; a wrong secret is refused outright.
         asked2 = await tg.send_text(GROUP, tg.users[ALICE], "/imagine a slow river")

@@ -8,6 +8,7 @@ what it holds) and keeps the few flat keys older readers of `mjbot status` know.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -35,6 +36,8 @@ async def document(store: Store, metrics: Metrics, adapters: Sequence[str]) -> d
         "instance": store.instance.id,
         "instances": await instances(store, live),
         "adapters": list(adapters),
+        # "uvloop" under `mjbot run` where installed (bot/cli.py: _serve), else "asyncio"
+        "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
         **counts,
         # The flat names `mjbot status` showed before the sections existed.
         "polls": metrics.tracking.polls,
