@@ -8,6 +8,7 @@ import pytest
 
 from bot.i18n import t
 from bot.mj.models import TaskState
+from bot.store import TaskRow
 from tests.dbrows import stored
 from tests.inprocess import worlds
 from tests.storage import BOTH
@@ -33,8 +34,13 @@ async def test_an_accepted_submit_is_one_request_carrying_our_key_and_its_charge
         assert sent.body["state"] == key  # how a callback finds the task
         assert "notifyHook" not in sent.body  # no hook URL configured: none sent
         assert [r["outcome"] for r in await w.settled(key)] == ["success"]
-        row = await w.store.task(key)
-        assert row is not None and row.status == TaskState.SUCCESS and row.progress_ref is None
+
+        async def cleared() -> TaskRow | None:  # the progress message goes last (delivery.py)
+            row = await w.store.task(key)
+            return row if row is not None and row.progress_ref is None else None
+
+        row = await w.until(cleared)
+        assert row.status == TaskState.SUCCESS
         progress = [m for m, v in w.chat.sent if m != result and not v.media]
         assert progress and all(m in w.chat.deleted for m in progress)  # no "waiting" left
 
