@@ -5,10 +5,14 @@ its CDN, can point anywhere), so every connection a download opens is checked af
 resolution: loopback, private, link-local (cloud metadata), shared, multicast and reserved
 addresses are refused unless the host is one the operator configured (the API's base_url,
 Telegram's and Discord's URLs, the built-in simulator) or listed in
-``media.allow_private_hosts``. The check lives in the connection itself (an httpcore network
-backend): the address that was checked is the address connected to, so a DNS answer that
-changes between the check and the connect (rebinding) cannot slip through, and every
-redirect hop opens its connection through the same check.
+``media.allow_private_hosts``.
+
+The check lives where connections get their address: a host name is resolved by the checked
+resolver of the downloads' aiohttp session (``checked_session``), which hands aiohttp only the
+addresses it checked, so a DNS answer that changes between the check and the connect
+(rebinding) cannot slip through. aiohttp connects to an address written in the URL without
+asking any resolver: ``CheckedSession.get`` checks those itself before the request, with the
+same test aiohttp uses to tell them apart. Every redirect hop is a new ``get``.
 """
 
 from __future__ import annotations
@@ -17,11 +21,15 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from collections.abc import Iterable
-from typing import Any
+import ssl
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 
-import httpcore
-import httpx
+import aiohttp
+import certifi
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+from yarl import URL
 
 log = logging.getLogger("bot.egress")
 
@@ -48,13 +56,13 @@ def is_public(ip: IPAddress) -> bool:
 def endpoint(url: str) -> tuple[str, int] | None:
     """(host, port) of an http(s) URL, host normalised as connections see it; else None."""
     try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
+        parsed = URL(url)
+    except (ValueError, TypeError):
         return None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
+    if parsed.scheme not in ("http", "https") or not parsed.raw_host:
         return None
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    return parsed.host.lower().rstrip("."), port
+    return parsed.raw_host.lower().rstrip("."), port
 
 
 def parse_host_rule(entry: str) -> str | IPNetwork:
@@ -84,18 +92,21 @@ class Egress:
         if found is not None:
             self._origins.add(found)
 
-    async def address(self, host: str, port: int) -> str:
-        """The address to connect to for ``host``; raises Refused when the rule says no."""
+    def is_origin(self, host: str, port: int) -> bool:
+        """One of the operator's own (host, port): connected to exactly as configured."""
+        return (host.lower().rstrip("."), port) in self._origins
+
+    async def addresses(self, host: str, port: int) -> list[IPAddress]:
+        """Every address of ``host`` (not an origin), all allowed; raises Refused when the
+        rule says no to any of them."""
         host = host.lower().rstrip(".")
-        if (host, port) in self._origins:
-            return host  # the operator's own: connect exactly as configured
         addresses = await _resolve(host, port)
         if not addresses:
             raise Refused(f"{host} has no address")
         for ip in addresses:  # every answer: a mixed answer must not win by ordering
             if not await self._allows(host, ip, port):
                 raise Refused(f"{host} resolves to {ip}, a private address")
-        return str(addresses[0])
+        return addresses
 
     async def _allows(self, host: str, ip: IPAddress, port: int) -> bool:
         if is_public(ip) or host in self._names or any(ip in net for net in self._networks):
@@ -126,51 +137,73 @@ async def _resolve(host: str, port: int) -> list[IPAddress]:
     return found
 
 
-class _CheckedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend with the rule in front of every TCP connect."""
+class _CheckedResolver(AbstractResolver):
+    """aiohttp's resolver with the rule in it: a name is resolved and every address checked,
+    and aiohttp gets exactly the addresses that were checked to connect to."""
 
     def __init__(self, egress: Egress) -> None:
         self._egress = egress
-        self._inner = httpcore.AnyIOBackend()
+        self._plain = DefaultResolver()  # for the operator's own origins, as configured
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        # TLS still verifies the certificate against the URL's host name: httpcore passes it
-        # to start_tls separately; only the TCP connect uses the checked address.
-        address = await self._egress.address(host, port)
-        return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if self._egress.is_origin(host, port):
+            return await self._plain.resolve(host, port, family)
+        return [
+            {
+                "hostname": host,
+                "host": str(ip),
+                "port": port,
+                "family": socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for ip in await self._egress.addresses(host, port)
+        ]
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise Refused("unix sockets are not downloads")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+    async def close(self) -> None:
+        await self._plain.close()
 
 
-def checked_client(egress: Egress, *, timeout_s: float) -> httpx.AsyncClient:
-    """An httpx client whose every connection passes ``egress``; no redirects, no env proxy
-    (a proxy would resolve names itself, after our check)."""
-    transport = httpx.AsyncHTTPTransport(trust_env=False)
-    # httpx has no public way to hand httpcore a network backend: its pool is rebuilt with
-    # one (tests/test_downloads.py fails loudly if a new httpx changes this).
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
-        max_connections=100,
-        max_keepalive_connections=20,
-        keepalive_expiry=5.0,
-        network_backend=_CheckedBackend(egress),
-    )
-    return httpx.AsyncClient(
-        transport=transport, timeout=timeout_s, follow_redirects=False, trust_env=False
-    )
+def _is_literal(host: str) -> bool:
+    """aiohttp's own test (``helpers.is_ip_address``) for a host it connects to without a
+    resolver; kept the same so that nothing it skips the resolver for goes unchecked."""
+    return ":" in host or host.replace(".", "").isdigit()
+
+
+class CheckedSession:
+    """An aiohttp session whose every connection passes ``egress``: no redirects followed,
+    no proxy from the environment (a proxy would resolve names itself, after our check)."""
+
+    def __init__(self, egress: Egress, *, timeout_s: float) -> None:
+        self._egress = egress
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                resolver=_CheckedResolver(egress),
+                limit=100,
+                # certifi's roots, as the Telegram calls: a slim image may have no system store
+                ssl=ssl.create_default_context(cafile=certifi.where()),
+            ),
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=timeout_s, sock_connect=timeout_s, sock_read=timeout_s
+            ),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+        )
+
+    @asynccontextmanager
+    async def get(self, url: str) -> AsyncIterator[aiohttp.ClientResponse]:
+        """GET ``url`` (an http(s) URL: see ``endpoint``) without following a redirect;
+        raises Refused when the rule says no, before anything is sent."""
+        found = endpoint(url)
+        if found is None:
+            raise Refused(f"not an http(s) URL: {url[:80]!r}")
+        host, port = found
+        if _is_literal(host) and not self._egress.is_origin(host, port):
+            await self._egress.addresses(host, port)  # an address: nothing to rebind
+        async with self._session.get(url, allow_redirects=False) as response:
+            yield response
+
+    async def aclose(self) -> None:
+        await self._session.close()

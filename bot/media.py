@@ -16,10 +16,11 @@ import math
 import struct
 from pathlib import Path
 
-import httpx
+import aiohttp
 from PIL import Image
+from yarl import URL
 
-from bot.egress import Egress, Refused, checked_client, endpoint
+from bot.egress import CheckedSession, Egress, Refused, endpoint
 
 log = logging.getLogger("bot.media")
 
@@ -41,6 +42,7 @@ MAX_REDIRECTS = 5
 _PASS_AS_IS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 _PASS_MODES = ("RGB", "RGBA", "L", "LA", "P")  # CMYK and the like are re-encoded
 _EXIF_ORIENTATION = 0x0112  # the tag a viewer rotates by
+_REDIRECTS = (301, 302, 303, 307, 308)
 
 
 class MediaError(Exception):
@@ -74,7 +76,7 @@ class Downloader:
         timeout_s: float = 30.0,
     ) -> None:
         self.egress = egress or Egress()
-        self._http = checked_client(self.egress, timeout_s=timeout_s)
+        self._http = CheckedSession(self.egress, timeout_s=timeout_s)
         self._slots = asyncio.Semaphore(concurrency)
         self.max_bytes = max_bytes
         self.retries = retries
@@ -136,7 +138,7 @@ class Downloader:
                     exc,
                 )
                 raise MediaError("download") from None
-            except (httpx.HTTPError, _Transient) as exc:
+            except (aiohttp.ClientError, TimeoutError, _Transient) as exc:
                 log.info("download attempt %d failed: %s", attempt + 1, type(exc).__name__)
                 if attempt < self.retries:
                     await asyncio.sleep(self.retry_delay_s * (attempt + 1))
@@ -148,18 +150,22 @@ class Downloader:
         for _ in range(MAX_REDIRECTS + 1):
             if endpoint(url) is None:
                 raise MediaError("download")  # file:, data:, ftp: or junk
-            async with self._http.stream("GET", url) as response:
-                if response.has_redirect_location:
-                    url = str(response.url.join(response.headers["location"]))
+            async with self._http.get(url) as response:
+                location = response.headers.get("Location")
+                if response.status in _REDIRECTS and location:
+                    try:
+                        url = str(response.url.join(URL(location)))
+                    except ValueError:
+                        raise MediaError("download") from None
                     continue
                 return await self._body(response)
         log.info("download gave up after %d redirects", MAX_REDIRECTS)
         raise MediaError("download")
 
-    async def _body(self, response: httpx.Response) -> bytes:
-        if response.status_code >= 500 or response.status_code == 429:
+    async def _body(self, response: aiohttp.ClientResponse) -> bytes:
+        if response.status >= 500 or response.status == 429:
             raise _Transient()
-        if response.status_code != 200:
+        if response.status != 200:
             raise MediaError("download")
         try:
             size = int(response.headers.get("content-length") or 0)
@@ -168,7 +174,7 @@ class Downloader:
         if size > self.max_bytes:
             raise MediaError("too_big")
         chunks, total = [], 0
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.content.iter_any():
             total += len(chunk)
             if total > self.max_bytes:
                 raise MediaError("too_big")

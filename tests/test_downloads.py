@@ -130,8 +130,18 @@ async def test_a_redirect_to_a_loopback_service_is_refused():
                 assert (await refused(downloader, f"{api}/moved")).reason == "download"
                 # Nor may a URL name the internal service, by address or by name.
                 port = inside.rsplit(":", 1)[1]
-                for url in (f"{inside}/x.png", f"http://localhost:{port}/x.png"):
-                    await refused(downloader, url)
+                spellings = (  # every way a URL can spell this machine's loopback
+                    inside,
+                    f"http://localhost:{port}",
+                    f"http://LocalHost.:{port}",
+                    f"http://2130706433:{port}",
+                    f"http://127.1:{port}",
+                    f"http://0x7f.0.0.1:{port}",
+                    f"http://[::ffff:127.0.0.1]:{port}",
+                    f"http://[::ffff:7f00:1]:{port}",
+                )
+                for origin in spellings:
+                    await refused(downloader, f"{origin}/x.png")
                 await refused(downloader, "http://169.254.169.254/latest/meta-data/")
                 await refused(downloader, "http://[::1]:9/x.png")
                 await refused(downloader, "file:///etc/passwd")
