@@ -81,45 +81,18 @@ async def test_nobody_listening_is_a_network_error():
             pass
 
 
-async def test_a_proxy_from_the_environment_is_used(fake, monkeypatch):
-    """httpx read HTTP(S)_PROXY, so operators who reach Telegram through a proxy set it."""
-    forwarded: list[str] = []
+class Proxy:
+    """A real forwarding HTTP proxy on 127.0.0.1: what it forwarded, and the
+    Proxy-Authorization each request carried."""
 
-    async def forward(request: web.Request) -> web.Response:
-        forwarded.append(f"{request.method} {request.url}")
-        headers = {"Content-Type": request.headers.get("Content-Type", "")}
-        async with aiohttp.ClientSession() as session:
-            async with session.request(
-                request.method, str(request.url), data=await request.read(), headers=headers
-            ) as answer:
-                body = await answer.read()
-                return web.Response(body=body, status=answer.status, headers=answer.headers)
+    def __init__(self) -> None:
+        self.forwarded: list[str] = []
+        self.auth: list[str | None] = []
+        self.port = free_port()
 
-    app = web.Application(client_max_size=20 * 1024 * 1024)
-    app.router.add_route("*", "/{tail:.*}", forward)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
-        async with bot_on(fake) as bot:
-            await bot.send_message(GROUP, "through the proxy")
-    finally:
-        await runner.cleanup()
-    assert f"POST {fake.base_url}{fake.token}/sendMessage" in forwarded
-    assert fake.calls_to("sendMessage")[-1].params["text"] == "through the proxy"
-
-
-async def test_a_proxy_named_with_credentials_gets_them_and_no_proxy_is_honoured(fake, monkeypatch):
-    """aiohttp's trust_env sent the proxy URL's user:password as Proxy-Authorization and
-    skipped hosts in NO_PROXY; the lookup done once per origin keeps both."""
-    seen: list[str | None] = []
-
-    async def forward(request: web.Request) -> web.Response:
-        seen.append(request.headers.get("Proxy-Authorization"))
+    async def forward(self, request: web.Request) -> web.Response:
+        self.forwarded.append(f"{request.method} {request.url}")
+        self.auth.append(request.headers.get("Proxy-Authorization"))
         headers = {"Content-Type": request.headers.get("Content-Type", "")}
         async with aiohttp.ClientSession() as session:
             async with session.request(
@@ -127,25 +100,47 @@ async def test_a_proxy_named_with_credentials_gets_them_and_no_proxy_is_honoured
             ) as answer:
                 return web.Response(body=await answer.read(), status=answer.status)
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", forward)
+
+@pytest.fixture
+async def proxy(monkeypatch) -> AsyncIterator[Proxy]:
+    """The proxy, with no proxy variable of the machine's own left in the environment."""
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    found = Proxy()
+    app = web.Application(client_max_size=20 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", found.forward)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", found.port).start()
     try:
-        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("HTTP_PROXY", f"http://ops:s3cret@127.0.0.1:{port}")
-        async with bot_on(fake) as bot:
-            await bot.send_message(GROUP, "one")
-            await bot.send_message(GROUP, "two")
-        assert seen and set(seen) == {aiohttp.encode_basic_auth("ops", "s3cret")}
-        proxied = len(seen)
-        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-        async with bot_on(fake) as bot:  # a new request object reads the environment anew
-            await bot.send_message(GROUP, "direct")
-        assert len(seen) == proxied
+        yield found
     finally:
         await runner.cleanup()
+
+
+async def test_a_proxy_from_the_environment_is_used(fake, proxy, monkeypatch):
+    """httpx read HTTP(S)_PROXY, so operators who reach Telegram through a proxy set it."""
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+    async with bot_on(fake) as bot:
+        await bot.send_message(GROUP, "through the proxy")
+    assert f"POST {fake.base_url}{fake.token}/sendMessage" in proxy.forwarded
+    assert set(proxy.auth) == {None}
+    assert fake.calls_to("sendMessage")[-1].params["text"] == "through the proxy"
+
+
+async def test_a_proxy_named_with_credentials_gets_them_and_no_proxy_is_honoured(
+    fake, proxy, monkeypatch
+):
+    """aiohttp's trust_env sent the proxy URL's user:password as Proxy-Authorization and
+    skipped hosts in NO_PROXY; the lookup done once per origin keeps both."""
+    monkeypatch.setenv("HTTP_PROXY", f"http://ops:s3cret@127.0.0.1:{proxy.port}")
+    async with bot_on(fake) as bot:
+        await bot.send_message(GROUP, "one")
+        await bot.send_message(GROUP, "two")
+    assert proxy.auth and set(proxy.auth) == {aiohttp.encode_basic_auth("ops", "s3cret")}
+    proxied = len(proxy.forwarded)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    async with bot_on(fake) as bot:  # a new request object reads the environment anew
+        await bot.send_message(GROUP, "direct")
+    assert len(proxy.forwarded) == proxied
     assert [c.params["text"] for c in fake.calls_to("sendMessage")][-3:] == ["one", "two", "direct"]
