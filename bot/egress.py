@@ -8,7 +8,7 @@ Telegram's and Discord's URLs, the built-in simulator) or listed in
 ``media.allow_private_hosts``.
 
 The check lives where connections get their address: a host name is resolved by the checked
-resolver of the downloads' aiohttp session (``checked_session``), which hands aiohttp only the
+resolver of the downloads' aiohttp session (``CheckedSession``), which hands aiohttp only the
 addresses it checked, so a DNS answer that changes between the check and the connect
 (rebinding) cannot slip through. aiohttp connects to an address written in the URL without
 asking any resolver: ``CheckedSession.get`` checks those itself before the request, with the
@@ -148,6 +148,8 @@ class _CheckedResolver(AbstractResolver):
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
+        # ``family`` is the connector's: AF_UNSPEC (CheckedSession leaves the default), so
+        # every checked address, IPv4 and IPv6, is offered
         if self._egress.is_origin(host, port):
             return await self._plain.resolve(host, port, family)
         return [
