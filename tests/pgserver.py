@@ -57,11 +57,12 @@ def binaries() -> Path | None:
 class PgServer:
     """One postgres process; ``database()`` makes a fresh migrated database and its URL."""
 
-    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
+    def __init__(self, bindir: Path, *, durable: bool = False, settings: str = "") -> None:
         self.bindir = bindir
         # Tests run without syncing to disk (fast); a benchmark of what a deployment pays
         # asks for PostgreSQL's default durability.
         self.durable = durable
+        self.settings = settings  # more server options ("-c name=value ...")
         self.dir = Path(tempfile.mkdtemp(prefix="mjbot-pg-"))
         self.data = self.dir / "data"
         self.port = free_port()
@@ -101,6 +102,8 @@ class PgServer:
                 " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
                 " -c max_connections=200 -c shared_buffers=32MB"
             )
+        if self.settings:
+            options += f" {self.settings}"
         self._run(
             "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w",
             "start",

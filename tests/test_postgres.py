@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
 
 import asyncpg
@@ -20,11 +21,12 @@ from bot import config as config_module
 from bot.chat import MessageRef
 from bot.config import ConfigError
 from bot.dblock import DatabaseInUse
+from bot.mj.models import Task
 from bot.store import Charge, InstanceRow, SendRule, StoreUnavailable, TaskRow, new_key
 from bot.store.postgres import _INSTANCE_LOCK, TABLES, PostgresStore
 from bot.store.sqlite import SQLiteStore
 from tests.harness import ROOT, write_config
-from tests.pgserver import PASSWORD
+from tests.pgserver import PASSWORD, PgServer, binaries
 from tests.storage import rows
 
 # --- configuration ---------------------------------------------------------------------------
@@ -341,3 +343,62 @@ async def test_a_statement_is_one_round_trip_without_a_reset_after_it(pg_server)
         assert any("FROM tasks WHERE key" in r["query"] for r in last), last
     finally:
         await store.close()
+
+
+# --- what waits for the disk -----------------------------------------------------------------
+
+
+async def test_slots_confirmations_and_merges_do_not_wait_for_the_disk_the_rest_does():
+    """Send slots, the fleet's confirmation queue and merged API answers commit without
+    waiting for the WAL flush (a database crash may lose them: each is taken or asked again);
+    everything else waits, as PostgreSQL's default has it. Seen on a durable server whose WAL
+    writer flushes at most every 10 s: WAL still unflushed right after a commit is a commit
+    that did not wait."""
+    bindir = binaries()
+    if bindir is None:
+        if os.environ.get("CI"):
+            pytest.fail("no PostgreSQL binaries")
+        pytest.skip("no PostgreSQL binaries (Debian's postgresql package, or PG_BINDIR)")
+    quiet = "-c wal_writer_delay=10s -c wal_level=minimal -c max_wal_senders=0 -c autovacuum=off"
+    server = PgServer(bindir, durable=True, settings=quiet)
+    await asyncio.to_thread(server.start)
+    try:
+        url = await asyncio.to_thread(server.database)
+        store = await PostgresStore.open(url)
+        probe = await asyncpg.connect(url)
+
+        async def flushed() -> bool:
+            return bool(
+                await probe.fetchval(
+                    "SELECT pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn()"
+                )
+            )
+
+        async def waits(work: Awaitable[object]) -> bool:
+            await work
+            return await flushed()
+
+        try:
+            # The WAL writer flushes the first unflushed commit it finds at once; from then
+            # on it waits its 10 s.
+            await store.take_slot([SendRule("telegram:chat:-9", 1.0)])
+            for _ in range(150):
+                if await flushed():
+                    break
+                await asyncio.sleep(0.1)
+            row = TaskRow(new_key(), "telegram", "-1", "7", "imagine", task_id="41")
+            assert await waits(store.add_task(row))
+            assert not await waits(store.take_slot([SendRule("telegram:chat:-1", 1.0)]))
+            assert await waits(store.remember_person("telegram", "7", "alice", "Alice"))
+            assert not await waits(store.queue_confirmation("41", ""))
+            assert not await waits(store.take_confirmations(10))
+            assert await waits(store.first_time("telegram:u:1"))
+            done = Task.from_json({"id": "41", "status": "SUCCESS", "progress": "100%"})
+            assert done is not None
+            assert not await waits(store.merge([done]))
+            assert await waits(store.delivered(row.key, MessageRef("telegram", "-1", "9")))
+        finally:
+            await probe.close()
+            await store.close()
+    finally:
+        await asyncio.to_thread(server.stop)

@@ -180,9 +180,22 @@ class PostgresStore:
     """``bot.store.Store`` on one PostgreSQL database."""
 
     def __init__(
-        self, pool: asyncpg.Pool[asyncpg.Record], url: str, instance: InstanceRow | None = None
+        self,
+        pool: asyncpg.Pool[asyncpg.Record],
+        url: str,
+        instance: InstanceRow | None = None,
+        *,
+        relaxed: asyncpg.Pool[asyncpg.Record] | None = None,
     ) -> None:
         self._pool = pool
+        # Commits that do not wait for the disk (synchronous_commit off), for what a database
+        # crash may lose without harm: send slots, the fleet's confirmation queue, merged API
+        # answers (a slot is taken again; a task's state is asked of the API again). Under load every commit
+        # waits its turn at the WAL flush; at 1,000 tasks on three instances that wait was
+        # most of the fleet's added latency (README, Performance). Other sessions see such a
+        # commit at once, so the fleet's decisions are unchanged; and the WAL is flushed in
+        # order, so any later ordinary commit makes it durable too.
+        self._relaxed = relaxed or pool
         self.url = url  # with its password: tests read the rows beside the store
         self._holder: asyncpg.Connection[asyncpg.Record] | None = None  # the instance lock
         self.instance = instance or this_instance()
@@ -204,19 +217,17 @@ class PostgresStore:
         migrates without holding the lock (tests that open one database several times).
         """
         try:
-            pool = await asyncpg.create_pool(
-                url,
-                min_size=1,
-                max_size=8,
-                command_timeout=60,
-                server_settings=_SETTINGS,
-                reset=_keep_session,
-            )
+            pool = await _pool(url, _SETTINGS)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"cannot open {shown_url(url)}: {_reason(exc, url)}") from None
-        store = cls(pool, url, instance)
         if read_only:
-            return store
+            return cls(pool, url, instance)
+        try:
+            relaxed = await _pool(url, {**_SETTINGS, "synchronous_commit": "off"})
+        except BaseException:
+            await pool.close()
+            raise
+        store = cls(pool, url, instance, relaxed=relaxed)
         try:
             if exclusive:
                 store._holder = await _hold_instance_lock(url)
@@ -240,11 +251,12 @@ class PostgresStore:
         finally:
             # close() waits for every connection to come back; a task stopped in the middle of
             # a query must not hold the process's shutdown: after a while they are cut.
-            try:
-                await asyncio.wait_for(self._pool.close(), _CLOSE_WAIT_S)
-            except TimeoutError:
-                log.warning("closing the database pool timed out; connections were cut")
-                self._pool.terminate()
+            for pool in {self._pool, self._relaxed}:
+                try:
+                    await asyncio.wait_for(pool.close(), _CLOSE_WAIT_S)
+                except TimeoutError:
+                    log.warning("closing the database pool timed out; connections were cut")
+                    pool.terminate()
 
     async def _migrate(self) -> None:
         """Apply the numbered scripts not applied yet, each in its own transaction, under a
@@ -282,9 +294,10 @@ class PostgresStore:
         return int(value)
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Connection]:
-        """One transaction on a connection of the pool: the unit of every decision."""
-        async with self._pool.acquire() as db, db.transaction():
+    async def _transaction(self, *, relaxed: bool = False) -> AsyncIterator[Connection]:
+        """One transaction on a connection of the pool: the unit of every decision
+        (``relaxed``: its commit does not wait for the disk; see ``__init__``)."""
+        async with (self._relaxed if relaxed else self._pool).acquire() as db, db.transaction():
             yield db
 
     async def _one(self, sql: str, *args: Any) -> asyncpg.Record | None:
@@ -378,7 +391,8 @@ class PostgresStore:
                 newest[task.id] = task
         if not newest:
             return []
-        async with self._transaction() as db:
+        # relaxed: what the API said can be asked again (a crash loses it, the poller finds it)
+        async with self._transaction(relaxed=True) as db:
             found = await db.fetch(
                 "SELECT * FROM tasks WHERE task_id = ANY($1::text[]) ORDER BY key FOR UPDATE",
                 list(newest),
@@ -390,7 +404,7 @@ class PostgresStore:
     async def queue_confirmation(self, task_id: str, image_url: str) -> bool:
         # One statement: whether others wait is read beside the insert (two inserts at once
         # may both open a window: two confirmations, nothing lost).
-        opens = await self._pool.fetchval(
+        opens = await self._relaxed.fetchval(
             "WITH queued AS (INSERT INTO confirming (task_id, image_url, heard_at)"
             " VALUES ($1, $2, $3) ON CONFLICT (task_id) DO NOTHING)"
             " SELECT NOT EXISTS (SELECT 1 FROM confirming WHERE task_id <> $1)",
@@ -403,7 +417,7 @@ class PostgresStore:
     async def take_confirmations(
         self, limit: int, only: Sequence[str] | None = None
     ) -> list[tuple[str, str]]:
-        rows = await self._pool.fetch(
+        rows = await self._relaxed.fetch(
             "DELETE FROM confirming WHERE task_id IN (SELECT task_id FROM confirming"
             " WHERE $2::text[] IS NULL OR task_id = ANY($2::text[])"
             " ORDER BY heard_at LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING task_id, image_url",
@@ -1228,12 +1242,12 @@ class PostgresStore:
         steps = [r.step for r in rules]
         ordered = [r.ordered for r in rules]
         for _ in range(3):
-            row = await self._one(
+            row = await self._relaxed.fetchrow(
                 _TAKE_SLOT, scopes, leads, steps, len(set(scopes)), ordered, within_s
             )
             if row is not None and row["complete"]:
                 return max(0.0, float(row["wait"]))
-            await self._pool.execute(
+            await self._relaxed.execute(
                 "INSERT INTO send_slots (scope, tat, last) SELECT unnest($1::text[]), 0, 0"
                 " ON CONFLICT (scope) DO NOTHING",
                 scopes,
@@ -1384,6 +1398,17 @@ class _Ledger:
 
 # Every connection: UTC, and a name that shows in pg_stat_activity.
 _SETTINGS = {"application_name": "mjbot", "timezone": "UTC"}
+
+
+async def _pool(url: str, settings: dict[str, str]) -> asyncpg.Pool[asyncpg.Record]:
+    return await asyncpg.create_pool(
+        url,
+        min_size=1,
+        max_size=8,
+        command_timeout=60,
+        server_settings=settings,
+        reset=_keep_session,
+    )
 
 
 async def _hold_instance_lock(url: str) -> asyncpg.Connection[asyncpg.Record]:
