@@ -189,12 +189,13 @@ class PostgresStore:
     ) -> None:
         self._pool = pool
         # Commits that do not wait for the disk (synchronous_commit off), for what a database
-        # crash may lose without harm: send slots, the fleet's confirmation queue, merged API
-        # answers (a slot is taken again; a task's state is asked of the API again). Under load every commit
-        # waits its turn at the WAL flush; at 1,000 tasks on three instances that wait was
-        # most of the fleet's added latency (README, Performance). Other sessions see such a
-        # commit at once, so the fleet's decisions are unchanged; and the WAL is flushed in
-        # order, so any later ordinary commit makes it durable too.
+        # crash may lose without harm: send slots (a call goes a little early: at worst a 429,
+        # waited out), the fleet's confirmation queue and merged API answers (asked again).
+        # Under load every commit waits its turn at the WAL flush; at 1,000 tasks on three
+        # instances that wait was about half of the fleet's added latency (README,
+        # Performance). Other sessions see such a commit at once, so the fleet's decisions are
+        # unchanged; and the WAL is flushed in order, so a later ordinary commit makes it
+        # durable too.
         self._relaxed = relaxed or pool
         self.url = url  # with its password: tests read the rows beside the store
         self._holder: asyncpg.Connection[asyncpg.Record] | None = None  # the instance lock
