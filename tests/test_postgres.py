@@ -172,7 +172,7 @@ async def fill(path: Path) -> None:
         await store.copy_posted(f"{parent.key}:file", MessageRef("telegram", "-1", "33", "doc"))
         await store.take_slot([SendRule("telegram:chat:-1", 1.0)])
         await store.hold_singleton("discord-gateway:0", "i1", 30.0)
-        await store.queue_confirmation("1700000000000099", "https://cdn.example/x.png")
+        await store.queue_confirmation("1700000000000099", "https://cdn.example/x.png", 0.3)
         # an update taken from Telegram and not handled when the deployment stopped
         await store.accept_update("telegram:5", '{"update_id": 5}', "i1")
     finally:
@@ -390,7 +390,7 @@ async def test_slots_confirmations_and_merges_do_not_wait_for_the_disk_the_rest_
             assert await waits(store.add_task(row))
             assert not await waits(store.take_slot([SendRule("telegram:chat:-1", 1.0)]))
             assert await waits(store.remember_person("telegram", "7", "alice", "Alice"))
-            assert not await waits(store.queue_confirmation("41", ""))
+            assert not await waits(store.queue_confirmation("41", "", 0.3))
             assert not await waits(store.take_confirmations(10))
             assert await waits(store.first_time("telegram:u:1"))
             done = Task.from_json({"id": "41", "status": "SUCCESS", "progress": "100%"})

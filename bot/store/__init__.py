@@ -671,10 +671,12 @@ class Store(Protocol):
         """Every task the API is still working on, whoever follows it (reports)."""
         ...
 
-    async def queue_confirmation(self, task_id: str, image_url: str) -> bool:
+    async def queue_confirmation(self, task_id: str, image_url: str, window_s: float) -> bool:
         """A final callback to confirm with the API, for whichever instance confirms next.
-        True when the queue held no other: this one opens the fleet's window (its instance
-        takes the queue when the window ends; the others' callbacks wait for that)."""
+        True when no other was queued in the last ``window_s``: this one opens the fleet's
+        window (its instance takes the queue when the window ends; the others' callbacks
+        wait for that). One queued longer ago than a window is left over (its window's take
+        missed it, or its instance died): it opens nothing, and the next window takes it."""
         ...
 
     async def take_confirmations(

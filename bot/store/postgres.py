@@ -402,16 +402,18 @@ class PostgresStore:
         merged.sort(key=lambda pair: not pair[1].is_final)
         return merged
 
-    async def queue_confirmation(self, task_id: str, image_url: str) -> bool:
+    async def queue_confirmation(self, task_id: str, image_url: str, window_s: float) -> bool:
         # One statement: whether others wait is read beside the insert (two inserts at once
-        # may both open a window: two confirmations, nothing lost).
+        # may both open a window: two confirmations, nothing lost). The server's clock: the
+        # instances' clocks may differ by more than a window.
         opens = await self._relaxed.fetchval(
             "WITH queued AS (INSERT INTO confirming (task_id, image_url, heard_at)"
-            " VALUES ($1, $2, $3) ON CONFLICT (task_id) DO NOTHING)"
-            " SELECT NOT EXISTS (SELECT 1 FROM confirming WHERE task_id <> $1)",
+            f" VALUES ($1, $2, {_NOW}) ON CONFLICT (task_id) DO NOTHING)"
+            " SELECT NOT EXISTS (SELECT 1 FROM confirming WHERE task_id <> $1"
+            f" AND heard_at > {_NOW} - $3::float8)",
             task_id,
             image_url,
-            time.time(),
+            window_s,
         )
         return bool(opens)
 

@@ -281,16 +281,18 @@ class SQLiteStore:
         merged.sort(key=lambda pair: not pair[1].is_final)
         return merged
 
-    async def queue_confirmation(self, task_id: str, image_url: str) -> bool:
+    async def queue_confirmation(self, task_id: str, image_url: str, window_s: float) -> bool:
+        now = time.time()
         async with self._transaction() as db:
             async with db.execute(
-                "SELECT 1 FROM confirming WHERE task_id <> ? LIMIT 1", (task_id,)
+                "SELECT 1 FROM confirming WHERE task_id <> ? AND heard_at > ? LIMIT 1",
+                (task_id, now - window_s),
             ) as cur:
                 others = await cur.fetchone()
             await db.execute(
                 "INSERT INTO confirming (task_id, image_url, heard_at) VALUES (?, ?, ?)"
                 " ON CONFLICT (task_id) DO NOTHING",
-                (task_id, image_url, time.time()),
+                (task_id, image_url, now),
             )
         return others is None
 

@@ -23,10 +23,15 @@ is bounded. What a callback may do depends on what it claims:
   SUCCESS names is downloaded (``prefetch``), used only if the API's answer names it too.
 
 With several instances (``shared``) a confirmation covers the whole fleet: each final
-callback is also queued in the store. The one queued first opens the fleet's window: when it
-ends, its instance takes every one queued (``Store.take_confirmations``), whoever heard them.
-A callback that joins an open window waits for that take; its own instance takes it only if
-it is still queued ``BACKSTOP`` windows later. Confirmed per instance, three instances sent
+callback is also queued in the store. One queued when no other was queued within a window
+opens the fleet's window: when it ends, its instance takes every one queued
+(``Store.take_confirmations``), whoever heard them. A callback that joins an open window
+waits for that take. If it is still queued ``BACKSTOP`` windows later (a take can miss one
+queued while it ran; its instance may have died), its own instance takes the whole queue.
+Before, that late take was of its own callbacks only, and what a take had missed stayed in
+the queue: every callback after it joined a window nobody would take, and waited out its
+backstop (0.4-1 s more for most results at 1,000 tasks, in some runs; README, Performance).
+Confirmed per instance, three instances sent
 1.8x the list requests of one; with every instance's window taking the whole queue, 2.2x at
 1,000 tasks (README, Performance). The taker posts what it confirmed, so it fetches the
 images early itself. A queued callback whose taker dies unconfirmed is found by the poller.
@@ -123,7 +128,6 @@ class HookServer:
         self._queued: set[str] = set()  # of _finals, those queued there
         self._more = False  # the fleet's queue held more than one confirmation takes
         self._due = 0.0  # when the finals waiting here are confirmed (monotonic)
-        self._opened = False  # one of them opened the fleet's window: this take is the fleet's
         self._wake = asyncio.Event()  # look again: CONFIRM_BATCH are waiting, or _due moved
         self._showing: asyncio.Task[None] | None = None
         self._confirming: asyncio.Task[None] | None = None
@@ -192,7 +196,7 @@ class HookServer:
             opens = True
             if self.shared:
                 try:
-                    opens = await self.store.queue_confirmation(task.id, image)
+                    opens = await self.store.queue_confirmation(task.id, image, self.confirm_wait_s)
                     self._queued.add(task.id)
                 except Exception as exc:  # confirmed here alone, as one instance would
                     log.warning("queueing a confirmation failed: %s", type(exc).__name__)
@@ -229,14 +233,14 @@ class HookServer:
         """Confirm ``task_id`` with the next batch: ``confirm_wait_s`` after the first of a
         window it ``opens``; one that joins the fleet's window opened elsewhere is confirmed
         by that instance's take, and only if it is still queued ``BACKSTOP`` times that long
-        after (that instance died, or took the queue just before it came) is it taken here."""
+        after (that instance died, or took the queue just before it came) is it taken here,
+        with everything queued then."""
         if not self._finals:
-            self._due, self._opened = math.inf, False
+            self._due = math.inf
         due = now + self.confirm_wait_s * (1 if opens else BACKSTOP)
         if due < self._due:
             self._due = due
             self._wake.set()  # a wait for a later due (a backstop) is cut short
-        self._opened = self._opened or opens
         self._finals.add(task_id)
         if len(self._finals) >= CONFIRM_BATCH:
             self._wake.set()
@@ -251,7 +255,7 @@ class HookServer:
                     await asyncio.wait_for(self._wake.wait(), wait)
             ids, self._finals = sorted(self._finals), set()
             if self.shared:
-                ids = await self._fleet_batch(ids, everyone=self._opened or self._more)
+                ids = await self._fleet_batch(ids)
                 if not ids:
                     continue  # another instance took them: confirmed there
             try:
@@ -278,16 +282,13 @@ class HookServer:
         except Exception:
             log.exception("handling confirmed callbacks failed")
 
-    async def _fleet_batch(self, mine: list[str], *, everyone: bool) -> list[str]:
-        """What this confirmation asks about: every queued one in the fleet (``everyone``:
-        this window is the fleet's) or those of ``mine`` still queued, and those of ``mine``
-        that could not be queued (the store was unreachable then)."""
+    async def _fleet_batch(self, mine: list[str]) -> list[str]:
+        """What this confirmation asks about: every queued one in the fleet, and those of
+        ``mine`` that could not be queued (the store was unreachable then)."""
         alone = [task_id for task_id in mine if task_id not in self._queued]
         self._queued.difference_update(mine)
         try:
-            taken = await self.store.take_confirmations(
-                CONFIRM_LIST_MAX, None if everyone else mine
-            )
+            taken = await self.store.take_confirmations(CONFIRM_LIST_MAX)
         except Exception as exc:  # then only ours; what stays queued goes with a later take
             log.warning("taking the fleet's confirmations failed: %s", type(exc).__name__)
             self._more = False  # (or the poller finds it): no round at once, no busy loop
