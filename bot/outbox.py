@@ -34,6 +34,7 @@ EDIT_RESERVE = 5  # per-minute slots progress edits leave free, so results are n
 PER_SECOND = 30  # calls a second over all chats (Telegram: about 30)
 EDIT_GLOBAL_RESERVE = 10  # of the per-second slots over all chats, likewise
 SPARE_BACKOFF = 8  # a spare call waits at most this many times what the limiter said
+GONE_KEPT = 64  # deleted messages remembered per chat, so that no late edit goes to one
 
 OnEdited = Callable[[MessageRef], Awaitable[None]]
 # An edit is a View, or a function that builds it when the edit's turn comes (so work for
@@ -54,6 +55,10 @@ class _Chat:
     # view), and whether its edits were discarded since: then that edit is not sent.
     editing: str | None = None
     discarded: bool = False
+    # Messages deleted here (the newest GONE_KEPT): an edit of one is never sent, however
+    # late it comes (a progress step merged just before its task finished, a question's
+    # message deleted without a discard); it would be a 404 "Unknown Message" on Discord.
+    gone: dict[str, None] = field(default_factory=dict)
     worker: asyncio.Task[None] | None = None
     recent: collections.deque[float] = field(default_factory=collections.deque)  # last minute
     per_minute: int = 0  # 0 = no per-minute limit for this chat
@@ -221,7 +226,10 @@ class Outbox:
 
     async def delete(self, ref: MessageRef) -> None:
         chat = self._chat(ref.platform, ref.chat_id)
-        chat.pending.pop(ref.encode(), None)
+        self.discard_edits(ref)
+        chat.gone[ref.encode()] = None
+        while len(chat.gone) > GONE_KEPT:
+            del chat.gone[next(iter(chat.gone))]
         try:
             await self._spare(chat, lambda: self.ports[ref.platform].delete(ref), "delete")
             self.counts.deletes += 1
@@ -232,6 +240,8 @@ class Outbox:
         """Queue a coalesced edit: only the newest view per message is ever sent."""
         chat = self._chat(ref.platform, ref.chat_id)
         key = ref.encode()
+        if key in chat.gone:
+            return  # deleted already: nothing to edit
         if key in chat.pending:
             self.counts.coalesced += 1  # the newer view replaces it, in its place
         chat.pending[key] = (ref, view, on_edited)
@@ -277,7 +287,7 @@ class Outbox:
     ) -> MessageRef | None:
         """The worker's edit, looked at once more in the chat's turn (after its view was
         built and a slot waited for): not sent when the message was finished meanwhile."""
-        if chat.discarded:
+        if chat.discarded or ref.encode() in chat.gone:
             raise MessageGone("finished while its edit was prepared")
         return await self.ports[ref.platform].edit(ref, view)
 

@@ -110,3 +110,28 @@ async def test_an_edit_whose_message_is_finished_while_its_view_is_built_is_not_
     await asyncio.sleep(0.2)
     assert [c[0] for c in port.calls] == ["send", "delete"]
     await outbox.close()
+
+
+async def test_no_edit_goes_to_a_deleted_message_however_late_it_comes():
+    """A delete without a discard first (a question's message), an edit being prepared
+    meanwhile, and an edit queued after the delete: none goes after it (a 404 "Unknown
+    Message" on Discord, seen in CI in the video studio's run)."""
+    port = RecordingPort()
+    outbox = Outbox({"t": port}, edit_interval_s=0, send_interval_s=0)
+    asked = MessageRef("t", "1", "7")
+    building = asyncio.Event()
+    built = asyncio.Event()
+
+    async def view() -> View:
+        building.set()
+        await built.wait()
+        return View("46%")
+
+    outbox.edit_later(asked, view)
+    await asyncio.wait_for(building.wait(), 5)
+    await outbox.delete(asked)
+    built.set()
+    outbox.edit_later(asked, View("47%"))  # a step merged just before the task finished
+    await asyncio.sleep(0.2)
+    assert [c[0] for c in port.calls] == ["delete"]
+    await outbox.close()
