@@ -31,10 +31,10 @@ queued while it ran; its instance may have died), its own instance takes the who
 Before, that late take was of its own callbacks only, and what a take had missed stayed in
 the queue: every callback after it joined a window nobody would take, and waited out its
 backstop (0.4-1 s more for most results at 1,000 tasks, in some runs; README, Performance).
-Confirmed per instance, three instances sent
-1.8x the list requests of one; with every instance's window taking the whole queue, 2.2x at
-1,000 tasks (README, Performance). The taker posts what it confirmed, so it fetches the
-images early itself. A queued callback whose taker dies unconfirmed is found by the poller.
+Confirmed per instance, three instances sent 1.8x the list requests of one; with every
+instance's window taking the whole queue, 2.2x at 1,000 tasks (README, Performance). The
+taker posts what it confirmed, so it fetches the images early itself. A queued callback whose
+taker dies unconfirmed is found by the poller.
 
 The tracker polls, while callbacks flow, only the tasks that have gone quiet (``heard_at``).
 """
