@@ -86,6 +86,22 @@ async def test_per_minute_window_holds_edits_back_for_sends():
     await outbox.close()
 
 
+async def an_edit_being_built(outbox: Outbox, ref: MessageRef) -> asyncio.Event:
+    """An edit of ``ref`` the worker has taken and is building the view of (downloading and
+    converting the preview) until the returned event is set."""
+    building = asyncio.Event()
+    built = asyncio.Event()
+
+    async def view() -> View:
+        building.set()
+        await built.wait()
+        return View("46%")
+
+    outbox.edit_later(ref, view)
+    await asyncio.wait_for(building.wait(), 5)
+    return built
+
+
 async def test_an_edit_whose_message_is_finished_while_its_view_is_built_is_not_sent():
     """Delivery discards a progress message's edits, posts the result, deletes the message.
     An edit already taken from the queue (building its view: downloading the preview) went
@@ -93,16 +109,7 @@ async def test_an_edit_whose_message_is_finished_while_its_view_is_built_is_not_
     port = RecordingPort()
     outbox = Outbox({"t": port}, edit_interval_s=0, send_interval_s=0)
     progress = MessageRef("t", "1", "5")
-    building = asyncio.Event()
-    built = asyncio.Event()
-
-    async def view() -> View:
-        building.set()
-        await built.wait()  # the preview's download and conversion
-        return View("46%")
-
-    outbox.edit_later(progress, view)
-    await asyncio.wait_for(building.wait(), 5)
+    built = await an_edit_being_built(outbox, progress)
     outbox.discard_edits(progress)  # what delivery does first
     await outbox.send("t", "1", View("result"))
     await outbox.delete(progress)
@@ -119,16 +126,7 @@ async def test_no_edit_goes_to_a_deleted_message_however_late_it_comes():
     port = RecordingPort()
     outbox = Outbox({"t": port}, edit_interval_s=0, send_interval_s=0)
     asked = MessageRef("t", "1", "7")
-    building = asyncio.Event()
-    built = asyncio.Event()
-
-    async def view() -> View:
-        building.set()
-        await built.wait()
-        return View("46%")
-
-    outbox.edit_later(asked, view)
-    await asyncio.wait_for(building.wait(), 5)
+    built = await an_edit_being_built(outbox, asked)
     await outbox.delete(asked)
     built.set()
     outbox.edit_later(asked, View("47%"))  # a step merged just before the task finished
