@@ -61,7 +61,8 @@ async def test_a_task_the_api_never_finishes_is_ended_told_and_refunded(world):
         await w.service.time_out(running)
         rows = await w.settled(key)
         assert [r["outcome"] for r in rows] == ["refunded"]
-        ended = await w.store.task(key)
+        # the refund is settled before the notice is posted and recorded: wait for the record
+        ended = await w.result(key) and await w.store.task(key)
         assert ended is not None and ended.status == TaskState.TIMEOUT and ended.delivered_at
         shown = w.chat.shown[ended.result_ref.split("|")[2]]
         assert t("failure.timeout", "en") in shown.text
